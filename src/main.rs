@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use frameserver::cli::manifest::{self, ManifestCommand};
 
 #[derive(Parser)]
-#[command(name = "frameserver", version, about = "A fast, CVAT-compatible media service")]
+#[command(
+    name = "frameserver",
+    version,
+    about = "A fast, CVAT-compatible media service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -8,8 +8,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::manifest::{
-    self, ImageOptions, Manifest, ManifestError, Progress, Rejection, Severity, SortingMethod, ValidateOptions,
-    VideoOptions,
+    self, ImageOptions, Manifest, ManifestError, Progress, Rejection, Severity, SortingMethod,
+    ValidateOptions, VideoOptions,
 };
 use crate::media::{ColorMode, FrameReader, VideoSource};
 
@@ -135,7 +135,9 @@ pub fn run(cmd: ManifestCommand) -> i32 {
 
 fn expand_user(s: &str) -> String {
     match (s.strip_prefix('~'), std::env::var("HOME")) {
-        (Some(rest), Ok(home)) if rest.is_empty() || rest.starts_with('/') => format!("{home}{rest}"),
+        (Some(rest), Ok(home)) if rest.is_empty() || rest.starts_with('/') => {
+            format!("{home}{rest}")
+        }
         _ => s.to_owned(),
     }
 }
@@ -144,7 +146,9 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_owned()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_owned())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_owned())
     }
 }
 
@@ -158,7 +162,11 @@ fn progress_bar(len: u64, msg: &'static str, bytes: bool) -> ProgressBar {
         "{msg} [{bar:30}] {pos}/{len} ({eta})"
     };
     let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+    pb.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     pb.set_message(msg);
     pb
 }
@@ -168,7 +176,9 @@ fn create(a: CreateArgs) -> Result<i32, ManifestError> {
     let is_glob = source.contains(['*', '?', '[']);
     let path = absolute(Path::new(&source));
     if !is_glob && !path.exists() {
-        return Err(ManifestError::Usage(format!("'{source}': no such file or directory")));
+        return Err(ManifestError::Usage(format!(
+            "'{source}': no such file or directory"
+        )));
     }
     let started = Instant::now();
     let manifest = if !is_glob && path.is_file() {
@@ -209,12 +219,21 @@ fn create(a: CreateArgs) -> Result<i32, ManifestError> {
                 r.timestamps
             );
             for k in &r.rejected {
-                eprintln!("  key frame {} (pts {}) not usable: {}", k.number, k.pts, describe_rejection(&k.why));
+                eprintln!(
+                    "  key frame {} (pts {}) not usable: {}",
+                    k.number,
+                    k.pts,
+                    describe_rejection(&k.why)
+                );
             }
         }
         index.manifest
     } else {
-        let root = if is_glob { source.clone() } else { path.to_string_lossy().into_owned() };
+        let root = if is_glob {
+            source.clone()
+        } else {
+            path.to_string_lossy().into_owned()
+        };
         let root = if is_glob && !Path::new(&root).is_absolute() {
             absolute(Path::new(&root)).to_string_lossy().into_owned()
         } else {
@@ -222,7 +241,14 @@ fn create(a: CreateArgs) -> Result<i32, ManifestError> {
         };
         let set = manifest::discover(&root, a.sorting.into())?;
         let pb = progress_bar(set.frames.len() as u64, "Manifest creating", false);
-        let items = manifest::build_items(&set, ImageOptions { sorting: a.sorting.into(), checksums: true }, &|| pb.inc(1))?;
+        let items = manifest::build_items(
+            &set,
+            ImageOptions {
+                sorting: a.sorting.into(),
+                checksums: true,
+            },
+            &|| pb.inc(1),
+        )?;
         pb.finish_and_clear();
         Manifest::Images { items }
     };
@@ -233,7 +259,11 @@ fn create(a: CreateArgs) -> Result<i32, ManifestError> {
             "wrote {} ({} {} lines) in {:.2}s",
             out.display(),
             manifest.len(),
-            if matches!(manifest, Manifest::Video { .. }) { "key frame" } else { "image" },
+            if matches!(manifest, Manifest::Video { .. }) {
+                "key frame"
+            } else {
+                "image"
+            },
             started.elapsed().as_secs_f64()
         );
     }
@@ -245,11 +275,17 @@ fn describe_rejection(r: &Rejection) -> String {
         Rejection::Undecodable => "the packet does not decode on its own".into(),
         Rejection::NotKeyFrame => "the decoder does not mark the frame as a key frame".into(),
         Rejection::SeekFailed(e) => format!("seeking to it fails ({e})"),
-        Rejection::SameLanding => "seeking to it lands where the previous key frame's seek did".into(),
-        Rejection::Unreachable { landing_number: Some(n) } => {
+        Rejection::SameLanding => {
+            "seeking to it lands where the previous key frame's seek did".into()
+        }
+        Rejection::Unreachable {
+            landing_number: Some(n),
+        } => {
             format!("seeking to it lands at frame {n}, too far from it")
         }
-        Rejection::Unreachable { landing_number: None } => "seeking to it lands nowhere usable".into(),
+        Rejection::Unreachable {
+            landing_number: None,
+        } => "seeking to it lands nowhere usable".into(),
     }
 }
 
@@ -280,7 +316,12 @@ fn validate(a: ValidateArgs) -> Result<i32, ManifestError> {
         Some(p) => format!(", matches {}", p.display()),
         None => String::new(),
     };
-    println!("{}: valid {} manifest, {} item(s){against}", path.display(), m.kind(), m.len());
+    println!(
+        "{}: valid {} manifest, {} item(s){against}",
+        path.display(),
+        m.kind(),
+        m.len()
+    );
     Ok(0)
 }
 
@@ -348,8 +389,14 @@ fn info(a: InfoArgs) -> Result<i32, ManifestError> {
     let decode_ms = measure_decode(&a.media, sample);
     let (dw, dh) = vi.display_size();
     let upper = 3 * manifest::DEFAULT_CHUNK_SIZE as u64 + 1;
-    let key_manifest: Vec<manifest::KeyFrame> =
-        keys.iter().map(|&n| manifest::KeyFrame { number: n, pts: 0, checksum: String::new() }).collect();
+    let key_manifest: Vec<manifest::KeyFrame> = keys
+        .iter()
+        .map(|&n| manifest::KeyFrame {
+            number: n,
+            pts: 0,
+            checksum: String::new(),
+        })
+        .collect();
     let report = InfoReport {
         file: a.media.display().to_string(),
         container: vi.container.clone(),
@@ -369,7 +416,11 @@ fn info(a: InfoArgs) -> Result<i32, ManifestError> {
         container_frames: vi.container_frames,
         key_frames: keys.len() as u64,
         largest_gop: largest,
-        mean_gop: if keys.is_empty() { frames as f64 } else { frames as f64 / keys.len() as f64 },
+        mean_gop: if keys.is_empty() {
+            frames as f64
+        } else {
+            frames as f64 / keys.len() as f64
+        },
         b_frames: vi.has_b_frames,
         packets_without_pts: no_pts,
         decode_ms_per_frame: decode_ms,
@@ -377,21 +428,51 @@ fn info(a: InfoArgs) -> Result<i32, ManifestError> {
         cvat_needs_force: manifest::first_ratio_violation(&key_manifest, frames, upper).is_some(),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serialisable")
+        );
         return Ok(0);
     }
-    let opt = |v: Option<f64>, unit: &str| v.map(|x| format!("{x:.2}{unit}")).unwrap_or_else(|| "unknown".into());
+    let opt = |v: Option<f64>, unit: &str| {
+        v.map(|x| format!("{x:.2}{unit}"))
+            .unwrap_or_else(|| "unknown".into())
+    };
     println!("file:            {}", report.file);
     println!("container:       {}", report.container);
-    println!("codec:           {} ({}, {} {}){}", report.codec, report.pixel_format, report.color_space, report.color_range,
-        if report.b_frames { ", B-frames" } else { "" });
-    println!("resolution:      {}x{}{}", report.width, report.height,
-        if report.rotation != 0.0 { format!(" (displayed {}x{}, rotated {}°)", dw, dh, report.rotation) } else { String::new() });
+    println!(
+        "codec:           {} ({}, {} {}){}",
+        report.codec,
+        report.pixel_format,
+        report.color_space,
+        report.color_range,
+        if report.b_frames { ", B-frames" } else { "" }
+    );
+    println!(
+        "resolution:      {}x{}{}",
+        report.width,
+        report.height,
+        if report.rotation != 0.0 {
+            format!(" (displayed {}x{}, rotated {}°)", dw, dh, report.rotation)
+        } else {
+            String::new()
+        }
+    );
     println!("frame rate:      {}", opt(report.frame_rate, " fps"));
     println!("duration:        {}", opt(report.duration_s, " s"));
-    println!("frames:          {}{}", report.frames,
-        report.container_frames.filter(|&c| c != frames).map(|c| format!(" (the container claims {c})")).unwrap_or_default());
-    println!("key frames:      {} (mean GOP {:.1}, largest GOP {} frames)", report.key_frames, report.mean_gop, report.largest_gop);
+    println!(
+        "frames:          {}{}",
+        report.frames,
+        report
+            .container_frames
+            .filter(|&c| c != frames)
+            .map(|c| format!(" (the container claims {c})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "key frames:      {} (mean GOP {:.1}, largest GOP {} frames)",
+        report.key_frames, report.mean_gop, report.largest_gop
+    );
     if no_pts > 0 {
         println!("timestamps:      {no_pts} packets have no pts: frames cannot be numbered reliably; remux first");
     }
@@ -425,4 +506,3 @@ fn measure_decode(path: &Path, n: u64) -> Option<f64> {
     }
     (decoded > 0).then(|| start.elapsed().as_secs_f64() * 1000.0 / decoded as f64)
 }
-

@@ -62,7 +62,8 @@ pub fn discover(source: &str, sorting: SortingMethod) -> Result<ImageSet, Manife
     let (root, files) = if has_glob_chars(source) {
         let root = glob_root(source);
         let mut files = Vec::new();
-        let entries = glob::glob(source).map_err(|e| ManifestError::Usage(format!("invalid glob pattern '{source}': {e}")))?;
+        let entries = glob::glob(source)
+            .map_err(|e| ManifestError::Usage(format!("invalid glob pattern '{source}': {e}")))?;
         for entry in entries {
             let p = entry.map_err(|e| ManifestError::io(e.path().to_owned(), e.into()))?;
             if p.is_file() && is_image_name(&p) {
@@ -123,7 +124,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
 }
 
 fn in_related_dir(rel: &Path) -> bool {
-    rel.components().any(|c| c.as_os_str() == RELATED_IMAGES_DIR)
+    rel.components()
+        .any(|c| c.as_os_str() == RELATED_IMAGES_DIR)
 }
 
 /// The frame a context image belongs to: `parents[2] / ".".join(parents[0].name.rsplit("_", 1))`.
@@ -138,7 +140,11 @@ fn owner_of(context: &Path) -> Option<PathBuf> {
     Some(p2.join(scene))
 }
 
-fn split_related(root: PathBuf, files: Vec<PathBuf>, sorting: SortingMethod) -> Result<ImageSet, ManifestError> {
+fn split_related(
+    root: PathBuf,
+    files: Vec<PathBuf>,
+    sorting: SortingMethod,
+) -> Result<ImageSet, ManifestError> {
     let rel = |p: &Path| p.strip_prefix(&root).unwrap_or(p).to_path_buf();
     let (mut frames, contexts): (Vec<PathBuf>, Vec<PathBuf>) =
         files.into_iter().partition(|p| !in_related_dir(&rel(p)));
@@ -157,7 +163,10 @@ fn split_related(root: PathBuf, files: Vec<PathBuf>, sorting: SortingMethod) -> 
     if frames.is_empty() {
         return Err(ManifestError::NoImages(root));
     }
-    let key_strings: Vec<String> = frames.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let key_strings: Vec<String> = frames
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     let mut pairs: Vec<(String, PathBuf)> = key_strings.into_iter().zip(frames.drain(..)).collect();
     sorting.sort(&mut pairs, |(k, _)| k.as_str());
     Ok(ImageSet {
@@ -179,13 +188,19 @@ pub fn build_items(
     opts: ImageOptions,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<ImageItem>, ManifestError> {
-    set.frames
+    // Collect every result, then report the first failure in frame order: the same error
+    // whatever the thread scheduling.
+    let results: Vec<Result<ImageItem, ManifestError>> = set
+        .frames
         .par_iter()
         .map(|path| {
             let rel = path.strip_prefix(&set.root).unwrap_or(path);
             let rel_s = posix(rel);
             let props = probe(path, &rel_s, opts.checksums)?;
-            let file_name = rel.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let file_name = rel
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let (_, ext) = splitext(&file_name);
             let name = rel_s[..rel_s.len() - ext.len()].to_owned();
             progress();
@@ -200,7 +215,8 @@ pub fn build_items(
                 }),
             })
         })
-        .collect()
+        .collect();
+    results.into_iter().collect()
 }
 
 #[cfg(test)]

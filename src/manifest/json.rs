@@ -66,7 +66,10 @@ mod tests {
         assert_eq!(to_line("sub/é"), r#""sub/\u00e9""#);
         assert_eq!(to_line("名前"), r#""\u540d\u524d""#);
         assert_eq!(to_line("😀"), r#""\ud83d\ude00""#);
-        assert_eq!(to_line("a\"b\\c\n\t\u{7f}\u{1f}"), r#""a\"b\\c\n\t\u007f\u001f""#);
+        assert_eq!(
+            to_line("a\"b\\c\n\t\u{7f}\u{1f}"),
+            r#""a\"b\\c\n\t\u007f\u001f""#
+        );
         assert_eq!(to_line("x/y"), r#""x/y""#);
     }
 }

@@ -17,17 +17,19 @@ mod video;
 
 use std::path::{Path, PathBuf};
 
-pub use images::{build_items, discover, is_image_name, ImageOptions, ImageSet, RELATED_IMAGES_DIR};
+pub use images::{
+    build_items, discover, is_image_name, ImageOptions, ImageSet, RELATED_IMAGES_DIR,
+};
 pub use json::to_line;
 pub use model::{
-    index_json, parse_manifest, read_manifest, write_atomic, Chapter, ImageItem, ImageMeta, KeyFrame, Manifest,
-    VideoProperties, INDEX_FILE, MANIFEST_FILE, VERSION,
+    index_json, parse_manifest, read_manifest, write_atomic, Chapter, ImageItem, ImageMeta,
+    KeyFrame, Manifest, VideoProperties, INDEX_FILE, MANIFEST_FILE, VERSION,
 };
 pub use sort::{NaturalKey, SortingMethod};
 pub use validate::{validate, Finding, Severity, ValidateOptions};
 pub use video::{
-    first_ratio_violation, index_video, IndexReport, Progress, RejectedKeyFrame, Rejection, TimestampSource,
-    VideoIndex, VideoOptions, DEFAULT_CHUNK_SIZE, SEEK_MISMATCH_UPPER_BOUND,
+    first_ratio_violation, index_video, IndexReport, Progress, RejectedKeyFrame, Rejection,
+    TimestampSource, VideoIndex, VideoOptions, DEFAULT_CHUNK_SIZE, SEEK_MISMATCH_UPPER_BOUND,
 };
 
 use crate::media::MediaError;

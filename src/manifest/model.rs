@@ -195,15 +195,22 @@ pub fn index_json(offsets: &[usize]) -> String {
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ManifestError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".manifest-")
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| ManifestError::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| ManifestError::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| ManifestError::io(path, e))?;
-    tmp.persist(path).map_err(|e| ManifestError::io(path, e.error))?;
+    tmp.write_all(bytes)
+        .map_err(|e| ManifestError::io(path, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| ManifestError::io(path, e))?;
+    tmp.persist(path)
+        .map_err(|e| ManifestError::io(path, e.error))?;
     Ok(())
 }
 
@@ -211,7 +218,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ManifestError> {
 /// lines skipped, `chapters` optional). Errors name the line that is wrong.
 pub fn read_manifest(path: &Path) -> Result<Manifest, ManifestError> {
     let text = std::fs::read(path).map_err(|e| ManifestError::io(path, e))?;
-    let text = String::from_utf8(text).map_err(|_| invalid(path, 0, "the file is not UTF-8 text"))?;
+    let text =
+        String::from_utf8(text).map_err(|_| invalid(path, 0, "the file is not UTF-8 text"))?;
     parse_manifest(path, &text)
 }
 
@@ -234,13 +242,20 @@ pub fn parse_manifest(path: &Path, text: &str) -> Result<Manifest, ManifestError
         let (n, l) = lines
             .next()
             .ok_or_else(|| invalid(path, 0, format!("the file ends before the {what} line")))?;
-        let v: Value = serde_json::from_str(l).map_err(|e| invalid(path, n, format!("not JSON: {e}")))?;
+        let v: Value =
+            serde_json::from_str(l).map_err(|e| invalid(path, n, format!("not JSON: {e}")))?;
         Ok((n, v))
     };
     let (n, v) = next_json("version")?;
     match v.get("version").and_then(Value::as_str) {
         Some("1.0" | "1.1") => {}
-        Some(other) => return Err(invalid(path, n, format!("unsupported version {other:?} (expected \"1.0\" or \"1.1\")"))),
+        Some(other) => {
+            return Err(invalid(
+                path,
+                n,
+                format!("unsupported version {other:?} (expected \"1.0\" or \"1.1\")"),
+            ))
+        }
         None => return Err(invalid(path, n, "'version' is required, but not found")),
     }
     let (n, v) = next_json("type")?;
@@ -255,31 +270,56 @@ pub fn parse_manifest(path: &Path, text: &str) -> Result<Manifest, ManifestError
             let p = v
                 .get("properties")
                 .ok_or_else(|| invalid(path, n, "'properties' is required, but not found"))?;
-            let name = p.get("name").and_then(Value::as_str).ok_or_else(|| invalid(path, n, "'properties.name' must be a string"))?;
+            let name = p
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(path, n, "'properties.name' must be a string"))?;
             let res = p
                 .get("resolution")
                 .and_then(Value::as_array)
                 .filter(|a| a.len() == 2)
                 .and_then(|a| Some([a[0].as_u64()? as u32, a[1].as_u64()? as u32]))
-                .ok_or_else(|| invalid(path, n, "'properties.resolution' must be [width, height]"))?;
+                .ok_or_else(|| {
+                    invalid(path, n, "'properties.resolution' must be [width, height]")
+                })?;
             let length = p
                 .get("length")
                 .and_then(Value::as_u64)
                 .filter(|&l| l != 0)
-                .ok_or_else(|| invalid(path, n, "'properties.length' must be a positive integer"))?;
+                .ok_or_else(|| {
+                    invalid(path, n, "'properties.length' must be a positive integer")
+                })?;
             let chapters = match p.get("chapters") {
                 None | Some(Value::Null) => Vec::new(),
-                Some(c) => parse_chapters(c).ok_or_else(|| invalid(path, n, "'properties.chapters' is malformed"))?,
+                Some(c) => parse_chapters(c)
+                    .ok_or_else(|| invalid(path, n, "'properties.chapters' is malformed"))?,
             };
             let mut keyframes = Vec::new();
             for (n, l) in lines {
-                let v: Value = serde_json::from_str(l).map_err(|e| invalid(path, n, format!("not JSON: {e}")))?;
-                let number = v.get("number").ok_or_else(|| invalid(path, n, "'number' is required, but not found"))?;
-                let number = number.as_u64().ok_or_else(|| invalid(path, n, "'number' must be a non-negative integer"))?;
-                let pts = v.get("pts").ok_or_else(|| invalid(path, n, "'pts' is required, but not found"))?;
-                let pts = pts.as_i64().ok_or_else(|| invalid(path, n, "'pts' must be an integer"))?;
-                let checksum = v.get("checksum").and_then(Value::as_str).unwrap_or_default().to_owned();
-                keyframes.push(KeyFrame { number, pts, checksum });
+                let v: Value = serde_json::from_str(l)
+                    .map_err(|e| invalid(path, n, format!("not JSON: {e}")))?;
+                let number = v
+                    .get("number")
+                    .ok_or_else(|| invalid(path, n, "'number' is required, but not found"))?;
+                let number = number
+                    .as_u64()
+                    .ok_or_else(|| invalid(path, n, "'number' must be a non-negative integer"))?;
+                let pts = v
+                    .get("pts")
+                    .ok_or_else(|| invalid(path, n, "'pts' is required, but not found"))?;
+                let pts = pts
+                    .as_i64()
+                    .ok_or_else(|| invalid(path, n, "'pts' must be an integer"))?;
+                let checksum = v
+                    .get("checksum")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                keyframes.push(KeyFrame {
+                    number,
+                    pts,
+                    checksum,
+                });
             }
             Ok(Manifest::Video {
                 properties: VideoProperties {
@@ -294,12 +334,15 @@ pub fn parse_manifest(path: &Path, text: &str) -> Result<Manifest, ManifestError
         "images" => {
             let mut items = Vec::new();
             for (n, l) in lines {
-                let v: Value = serde_json::from_str(l).map_err(|e| invalid(path, n, format!("not JSON: {e}")))?;
+                let v: Value = serde_json::from_str(l)
+                    .map_err(|e| invalid(path, n, format!("not JSON: {e}")))?;
                 let s = |k: &str| -> Result<String, ManifestError> {
                     v.get(k)
                         .and_then(Value::as_str)
                         .map(str::to_owned)
-                        .ok_or_else(|| invalid(path, n, format!("'{k}' is required, but not found")))
+                        .ok_or_else(|| {
+                            invalid(path, n, format!("'{k}' is required, but not found"))
+                        })
                 };
                 let u = |k: &str| -> Result<u32, ManifestError> {
                     v.get(k)
@@ -312,7 +355,10 @@ pub fn parse_manifest(path: &Path, text: &str) -> Result<Manifest, ManifestError
                     .and_then(|m| m.get("related_images"))
                     .and_then(Value::as_array)
                     .map(|a| ImageMeta {
-                        related_images: a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+                        related_images: a
+                            .iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect(),
                     });
                 items.push(ImageItem {
                     name: s("name")?,
@@ -325,7 +371,11 @@ pub fn parse_manifest(path: &Path, text: &str) -> Result<Manifest, ManifestError
             }
             Ok(Manifest::Images { items })
         }
-        other => Err(invalid(path, n, format!("unknown manifest type {other:?} (expected \"video\" or \"images\")"))),
+        other => Err(invalid(
+            path,
+            n,
+            format!("unknown manifest type {other:?} (expected \"video\" or \"images\")"),
+        )),
     }
 }
 
@@ -341,7 +391,14 @@ fn parse_chapters(v: &Value) -> Option<Vec<Chapter>> {
                     .and_then(Value::as_object)
                     .map(|m| {
                         m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+                            .map(|(k, v)| {
+                                (
+                                    k.clone(),
+                                    v.as_str()
+                                        .map(str::to_owned)
+                                        .unwrap_or_else(|| v.to_string()),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -387,7 +444,10 @@ mod tests {
             metadata: vec![("title".into(), "Zé".into()), ("a".into(), "b".into())],
             id: 1,
         };
-        assert_eq!(to_line(&c), r#"{"start":0,"stop":9,"metadata":{"title":"Z\u00e9","a":"b"},"id":1}"#);
+        assert_eq!(
+            to_line(&c),
+            r#"{"start":0,"stop":9,"metadata":{"title":"Z\u00e9","a":"b"},"id":1}"#
+        );
     }
 
     #[test]
@@ -396,8 +456,13 @@ mod tests {
         let text = String::from_utf8(bytes).unwrap();
         assert_eq!(parse_manifest(Path::new("m"), &text).unwrap(), video());
         let broken = text.replace("\"pts\":0", "\"ptz\":0");
-        let e = parse_manifest(Path::new("m"), &broken).unwrap_err().to_string();
-        assert!(e.contains("line 4") && e.contains("'pts' is required"), "{e}");
+        let e = parse_manifest(Path::new("m"), &broken)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 4") && e.contains("'pts' is required"),
+            "{e}"
+        );
         let old = text.replace(",\"chapters\":[]", "").replace("1.1", "1.0");
         assert!(parse_manifest(Path::new("m"), &old).is_ok());
         assert!(parse_manifest(Path::new("m"), "{\"version\":\"2.0\"}\n").is_err());

@@ -49,8 +49,11 @@ impl SortingMethod {
             Self::Lexicographical => items.sort_by(|a, b| key(a).cmp(key(b))),
             Self::Natural => {
                 // Precompute keys: natural keys are not free to build.
-                let mut keyed: Vec<(NaturalKey, usize)> =
-                    items.iter().enumerate().map(|(i, t)| (NaturalKey::new(key(t)), i)).collect();
+                let mut keyed: Vec<(NaturalKey, usize)> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (NaturalKey::new(key(t)), i))
+                    .collect();
                 keyed.sort_by(|a, b| a.0.cmp(&b.0));
                 let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
                 apply_permutation(items, order);
@@ -93,8 +96,20 @@ impl Ord for Chunk {
             (Chunk::Num(a), Chunk::Num(b)) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
             // natsort keys alternate text/number starting with text, so mixed pairs compare a
             // text chunk with a number chunk only when one side is empty-prefixed; text "" < all.
-            (Chunk::Text(a), Chunk::Num(_)) => if a.is_empty() { Ordering::Less } else { Ordering::Greater },
-            (Chunk::Num(_), Chunk::Text(b)) => if b.is_empty() { Ordering::Greater } else { Ordering::Less },
+            (Chunk::Text(a), Chunk::Num(_)) => {
+                if a.is_empty() {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (Chunk::Num(_), Chunk::Text(b)) => {
+                if b.is_empty() {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
         }
     }
 }
@@ -178,7 +193,11 @@ fn chunks(s: &str) -> Vec<Chunk> {
 
 fn normalise_number(digits: &str) -> String {
     let t = digits.trim_start_matches('0');
-    if t.is_empty() { "0".into() } else { t.into() }
+    if t.is_empty() {
+        "0".into()
+    } else {
+        t.into()
+    }
 }
 
 #[cfg(test)]
@@ -193,23 +212,45 @@ mod tests {
 
     #[test]
     fn lexicographical_puts_b10_before_b9() {
-        assert_eq!(sorted(SortingMethod::Lexicographical, &["/d/b9.png", "/d/b10.png", "/d/B2.png"]),
-                   ["/d/B2.png", "/d/b10.png", "/d/b9.png"]);
+        assert_eq!(
+            sorted(
+                SortingMethod::Lexicographical,
+                &["/d/b9.png", "/d/b10.png", "/d/B2.png"]
+            ),
+            ["/d/B2.png", "/d/b10.png", "/d/b9.png"]
+        );
     }
 
     #[test]
     fn natural_is_numeric_case_insensitive_and_path_aware() {
-        assert_eq!(sorted(SortingMethod::Natural, &["/d/b10.png", "/d/b9.png", "/d/B2.png", "/d/a.png"]),
-                   ["/d/a.png", "/d/B2.png", "/d/b9.png", "/d/b10.png"]);
+        assert_eq!(
+            sorted(
+                SortingMethod::Natural,
+                &["/d/b10.png", "/d/b9.png", "/d/B2.png", "/d/a.png"]
+            ),
+            ["/d/a.png", "/d/B2.png", "/d/b9.png", "/d/b10.png"]
+        );
         // Path-aware: a directory "x" sorts before "x-1" even though '/' > '-'.
-        assert_eq!(sorted(SortingMethod::Natural, &["/d/x-1/a.png", "/d/x/b.png"]), ["/d/x/b.png", "/d/x-1/a.png"]);
+        assert_eq!(
+            sorted(SortingMethod::Natural, &["/d/x-1/a.png", "/d/x/b.png"]),
+            ["/d/x/b.png", "/d/x-1/a.png"]
+        );
         // Numbers first (empty text chunk).
-        assert_eq!(sorted(SortingMethod::Natural, &["/d/a1.png", "/d/10.png", "/d/9.png"]), ["/d/9.png", "/d/10.png", "/d/a1.png"]);
+        assert_eq!(
+            sorted(
+                SortingMethod::Natural,
+                &["/d/a1.png", "/d/10.png", "/d/9.png"]
+            ),
+            ["/d/9.png", "/d/10.png", "/d/a1.png"]
+        );
     }
 
     #[test]
     fn predefined_keeps_order_and_random_permutes() {
-        assert_eq!(sorted(SortingMethod::Predefined, &["c", "a", "b"]), ["c", "a", "b"]);
+        assert_eq!(
+            sorted(SortingMethod::Predefined, &["c", "a", "b"]),
+            ["c", "a", "b"]
+        );
         let mut r = sorted(SortingMethod::Random, &["c", "a", "b"]);
         r.sort();
         assert_eq!(r, ["a", "b", "c"]);

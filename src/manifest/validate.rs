@@ -112,7 +112,10 @@ fn check_video(
     };
     let mut reader = FrameReader::open(video)?;
     let info = reader.source().info().clone();
-    let file_name = video.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = video
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if file_name != properties.name {
         findings.push(warning(format!(
             "the manifest was made for '{}', not '{}'",
@@ -138,7 +141,9 @@ fn check_video(
         let mut seen = Vec::new();
         let mut found = None;
         for _ in 0..SEEK_MISMATCH_UPPER_BOUND {
-            let Some(frame) = reader.next_frame()? else { break };
+            let Some(frame) = reader.next_frame()? else {
+                break;
+            };
             let pts = frame.pts().or(frame.best_effort_timestamp());
             if seen.len() < 3 {
                 seen.push(pts);
@@ -173,7 +178,12 @@ fn check_video(
     Ok(())
 }
 
-fn check_images(root: &Path, manifest: &Manifest, opts: &ValidateOptions, findings: &mut Vec<Finding>) {
+fn check_images(
+    root: &Path,
+    manifest: &Manifest,
+    opts: &ValidateOptions,
+    findings: &mut Vec<Finding>,
+) {
     let Manifest::Images { items } = manifest else {
         unreachable!("called for image manifests only")
     };
@@ -181,11 +191,16 @@ fn check_images(root: &Path, manifest: &Manifest, opts: &ValidateOptions, findin
         let rel = item.full_name();
         let path = root.join(&rel);
         if !path.is_file() {
-            findings.push(error(format!("'{rel}' is listed but not found under {}", root.display())));
+            findings.push(error(format!(
+                "'{rel}' is listed but not found under {}",
+                root.display()
+            )));
             return;
         }
         if !is_image_name(&path) {
-            findings.push(warning(format!("'{rel}' does not have an image file extension")));
+            findings.push(warning(format!(
+                "'{rel}' does not have an image file extension"
+            )));
         }
         let want_checksum = opts.checksums && item.checksum.is_some();
         match media::image::probe(&path, &rel, want_checksum) {

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use super::model::{Chapter, KeyFrame, Manifest, VideoProperties};
 use super::ManifestError;
 use crate::media::{
-    self, ColorMode, KeyframeDecoder, MediaError, PacketInfo, PictureType, RgbConverter, VideoInfo, VideoSource,
+    self, ColorMode, KeyframeDecoder, MediaError, PacketInfo, PictureType, RgbConverter, VideoInfo,
+    VideoSource,
 };
 
 /// CVAT's bound on frames decoded forward after a seek (`SEEK_MISMATCH_UPPER_BOUND`).
@@ -141,23 +142,32 @@ pub fn index_video(
 
     // Frames are packets that show a picture, numbered by presentation order. Packets before the
     // first key packet (in decode order) cannot be decoded by anyone and are not frames.
-    let first_key = packets.iter().position(|p| p.key).ok_or_else(|| ManifestError::InvalidVideo {
-        path: path.to_owned(),
-        reason: "the video has no key frames at all, so no frame can be decoded".into(),
-    })?;
+    let first_key =
+        packets
+            .iter()
+            .position(|p| p.key)
+            .ok_or_else(|| ManifestError::InvalidVideo {
+                path: path.to_owned(),
+                reason: "the video has no key frames at all, so no frame can be decoded".into(),
+            })?;
     if first_key > 0 {
         warnings.push(format!(
             "{first_key} packet(s) before the first key frame cannot be decoded and are not counted as frames"
         ));
     }
-    let mut order: Vec<usize> = (first_key..packets.len()).filter(|&i| !packets[i].discard).collect();
+    let mut order: Vec<usize> = (first_key..packets.len())
+        .filter(|&i| !packets[i].discard)
+        .collect();
     order.sort_by_key(|&i| (ts(&packets[i]), i));
     let mut rank = vec![u64::MAX; packets.len()];
     for (r, &i) in order.iter().enumerate() {
         rank[i] = r as u64;
     }
     let length = order.len() as u64;
-    if order.windows(2).any(|w| ts(&packets[w[0]]) == ts(&packets[w[1]])) {
+    if order
+        .windows(2)
+        .any(|w| ts(&packets[w[0]]) == ts(&packets[w[1]]))
+    {
         warnings.push(
             "some frames share a timestamp: CVAT rejects such files (\"non-increasing PTS\"); frames with equal \
              timestamps are numbered in file order"
@@ -188,7 +198,9 @@ pub fn index_video(
             ));
         }
     }
-    let (width, height) = first_frame.map(|d| (d.width, d.height)).unwrap_or((info.width, info.height));
+    let (width, height) = first_frame
+        .map(|d| (d.width, d.height))
+        .unwrap_or((info.width, info.height));
     let resolution = media::rotated_size(width, height, info.rotation);
 
     // Seek checks on a second demuxer, as CVAT validates with a second container.
@@ -204,7 +216,10 @@ pub fn index_video(
     let mut prev_landing: Option<usize> = None;
     let n_candidates = candidates.len() as u64;
     for (done, (i, decode)) in candidates.into_iter().enumerate() {
-        progress(Progress::Seek { done: done as u64, total: n_candidates });
+        progress(Progress::Seek {
+            done: done as u64,
+            total: n_candidates,
+        });
         let p = &packets[i];
         let number = rank[i];
         let pts = ts(p);
@@ -225,7 +240,9 @@ pub fn index_video(
             }
         };
         let Some(landing) = landing else {
-            rejected.push(reject(Rejection::Unreachable { landing_number: None }));
+            rejected.push(reject(Rejection::Unreachable {
+                landing_number: None,
+            }));
             continue;
         };
         if prev_landing == Some(landing) {
@@ -236,7 +253,9 @@ pub fn index_video(
         // SEEK_MISMATCH_UPPER_BOUND frames. Intra frames decode the same from any entry point.
         let landing_rank = rank[landing];
         let reachable = landing == i
-            || (landing_rank != u64::MAX && landing_rank <= number && number - landing_rank < SEEK_MISMATCH_UPPER_BOUND);
+            || (landing_rank != u64::MAX
+                && landing_rank <= number
+                && number - landing_rank < SEEK_MISMATCH_UPPER_BOUND);
         if !reachable {
             rejected.push(reject(Rejection::Unreachable {
                 landing_number: (landing_rank != u64::MAX).then_some(landing_rank),
@@ -250,7 +269,10 @@ pub fn index_video(
             checksum: decode.checksum,
         });
     }
-    progress(Progress::Seek { done: n_candidates, total: n_candidates });
+    progress(Progress::Seek {
+        done: n_candidates,
+        total: n_candidates,
+    });
 
     if keyframes.is_empty() {
         return Err(ManifestError::NoValidKeyframes {
@@ -272,7 +294,10 @@ pub fn index_video(
     let largest_gop = largest_gop(&keyframes, length);
     let sorted_ts: Vec<i64> = order.iter().map(|&i| ts(&packets[i])).collect();
     let chapters = chapters(&source, &info, &sorted_ts);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let key_packets = packets.iter().filter(|p| p.key).count();
     Ok(VideoIndex {
         manifest: Manifest::Video {
@@ -305,7 +330,9 @@ fn demux_and_decode_keys(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<(Vec<PacketInfo>, Vec<Option<KeyDecode>>), ManifestError> {
     let workers = if opts.workers == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         opts.workers
     };
@@ -358,7 +385,10 @@ fn demux_and_decode_keys(
             }
             if info.pos > 0 && info.pos as u64 > last_report + (1 << 20) {
                 last_report = info.pos as u64;
-                progress(Progress::Demux { bytes: last_report, total });
+                progress(Progress::Demux {
+                    bytes: last_report,
+                    total,
+                });
             }
         });
         drop(tx);
@@ -378,36 +408,54 @@ fn demux_and_decode_keys(
         scanned
     });
     scan?;
-    progress(Progress::Demux { bytes: total, total });
+    progress(Progress::Demux {
+        bytes: total,
+        total,
+    });
     Ok((packets, results))
 }
 
 /// Fails on a file whose packets end before the container says they should (truncated MP4s
 /// demux cleanly up to the cut, then stop).
-fn check_complete(path: &Path, info: &VideoInfo, packets: &[PacketInfo], file_size: u64) -> Result<(), ManifestError> {
+fn check_complete(
+    path: &Path,
+    info: &VideoInfo,
+    packets: &[PacketInfo],
+    file_size: u64,
+) -> Result<(), ManifestError> {
     if packets.is_empty() {
         return Err(ManifestError::InvalidVideo {
             path: path.to_owned(),
             reason: "the video stream has no packets (is the file truncated?)".into(),
         });
     }
-    let beyond_end = packets.iter().any(|p| p.pos >= 0 && p.pos as u64 + p.size as u64 > file_size);
+    let beyond_end = packets
+        .iter()
+        .any(|p| p.pos >= 0 && p.pos as u64 + p.size as u64 > file_size);
     let short = info.container.contains("mp4")
-        && info.container_frames.is_some_and(|n| (packets.len() as u64) < n);
+        && info
+            .container_frames
+            .is_some_and(|n| (packets.len() as u64) < n);
     if beyond_end || short {
         return Err(ManifestError::InvalidVideo {
             path: path.to_owned(),
             reason: format!(
                 "the file is truncated: only {} of {} video packets are present",
                 packets.len(),
-                info.container_frames.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
+                info.container_frames
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "?".into())
             ),
         });
     }
     Ok(())
 }
 
-fn choose_timestamps(path: &Path, info: &VideoInfo, packets: &[PacketInfo]) -> Result<TimestampSource, ManifestError> {
+fn choose_timestamps(
+    path: &Path,
+    info: &VideoInfo,
+    packets: &[PacketInfo],
+) -> Result<TimestampSource, ManifestError> {
     let missing_pts = packets.iter().filter(|p| p.pts.is_none()).count();
     if missing_pts == 0 {
         return Ok(TimestampSource::Pts);
@@ -439,7 +487,9 @@ fn seek_landing(
     if info.pos >= 0 {
         return Ok(by_pos.get(&info.pos).copied());
     }
-    Ok(packets.iter().position(|q| q.pts == info.pts && q.dts == info.dts && q.size == info.size))
+    Ok(packets
+        .iter()
+        .position(|q| q.pts == info.pts && q.dts == info.dts && q.size == info.size))
 }
 
 /// The first frame count `n` (1-based) at which `n // max(K(n), 1) >= upper`, K(n) being the
@@ -532,8 +582,15 @@ fn closest(sorted: &[i64], t: i64) -> usize {
 
 /// A remux command that usually fixes timestamp and seeking problems.
 fn remux_hint(path: &Path, info: &VideoInfo) -> String {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
-    let bsf = if info.codec == "mpeg4" { " -bsf:v mpeg4_unpack_bframes" } else { "" };
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "video".into());
+    let bsf = if info.codec == "mpeg4" {
+        " -bsf:v mpeg4_unpack_bframes"
+    } else {
+        ""
+    };
     format!(
         "remux it first, e.g. `ffmpeg -fflags +genpts -i '{}' -map 0 -c copy{bsf} '{stem}-remuxed.mkv'`",
         path.display()
@@ -545,7 +602,14 @@ mod tests {
     use super::*;
 
     fn kf(numbers: &[u64]) -> Vec<KeyFrame> {
-        numbers.iter().map(|&n| KeyFrame { number: n, pts: n as i64, checksum: String::new() }).collect()
+        numbers
+            .iter()
+            .map(|&n| KeyFrame {
+                number: n,
+                pts: n as i64,
+                checksum: String::new(),
+            })
+            .collect()
     }
 
     /// The rule evaluated literally, frame by frame, as CVAT's loop does.
@@ -577,7 +641,11 @@ mod tests {
             (&[0, 1, 2, 3, 400], 500),
         ];
         for (keys, length) in cases {
-            assert_eq!(first_ratio_violation(&kf(keys), *length, 109), literal(keys, *length, 109), "{keys:?} {length}");
+            assert_eq!(
+                first_ratio_violation(&kf(keys), *length, 109),
+                literal(keys, *length, 109),
+                "{keys:?} {length}"
+            );
         }
     }
 

@@ -1,8 +1,8 @@
 //! Decoded frame → packed RGB24, the way CVAT's checksum (PyAV `frame.to_image()`) does it.
 
-use ffmpeg_next as ff;
 use ff::ffi;
 use ff::software::scaling;
+use ffmpeg_next as ff;
 
 use super::{DecodedFrame, MediaError, Result};
 
@@ -89,10 +89,11 @@ impl RgbConverter {
             self.ctx = Some(ctx);
         }
         let (ctx, _) = self.ctx.as_mut().expect("set above");
-        ctx.run(frame, &mut self.out).map_err(|e| MediaError::Decode {
-            path: Default::default(),
-            reason: format!("RGB conversion failed: {e}"),
-        })?;
+        ctx.run(frame, &mut self.out)
+            .map_err(|e| MediaError::Decode {
+                path: Default::default(),
+                reason: format!("RGB conversion failed: {e}"),
+            })?;
         let stride = self.out.stride(0);
         let data = self.out.data(0);
         let row_len = key.width as usize * 3;

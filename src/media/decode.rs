@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::ffi;
+use ffmpeg_next as ff;
 
 use super::source::packet_info;
 use super::{MediaError, PacketInfo, PictureType, Result, VideoSource};
@@ -65,12 +65,17 @@ enum Threads {
     Auto,
 }
 
-fn open_decoder(path: &Path, params: ff::codec::Parameters, threads: Threads) -> Result<ff::decoder::Video> {
+fn open_decoder(
+    path: &Path,
+    params: ff::codec::Parameters,
+    threads: Threads,
+) -> Result<ff::decoder::Video> {
     let codec_name = params.id().name().to_owned();
-    let mut ctx = ff::codec::context::Context::from_parameters(params).map_err(|e| MediaError::Decode {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let mut ctx =
+        ff::codec::context::Context::from_parameters(params).map_err(|e| MediaError::Decode {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
     // SAFETY: setting plain fields before avcodec_open2.
     unsafe {
         let c = &mut *ctx.as_mut_ptr();

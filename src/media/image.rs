@@ -162,7 +162,12 @@ fn decode_png(bytes: &[u8], display: &str) -> Result<NativeImage, MediaError> {
         (ColorType::GrayscaleAlpha, BitDepth::Sixteen) => (PixelMode::LA, high_bytes(&raw)),
         (ColorType::Rgb, BitDepth::Sixteen) => (PixelMode::Rgb, high_bytes(&raw)),
         (ColorType::Rgba, BitDepth::Sixteen) => (PixelMode::Rgba, high_bytes(&raw)),
-        (ct, bd) => return Err(err(display, format!("unsupported PNG layout {ct:?} {bd:?}"))),
+        (ct, bd) => {
+            return Err(err(
+                display,
+                format!("unsupported PNG layout {ct:?} {bd:?}"),
+            ))
+        }
     };
     Ok(NativeImage {
         width: w as u32,
@@ -239,7 +244,9 @@ fn has_adobe_marker(bytes: &[u8]) -> bool {
 fn decode_gif(bytes: &[u8], display: &str) -> Result<NativeImage, MediaError> {
     let mut opts = gif::DecodeOptions::new();
     opts.set_color_output(gif::ColorOutput::Indexed);
-    let mut dec = opts.read_info(Cursor::new(bytes)).map_err(|e| err(display, e))?;
+    let mut dec = opts
+        .read_info(Cursor::new(bytes))
+        .map_err(|e| err(display, e))?;
     let (w, h) = (dec.width() as usize, dec.height() as usize);
     let background = dec.bg_color().unwrap_or(0) as u8;
     let frame = dec
@@ -248,7 +255,11 @@ fn decode_gif(bytes: &[u8], display: &str) -> Result<NativeImage, MediaError> {
         .ok_or_else(|| err(display, "the GIF has no frames"))?;
     // Place the first frame on a canvas filled with the background index.
     let mut data = vec![background; w * h];
-    let (fl, ft, fw) = (frame.left as usize, frame.top as usize, frame.width as usize);
+    let (fl, ft, fw) = (
+        frame.left as usize,
+        frame.top as usize,
+        frame.width as usize,
+    );
     for (y, row) in frame.buffer.chunks(fw.max(1)).enumerate() {
         let cy = ft + y;
         if cy >= h {
@@ -312,12 +323,19 @@ mod tests {
     fn unpacks_two_bit_grey_like_pillow() {
         // One row of 5 pixels at 2 bits: 00 01 10 11 | 01 (padded).
         let raw = [0b0001_1011, 0b0100_0000];
-        assert_eq!(unpack_bits(&raw, 5, 1, 2, 2, 0x55), vec![0, 85, 170, 255, 85]);
+        assert_eq!(
+            unpack_bits(&raw, 5, 1, 2, 2, 0x55),
+            vec![0, 85, 170, 255, 85]
+        );
     }
 
     #[test]
     fn rejects_garbage_with_the_file_name() {
         let e = decode_native(b"not an image at all", "x/y.png").unwrap_err();
-        assert!(e.to_string().starts_with("failed to parse image file 'x/y.png'"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("failed to parse image file 'x/y.png'"),
+            "{e}"
+        );
     }
 }

@@ -19,8 +19,8 @@ use std::sync::Once;
 
 pub use convert::{ColorMode, RgbConverter};
 pub use decode::{DecodedFrame, FrameReader, KeyframeDecoder};
-pub use source::{rotated_size, Chapter, PacketInfo, PictureType, VideoInfo, VideoSource};
 pub(crate) use source::packet_info as source_packet_info;
+pub use source::{rotated_size, Chapter, PacketInfo, PictureType, VideoInfo, VideoSource};
 
 /// Errors from opening, demuxing and decoding media.
 #[derive(Debug, thiserror::Error)]

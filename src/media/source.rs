@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ffmpeg_next as ff;
 use ff::ffi;
 use ff::packet::Ref as _;
+use ffmpeg_next as ff;
 
 use super::{init, MediaError, Rational, Result};
 
@@ -302,8 +302,13 @@ fn describe(
         "unknown".to_owned()
     } else {
         // SAFETY: av_get_pix_fmt_name accepts any value and returns null for unknown ones.
-        unsafe { cstr(ffi::av_get_pix_fmt_name(std::mem::transmute::<i32, ffi::AVPixelFormat>(pix_fmt))) }
-            .unwrap_or_else(|| "unknown".into())
+        unsafe {
+            cstr(ffi::av_get_pix_fmt_name(std::mem::transmute::<
+                i32,
+                ffi::AVPixelFormat,
+            >(pix_fmt)))
+        }
+        .unwrap_or_else(|| "unknown".into())
     };
     let tb: Rational = stream.time_base().into();
     let duration_s = (stream.duration() > 0)
