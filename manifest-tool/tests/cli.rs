@@ -105,6 +105,26 @@ fn bad_inputs_fail_with_one_line_and_write_nothing() {
 }
 
 #[test]
+fn unwritable_output_dir_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = file.join("sub");
+    let o = manifest(&[
+        "create",
+        "--output-dir",
+        out.to_str().unwrap(),
+        testdata("videos/vp9.webm").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("error: cannot write to the output directory") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
 fn packed_b_frame_avi_gets_a_remux_command() {
     let megamind = repo().join("../shared/testdata/videos/Megamind.avi");
     assert_fails(&megamind, &["--force"], "ffmpeg -fflags +genpts");

@@ -65,7 +65,10 @@ pub fn discover(source: &str, sorting: SortingMethod) -> Result<ImageSet, Manife
         let entries = glob::glob(source)
             .map_err(|e| ManifestError::Usage(format!("invalid glob pattern '{source}': {e}")))?;
         for entry in entries {
-            let p = entry.map_err(|e| ManifestError::io(e.path().to_owned(), e.into()))?;
+            let p = entry.map_err(|e| {
+                let path = e.path().to_path_buf();
+                ManifestError::io(path, e.into())
+            })?;
             if p.is_file() && is_image_name(&p) {
                 files.push(p);
             }

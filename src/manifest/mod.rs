@@ -45,6 +45,13 @@ pub enum ManifestError {
         #[source]
         source: std::io::Error,
     },
+    /// The output directory cannot be created or written.
+    #[error("cannot write to the output directory {path}: {source}")]
+    OutputDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Media could not be opened or decoded.
     #[error(transparent)]
     Media(#[from] MediaError),

@@ -170,10 +170,17 @@ impl Manifest {
     /// is written to a temporary file in `dir` and renamed into place, so a failure never leaves
     /// a half-written manifest. Returns the manifest path.
     pub fn write_to_dir(&self, dir: &Path) -> Result<PathBuf, ManifestError> {
-        std::fs::create_dir_all(dir).map_err(|e| ManifestError::io(dir, e))?;
+        let out_err = |source| ManifestError::OutputDir {
+            path: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(out_err)?;
         let (bytes, offsets) = self.to_bytes();
         let manifest = dir.join(MANIFEST_FILE);
-        write_atomic(&manifest, &bytes)?;
+        write_atomic(&manifest, &bytes).map_err(|e| match e {
+            ManifestError::Io { source, .. } => out_err(source),
+            other => other,
+        })?;
         write_atomic(&dir.join(INDEX_FILE), index_json(&offsets).as_bytes())?;
         Ok(manifest)
     }

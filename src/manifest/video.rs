@@ -127,7 +127,7 @@ pub fn index_video(
     opts: &VideoOptions,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<VideoIndex, ManifestError> {
-    let mut source = VideoSource::open(path)?;
+    let mut source = VideoSource::open_for_indexing(path)?;
     let info = source.info().clone();
     let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let (packets, decodes) = demux_and_decode_keys(&mut source, opts, total, progress)?;
@@ -203,8 +203,9 @@ pub fn index_video(
         .unwrap_or((info.width, info.height));
     let resolution = media::rotated_size(width, height, info.rotation);
 
-    // Seek checks on a second demuxer, as CVAT validates with a second container.
-    let mut checker = VideoSource::open(path)?;
+    // Seek checks. CVAT validates on a second container while it decodes on the first; our
+    // demux pass is over, so the same demuxer serves (one open and stream probe fewer).
+    let checker = &mut source;
     let by_pos: HashMap<i64, usize> = packets
         .iter()
         .enumerate()
@@ -232,7 +233,7 @@ pub fn index_video(
             rejected.push(reject(Rejection::NotKeyFrame));
             continue;
         }
-        let landing = match seek_landing(&mut checker, pts, &packets, &by_pos) {
+        let landing = match seek_landing(checker, pts, &packets, &by_pos) {
             Ok(l) => l,
             Err(e) => {
                 rejected.push(reject(Rejection::SeekFailed(e.to_string())));

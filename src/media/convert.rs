@@ -141,7 +141,7 @@ fn apply_color_tags(ctx: &mut scaling::Context, key: Key) {
         ff::color::Space::SMPTE240M => ffi::SWS_CS_SMPTE240M,
         ff::color::Space::BT2020NCL | ff::color::Space::BT2020CL => ffi::SWS_CS_BT2020,
         _ => ffi::SWS_CS_DEFAULT,
-    } as i32;
+    };
     let src_full = match key.range {
         ff::color::Range::JPEG => 1,
         ff::color::Range::MPEG => 0,
@@ -158,7 +158,7 @@ fn apply_color_tags(ctx: &mut scaling::Context, key: Key) {
     // SAFETY: the context is valid; sws_getCoefficients returns a static table.
     unsafe {
         let src_table = ffi::sws_getCoefficients(space);
-        let dst_table = ffi::sws_getCoefficients(ffi::SWS_CS_DEFAULT as i32);
+        let dst_table = ffi::sws_getCoefficients(ffi::SWS_CS_DEFAULT);
         ffi::sws_setColorspaceDetails(
             ctx.as_mut_ptr(),
             src_table,

@@ -100,6 +100,17 @@ impl VideoSource {
     /// Opens `path` and selects its first video stream (CVAT takes the first stream whose type is
     /// video, not FFmpeg's "best" one).
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, Probe::Full)
+    }
+
+    /// Opens `path` for indexing: like [`open`](Self::open), but skips FFmpeg's stream probing
+    /// (which decodes frames) when the container header already describes the video stream
+    /// (MP4/MOV, Matroska/WebM). The pixel format and frame rate may then be unknown.
+    pub fn open_for_indexing(path: &Path) -> Result<Self> {
+        Self::open_with(path, Probe::IfHeaderIncomplete)
+    }
+
+    fn open_with(path: &Path, probe: Probe) -> Result<Self> {
         init();
         let meta = std::fs::metadata(path).map_err(|source| MediaError::Io {
             path: path.to_owned(),
@@ -117,7 +128,7 @@ impl VideoSource {
                 reason: "the file is empty".into(),
             });
         }
-        let input = ff::format::input(path).map_err(|e| MediaError::NotMedia {
+        let input = open_input(path, probe).map_err(|e| MediaError::NotMedia {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
@@ -251,6 +262,61 @@ impl VideoSource {
         }
         Ok(())
     }
+}
+
+/// Whether to run `avformat_find_stream_info`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    Full,
+    IfHeaderIncomplete,
+}
+
+/// `avformat_open_input`, then `avformat_find_stream_info` unless `probe` allows skipping it.
+fn open_input(
+    path: &Path,
+    probe: Probe,
+) -> std::result::Result<ff::format::context::Input, ff::Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| ff::Error::InvalidData)?;
+    // SAFETY: standard libavformat open sequence; on every error path the context is closed.
+    unsafe {
+        let mut ps = std::ptr::null_mut();
+        let r = ffi::avformat_open_input(
+            &mut ps,
+            c_path.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        if r != 0 {
+            return Err(ff::Error::from(r));
+        }
+        if probe == Probe::Full || !header_describes_video(ps) {
+            let r = ffi::avformat_find_stream_info(ps, std::ptr::null_mut());
+            if r < 0 {
+                ffi::avformat_close_input(&mut ps);
+                return Err(ff::Error::from(r));
+            }
+        }
+        Ok(ff::format::context::Input::wrap(ps))
+    }
+}
+
+/// True for MP4/MOV and Matroska/WebM files whose first video stream has a codec and a size
+/// in the header: their headers carry everything decoding needs.
+unsafe fn header_describes_video(ctx: *mut ffi::AVFormatContext) -> bool {
+    let name = cstr((*(*ctx).iformat).name).unwrap_or_default();
+    if !(name.contains("mp4") || name.contains("matroska")) {
+        return false;
+    }
+    let streams = std::slice::from_raw_parts((*ctx).streams, (*ctx).nb_streams as usize);
+    streams
+        .iter()
+        .map(|&st| &*(*st).codecpar)
+        .find(|p| p.codec_type == ffi::AVMediaType::AVMEDIA_TYPE_VIDEO)
+        .is_some_and(|p| {
+            p.codec_id != ffi::AVCodecID::AV_CODEC_ID_NONE && p.width > 0 && p.height > 0
+        })
 }
 
 /// A container chapter.

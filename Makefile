@@ -1,0 +1,52 @@
+# The two commands of the README:
+#   make run   - install what is missing, build, index the bundled sample video and show it
+#   make test  - install what is missing, run every test (unit, integration, CLI)
+# Benchmarks (not part of `make test`): make bench, make compare
+
+CARGO ?= cargo
+DEMO_OUT ?= target/demo
+
+.PHONY: deps build run test bench compare goldens testmedia fmt lint clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --release --workspace --locked
+
+run: build
+	@echo "== manifest info testdata/videos/h264_bframes.mp4"
+	@target/release/manifest info testdata/videos/h264_bframes.mp4
+	@echo "== manifest create --output-dir $(DEMO_OUT) testdata/videos/h264_bframes.mp4"
+	@target/release/manifest create --verbose --output-dir $(DEMO_OUT) testdata/videos/h264_bframes.mp4
+	@cat $(DEMO_OUT)/manifest.jsonl
+	@target/release/manifest validate --checksums $(DEMO_OUT) testdata/videos/h264_bframes.mp4
+
+test: deps
+	$(CARGO) test --workspace --locked
+
+# Criterion benches on the 1080p GOP-250 clip (generated on first use, not committed).
+bench: deps
+	bash testdata/generate.sh --bench target/bench-media
+	$(CARGO) bench --bench manifest
+
+# Side by side with CVAT's algorithm in Python (PyAV) and the demux-only floor.
+compare: build
+	bash benches/compare-manifest.sh
+
+# Regenerate testdata/golden with the CVAT-port baseline (needs PyPI).
+goldens:
+	bash benches/baseline/make-goldens.sh --no-wait
+
+testmedia:
+	bash testdata/generate.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
