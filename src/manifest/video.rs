@@ -206,10 +206,12 @@ pub fn index_video(
     // Seek checks. CVAT validates on a second container while it decodes on the first; our
     // demux pass is over, so the same demuxer serves (one open and stream probe fewer).
     let checker = &mut source;
+    // Seeks land on key packets: index only those by position (a map of every packet would
+    // cost tens of MB on long videos); anything else is found by a scan.
     let by_pos: HashMap<i64, usize> = packets
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.pos >= 0)
+        .filter(|(_, p)| p.pos >= 0 && p.key)
         .map(|(i, p)| (p.pos, i))
         .collect();
     let mut keyframes = Vec::new();
@@ -486,7 +488,10 @@ fn seek_landing(
     };
     let info = media::source_packet_info(&p);
     if info.pos >= 0 {
-        return Ok(by_pos.get(&info.pos).copied());
+        if let Some(&i) = by_pos.get(&info.pos) {
+            return Ok(Some(i));
+        }
+        return Ok(packets.iter().position(|q| q.pos == info.pos));
     }
     Ok(packets
         .iter()
