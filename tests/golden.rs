@@ -135,3 +135,50 @@ fn videos_cvat_needs_force_for_fail_without_it_with_cvats_message() {
     let bbb = common::shared().join("videos/bigbuckbunny.mp4");
     assert!(video_bytes(&bbb, false).is_err());
 }
+
+/// md5 of frame 0 as the ffmpeg CLI converts it to rgb24 (its scale filter follows colour tags).
+fn ffmpeg_cli_frame0_md5(path: &Path) -> String {
+    use md5::Digest;
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-frames:v", "1", "-pix_fmt", "rgb24", "-f", "rawvideo", "-"])
+        .output()
+        .expect("the ffmpeg CLI (installed by scripts/install-deps.sh)");
+    assert!(out.status.success());
+    format!("{:x}", md5::Md5::digest(&out.stdout))
+}
+
+#[test]
+fn tagged_colour_mode_follows_the_bt709_tag_like_newer_pyav() {
+    let bt709 = common::testdata().join("videos/bt709.mp4");
+    let frame0 = |color| {
+        let opts = VideoOptions {
+            color,
+            ..Default::default()
+        };
+        let index = manifest::index_video(&bt709, &opts, &|_| {}).unwrap();
+        let Manifest::Video { keyframes, .. } = index.manifest else {
+            unreachable!()
+        };
+        keyframes[0].checksum.clone()
+    };
+    let untagged = frame0(frameserver::media::ColorMode::Untagged);
+    let tagged = frame0(frameserver::media::ColorMode::Tagged);
+    assert_ne!(
+        untagged, tagged,
+        "BT.709 and BT.601 conversions must differ"
+    );
+    assert_eq!(tagged, ffmpeg_cli_frame0_md5(&bt709));
+    // Untagged content is the same either way.
+    let full = common::testdata().join("videos/fullrange.mp4");
+    let opts = VideoOptions {
+        color: frameserver::media::ColorMode::Tagged,
+        ..Default::default()
+    };
+    let index = manifest::index_video(&full, &opts, &|_| {}).unwrap();
+    let Manifest::Video { keyframes, .. } = index.manifest else {
+        unreachable!()
+    };
+    assert_eq!(keyframes[0].checksum, ffmpeg_cli_frame0_md5(&full));
+}
