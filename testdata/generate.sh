@@ -218,6 +218,8 @@ gen_images() {
     py="$(venv_python)"
     log "images/*"
     "$py" "$HERE/gen_images.py" "$1/images" >"$1/images.log"
+    log "images/modes/* (one file per Pillow pixel layout)"
+    "$py" "$HERE/gen_modes.py" "$1/images/modes"
     mv "$1/images/image_facts.json" "$1/image_facts.json"
 }
 

@@ -118,6 +118,22 @@ fn golden_image_manifests_are_reproduced_with_both_sortings() {
 }
 
 #[test]
+fn every_pillow_pixel_layout_hashes_like_pillow() {
+    // 1/2/4-bit grey and palette, LA 8/16-bit, RGBA 16-bit, tRNS, GIF, TIFF, WebP+alpha,
+    // JPEG 4:4:4 / 4:2:2 / progressive / CMYK: checksums made by Pillow 12.3's tobytes().
+    let modes = common::testdata().join("images/modes");
+    let golden = common::testdata().join("golden/images_modes");
+    let (bytes, index) = image_bytes(modes.to_str().unwrap(), SortingMethod::Lexicographical);
+    let expected = String::from_utf8(read(golden.join("manifest.jsonl"))).unwrap();
+    let actual = String::from_utf8(bytes).unwrap();
+    for (a, e) in actual.lines().zip(expected.lines()) {
+        assert_eq!(a, e);
+    }
+    assert_eq!(actual, expected);
+    assert_eq!(index.as_bytes(), read(golden.join("index.json")));
+}
+
+#[test]
 fn videos_cvat_needs_force_for_fail_without_it_with_cvats_message() {
     for (name, source, flags) in goldens() {
         let outcome_needs_force = flags == "--force" && !name.starts_with("shared-");

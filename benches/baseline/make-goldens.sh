@@ -164,6 +164,22 @@ if [[ -d "$images_dir" ]]; then
     done
 fi
 
+# One image per Pillow pixel layout (1-bit, 2/4-bit grey and palette, LA, 16-bit, GIF, TIFF,
+# WebP with alpha, JPEG 4:4:4/4:2:2/progressive/CMYK): checks native-mode decoding.
+modes_dir="$repo_root/testdata/images/modes"
+if [[ -d "$modes_dir" ]]; then
+    name="images_modes"
+    if run_gen "$tmp/out" "$modes_dir"; then
+        mkdir -p "$stage/$name"
+        cp "$tmp/out/manifest.jsonl" "$tmp/out/index.json" "$stage/$name/"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$name" "testdata/images/modes" "--sorting lexicographical" "accepted" "" >>"$outcomes"
+        log "$name: $(($(wc -l <"$stage/$name/manifest.jsonl") - 2)) images"
+    else
+        log "$name: rejected: $(cat "$tmp/last.err")"
+        exit 1
+    fi
+fi
+
 if [[ -n "$shared" ]]; then
     while IFS= read -r -d '' f; do
         name="$(basename "$f")"

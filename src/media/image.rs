@@ -3,7 +3,8 @@
 //!
 //! * PNG through the `png` crate with no transformations: palette images stay palette indices
 //!   (`P`), 1-bit stays packed (`1`), 2/4-bit grey is scaled to `L`, 16-bit grey is `I;16`
-//!   (little-endian), 16-bit colour keeps the high byte of each sample (Pillow's `RGB;16B` etc.).
+//!   (little-endian), 16-bit colour keeps the high byte of each sample (Pillow's `RGB;16B` etc.),
+//!   16-bit grey+alpha becomes RGBA.
 //! * JPEG through libjpeg-turbo (the decoder Pillow uses, same default IDCT and upsampling):
 //!   `L`, `RGB` or `CMYK` (Adobe-inverted, as Pillow's `CMYK;I`).
 //! * GIF through the `gif` crate as palette indices (`P`).
@@ -159,7 +160,13 @@ fn decode_png(bytes: &[u8], display: &str) -> Result<NativeImage, MediaError> {
         (ColorType::Rgb, BitDepth::Eight) => (PixelMode::Rgb, raw),
         (ColorType::Rgba, BitDepth::Eight) => (PixelMode::Rgba, raw),
         // 16-bit colour: Pillow keeps the most significant byte of each sample.
-        (ColorType::GrayscaleAlpha, BitDepth::Sixteen) => (PixelMode::LA, high_bytes(&raw)),
+        // Pillow opens 16-bit grey+alpha as RGBA (L, L, L, A), high bytes.
+        (ColorType::GrayscaleAlpha, BitDepth::Sixteen) => (
+            PixelMode::Rgba,
+            raw.chunks_exact(4)
+                .flat_map(|c| [c[0], c[0], c[0], c[2]])
+                .collect(),
+        ),
         (ColorType::Rgb, BitDepth::Sixteen) => (PixelMode::Rgb, high_bytes(&raw)),
         (ColorType::Rgba, BitDepth::Sixteen) => (PixelMode::Rgba, high_bytes(&raw)),
         (ct, bd) => {
