@@ -1,0 +1,1 @@
+//! Ingesting uploaded media safely (being written).
