@@ -4,10 +4,19 @@
 //! * [`manifest`]: CVAT `manifest.jsonl` files, byte for byte, built at demux speed.
 //! * [`codec`]: chunk encoders (stored zip, JPEG, H.264 MP4).
 //! * [`ingest`]: safe handling of uploads, archives and share paths.
+//! * [`task`], [`store`]: CVAT's data model arithmetic and the embedded SQLite database.
+//! * [`frames`], [`cache`]: frames by number from videos, and the byte-bounded chunk cache.
+//! * [`chunks`], [`server`]: building chunks, and `frameserver serve` (CVAT's REST API).
 //! * [`cli`]: the command-line front ends shared by the `manifest` and `frameserver` binaries.
 
+pub mod cache;
+pub mod chunks;
 pub mod cli;
 pub mod codec;
+pub mod frames;
 pub mod ingest;
 pub mod manifest;
 pub mod media;
+pub mod server;
+pub mod store;
+pub mod task;

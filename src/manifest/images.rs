@@ -131,8 +131,8 @@ fn in_related_dir(rel: &Path) -> bool {
         .any(|c| c.as_os_str() == RELATED_IMAGES_DIR)
 }
 
-/// The frame a context image belongs to: `parents[2] / ".".join(parents[0].name.rsplit("_", 1))`.
-fn owner_of(context: &Path) -> Option<PathBuf> {
+/// The frame a context image belongs to (a path of the same form, absolute or relative): `parents[2] / ".".join(parents[0].name.rsplit("_", 1))`.
+pub fn owner_of(context: &Path) -> Option<PathBuf> {
     let p0 = context.parent()?;
     let p2 = p0.parent()?.parent()?;
     let dir_name = p0.file_name()?.to_str()?;

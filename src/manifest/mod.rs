@@ -18,7 +18,8 @@ mod video;
 use std::path::{Path, PathBuf};
 
 pub use images::{
-    build_items, discover, is_image_name, ImageOptions, ImageSet, RELATED_IMAGES_DIR,
+    build_items, discover, is_image_name, owner_of as owner_of_path, ImageOptions, ImageSet,
+    RELATED_IMAGES_DIR,
 };
 pub use json::to_line;
 pub use model::{

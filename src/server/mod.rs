@@ -1,0 +1,153 @@
+//! `frameserver serve`: the HTTP server (axum on hyper, tokio). CVAT-shaped routes for tasks,
+//! data uploads, background requests, chunks, frames, meta and previews, plus `/metrics`.
+
+mod api;
+mod create;
+mod data;
+mod error;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+
+use crate::cache::ItemCache;
+use crate::frames::{DecoderPool, SeekTable};
+use crate::store::{DataRow, ImageFrame, Store};
+
+pub use error::ApiError;
+
+/// Server settings (`frameserver serve` flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeConfig {
+    /// Directory for the database, uploads and task media.
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Read-only directory that `server_files` paths are relative to.
+    #[arg(long)]
+    pub share_dir: Option<PathBuf>,
+    /// Chunk cache budget in bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub cache_size: u64,
+    /// Chunk builders running at once (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Largest accepted request body (uploads), in bytes.
+    #[arg(long, default_value_t = 16 << 30)]
+    pub max_upload_size: u64,
+    /// Largest total size of files extracted from one uploaded archive, in bytes.
+    #[arg(long, default_value_t = 64 << 30)]
+    pub max_extracted_size: u64,
+}
+
+impl ServeConfig {
+    /// A config for tests and embedding: everything under `data_dir`, an ephemeral port.
+    pub fn for_dir(data_dir: PathBuf) -> Self {
+        ServeConfig {
+            data_dir,
+            bind: "127.0.0.1:0".parse().expect("valid address"),
+            share_dir: None,
+            cache_size: 1 << 30,
+            workers: None,
+            max_upload_size: 16 << 30,
+            max_extracted_size: 64 << 30,
+        }
+    }
+
+    fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(num_cpus::get).max(1)
+    }
+}
+
+/// A task's data loaded for serving: spec, images and seek table.
+pub(crate) struct Loaded {
+    pub data: DataRow,
+    pub images: Vec<ImageFrame>,
+    pub seek: SeekTable,
+}
+
+/// Files received in an upload session (between `Upload-Start` and `Upload-Finish`).
+#[derive(Default)]
+pub(crate) struct UploadSession {
+    pub dir: PathBuf,
+    /// Sanitised names in arrival order.
+    pub files: Vec<String>,
+}
+
+/// Shared server state.
+pub(crate) struct AppState {
+    pub config: ServeConfig,
+    pub store: Store,
+    pub cache: ItemCache,
+    pub pool: DecoderPool,
+    pub permits: Arc<Semaphore>,
+    pub loaded: Mutex<HashMap<i64, Arc<Loaded>>>,
+    pub uploads: Mutex<HashMap<i64, UploadSession>>,
+    /// Tasks whose data is being created (a second request is refused).
+    pub creating: Mutex<std::collections::HashSet<i64>>,
+}
+
+impl AppState {
+    fn media_dir(&self) -> PathBuf {
+        self.config.data_dir.join("media")
+    }
+
+    fn uploads_dir(&self) -> PathBuf {
+        self.config.data_dir.join("uploads")
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM. Prints `frameserver listening on http://ADDR` on stdout
+/// once the socket is bound.
+pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Store::open(&config.data_dir.join("frameserver.sqlite3"))?;
+    let workers = config.workers();
+    let state = Arc::new(AppState {
+        cache: ItemCache::new(config.cache_size),
+        pool: DecoderPool::new(workers * 2 + 2),
+        permits: Arc::new(Semaphore::new(workers)),
+        store,
+        loaded: Mutex::new(HashMap::new()),
+        uploads: Mutex::new(HashMap::new()),
+        creating: Mutex::new(Default::default()),
+        config: config.clone(),
+    });
+    std::fs::create_dir_all(state.media_dir())?;
+    // Upload sessions do not survive a restart.
+    let _ = std::fs::remove_dir_all(state.uploads_dir());
+    std::fs::create_dir_all(state.uploads_dir())?;
+    create::fail_interrupted(&state);
+
+    let listener = tokio::net::TcpListener::bind(config.bind).await?;
+    let addr = listener.local_addr()?;
+    println!("frameserver listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), cache_bytes = config.cache_size, workers, "listening");
+    axum::serve(listener, api::service(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,550 @@
+//! The embedded database (SQLite): tasks, their data, images, segments, jobs and background
+//! requests. One connection behind a mutex, WAL mode; every statement is short, so handlers call
+//! it directly. Structured parts (labels, data spec) are stored as JSON columns.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::task::{ChunkType, FrameRange, SegmentRange};
+
+/// Database errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("corrupt database record: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Size and modification time of a source file when the task was created: a chunk build
+/// checks them to refuse serving frames of a file that changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+impl FileStamp {
+    /// Reads the stamp of `path`.
+    pub fn of(path: &Path) -> std::io::Result<FileStamp> {
+        let m = std::fs::metadata(path)?;
+        let mtime_ns = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        Ok(FileStamp { size: m.len(), mtime_ns })
+    }
+}
+
+/// A container chapter mapped to frames (video meta).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChapterInfo {
+    pub id: i64,
+    pub start: i64,
+    pub stop: i64,
+    pub title: Option<String>,
+}
+
+/// Where a task's frames come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum MediaSource {
+    /// One video.
+    Video {
+        /// Absolute path of the video file.
+        path: PathBuf,
+        /// Name shown in meta (relative to the upload or the share).
+        name: String,
+        /// Display size (after rotation).
+        width: u32,
+        height: u32,
+        /// Display-matrix rotation, counter-clockwise degrees.
+        rotation: f64,
+        /// Frames in the source.
+        frames: u64,
+        /// The task's manifest (absent when none could be made: frames are then decoded from
+        /// the start, as CVAT does).
+        manifest: Option<PathBuf>,
+        stamp: FileStamp,
+        chapters: Vec<ChapterInfo>,
+    },
+    /// Images listed in the `images` table.
+    Images,
+}
+
+/// A task's data: everything needed to serve chunks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    pub range: FrameRange,
+    pub frame_filter: String,
+    pub chunk_size: u64,
+    pub image_quality: u8,
+    pub compressed_chunk_type: ChunkType,
+    pub original_chunk_type: ChunkType,
+    /// `local` or `share`.
+    pub storage: String,
+    pub sorting_method: String,
+    pub media: MediaSource,
+    /// Directory owned by the data (uploads, manifest); removed with the task.
+    pub dir: PathBuf,
+}
+
+/// One image frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageFrame {
+    /// Absolute source frame index.
+    pub frame: u64,
+    /// Absolute path of the file.
+    pub path: PathBuf,
+    /// Relative POSIX name shown in meta.
+    pub name: String,
+    /// Size after EXIF orientation.
+    pub width: u32,
+    pub height: u32,
+    /// Context images (absolute paths).
+    pub related: Vec<PathBuf>,
+    pub stamp: FileStamp,
+}
+
+/// A task row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRow {
+    pub id: i64,
+    pub name: String,
+    pub labels: serde_json::Value,
+    pub segment_size: u64,
+    pub overlap: Option<u64>,
+    pub bug_tracker: String,
+    pub subset: String,
+    pub owner_id: Option<i64>,
+    pub assignee_id: Option<i64>,
+    pub created_date: DateTime<Utc>,
+    pub updated_date: DateTime<Utc>,
+    pub data_id: Option<i64>,
+}
+
+/// A data row: the spec plus its version (bumped whenever the data changes, so cached chunks
+/// of an older version are never served) and the chunks-updated date.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataRow {
+    pub id: i64,
+    pub task_id: i64,
+    pub version: i64,
+    pub chunks_updated_date: DateTime<Utc>,
+    pub spec: DataSpec,
+}
+
+/// A segment with its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRow {
+    pub id: i64,
+    pub task_id: i64,
+    pub segment_id: i64,
+    pub range: SegmentRange,
+}
+
+/// A background request (`/api/requests/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestRow {
+    pub id: String,
+    /// queued | started | finished | failed
+    pub status: String,
+    pub message: String,
+    pub progress: Option<f64>,
+    pub operation_type: String,
+    pub target: String,
+    pub task_id: Option<i64>,
+    pub created_date: DateTime<Utc>,
+    pub started_date: Option<DateTime<Utc>>,
+    pub finished_date: Option<DateTime<Utc>>,
+    pub result_id: Option<i64>,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA foreign_keys = ON;
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    segment_size INTEGER NOT NULL,
+    overlap INTEGER,
+    bug_tracker TEXT NOT NULL,
+    subset TEXT NOT NULL,
+    owner_id INTEGER,
+    assignee_id INTEGER,
+    created_date TEXT NOT NULL,
+    updated_date TEXT NOT NULL,
+    data_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS data (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    chunks_updated_date TEXT NOT NULL,
+    spec TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    data_id INTEGER NOT NULL REFERENCES data(id) ON DELETE CASCADE,
+    frame INTEGER NOT NULL,
+    info TEXT NOT NULL,
+    PRIMARY KEY (data_id, frame)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    segment_start INTEGER NOT NULL,
+    segment_stop INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    task_id INTEGER,
+    info TEXT NOT NULL
+);
+";
+
+/// The database.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: String) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    /// An in-memory database (tests).
+    pub fn in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (statements are
+        // atomic), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Inserts a task; returns it with its id.
+    pub fn create_task(&self, mut task: TaskRow) -> Result<TaskRow> {
+        let c = self.conn();
+        c.execute(
+            "INSERT INTO tasks (name, labels, segment_size, overlap, bug_tracker, subset, owner_id, assignee_id, created_date, updated_date, data_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)",
+            params![
+                task.name,
+                task.labels.to_string(),
+                task.segment_size as i64,
+                task.overlap.map(|o| o as i64),
+                task.bug_tracker,
+                task.subset,
+                task.owner_id,
+                task.assignee_id,
+                ts(&task.created_date),
+                ts(&task.updated_date)
+            ],
+        )?;
+        task.id = c.last_insert_rowid();
+        task.data_id = None;
+        Ok(task)
+    }
+
+    fn task_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRow> {
+        let labels: String = r.get(2)?;
+        Ok(TaskRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            labels: serde_json::from_str(&labels).unwrap_or(serde_json::Value::Array(vec![])),
+            segment_size: r.get::<_, i64>(3)? as u64,
+            overlap: r.get::<_, Option<i64>>(4)?.map(|o| o as u64),
+            bug_tracker: r.get(5)?,
+            subset: r.get(6)?,
+            owner_id: r.get(7)?,
+            assignee_id: r.get(8)?,
+            created_date: parse_ts(r.get(9)?)?,
+            updated_date: parse_ts(r.get(10)?)?,
+            data_id: r.get(11)?,
+        })
+    }
+
+    const TASK_COLUMNS: &'static str =
+        "id, name, labels, segment_size, overlap, bug_tracker, subset, owner_id, assignee_id, created_date, updated_date, data_id";
+
+    /// A task by id.
+    pub fn task(&self, id: i64) -> Result<Option<TaskRow>> {
+        let c = self.conn();
+        let sql = format!("SELECT {} FROM tasks WHERE id = ?1", Self::TASK_COLUMNS);
+        Ok(c.query_row(&sql, [id], Self::task_from_row).optional()?)
+    }
+
+    /// All tasks, newest first.
+    pub fn tasks(&self) -> Result<Vec<TaskRow>> {
+        let c = self.conn();
+        let sql = format!("SELECT {} FROM tasks ORDER BY id DESC", Self::TASK_COLUMNS);
+        let mut st = c.prepare(&sql)?;
+        let rows = st.query_map([], Self::task_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Updates the mutable task fields and `updated_date`.
+    pub fn update_task(&self, task: &TaskRow) -> Result<()> {
+        self.conn().execute(
+            "UPDATE tasks SET name = ?2, labels = ?3, bug_tracker = ?4, subset = ?5, assignee_id = ?6, updated_date = ?7 WHERE id = ?1",
+            params![
+                task.id,
+                task.name,
+                task.labels.to_string(),
+                task.bug_tracker,
+                task.subset,
+                task.assignee_id,
+                ts(&task.updated_date)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Moves a task's `updated_date` to now.
+    pub fn touch_task(&self, id: i64) -> Result<()> {
+        self.conn()
+            .execute("UPDATE tasks SET updated_date = ?2 WHERE id = ?1", params![id, ts(&Utc::now())])?;
+        Ok(())
+    }
+
+    /// Deletes a task with its data, images and jobs. Returns the data row it had.
+    pub fn delete_task(&self, id: i64) -> Result<Option<DataRow>> {
+        let data = self.data_of_task(id)?;
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        tx.execute("DELETE FROM requests WHERE task_id = ?1", [id])?;
+        tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(data)
+    }
+
+    /// Stores a task's data, its images and its jobs in one transaction, and links the task.
+    pub fn attach_data(&self, task_id: i64, spec: &DataSpec, images: &[ImageFrame], jobs: &[SegmentRange]) -> Result<DataRow> {
+        let now = Utc::now();
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        tx.execute(
+            "INSERT INTO data (task_id, version, chunks_updated_date, spec) VALUES (?1, 1, ?2, ?3)",
+            params![task_id, ts(&now), serde_json::to_string(spec)?],
+        )?;
+        let data_id = tx.last_insert_rowid();
+        {
+            let mut st = tx.prepare("INSERT INTO images (data_id, frame, info) VALUES (?1, ?2, ?3)")?;
+            for img in images {
+                st.execute(params![data_id, img.frame as i64, serde_json::to_string(img)?])?;
+            }
+            let mut st = tx.prepare("INSERT INTO jobs (task_id, segment_start, segment_stop) VALUES (?1, ?2, ?3)")?;
+            for j in jobs {
+                st.execute(params![task_id, j.start as i64, j.stop as i64])?;
+            }
+        }
+        tx.execute(
+            "UPDATE tasks SET data_id = ?2, updated_date = ?3 WHERE id = ?1",
+            params![task_id, data_id, ts(&now)],
+        )?;
+        tx.commit()?;
+        Ok(DataRow {
+            id: data_id,
+            task_id,
+            version: 1,
+            chunks_updated_date: now,
+            spec: spec.clone(),
+        })
+    }
+
+    /// The data of a task, if it has any.
+    pub fn data_of_task(&self, task_id: i64) -> Result<Option<DataRow>> {
+        let c = self.conn();
+        let row = c
+            .query_row(
+                "SELECT id, task_id, version, chunks_updated_date, spec FROM data WHERE task_id = ?1",
+                [task_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, parse_ts(r.get(3)?)?, r.get::<_, String>(4)?)),
+            )
+            .optional()?;
+        match row {
+            None => Ok(None),
+            Some((id, task_id, version, chunks_updated_date, spec)) => Ok(Some(DataRow {
+                id,
+                task_id,
+                version,
+                chunks_updated_date,
+                spec: serde_json::from_str(&spec)?,
+            })),
+        }
+    }
+
+    /// All images of a data, in frame order.
+    pub fn images(&self, data_id: i64) -> Result<Vec<ImageFrame>> {
+        let c = self.conn();
+        let mut st = c.prepare("SELECT info FROM images WHERE data_id = ?1 ORDER BY frame")?;
+        let rows = st
+            .query_map([data_id], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.iter().map(|s| Ok(serde_json::from_str(s)?)).collect()
+    }
+
+    /// Jobs of a task, in segment order.
+    pub fn jobs_of_task(&self, task_id: i64) -> Result<Vec<JobRow>> {
+        let c = self.conn();
+        let mut st = c.prepare("SELECT id, task_id, segment_start, segment_stop FROM jobs WHERE task_id = ?1 ORDER BY id")?;
+        let rows = st
+            .query_map([task_id], Self::job_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+        let id: i64 = r.get(0)?;
+        Ok(JobRow {
+            id,
+            task_id: r.get(1)?,
+            segment_id: id,
+            range: SegmentRange {
+                start: r.get::<_, i64>(2)? as u64,
+                stop: r.get::<_, i64>(3)? as u64,
+            },
+        })
+    }
+
+    /// A job by id.
+    pub fn job(&self, id: i64) -> Result<Option<JobRow>> {
+        let c = self.conn();
+        Ok(c.query_row(
+            "SELECT id, task_id, segment_start, segment_stop FROM jobs WHERE id = ?1",
+            [id],
+            Self::job_from_row,
+        )
+        .optional()?)
+    }
+
+    /// All jobs (optionally of one task), by id.
+    pub fn jobs(&self, task_id: Option<i64>) -> Result<Vec<JobRow>> {
+        match task_id {
+            Some(t) => self.jobs_of_task(t),
+            None => {
+                let c = self.conn();
+                let mut st = c.prepare("SELECT id, task_id, segment_start, segment_stop FROM jobs ORDER BY id")?;
+                let rows = st.query_map([], Self::job_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            }
+        }
+    }
+
+    /// Inserts or replaces a request.
+    pub fn put_request(&self, r: &RequestRow) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO requests (id, task_id, info) VALUES (?1, ?2, ?3)",
+            params![r.id, r.task_id, serde_json::to_string(r)?],
+        )?;
+        Ok(())
+    }
+
+    /// A request by id.
+    pub fn request(&self, id: &str) -> Result<Option<RequestRow>> {
+        let c = self.conn();
+        let s: Option<String> = c
+            .query_row("SELECT info FROM requests WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        Ok(match s {
+            Some(s) => Some(serde_json::from_str(&s)?),
+            None => None,
+        })
+    }
+
+    /// All requests, newest first.
+    pub fn requests(&self) -> Result<Vec<RequestRow>> {
+        let c = self.conn();
+        let mut st = c.prepare("SELECT info FROM requests ORDER BY rowid DESC")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.iter().map(|s| Ok(serde_json::from_str(s)?)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> TaskRow {
+        let now = Utc::now();
+        TaskRow {
+            id: 0,
+            name: "t".into(),
+            labels: serde_json::json!([{"name": "car"}]),
+            segment_size: 0,
+            overlap: None,
+            bug_tracker: String::new(),
+            subset: String::new(),
+            owner_id: None,
+            assignee_id: None,
+            created_date: now,
+            updated_date: now,
+            data_id: None,
+        }
+    }
+
+    #[test]
+    fn task_data_jobs_round_trip_and_cascade() {
+        let s = Store::in_memory().unwrap();
+        let t = s.create_task(task()).unwrap();
+        assert_eq!(s.task(t.id).unwrap().unwrap().name, "t");
+        let spec = DataSpec {
+            range: FrameRange::new(3, 0, None, 1).unwrap(),
+            frame_filter: String::new(),
+            chunk_size: 2,
+            image_quality: 70,
+            compressed_chunk_type: ChunkType::Imageset,
+            original_chunk_type: ChunkType::Imageset,
+            storage: "local".into(),
+            sorting_method: "lexicographical".into(),
+            media: MediaSource::Images,
+            dir: "/tmp/x".into(),
+        };
+        let img = ImageFrame {
+            frame: 0,
+            path: "/tmp/x/a.png".into(),
+            name: "a.png".into(),
+            width: 2,
+            height: 3,
+            related: vec![],
+            stamp: FileStamp { size: 1, mtime_ns: 2 },
+        };
+        let d = s
+            .attach_data(t.id, &spec, &[img.clone()], &[SegmentRange { start: 0, stop: 2 }])
+            .unwrap();
+        assert_eq!(s.data_of_task(t.id).unwrap().unwrap().spec, spec);
+        assert_eq!(s.images(d.id).unwrap(), vec![img]);
+        assert_eq!(s.jobs_of_task(t.id).unwrap().len(), 1);
+        assert_eq!(s.task(t.id).unwrap().unwrap().data_id, Some(d.id));
+        s.delete_task(t.id).unwrap();
+        assert!(s.task(t.id).unwrap().is_none());
+        assert!(s.images(d.id).unwrap().is_empty());
+        assert!(s.jobs(None).unwrap().is_empty());
+    }
+}
