@@ -67,7 +67,9 @@ pub struct Metrics {
     build_sum_us: AtomicU64,
 }
 
-const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 impl Metrics {
     fn observe_build(&self, seconds: f64) {
@@ -77,7 +79,8 @@ impl Metrics {
             }
         }
         self.build_count.fetch_add(1, Ordering::Relaxed);
-        self.build_sum_us.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.build_sum_us
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 }
 
@@ -96,7 +99,9 @@ impl ItemCache {
         let m = Arc::clone(&metrics);
         let inner = Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|_k: &ItemKey, v: &Arc<Item>| u32::try_from(v.bytes.len() + 64).unwrap_or(u32::MAX))
+            .weigher(|_k: &ItemKey, v: &Arc<Item>| {
+                u32::try_from(v.bytes.len() + 64).unwrap_or(u32::MAX)
+            })
             .support_invalidation_closures()
             .eviction_listener(move |_k, _v, cause| {
                 if cause == RemovalCause::Size {
@@ -158,7 +163,9 @@ impl ItemCache {
     /// Drops every item of a data (task deleted or data changed).
     pub fn invalidate_data(&self, data_id: i64) {
         // Only fails when invalidation closures are not enabled, which `new` does.
-        let _ = self.inner.invalidate_entries_if(move |k, _| k.data_id == data_id);
+        let _ = self
+            .inner
+            .invalidate_entries_if(move |k, _| k.data_id == data_id);
     }
 
     /// Bytes currently held (approximate until moka's pending maintenance runs).
@@ -176,24 +183,83 @@ impl ItemCache {
         let m = &self.metrics;
         let mut s = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                s,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         };
-        metric("frameserver_cache_hits_total", "counter", "Item requests served from the cache.", m.hits.load(Ordering::Relaxed).to_string());
-        metric("frameserver_cache_misses_total", "counter", "Item requests that built the item.", m.misses.load(Ordering::Relaxed).to_string());
-        metric("frameserver_cache_evictions_total", "counter", "Items evicted to stay within the byte budget.", m.evictions.load(Ordering::Relaxed).to_string());
-        metric("frameserver_cache_bytes", "gauge", "Bytes held by the cache.", self.inner.weighted_size().to_string());
-        metric("frameserver_cache_capacity_bytes", "gauge", "The cache's byte budget.", self.capacity.to_string());
-        metric("frameserver_cache_entries", "gauge", "Items held by the cache.", self.inner.entry_count().to_string());
-        metric("frameserver_chunk_builds_in_flight", "gauge", "Item builds running now.", m.builds_in_flight.load(Ordering::Relaxed).to_string());
-        metric("frameserver_chunk_build_failures_total", "counter", "Item builds that failed (not cached).", m.build_failures.load(Ordering::Relaxed).to_string());
-        metric("frameserver_chunk_prefetches_total", "counter", "Next-chunk builds started in the background.", m.prefetches.load(Ordering::Relaxed).to_string());
+        metric(
+            "frameserver_cache_hits_total",
+            "counter",
+            "Item requests served from the cache.",
+            m.hits.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "frameserver_cache_misses_total",
+            "counter",
+            "Item requests that built the item.",
+            m.misses.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "frameserver_cache_evictions_total",
+            "counter",
+            "Items evicted to stay within the byte budget.",
+            m.evictions.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "frameserver_cache_bytes",
+            "gauge",
+            "Bytes held by the cache.",
+            self.inner.weighted_size().to_string(),
+        );
+        metric(
+            "frameserver_cache_capacity_bytes",
+            "gauge",
+            "The cache's byte budget.",
+            self.capacity.to_string(),
+        );
+        metric(
+            "frameserver_cache_entries",
+            "gauge",
+            "Items held by the cache.",
+            self.inner.entry_count().to_string(),
+        );
+        metric(
+            "frameserver_chunk_builds_in_flight",
+            "gauge",
+            "Item builds running now.",
+            m.builds_in_flight.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "frameserver_chunk_build_failures_total",
+            "counter",
+            "Item builds that failed (not cached).",
+            m.build_failures.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "frameserver_chunk_prefetches_total",
+            "counter",
+            "Next-chunk builds started in the background.",
+            m.prefetches.load(Ordering::Relaxed).to_string(),
+        );
         let _ = writeln!(s, "# HELP frameserver_chunk_build_seconds Time to build an item.\n# TYPE frameserver_chunk_build_seconds histogram");
         for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(s, "frameserver_chunk_build_seconds_bucket{{le=\"{b}\"}} {}", m.build_buckets[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                s,
+                "frameserver_chunk_build_seconds_bucket{{le=\"{b}\"}} {}",
+                m.build_buckets[i].load(Ordering::Relaxed)
+            );
         }
         let count = m.build_count.load(Ordering::Relaxed);
-        let _ = writeln!(s, "frameserver_chunk_build_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(s, "frameserver_chunk_build_seconds_sum {}", m.build_sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            s,
+            "frameserver_chunk_build_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            s,
+            "frameserver_chunk_build_seconds_sum {}",
+            m.build_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(s, "frameserver_chunk_build_seconds_count {count}");
         s
     }
@@ -252,11 +318,16 @@ mod tests {
     #[tokio::test]
     async fn failures_are_not_cached_and_bytes_are_bounded() {
         let cache = ItemCache::new(10_000);
-        let r = cache.get_or_build::<&str, _, _>(key(1), || async { Err("boom") }).await;
+        let r = cache
+            .get_or_build::<&str, _, _>(key(1), || async { Err("boom") })
+            .await;
         assert_eq!(*r.unwrap_err(), "boom");
         assert!(!cache.contains(&key(1)));
         for n in 0..50 {
-            cache.get_or_build::<(), _, _>(key(n), || async { Ok(item(1000)) }).await.unwrap();
+            cache
+                .get_or_build::<(), _, _>(key(n), || async { Ok(item(1000)) })
+                .await
+                .unwrap();
         }
         cache.sync().await;
         assert!(cache.weighted_size() <= 10_000, "{}", cache.weighted_size());
@@ -264,6 +335,8 @@ mod tests {
         cache.invalidate_data(1);
         cache.sync().await;
         assert_eq!(cache.weighted_size(), 0);
-        assert!(cache.render_metrics().contains("frameserver_cache_evictions_total"));
+        assert!(cache
+            .render_metrics()
+            .contains("frameserver_cache_evictions_total"));
     }
 }

@@ -55,10 +55,13 @@ impl Source<'_> {
     }
 
     fn image(&self, abs: u64) -> Result<&ImageFrame, BuildError> {
-        self.images.get(abs as usize).filter(|i| i.frame == abs).ok_or_else(|| BuildError::Read {
-            path: format!("frame {abs}"),
-            reason: "no such image in the task".into(),
-        })
+        self.images
+            .get(abs as usize)
+            .filter(|i| i.frame == abs)
+            .ok_or_else(|| BuildError::Read {
+                path: format!("frame {abs}"),
+                reason: "no such image in the task".into(),
+            })
     }
 }
 
@@ -71,7 +74,9 @@ pub fn build_chunk(src: &Source<'_>, frames: &[u64], quality: Quality) -> Result
     match (&src.spec.media, src.chunk_type(quality)) {
         (MediaSource::Video { .. }, ChunkType::Video) => video_mp4(src, frames, q),
         (MediaSource::Video { .. }, ChunkType::Imageset) => video_jpeg_zip(src, frames, q),
-        (MediaSource::Images, _) if quality == Quality::Original => images_original_zip(src, frames),
+        (MediaSource::Images, _) if quality == Quality::Original => {
+            images_original_zip(src, frames)
+        }
         (MediaSource::Images, _) => images_jpeg_zip(src, frames, q),
     }
 }
@@ -79,17 +84,28 @@ pub fn build_chunk(src: &Source<'_>, frames: &[u64], quality: Quality) -> Result
 fn video_info<'a>(src: &Source<'a>) -> (&'a Path, f64, &'a crate::store::FileStamp) {
     match &src.spec.media {
         MediaSource::Video {
-            path, rotation, stamp, ..
+            path,
+            rotation,
+            stamp,
+            ..
         } => (path.as_path(), *rotation, stamp),
         MediaSource::Images => unreachable!("video_info on an image task"),
     }
 }
 
 /// Decoded frame → RGB (CVAT's conversion), rotated by the display matrix.
-fn frame_raster(rgb: &mut RgbConverter, frame: &DecodedFrame, rotation: f64) -> Result<Raster, BuildError> {
+fn frame_raster(
+    rgb: &mut RgbConverter,
+    frame: &DecodedFrame,
+    rotation: f64,
+) -> Result<Raster, BuildError> {
     let (w, h, data) = rgb.to_rgb(frame)?;
     let raster = Raster::Rgb(RgbImage::new(w, h, data)?);
-    Ok(if rotation != 0.0 { codec::rotate(raster, rotation)? } else { raster })
+    Ok(if rotation != 0.0 {
+        codec::rotate(raster, rotation)?
+    } else {
+        raster
+    })
 }
 
 fn video_jpeg_zip(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, BuildError> {
@@ -98,12 +114,22 @@ fn video_jpeg_zip(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item,
     let mut zip = ZipChunk::new();
     let mut rgb = RgbConverter::new(ColorMode::Untagged);
     let mut idx = 0usize;
-    frames::decode_frames::<BuildError>(path, src.seek, src.pool, (src.data_id, src.version), frames, |_, f| {
-        let raster = frame_raster(&mut rgb, f, rotation)?;
-        zip.add(&codec::entry_name(idx, "jpeg"), &codec::encode_jpeg(&raster, quality)?)?;
-        idx += 1;
-        Ok(())
-    })?;
+    frames::decode_frames::<BuildError>(
+        path,
+        src.seek,
+        src.pool,
+        (src.data_id, src.version),
+        frames,
+        |_, f| {
+            let raster = frame_raster(&mut rgb, f, rotation)?;
+            zip.add(
+                &codec::entry_name(idx, "jpeg"),
+                &codec::encode_jpeg(&raster, quality)?,
+            )?;
+            idx += 1;
+            Ok(())
+        },
+    )?;
     Ok(Item {
         bytes: Bytes::from(zip.finish()?),
         mime: "application/zip",
@@ -116,24 +142,43 @@ fn video_mp4(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, Buil
     let compressed = quality != 100;
     let mut encoder: Option<codec::Mp4Encoder> = None;
     let mut rgb = RgbConverter::new(ColorMode::Untagged);
-    frames::decode_frames::<BuildError>(path, src.seek, src.pool, (src.data_id, src.version), frames, |_, f| {
-        if rotation != 0.0 {
-            let raster = frame_raster(&mut rgb, f, rotation)?;
-            let Raster::Rgb(img) = raster else { unreachable!("video frames are RGB") };
-            let enc = match &mut encoder {
-                Some(e) => e,
-                None => encoder.insert(codec::Mp4Encoder::new(img.width(), img.height(), quality, compressed)?),
-            };
-            enc.push_rgb(&img)?;
-        } else {
-            let enc = match &mut encoder {
-                Some(e) => e,
-                None => encoder.insert(codec::Mp4Encoder::new(f.width(), f.height(), quality, compressed)?),
-            };
-            enc.push_decoded(f)?;
-        }
-        Ok(())
-    })?;
+    frames::decode_frames::<BuildError>(
+        path,
+        src.seek,
+        src.pool,
+        (src.data_id, src.version),
+        frames,
+        |_, f| {
+            if rotation != 0.0 {
+                let raster = frame_raster(&mut rgb, f, rotation)?;
+                let Raster::Rgb(img) = raster else {
+                    unreachable!("video frames are RGB")
+                };
+                let enc = match &mut encoder {
+                    Some(e) => e,
+                    None => encoder.insert(codec::Mp4Encoder::new(
+                        img.width(),
+                        img.height(),
+                        quality,
+                        compressed,
+                    )?),
+                };
+                enc.push_rgb(&img)?;
+            } else {
+                let enc = match &mut encoder {
+                    Some(e) => e,
+                    None => encoder.insert(codec::Mp4Encoder::new(
+                        f.width(),
+                        f.height(),
+                        quality,
+                        compressed,
+                    )?),
+                };
+                enc.push_decoded(f)?;
+            }
+            Ok(())
+        },
+    )?;
     let bytes = match encoder {
         Some(e) => e.finish()?,
         None => {
@@ -157,7 +202,11 @@ pub fn original_image_bytes(img: &ImageFrame) -> Result<(Vec<u8>, String), Build
         path: img.name.clone(),
         reason: e.to_string(),
     })?;
-    let ext = img.path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = img
+        .path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let orientation = media::image::exif_orientation(&bytes);
     let is_tiff = matches!(ext.to_ascii_lowercase().as_str(), "tif" | "tiff");
     if orientation == 1 && !is_tiff {
@@ -166,17 +215,37 @@ pub fn original_image_bytes(img: &ImageFrame) -> Result<(Vec<u8>, String), Build
     let raster = codec::exif_transpose(decode_raster(&bytes, &img.name)?, orientation);
     let out = match image::guess_format(&bytes) {
         Ok(image::ImageFormat::Jpeg) => codec::encode_jpeg(&raster, 100)?,
-        Ok(image::ImageFormat::Tiff) => encode_with_image(&raster, image::ImageFormat::Tiff, &img.name)?,
+        Ok(image::ImageFormat::Tiff) => {
+            encode_with_image(&raster, image::ImageFormat::Tiff, &img.name)?
+        }
         _ => codec::encode_png(&raster)?,
     };
     Ok((out, ext))
 }
 
-fn encode_with_image(raster: &Raster, format: image::ImageFormat, name: &str) -> Result<Vec<u8>, BuildError> {
+fn encode_with_image(
+    raster: &Raster,
+    format: image::ImageFormat,
+    name: &str,
+) -> Result<Vec<u8>, BuildError> {
     let mut out = std::io::Cursor::new(Vec::new());
     let r = match raster {
-        Raster::Rgb(i) => image::write_buffer_with_format(&mut out, i.data(), i.width(), i.height(), image::ExtendedColorType::Rgb8, format),
-        Raster::Gray(i) => image::write_buffer_with_format(&mut out, i.data(), i.width(), i.height(), image::ExtendedColorType::L8, format),
+        Raster::Rgb(i) => image::write_buffer_with_format(
+            &mut out,
+            i.data(),
+            i.width(),
+            i.height(),
+            image::ExtendedColorType::Rgb8,
+            format,
+        ),
+        Raster::Gray(i) => image::write_buffer_with_format(
+            &mut out,
+            i.data(),
+            i.width(),
+            i.height(),
+            image::ExtendedColorType::L8,
+            format,
+        ),
     };
     r.map_err(|e| BuildError::Read {
         path: name.to_owned(),
@@ -195,12 +264,18 @@ pub fn decode_raster(bytes: &[u8], name: &str) -> Result<Raster, BuildError> {
     if let Ok(image::ImageFormat::Jpeg) = image::guess_format(bytes) {
         if let Ok(h) = turbojpeg::read_header(bytes) {
             let gray = h.colorspace == turbojpeg::Colorspace::Gray;
-            let format = if gray { turbojpeg::PixelFormat::GRAY } else { turbojpeg::PixelFormat::RGB };
+            let format = if gray {
+                turbojpeg::PixelFormat::GRAY
+            } else {
+                turbojpeg::PixelFormat::RGB
+            };
             if let Ok(img) = turbojpeg::decompress(bytes, format) {
                 let bpp = format.size();
                 let mut data = Vec::with_capacity(img.width * img.height * bpp);
                 for y in 0..img.height {
-                    data.extend_from_slice(&img.pixels[y * img.pitch..y * img.pitch + img.width * bpp]);
+                    data.extend_from_slice(
+                        &img.pixels[y * img.pitch..y * img.pitch + img.width * bpp],
+                    );
                 }
                 let (w, h) = (img.width as u32, img.height as u32);
                 return Ok(if gray {
@@ -220,7 +295,10 @@ pub fn decode_raster(bytes: &[u8], name: &str) -> Result<Raster, BuildError> {
             let raw = g.into_raw();
             let min = raw.iter().copied().min().unwrap_or(0) as f64;
             let max = raw.iter().copied().max().unwrap_or(1).max(1) as f64;
-            let data = raw.iter().map(|&v| (((v as f64 - min) / max) * 255.0).round().clamp(0.0, 255.0) as u8).collect();
+            let data = raw
+                .iter()
+                .map(|&v| (((v as f64 - min) / max) * 255.0).round().clamp(0.0, 255.0) as u8)
+                .collect();
             Raster::Gray(codec::GrayImage::new(w, h, data)?)
         }
         other => Raster::Rgb(other.to_rgb8().try_into()?),
@@ -240,9 +318,15 @@ fn image_jpeg(img: &ImageFrame, quality: u8) -> Result<Vec<u8>, BuildError> {
 }
 
 fn images_jpeg_zip(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, BuildError> {
-    let images = frames.iter().map(|&f| src.image(f)).collect::<Result<Vec<_>, _>>()?;
+    let images = frames
+        .iter()
+        .map(|&f| src.image(f))
+        .collect::<Result<Vec<_>, _>>()?;
     // Images are independent: encode them in parallel, then write the zip in order.
-    let jpegs = images.par_iter().map(|img| image_jpeg(img, quality)).collect::<Result<Vec<_>, _>>()?;
+    let jpegs = images
+        .par_iter()
+        .map(|img| image_jpeg(img, quality))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut zip = ZipChunk::new();
     for (i, j) in jpegs.iter().enumerate() {
         zip.add(&codec::entry_name(i, "jpeg"), j)?;
@@ -254,8 +338,14 @@ fn images_jpeg_zip(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item
 }
 
 fn images_original_zip(src: &Source<'_>, frames: &[u64]) -> Result<Item, BuildError> {
-    let images = frames.iter().map(|&f| src.image(f)).collect::<Result<Vec<_>, _>>()?;
-    let files = images.par_iter().map(|img| original_image_bytes(img)).collect::<Result<Vec<_>, _>>()?;
+    let images = frames
+        .iter()
+        .map(|&f| src.image(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let files = images
+        .par_iter()
+        .map(|img| original_image_bytes(img))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut zip = ZipChunk::new();
     for (i, (bytes, ext)) in files.iter().enumerate() {
         zip.add(&codec::entry_name(i, ext), bytes)?;
@@ -268,7 +358,11 @@ fn images_original_zip(src: &Source<'_>, frames: &[u64]) -> Result<Item, BuildEr
 
 /// MIME type of an image file by extension.
 pub fn image_mime(name: &str) -> &'static str {
-    match Path::new(name).extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).as_deref() {
+    match Path::new(name)
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .as_deref()
+    {
         Some("jpg" | "jpeg" | "jpe") => "image/jpeg",
         Some("png") => "image/png",
         Some("bmp") => "image/bmp",
@@ -293,10 +387,17 @@ fn video_frame_raster(src: &Source<'_>, abs: u64) -> Result<Raster, BuildError> 
     frames::check_source(path, stamp)?;
     let mut rgb = RgbConverter::new(ColorMode::Untagged);
     let mut out = None;
-    frames::decode_frames::<BuildError>(path, src.seek, src.pool, (src.data_id, src.version), &[abs], |_, f| {
-        out = Some(frame_raster(&mut rgb, f, rotation)?);
-        Ok(())
-    })?;
+    frames::decode_frames::<BuildError>(
+        path,
+        src.seek,
+        src.pool,
+        (src.data_id, src.version),
+        &[abs],
+        |_, f| {
+            out = Some(frame_raster(&mut rgb, f, rotation)?);
+            Ok(())
+        },
+    )?;
     out.ok_or(BuildError::Frames(FrameError::FrameMissing(abs, abs)))
 }
 
@@ -320,10 +421,17 @@ pub fn preview(src: &Source<'_>, abs: u64) -> Result<Item, BuildError> {
             let bytes = std::fs::read(&img.path)?;
             let orientation = media::image::exif_orientation(&bytes);
             let png = image_mime(&img.name) == "image/png";
-            (codec::exif_transpose(decode_raster(&bytes, &img.name)?, orientation), png)
+            (
+                codec::exif_transpose(decode_raster(&bytes, &img.name)?, orientation),
+                png,
+            )
         }
     };
-    let thumb = if raster.width() <= 256 && raster.height() <= 256 { raster } else { codec::thumbnail(&raster, 256) };
+    let thumb = if raster.width() <= 256 && raster.height() <= 256 {
+        raster
+    } else {
+        codec::thumbnail(&raster, 256)
+    };
     Ok(if png {
         Item {
             bytes: Bytes::from(codec::encode_png(&thumb)?),
@@ -344,7 +452,8 @@ pub fn context_images(img: &ImageFrame) -> Result<Item, BuildError> {
     let mut out = std::io::Cursor::new(Vec::new());
     {
         let mut zw = zip::ZipWriter::new(&mut out);
-        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
         let common = common_dir(&img.related);
         for p in &img.related {
             let rel = p.strip_prefix(&common).unwrap_or(p).with_extension("jpg");
@@ -353,7 +462,8 @@ pub fn context_images(img: &ImageFrame) -> Result<Item, BuildError> {
                 reason: e.to_string(),
             })?;
             let raster = decode_raster(&bytes, &p.display().to_string())?;
-            zw.start_file(rel.to_string_lossy(), opts).map_err(CodecError::from)?;
+            zw.start_file(rel.to_string_lossy(), opts)
+                .map_err(CodecError::from)?;
             zw.write_all(&codec::encode_jpeg(&raster, 100)?)?;
         }
         zw.finish().map_err(CodecError::from)?;
@@ -366,7 +476,9 @@ pub fn context_images(img: &ImageFrame) -> Result<Item, BuildError> {
 
 fn common_dir(paths: &[std::path::PathBuf]) -> std::path::PathBuf {
     let mut it = paths.iter();
-    let Some(first) = it.next() else { return Default::default() };
+    let Some(first) = it.next() else {
+        return Default::default();
+    };
     let mut common = first.parent().map(Path::to_path_buf).unwrap_or_default();
     for p in it {
         while !p.starts_with(&common) {

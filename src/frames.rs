@@ -53,7 +53,9 @@ impl SeekTable {
             Manifest::Video { keyframes, .. } => Ok(SeekTable {
                 keyframes: keyframes.iter().map(|k| (k.number, k.pts)).collect(),
             }),
-            Manifest::Images { .. } => Err(FrameError::Manifest("an image manifest was given for a video".into())),
+            Manifest::Images { .. } => Err(FrameError::Manifest(
+                "an image manifest was given for a video".into(),
+            )),
         }
     }
 
@@ -94,11 +96,16 @@ impl DecoderPool {
 
     /// Takes a reader of `owner` that can reach `first` by decoding forward no further than a
     /// seek to `seek_from` would (so continuing never costs more than seeking).
-    fn take(&self, owner: (i64, i64), first: u64, seek_from: Option<u64>) -> Option<(FrameReader, u64)> {
+    fn take(
+        &self,
+        owner: (i64, i64),
+        first: u64,
+        seek_from: Option<u64>,
+    ) -> Option<(FrameReader, u64)> {
         let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        let i = parked
-            .iter()
-            .position(|p| p.owner == owner && p.next <= first && seek_from.is_none_or(|k| p.next >= k))?;
+        let i = parked.iter().position(|p| {
+            p.owner == owner && p.next <= first && seek_from.is_none_or(|k| p.next >= k)
+        })?;
         let p = parked.swap_remove(i);
         Some((p.reader, p.next))
     }
@@ -175,7 +182,11 @@ pub fn decode_frames<E: From<FrameError>>(
             (None, Some((kf_number, kf_pts))) => {
                 // Frames before the key frame's pts come from before the seek point (open GOP
                 // leading frames): skip them, as CVAT does.
-                if frame.pts().or(frame.best_effort_timestamp()).is_some_and(|p| p < kf_pts) {
+                if frame
+                    .pts()
+                    .or(frame.best_effort_timestamp())
+                    .is_some_and(|p| p < kf_pts)
+                {
                     continue;
                 }
                 skip_before = None;

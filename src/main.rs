@@ -6,7 +6,11 @@ use frameserver::cli::manifest::{self, ManifestCommand};
 use frameserver::server::{self, ServeConfig};
 
 #[derive(Parser)]
-#[command(name = "frameserver", version, about = "A fast, CVAT-compatible media service")]
+#[command(
+    name = "frameserver",
+    version,
+    about = "A fast, CVAT-compatible media service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,7 +44,10 @@ fn serve(config: ServeConfig) -> i32 {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -25,10 +25,15 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/server/about", get(about))
         .route("/api/tasks", post(create_task).get(list_tasks))
-        .route("/api/tasks/{id}", get(get_task).patch(patch_task).delete(delete_task))
+        .route(
+            "/api/tasks/{id}",
+            get(get_task).patch(patch_task).delete(delete_task),
+        )
         .route(
             "/api/tasks/{id}/data",
-            post(data::post_data).get(data::task_data).layer(axum::extract::DefaultBodyLimit::max(max_body)),
+            post(data::post_data)
+                .get(data::task_data)
+                .layer(axum::extract::DefaultBodyLimit::max(max_body)),
         )
         .route("/api/tasks/{id}/data/meta", get(data::task_meta))
         .route("/api/tasks/{id}/preview", get(data::task_preview))
@@ -47,8 +52,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 
 /// The service to serve: every route answers with and without a trailing slash (no redirects,
 /// which the CVAT clients do not follow reliably).
-pub(crate) fn service(state: Arc<AppState>) -> axum::routing::IntoMakeService<tower_http::normalize_path::NormalizePath<Router>> {
-    ServiceExt::<Request>::into_make_service(NormalizePathLayer::trim_trailing_slash().layer(router(state)))
+pub(crate) fn service(
+    state: Arc<AppState>,
+) -> axum::routing::IntoMakeService<tower_http::normalize_path::NormalizePath<Router>> {
+    ServiceExt::<Request>::into_make_service(
+        NormalizePathLayer::trim_trailing_slash().layer(router(state)),
+    )
 }
 
 /// `http://host:port` as the client addressed us (for absolute URLs in responses).
@@ -88,20 +97,35 @@ fn validate_labels(labels: &Value) -> Result<(), ApiError> {
     };
     let mut names = std::collections::HashSet::new();
     for l in list {
-        let name = l.get("name").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("every label needs a 'name'"))?;
+        let name = l
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request("every label needs a 'name'"))?;
         if name.is_empty() || name.chars().count() > 64 {
-            return Err(ApiError::bad_request(format!("label name '{name}' must be 1 to 64 characters")));
+            return Err(ApiError::bad_request(format!(
+                "label name '{name}' must be 1 to 64 characters"
+            )));
         }
         if !names.insert(name.to_owned()) {
-            return Err(ApiError::bad_request(format!("label names must be unique: '{name}'")));
+            return Err(ApiError::bad_request(format!(
+                "label names must be unique: '{name}'"
+            )));
         }
     }
     Ok(())
 }
 
-async fn create_task(State(st): St, headers: HeaderMap, body: Result<Json<TaskWrite>, axum::extract::rejection::JsonRejection>) -> Result<Response, ApiError> {
-    let Json(w) = body.map_err(|e| ApiError::bad_request(format!("invalid task JSON: {}", e.body_text())))?;
-    let name = w.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| ApiError::bad_request("'name' is required"))?;
+async fn create_task(
+    State(st): St,
+    headers: HeaderMap,
+    body: Result<Json<TaskWrite>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(w) =
+        body.map_err(|e| ApiError::bad_request(format!("invalid task JSON: {}", e.body_text())))?;
+    let name = w
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request("'name' is required"))?;
     let labels = w.labels.unwrap_or(json!([]));
     validate_labels(&labels)?;
     let now = Utc::now();
@@ -119,11 +143,17 @@ async fn create_task(State(st): St, headers: HeaderMap, body: Result<Json<TaskWr
         updated_date: now,
         data_id: None,
     })?;
-    Ok((StatusCode::CREATED, Json(task_json(&st, &task, &base_url(&headers))?)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(task_json(&st, &task, &base_url(&headers))?),
+    )
+        .into_response())
 }
 
 pub(crate) fn task_or_404(st: &AppState, id: i64) -> Result<TaskRow, ApiError> {
-    st.store.task(id)?.ok_or_else(|| ApiError::not_found("Not found."))
+    st.store
+        .task(id)?
+        .ok_or_else(|| ApiError::not_found("Not found."))
 }
 
 /// `TaskRead`, with every field the clients read.
@@ -137,10 +167,22 @@ fn task_json(st: &AppState, t: &TaskRow, base: &str) -> Result<Value, ApiError> 
             d.spec.image_quality as u64,
             Value::from(d.spec.compressed_chunk_type.as_str()),
             Value::from(d.spec.original_chunk_type.as_str()),
-            if matches!(d.spec.media, crate::store::MediaSource::Video { .. }) { "interpolation" } else { "annotation" },
+            if matches!(d.spec.media, crate::store::MediaSource::Video { .. }) {
+                "interpolation"
+            } else {
+                "annotation"
+            },
             Value::from(d.id),
         ),
-        None => (0, Value::Null, 70, Value::Null, Value::Null, "", Value::Null),
+        None => (
+            0,
+            Value::Null,
+            70,
+            Value::Null,
+            Value::Null,
+            "",
+            Value::Null,
+        ),
     };
     Ok(json!({
         "url": format!("{base}/api/tasks/{}", t.id),
@@ -178,7 +220,11 @@ fn task_json(st: &AppState, t: &TaskRow, base: &str) -> Result<Value, ApiError> 
     }))
 }
 
-async fn get_task(State(st): St, Path(id): Path<i64>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn get_task(
+    State(st): St,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let t = task_or_404(&st, id)?;
     Ok(Json(task_json(&st, &t, &base_url(&headers))?))
 }
@@ -196,20 +242,34 @@ fn paginate(items: Vec<Value>, q: &ListQuery, base: &str, path: &str) -> Value {
     let count = items.len();
     let start = (page - 1) * size;
     let results: Vec<Value> = items.into_iter().skip(start).take(size).collect();
-    let next = (start + size < count).then(|| format!("{base}{path}?page={}&page_size={size}", page + 1));
+    let next =
+        (start + size < count).then(|| format!("{base}{path}?page={}&page_size={size}", page + 1));
     let previous = (page > 1).then(|| format!("{base}{path}?page={}&page_size={size}", page - 1));
     json!({"count": count, "next": next, "previous": previous, "results": results})
 }
 
-async fn list_tasks(State(st): St, Query(q): Query<ListQuery>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn list_tasks(
+    State(st): St,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let base = base_url(&headers);
     let tasks = st.store.tasks()?;
-    let items = tasks.iter().map(|t| task_json(&st, t, &base)).collect::<Result<Vec<_>, _>>()?;
+    let items = tasks
+        .iter()
+        .map(|t| task_json(&st, t, &base))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(paginate(items, &q, &base, "/api/tasks")))
 }
 
-async fn patch_task(State(st): St, Path(id): Path<i64>, headers: HeaderMap, body: Result<Json<TaskWrite>, axum::extract::rejection::JsonRejection>) -> Result<Json<Value>, ApiError> {
-    let Json(w) = body.map_err(|e| ApiError::bad_request(format!("invalid task JSON: {}", e.body_text())))?;
+async fn patch_task(
+    State(st): St,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Result<Json<TaskWrite>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(w) =
+        body.map_err(|e| ApiError::bad_request(format!("invalid task JSON: {}", e.body_text())))?;
     let mut t = task_or_404(&st, id)?;
     if let Some(n) = w.name {
         if n.trim().is_empty() {
@@ -237,10 +297,17 @@ async fn patch_task(State(st): St, Path(id): Path<i64>, headers: HeaderMap, body
 
 async fn delete_task(State(st): St, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     task_or_404(&st, id)?;
-    if st.creating.lock().unwrap_or_else(|e| e.into_inner()).contains(&id) {
+    if st
+        .creating
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&id)
+    {
         return Err(ApiError {
             status: StatusCode::CONFLICT,
-            message: "the task's data is still being created; delete it when the request has finished".into(),
+            message:
+                "the task's data is still being created; delete it when the request has finished"
+                    .into(),
         });
     }
     let data = st.store.delete_task(id)?;
@@ -248,14 +315,22 @@ async fn delete_task(State(st): St, Path(id): Path<i64>) -> Result<StatusCode, A
         // Unlike CVAT, deleting a task frees its cache entries, readers and files at once.
         st.cache.invalidate_data(d.id);
         st.pool.forget(d.id);
-        st.loaded.lock().unwrap_or_else(|e| e.into_inner()).remove(&d.id);
+        st.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&d.id);
         if d.spec.dir.starts_with(st.media_dir()) {
             if let Err(e) = std::fs::remove_dir_all(&d.spec.dir) {
                 tracing::warn!(task = id, "could not remove {}: {e}", d.spec.dir.display());
             }
         }
     }
-    if let Some(s) = st.uploads.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+    if let Some(s) = st
+        .uploads
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id)
+    {
         let _ = std::fs::remove_dir_all(s.dir);
     }
     Ok(StatusCode::NO_CONTENT)
@@ -270,7 +345,11 @@ pub(crate) fn job_json(st: &AppState, j: &JobRow, base: &str) -> Result<Value, A
             Value::from(d.spec.chunk_size),
             d.spec.compressed_chunk_type.as_str(),
             d.spec.original_chunk_type.as_str(),
-            if matches!(d.spec.media, crate::store::MediaSource::Video { .. }) { "interpolation" } else { "annotation" },
+            if matches!(d.spec.media, crate::store::MediaSource::Video { .. }) {
+                "interpolation"
+            } else {
+                "annotation"
+            },
         ),
         None => (0, 0, Value::Null, "", "", ""),
     };
@@ -298,15 +377,29 @@ pub(crate) fn job_json(st: &AppState, j: &JobRow, base: &str) -> Result<Value, A
     }))
 }
 
-async fn list_jobs(State(st): St, Query(q): Query<ListQuery>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn list_jobs(
+    State(st): St,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let base = base_url(&headers);
     let jobs = st.store.jobs(q.task_id)?;
-    let items = jobs.iter().map(|j| job_json(&st, j, &base)).collect::<Result<Vec<_>, _>>()?;
+    let items = jobs
+        .iter()
+        .map(|j| job_json(&st, j, &base))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(paginate(items, &q, &base, "/api/jobs")))
 }
 
-async fn get_job(State(st): St, Path(id): Path<i64>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let j = st.store.job(id)?.ok_or_else(|| ApiError::not_found("Not found."))?;
+async fn get_job(
+    State(st): St,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let j = st
+        .store
+        .job(id)?
+        .ok_or_else(|| ApiError::not_found("Not found."))?;
     Ok(Json(job_json(&st, &j, &base_url(&headers))?))
 }
 
@@ -337,13 +430,25 @@ pub(crate) fn request_json(r: &RequestRow) -> Value {
 
 async fn get_request(State(st): St, Path(rq_id): Path<String>) -> Result<Json<Value>, ApiError> {
     // Axum has already percent-decoded the path segment (`create%3Atask-1` → `create:task-1`).
-    let r = st.store.request(&rq_id)?.ok_or_else(|| ApiError::not_found("Not found."))?;
+    let r = st
+        .store
+        .request(&rq_id)?
+        .ok_or_else(|| ApiError::not_found("Not found."))?;
     Ok(Json(request_json(&r)))
 }
 
-async fn list_requests(State(st): St, Query(q): Query<ListQuery>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn list_requests(
+    State(st): St,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let items = st.store.requests()?.iter().map(request_json).collect();
-    Ok(Json(paginate(items, &q, &base_url(&headers), "/api/requests")))
+    Ok(Json(paginate(
+        items,
+        &q,
+        &base_url(&headers),
+        "/api/requests",
+    )))
 }
 
 async fn metrics(State(st): St) -> impl IntoResponse {

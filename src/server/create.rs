@@ -21,7 +21,9 @@ use super::{ApiError, AppState, UploadSession};
 use crate::ingest::{self, ArchiveLimits, Media};
 use crate::manifest::{self, Manifest, SortingMethod, VideoOptions};
 use crate::media::{self, FrameReader};
-use crate::store::{ChapterInfo, DataSpec, FileStamp, ImageFrame, MediaSource, RequestRow, TaskRow};
+use crate::store::{
+    ChapterInfo, DataSpec, FileStamp, ImageFrame, MediaSource, RequestRow, TaskRow,
+};
 use crate::task::{self, ChunkType, FrameRange};
 
 /// Validated data parameters (the `Upload-Finish` body or a one-shot request).
@@ -63,7 +65,10 @@ fn boolean(v: &Value) -> Option<bool> {
 
 fn strings(v: &Value) -> Vec<String> {
     match v {
-        Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
         Value::String(s) => vec![s.clone()],
         _ => Vec::new(),
     }
@@ -74,13 +79,17 @@ impl DataParams {
     pub(crate) fn from_map(m: &Map<String, Value>) -> Result<DataParams, ApiError> {
         let get = |k: &str| m.get(k).filter(|v| !v.is_null());
         let bad = |m: String| ApiError::bad_request(m);
-        let image_quality = match get("image_quality") {
-            None => return Err(bad("The 'image_quality' parameter is required for image- and video-based tasks".into())),
-            Some(v) => match int(v) {
-                Some(q) if (1..=100).contains(&q) => q as u8,
-                _ => return Err(bad("image_quality must be an integer from 1 to 100".into())),
-            },
-        };
+        let image_quality =
+            match get("image_quality") {
+                None => return Err(bad(
+                    "The 'image_quality' parameter is required for image- and video-based tasks"
+                        .into(),
+                )),
+                Some(v) => match int(v) {
+                    Some(q) if (1..=100).contains(&q) => q as u8,
+                    _ => return Err(bad("image_quality must be an integer from 1 to 100".into())),
+                },
+            };
         let chunk_size = match get("chunk_size") {
             None => None,
             Some(v) => match int(v) {
@@ -102,8 +111,12 @@ impl DataParams {
         if stop_frame.is_some_and(|s| s > 0 && s < start_frame) {
             return Err(bad("Stop frame must be more or equal start frame".into()));
         }
-        let frame_filter = get("frame_filter").and_then(Value::as_str).unwrap_or("").to_owned();
-        let step = task::parse_step(&frame_filter).ok_or_else(|| bad("Invalid frame filter expression".into()))?;
+        let frame_filter = get("frame_filter")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let step = task::parse_step(&frame_filter)
+            .ok_or_else(|| bad("Invalid frame filter expression".into()))?;
         let sorting = match get("sorting_method").and_then(Value::as_str) {
             None => SortingMethod::Lexicographical,
             Some(s) => s.parse().map_err(|e: String| bad(e))?,
@@ -119,7 +132,11 @@ impl DataParams {
             chunk_size,
             start_frame,
             stop_frame,
-            frame_filter: if step > 1 { format!("step={step}") } else { String::new() },
+            frame_filter: if step > 1 {
+                format!("step={step}")
+            } else {
+                String::new()
+            },
             step,
             sorting,
             use_zip_chunks: flag("use_zip_chunks")?,
@@ -135,7 +152,11 @@ fn header(req: &Request, name: &str) -> bool {
 }
 
 /// The upload protocol entry point.
-pub(crate) async fn post_data(st: Arc<AppState>, id: i64, req: Request) -> Result<Response, ApiError> {
+pub(crate) async fn post_data(
+    st: Arc<AppState>,
+    id: i64,
+    req: Request,
+) -> Result<Response, ApiError> {
     let task = task_or_404(&st, id)?;
     if header(&req, "Upload-Length") {
         return Err(ApiError {
@@ -143,7 +164,11 @@ pub(crate) async fn post_data(st: Arc<AppState>, id: i64, req: Request) -> Resul
             message: "TUS uploads are not supported yet: send files of up to the upload limit as multipart".into(),
         });
     }
-    let busy = st.creating.lock().unwrap_or_else(|e| e.into_inner()).contains(&id);
+    let busy = st
+        .creating
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&id);
     if task.data_id.is_some() || busy {
         return Err(ApiError::bad_request("Adding more data is not supported"));
     }
@@ -152,7 +177,12 @@ pub(crate) async fn post_data(st: Arc<AppState>, id: i64, req: Request) -> Resul
         return Ok((StatusCode::ACCEPTED, Json(json!({}))).into_response());
     }
     if header(&req, "Upload-Multiple") {
-        if !st.uploads.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
+        if !st
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id)
+        {
             new_session(&st, id)?;
         }
         receive_multipart(&st, id, req).await?;
@@ -160,7 +190,11 @@ pub(crate) async fn post_data(st: Arc<AppState>, id: i64, req: Request) -> Resul
     }
     if header(&req, "Upload-Finish") {
         let params = json_params(req).await?;
-        let session = st.uploads.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        let session = st
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         return start(st, task, params, session);
     }
     let is_multipart = req
@@ -171,7 +205,11 @@ pub(crate) async fn post_data(st: Arc<AppState>, id: i64, req: Request) -> Resul
     if is_multipart {
         new_session(&st, id)?;
         let fields = receive_multipart(&st, id, req).await;
-        let session = st.uploads.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        let session = st
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         let fields = match fields {
             Ok(f) => f,
             Err(e) => {
@@ -196,23 +234,38 @@ async fn json_params(req: Request) -> Result<DataParams, ApiError> {
     let v: Value = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         json!({})
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("the data parameters are not valid JSON: {e}")))?
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request(format!("the data parameters are not valid JSON: {e}"))
+        })?
     };
-    let m = v.as_object().ok_or_else(|| ApiError::bad_request("the data parameters must be a JSON object"))?;
+    let m = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("the data parameters must be a JSON object"))?;
     DataParams::from_map(m)
 }
 
 fn new_session(st: &AppState, id: i64) -> Result<(), ApiError> {
     let dir = st.uploads_dir().join(format!("task_{id}"));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(format!("cannot create the upload directory: {e}")))?;
-    st.uploads.lock().unwrap_or_else(|e| e.into_inner()).insert(id, UploadSession { dir, files: Vec::new() });
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ApiError::internal(format!("cannot create the upload directory: {e}")))?;
+    st.uploads.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        id,
+        UploadSession {
+            dir,
+            files: Vec::new(),
+        },
+    );
     Ok(())
 }
 
 /// Streams the files of a multipart request into the task's upload session; returns the other
 /// form fields (`server_files[i]` collected into a list).
-async fn receive_multipart(st: &Arc<AppState>, id: i64, req: Request) -> Result<Map<String, Value>, ApiError> {
+async fn receive_multipart(
+    st: &Arc<AppState>,
+    id: i64,
+    req: Request,
+) -> Result<Map<String, Value>, ApiError> {
     let dir = st
         .uploads
         .lock()
@@ -220,44 +273,54 @@ async fn receive_multipart(st: &Arc<AppState>, id: i64, req: Request) -> Result<
         .get(&id)
         .map(|s| s.dir.clone())
         .ok_or_else(|| ApiError::bad_request("no upload in progress: send Upload-Start first"))?;
-    let mut mp = Multipart::from_request(req, &())
-        .await
-        .map_err(|e| ApiError::bad_request(format!("invalid multipart request: {}", e.body_text())))?;
+    let mut mp = Multipart::from_request(req, &()).await.map_err(|e| {
+        ApiError::bad_request(format!("invalid multipart request: {}", e.body_text()))
+    })?;
     let mut fields = Map::new();
     let mut received = Vec::new();
     let result: Result<(), ApiError> = async {
-        while let Some(mut field) = mp
-            .next_field()
-            .await
-            .map_err(|e| ApiError::bad_request(format!("the upload was interrupted or malformed: {}", e.body_text())))?
-        {
+        while let Some(mut field) = mp.next_field().await.map_err(|e| {
+            ApiError::bad_request(format!(
+                "the upload was interrupted or malformed: {}",
+                e.body_text()
+            ))
+        })? {
             let name = field.name().unwrap_or_default().to_owned();
             if let Some(file_name) = field.file_name().map(str::to_owned) {
-                let clean = ingest::sanitize_file_name(&file_name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let clean = ingest::sanitize_file_name(&file_name)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 let path = dir.join(&clean);
                 if path.exists() || received.contains(&clean) {
-                    return Err(ApiError::bad_request(format!("the file '{clean}' was uploaded twice")));
+                    return Err(ApiError::bad_request(format!(
+                        "the file '{clean}' was uploaded twice"
+                    )));
                 }
                 let mut out = tokio::fs::File::create(&path)
                     .await
                     .map_err(|e| ApiError::internal(format!("cannot store an upload: {e}")))?;
                 received.push(clean.clone());
-                while let Some(chunk) = field
-                    .chunk()
-                    .await
-                    .map_err(|e| ApiError::bad_request(format!("the upload of '{clean}' was interrupted: {}", e.body_text())))?
-                {
-                    out.write_all(&chunk).await.map_err(|e| ApiError::internal(format!("cannot store an upload: {e}")))?;
+                while let Some(chunk) = field.chunk().await.map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "the upload of '{clean}' was interrupted: {}",
+                        e.body_text()
+                    ))
+                })? {
+                    out.write_all(&chunk)
+                        .await
+                        .map_err(|e| ApiError::internal(format!("cannot store an upload: {e}")))?;
                 }
-                out.flush().await.map_err(|e| ApiError::internal(format!("cannot store an upload: {e}")))?;
-            } else {
-                let text = field
-                    .text()
+                out.flush()
                     .await
-                    .map_err(|e| ApiError::bad_request(format!("invalid form field '{name}': {}", e.body_text())))?;
+                    .map_err(|e| ApiError::internal(format!("cannot store an upload: {e}")))?;
+            } else {
+                let text = field.text().await.map_err(|e| {
+                    ApiError::bad_request(format!("invalid form field '{name}': {}", e.body_text()))
+                })?;
                 let key = name.split('[').next().unwrap_or(&name).to_owned();
                 if key == "server_files" || key == "upload_file_order" {
-                    let list = fields.entry(key).or_insert_with(|| Value::Array(Vec::new()));
+                    let list = fields
+                        .entry(key)
+                        .or_insert_with(|| Value::Array(Vec::new()));
                     if let Value::Array(a) = list {
                         a.push(Value::String(text));
                     }
@@ -276,22 +339,41 @@ async fn receive_multipart(st: &Arc<AppState>, id: i64, req: Request) -> Result<
         }
         return Err(e);
     }
-    if let Some(s) = st.uploads.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
+    if let Some(s) = st
+        .uploads
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_mut(&id)
+    {
         s.files.extend(received);
     }
     Ok(fields)
 }
 
 /// Starts the background creation; answers 202 with the request id.
-fn start(st: Arc<AppState>, task: TaskRow, params: DataParams, session: Option<UploadSession>) -> Result<Response, ApiError> {
+fn start(
+    st: Arc<AppState>,
+    task: TaskRow,
+    params: DataParams,
+    session: Option<UploadSession>,
+) -> Result<Response, ApiError> {
     if session.is_none() && params.server_files.is_empty() {
         return Err(ApiError::bad_request("No media data found"));
     }
     if session.is_some() && !params.server_files.is_empty() {
         return Err(ApiError::bad_request("Only one video, audio, archive, pdf, zip or many image, directory can be used simultaneously, but both uploaded files and server files were given."));
     }
-    if !params.server_files.is_empty() && st.config.share_dir.is_none() {
-        return Err(ApiError::bad_request("server_files cannot be used: the server was started without --share-dir"));
+    if !params.server_files.is_empty() {
+        let Some(share) = &st.config.share_dir else {
+            return Err(ApiError::bad_request(
+                "server_files cannot be used: the server was started without --share-dir",
+            ));
+        };
+        // Paths that escape the share (`..`, symlinks) or do not exist are refused up front.
+        for f in &params.server_files {
+            ingest::resolve_share_path(share, f)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        }
     }
     {
         let mut creating = st.creating.lock().unwrap_or_else(|e| e.into_inner());
@@ -350,7 +432,10 @@ fn start(st: Arc<AppState>, task: TaskRow, params: DataParams, session: Option<U
             }
         }
         let _ = st.store.put_request(&done);
-        st.creating.lock().unwrap_or_else(|e| e.into_inner()).remove(&task_id);
+        st.creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&task_id);
     });
     Ok((StatusCode::ACCEPTED, Json(json!({ "rq_id": rq_id }))).into_response())
 }
@@ -359,7 +444,10 @@ fn start(st: Arc<AppState>, task: TaskRow, params: DataParams, session: Option<U
 /// directories that no task owns (a creation interrupted by a crash).
 pub(crate) fn fail_interrupted(st: &AppState) {
     if let Ok(reqs) = st.store.requests() {
-        for mut r in reqs.into_iter().filter(|r| r.status == "queued" || r.status == "started") {
+        for mut r in reqs
+            .into_iter()
+            .filter(|r| r.status == "queued" || r.status == "started")
+        {
             r.status = "failed".into();
             r.message = "the server restarted while this request was running; send it again".into();
             r.finished_date = Some(Utc::now());
@@ -403,7 +491,11 @@ fn create_blocking(
     session: Option<UploadSession>,
     progress: &(dyn Fn(f64, &str) + Sync),
 ) -> Result<String, String> {
-    let dir = st.media_dir().join(format!("task_{}_{}", task.id, uuid::Uuid::new_v4().simple()));
+    let dir = st.media_dir().join(format!(
+        "task_{}_{}",
+        task.id,
+        uuid::Uuid::new_v4().simple()
+    ));
     let raw = dir.join("raw");
     std::fs::create_dir_all(&raw).map_err(|e| format!("cannot create the task directory: {e}"))?;
     let mut guard = DirGuard(Some(dir.clone()));
@@ -433,17 +525,26 @@ fn collect_and_store(
         Some(s) => {
             let mut rels = Vec::new();
             for f in &s.files {
-                std::fs::rename(s.dir.join(f), raw.join(f)).map_err(|e| format!("cannot store '{f}': {e}"))?;
+                std::fs::rename(s.dir.join(f), raw.join(f))
+                    .map_err(|e| format!("cannot store '{f}': {e}"))?;
                 rels.push(PathBuf::from(f));
             }
             (raw.to_path_buf(), rels, "local")
         }
         None => {
-            let share = st.config.share_dir.clone().expect("checked before starting");
+            let share = st
+                .config
+                .share_dir
+                .clone()
+                .expect("checked before starting");
             let mut rels = Vec::new();
             for f in &params.server_files {
                 let p = ingest::resolve_share_path(&share, f).map_err(|e| e.to_string())?;
-                let files = if p.is_dir() { ingest::expand_share_dir(&share, &p).map_err(|e| e.to_string())? } else { vec![p] };
+                let files = if p.is_dir() {
+                    ingest::expand_share_dir(&share, &p).map_err(|e| e.to_string())?
+                } else {
+                    vec![p]
+                };
                 for file in files {
                     rels.push(file.strip_prefix(&share).unwrap_or(&file).to_path_buf());
                 }
@@ -454,9 +555,11 @@ fn collect_and_store(
                 for r in &rels {
                     let target = raw.join(r);
                     if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent).map_err(|e| format!("cannot copy '{}': {e}", r.display()))?;
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| format!("cannot copy '{}': {e}", r.display()))?;
                     }
-                    std::fs::copy(share.join(r), &target).map_err(|e| format!("cannot copy '{}': {e}", r.display()))?;
+                    std::fs::copy(share.join(r), &target)
+                        .map_err(|e| format!("cannot copy '{}': {e}", r.display()))?;
                 }
                 (raw.to_path_buf(), rels, "local")
             } else {
@@ -475,7 +578,8 @@ fn collect_and_store(
                 max_total_bytes: st.config.max_extracted_size,
                 ..ArchiveLimits::default()
             };
-            let files = ingest::extract_archive(&root.join(&a), &dest, &limits).map_err(|e| e.to_string())?;
+            let files = ingest::extract_archive(&root.join(&a), &dest, &limits)
+                .map_err(|e| e.to_string())?;
             let inner = ingest::classify_extracted(&files).map_err(|e| e.to_string())?;
             (dest, inner)
         }
@@ -486,7 +590,14 @@ fn collect_and_store(
     let (count, first_size, media, images) = match &set.media {
         Media::Video(v) => {
             let path = root.join(v);
-            let (media, n, note_v) = index_video(&path, v, set.manifest.as_ref().map(|m| root.join(m)), dir, params, progress)?;
+            let (media, n, note_v) = index_video(
+                &path,
+                v,
+                set.manifest.as_ref().map(|m| root.join(m)),
+                dir,
+                params,
+                progress,
+            )?;
             note = note_v;
             let size = match &media {
                 MediaSource::Video { width, height, .. } => (*width, *height),
@@ -505,9 +616,22 @@ fn collect_and_store(
         Media::Archive(_) => return Err("an archive inside an archive is not supported".into()),
     };
     let range = FrameRange::new(count, params.start_frame, params.stop_frame, params.step)
-        .ok_or_else(|| format!("the requested frame range (start {}, stop {:?}) selects no frame of {count}", params.start_frame, params.stop_frame))?;
-    let compressed = if is_video && !params.use_zip_chunks { ChunkType::Video } else { ChunkType::Imageset };
-    let original = if is_video { ChunkType::Video } else { ChunkType::Imageset };
+        .ok_or_else(|| {
+            format!(
+                "the requested frame range (start {}, stop {:?}) selects no frame of {count}",
+                params.start_frame, params.stop_frame
+            )
+        })?;
+    let compressed = if is_video && !params.use_zip_chunks {
+        ChunkType::Video
+    } else {
+        ChunkType::Imageset
+    };
+    let original = if is_video {
+        ChunkType::Video
+    } else {
+        ChunkType::Imageset
+    };
     let chunk_size = params
         .chunk_size
         .unwrap_or_else(|| task::default_chunk_size(compressed, first_size.0, first_size.1));
@@ -529,7 +653,9 @@ fn collect_and_store(
     if st.store.task(task.id).map_err(|e| e.to_string())?.is_none() {
         return Err("the task was deleted while its data was being created".into());
     }
-    st.store.attach_data(task.id, &spec, &images, &segments).map_err(|e| e.to_string())?;
+    st.store
+        .attach_data(task.id, &spec, &images, &segments)
+        .map_err(|e| e.to_string())?;
     Ok(note)
 }
 
@@ -552,14 +678,25 @@ fn index_video(
     if let Some(m) = uploaded {
         progress(0.1, "Checking the uploaded manifest");
         match manifest::validate(&m, Some(path), &Default::default()) {
-            Ok((Manifest::Video { .. }, findings)) if findings.iter().all(|f| f.severity != manifest::Severity::Error) => {
+            Ok((Manifest::Video { .. }, findings))
+                if findings
+                    .iter()
+                    .all(|f| f.severity != manifest::Severity::Error) =>
+            {
                 manifest_path = Some(m);
             }
             Ok((_, findings)) => {
-                let why = findings.iter().find(|f| f.severity == manifest::Severity::Error).map(|f| f.message.clone()).unwrap_or_else(|| "not a video manifest".into());
-                note = format!("Invalid manifest file was uploaded: {why}; a new one was generated");
+                let why = findings
+                    .iter()
+                    .find(|f| f.severity == manifest::Severity::Error)
+                    .map(|f| f.message.clone())
+                    .unwrap_or_else(|| "not a video manifest".into());
+                note =
+                    format!("Invalid manifest file was uploaded: {why}; a new one was generated");
             }
-            Err(e) => note = format!("Invalid manifest file was uploaded: {e}; a new one was generated"),
+            Err(e) => {
+                note = format!("Invalid manifest file was uploaded: {e}; a new one was generated")
+            }
         }
     }
     if manifest_path.is_none() {
@@ -577,11 +714,16 @@ fn index_video(
         };
         match manifest::index_video(path, &opts, &report) {
             Ok(index) => {
-                index.manifest.write_to_dir(dir).map_err(|e| e.to_string())?;
+                index
+                    .manifest
+                    .write_to_dir(dir)
+                    .map_err(|e| e.to_string())?;
                 manifest_path = Some(dir.join(manifest::MANIFEST_FILE));
             }
             Err(manifest::ManifestError::Media(e)) => return Err(e.to_string()),
-            Err(manifest::ManifestError::InvalidVideo { reason, .. }) => return Err(format!("{}: {reason}", rel.display())),
+            Err(manifest::ManifestError::InvalidVideo { reason, .. }) => {
+                return Err(format!("{}: {reason}", rel.display()))
+            }
             Err(e) => {
                 // As CVAT: the task is still created, frames are decoded from the start.
                 note = format!("Failed to create manifest for the uploaded video: {e}. A manifest will not be used in this task");
@@ -601,11 +743,17 @@ fn index_video(
                         id: c.id,
                         start: c.start,
                         stop: c.stop,
-                        title: c.metadata.iter().find(|(k, _)| k == "title").map(|(_, v)| v.clone()),
+                        title: c
+                            .metadata
+                            .iter()
+                            .find(|(k, _)| k == "title")
+                            .map(|(_, v)| v.clone()),
                     })
                     .collect(),
             ),
-            Manifest::Images { .. } => return Err("the manifest describes images, not a video".into()),
+            Manifest::Images { .. } => {
+                return Err("the manifest describes images, not a video".into())
+            }
         },
         None => {
             // No manifest: count frames by decoding, as CVAT does.
@@ -617,7 +765,8 @@ fn index_video(
                 size.get_or_insert((f.width(), f.height()));
                 n += 1;
             }
-            let (w, h) = size.ok_or_else(|| format!("{}: no frame can be decoded", rel.display()))?;
+            let (w, h) =
+                size.ok_or_else(|| format!("{}: no frame can be decoded", rel.display()))?;
             let (w, h) = media::rotated_size(w, h, info.rotation);
             (n, w, h, Vec::new())
         }
@@ -650,14 +799,28 @@ fn read_images(
 ) -> Result<Vec<ImageFrame>, String> {
     let mut list: Vec<PathBuf> = list.to_vec();
     if params.sorting == SortingMethod::Predefined && !params.upload_file_order.is_empty() {
-        let order: BTreeMap<&str, usize> = params.upload_file_order.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-        let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let order: BTreeMap<&str, usize> = params
+            .upload_file_order
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let name = |p: &PathBuf| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
         if list.len() != order.len() || list.iter().any(|p| !order.contains_key(name(p).as_str())) {
-            return Err("Uploaded files do not match the 'upload_file_order' field contents".into());
+            return Err(
+                "Uploaded files do not match the 'upload_file_order' field contents".into(),
+            );
         }
         list.sort_by_key(|p| order[name(p).as_str()]);
     } else {
-        let mut keyed: Vec<(String, PathBuf)> = list.into_iter().map(|p| (root.join(&p).to_string_lossy().into_owned(), p)).collect();
+        let mut keyed: Vec<(String, PathBuf)> = list
+            .into_iter()
+            .map(|p| (root.join(&p).to_string_lossy().into_owned(), p))
+            .collect();
         params.sorting.sort(&mut keyed, |(k, _)| k.as_str());
         list = keyed.into_iter().map(|(_, p)| p).collect();
     }
@@ -679,7 +842,8 @@ fn read_images(
             let path = root.join(rel);
             let name = rel.to_string_lossy().replace('\\', "/");
             let bytes = std::fs::read(&path).map_err(|e| format!("cannot read '{name}': {e}"))?;
-            let raster = crate::chunks::decode_raster(&bytes, &name).map_err(|_| format!("failed to parse image file '{name}'"))?;
+            let raster = crate::chunks::decode_raster(&bytes, &name)
+                .map_err(|_| format!("failed to parse image file '{name}'"))?;
             let (mut w, mut h) = (raster.width(), raster.height());
             if media::image::exif_orientation(&bytes) > 4 {
                 std::mem::swap(&mut w, &mut h);

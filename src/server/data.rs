@@ -26,24 +26,39 @@ pub(crate) fn loaded(st: &AppState, task_id: i64) -> Result<Arc<Loaded>, ApiErro
         .store
         .data_of_task(task_id)?
         .ok_or_else(|| ApiError::not_found("Task has no media"))?;
-    if let Some(l) = st.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&data.id) {
+    if let Some(l) = st
+        .loaded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&data.id)
+    {
         if l.data.version == data.version {
             return Ok(Arc::clone(l));
         }
     }
     let images = st.store.images(data.id)?;
     let seek = match &data.spec.media {
-        MediaSource::Video { manifest: Some(m), .. } => SeekTable::from_manifest(m).map_err(|e| ApiError::internal(e.to_string()))?,
+        MediaSource::Video {
+            manifest: Some(m), ..
+        } => SeekTable::from_manifest(m).map_err(|e| ApiError::internal(e.to_string()))?,
         _ => SeekTable::none(),
     };
     let l = Arc::new(Loaded { data, images, seek });
-    st.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(l.data.id, Arc::clone(&l));
+    st.loaded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(l.data.id, Arc::clone(&l));
     Ok(l)
 }
 
 /// Builds (or fetches from the cache) the item `key` with `build`, on a blocking worker, at most
 /// `--workers` at a time. Concurrent requests for one key build it once; failures are not cached.
-async fn item<F>(st: &Arc<AppState>, l: &Arc<Loaded>, key: ItemKey, build: F) -> Result<Arc<Item>, ApiError>
+async fn item<F>(
+    st: &Arc<AppState>,
+    l: &Arc<Loaded>,
+    key: ItemKey,
+    build: F,
+) -> Result<Arc<Item>, ApiError>
 where
     F: FnOnce(&Source<'_>) -> Result<Item, BuildError> + Send + 'static,
 {
@@ -51,7 +66,10 @@ where
     let l = Arc::clone(l);
     st.cache
         .get_or_build(key, move || async move {
-            let _permit = Arc::clone(&st2.permits).acquire_owned().await.expect("the semaphore is never closed");
+            let _permit = Arc::clone(&st2.permits)
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
             tokio::task::spawn_blocking(move || {
                 let src = Source {
                     data_id: l.data.id,
@@ -87,28 +105,46 @@ fn key(l: &Loaded, kind: ItemKind, number: u64, quality: Quality) -> ItemKey {
 
 /// Absolute frames of task-relative frames `r`.
 fn abs_frames(l: &Loaded, r: SegmentRange) -> Vec<u64> {
-    (r.start..=r.stop).map(|f| l.data.spec.range.abs(f)).collect()
+    (r.start..=r.stop)
+        .map(|f| l.data.spec.range.abs(f))
+        .collect()
 }
 
 /// The task chunk `n` item (shared by task chunk requests, compressed frames and prefetch).
-async fn task_chunk_item(st: &Arc<AppState>, l: &Arc<Loaded>, n: u64, quality: Quality) -> Result<Arc<Item>, ApiError> {
+async fn task_chunk_item(
+    st: &Arc<AppState>,
+    l: &Arc<Loaded>,
+    n: u64,
+    quality: Quality,
+) -> Result<Arc<Item>, ApiError> {
     let spec = &l.data.spec;
-    let r = task_chunk(spec.range.size, spec.chunk_size, n).ok_or_else(|| chunk_range_error(n, spec.range.size, spec.chunk_size))?;
+    let r = task_chunk(spec.range.size, spec.chunk_size, n)
+        .ok_or_else(|| chunk_range_error(n, spec.range.size, spec.chunk_size))?;
     let frames = abs_frames(l, r);
-    item(st, l, key(l, ItemKind::TaskChunk, n, quality), move |src| chunks::build_chunk(src, &frames, quality)).await
+    item(st, l, key(l, ItemKind::TaskChunk, n, quality), move |src| {
+        chunks::build_chunk(src, &frames, quality)
+    })
+    .await
 }
 
 /// After chunk `n` is served, build chunk `n + 1` in the background — annotators play forward —
 /// unless every builder is busy (prefetch never queues behind real requests).
 fn prefetch_next(st: &Arc<AppState>, l: &Arc<Loaded>, n: u64, quality: Quality) {
     let spec = &l.data.spec;
-    if task_chunk(spec.range.size, spec.chunk_size, n + 1).is_none() || st.cache.contains(&key(l, ItemKind::TaskChunk, n + 1, quality)) {
+    if task_chunk(spec.range.size, spec.chunk_size, n + 1).is_none()
+        || st
+            .cache
+            .contains(&key(l, ItemKind::TaskChunk, n + 1, quality))
+    {
         return;
     }
     if st.permits.available_permits() == 0 {
         return;
     }
-    st.cache.metrics().prefetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    st.cache
+        .metrics()
+        .prefetches
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (st, l) = (Arc::clone(st), Arc::clone(l));
     tokio::spawn(async move {
         if let Err(e) = task_chunk_item(&st, &l, n + 1, quality).await {
@@ -146,7 +182,11 @@ fn parse_query(q: &DataQuery) -> Result<(DataType, Quality), ApiError> {
         Some("frame") => DataType::Frame,
         Some("preview") => DataType::Preview,
         Some("context_image") => DataType::ContextImage,
-        _ => return Err(ApiError::bad_request("Data type not specified or has wrong value")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "Data type not specified or has wrong value",
+            ))
+        }
     };
     let quality = match q.quality.as_deref() {
         None => Quality::Compressed,
@@ -162,11 +202,9 @@ fn parse_query(q: &DataQuery) -> Result<(DataType, Quality), ApiError> {
 fn parse_number(s: &Option<String>, what: &str) -> Result<Option<u64>, ApiError> {
     match s {
         None => Ok(None),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("{what} must be a non-negative integer, got '{v}'"))),
+        Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("{what} must be a non-negative integer, got '{v}'"))
+        }),
     }
 }
 
@@ -177,17 +215,21 @@ fn send(item: &Item, updated: chrono::DateTime<chrono::Utc>, headers: &HeaderMap
         None => Response::new(Body::from(item.bytes.clone())),
         Some(range) => match parse_range(range, total) {
             RangeSpec::Ignore => Response::new(Body::from(item.bytes.clone())),
-            RangeSpec::Invalid => return ApiError::bad_request("Invalid Range header").into_response(),
+            RangeSpec::Invalid => {
+                return ApiError::bad_request("Invalid Range header").into_response()
+            }
             RangeSpec::Unsatisfiable => {
                 let mut r = Response::new(Body::empty());
                 *r.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-                r.headers_mut().insert(header::CONTENT_RANGE, hv(&format!("bytes */{total}")));
+                r.headers_mut()
+                    .insert(header::CONTENT_RANGE, hv(&format!("bytes */{total}")));
                 return r;
             }
             RangeSpec::Bytes(a, b) => {
                 let mut r = Response::new(Body::from(item.bytes.slice(a..=b)));
                 *r.status_mut() = StatusCode::PARTIAL_CONTENT;
-                r.headers_mut().insert(header::CONTENT_RANGE, hv(&format!("bytes {a}-{b}/{total}")));
+                r.headers_mut()
+                    .insert(header::CONTENT_RANGE, hv(&format!("bytes {a}-{b}/{total}")));
                 r
             }
         },
@@ -215,7 +257,9 @@ enum RangeSpec {
 /// Parses `Range` as CVAT does: `([^=\s]+)\s*=\s*(.+)`, one `(\d*)-(\d*)` range; other units are
 /// ignored (full response), malformed values are a 400.
 fn parse_range(v: &str, total: usize) -> RangeSpec {
-    let Some((unit, spec)) = v.split_once('=') else { return RangeSpec::Invalid };
+    let Some((unit, spec)) = v.split_once('=') else {
+        return RangeSpec::Invalid;
+    };
     let (unit, spec) = (unit.trim(), spec.trim());
     if unit.is_empty() || spec.is_empty() {
         return RangeSpec::Invalid;
@@ -223,7 +267,9 @@ fn parse_range(v: &str, total: usize) -> RangeSpec {
     if unit != "bytes" {
         return RangeSpec::Ignore;
     }
-    let Some((a, b)) = spec.split_once('-') else { return RangeSpec::Invalid };
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeSpec::Invalid;
+    };
     let (a, b) = (a.trim(), b.trim());
     let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
     if !digits(a) || !digits(b) || (a.is_empty() && b.is_empty()) {
@@ -233,7 +279,9 @@ fn parse_range(v: &str, total: usize) -> RangeSpec {
     match (a.is_empty(), b.is_empty()) {
         (true, false) => {
             // Suffix: the last n bytes.
-            let Some(n) = parse(b) else { return RangeSpec::Invalid };
+            let Some(n) = parse(b) else {
+                return RangeSpec::Invalid;
+            };
             if n == 0 || total == 0 {
                 return RangeSpec::Unsatisfiable;
             }
@@ -253,16 +301,23 @@ fn parse_range(v: &str, total: usize) -> RangeSpec {
 }
 
 /// A frame (task-relative `rel`) as served by `type=frame`.
-async fn frame_item(st: &Arc<AppState>, l: &Arc<Loaded>, rel: u64, quality: Quality) -> Result<Arc<Item>, ApiError> {
+async fn frame_item(
+    st: &Arc<AppState>,
+    l: &Arc<Loaded>,
+    rel: u64,
+    quality: Quality,
+) -> Result<Arc<Item>, ApiError> {
     let spec = &l.data.spec;
     let abs = spec.range.abs(rel);
-    let from_zip = quality == Quality::Compressed && spec.compressed_chunk_type == ChunkType::Imageset;
+    let from_zip =
+        quality == Quality::Compressed && spec.compressed_chunk_type == ChunkType::Imageset;
     if from_zip {
         // The compressed frame is the JPEG inside its compressed chunk: build or reuse the chunk.
         let n = rel / spec.chunk_size;
         let chunk = task_chunk_item(st, l, n, quality).await?;
         let pos = (rel % spec.chunk_size) as usize;
-        let (_, bytes) = codec::read_zip_entry(&chunk.bytes, pos).map_err(|e| ApiError::internal(e.to_string()))?;
+        let (_, bytes) = codec::read_zip_entry(&chunk.bytes, pos)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         return Ok(Arc::new(Item {
             bytes: bytes.into(),
             mime: "image/jpeg",
@@ -279,29 +334,60 @@ async fn frame_item(st: &Arc<AppState>, l: &Arc<Loaded>, rel: u64, quality: Qual
     .await
 }
 
-async fn preview_item(st: &Arc<AppState>, l: &Arc<Loaded>, rel: u64) -> Result<Arc<Item>, ApiError> {
+async fn preview_item(
+    st: &Arc<AppState>,
+    l: &Arc<Loaded>,
+    rel: u64,
+) -> Result<Arc<Item>, ApiError> {
     let abs = l.data.spec.range.abs(rel);
-    item(st, l, key(l, ItemKind::Preview, rel, Quality::Compressed), move |src| chunks::preview(src, abs)).await
+    item(
+        st,
+        l,
+        key(l, ItemKind::Preview, rel, Quality::Compressed),
+        move |src| chunks::preview(src, abs),
+    )
+    .await
 }
 
 fn preview_response(item: &Item) -> Response {
     let mut r = Response::new(Body::from(item.bytes.clone()));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(item.mime));
-    r.headers_mut().insert(header::VARY, HeaderValue::from_static("Prefer"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(item.mime));
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Prefer"));
     r
 }
 
-async fn context_item(st: &Arc<AppState>, l: &Arc<Loaded>, rel: u64) -> Result<Arc<Item>, ApiError> {
+async fn context_item(
+    st: &Arc<AppState>,
+    l: &Arc<Loaded>,
+    rel: u64,
+) -> Result<Arc<Item>, ApiError> {
     let abs = l.data.spec.range.abs(rel);
-    let img = l.images.get(abs as usize).filter(|i| !i.related.is_empty()).cloned();
+    let img = l
+        .images
+        .get(abs as usize)
+        .filter(|i| !i.related.is_empty())
+        .cloned();
     let Some(img) = img else {
         return Err(ApiError::not_found("The frame has no context images"));
     };
-    item(st, l, key(l, ItemKind::ContextImage, rel, Quality::Compressed), move |_| chunks::context_images(&img)).await
+    item(
+        st,
+        l,
+        key(l, ItemKind::ContextImage, rel, Quality::Compressed),
+        move |_| chunks::context_images(&img),
+    )
+    .await
 }
 
 /// `GET /api/tasks/{id}/data`
-pub(crate) async fn task_data(State(st): St, Path(id): Path<i64>, Query(q): Query<DataQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(crate) async fn task_data(
+    State(st): St,
+    Path(id): Path<i64>,
+    Query(q): Query<DataQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     task_or_404(&st, id)?;
     let (kind, quality) = parse_query(&q)?;
     let l = loaded(&st, id)?;
@@ -310,13 +396,15 @@ pub(crate) async fn task_data(State(st): St, Path(id): Path<i64>, Query(q): Quer
     match kind {
         DataType::Preview => return Ok(preview_response(&*preview_item(&st, &l, 0).await?)),
         DataType::Chunk => {
-            let n = parse_number(&q.number, "number")?.ok_or_else(|| ApiError::bad_request("Number is not specified"))?;
+            let n = parse_number(&q.number, "number")?
+                .ok_or_else(|| ApiError::bad_request("Number is not specified"))?;
             let it = task_chunk_item(&st, &l, n, quality).await?;
             prefetch_next(&st, &l, n, quality);
             Ok(send(&it, updated, &headers))
         }
         DataType::Frame | DataType::ContextImage => {
-            let n = parse_number(&q.number, "number")?.ok_or_else(|| ApiError::bad_request("Number is not specified"))?;
+            let n = parse_number(&q.number, "number")?
+                .ok_or_else(|| ApiError::bad_request("Number is not specified"))?;
             if n >= spec.range.size {
                 return Err(ApiError::bad_request(format!(
                     "Invalid frame '{n}'. The frame number should be in the [0, {}] range",
@@ -334,11 +422,18 @@ pub(crate) async fn task_data(State(st): St, Path(id): Path<i64>, Query(q): Quer
 }
 
 fn job_or_404(st: &AppState, id: i64) -> Result<JobRow, ApiError> {
-    st.store.job(id)?.ok_or_else(|| ApiError::not_found("Not found."))
+    st.store
+        .job(id)?
+        .ok_or_else(|| ApiError::not_found("Not found."))
 }
 
 /// `GET /api/jobs/{id}/data`
-pub(crate) async fn job_data(State(st): St, Path(id): Path<i64>, Query(q): Query<DataQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(crate) async fn job_data(
+    State(st): St,
+    Path(id): Path<i64>,
+    Query(q): Query<DataQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let job = job_or_404(&st, id)?;
     let (kind, quality) = parse_query(&q)?;
     let l = loaded(&st, job.task_id)?;
@@ -351,12 +446,26 @@ pub(crate) async fn job_data(State(st): St, Path(id): Path<i64>, Query(q): Query
         DataType::Preview => Ok(preview_response(&*preview_item(&st, &l, seg.start).await?)),
         DataType::Chunk => {
             let it = match (number, index) {
-                (None, None) => return Err(ApiError::bad_request("Number or Index is not specified")),
-                (Some(_), Some(_)) => return Err(ApiError::bad_request("Number and Index cannot be used together")),
+                (None, None) => {
+                    return Err(ApiError::bad_request("Number or Index is not specified"))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::bad_request(
+                        "Number and Index cannot be used together",
+                    ))
+                }
                 (None, Some(i)) => {
-                    let r = seg.chunk(i, cs).ok_or_else(|| chunk_range_error(i, seg.len(), cs))?;
+                    let r = seg
+                        .chunk(i, cs)
+                        .ok_or_else(|| chunk_range_error(i, seg.len(), cs))?;
                     let frames = abs_frames(&l, r);
-                    item(&st, &l, key(&l, ItemKind::SegmentChunk(job.id), i, quality), move |src| chunks::build_chunk(src, &frames, quality)).await?
+                    item(
+                        &st,
+                        &l,
+                        key(&l, ItemKind::SegmentChunk(job.id), i, quality),
+                        move |src| chunks::build_chunk(src, &frames, quality),
+                    )
+                    .await?
                 }
                 (Some(n), None) => {
                     // Deprecated: task chunk n limited to the job's frames.
@@ -375,7 +484,13 @@ pub(crate) async fn job_data(State(st): St, Path(id): Path<i64>, Query(q): Query
                         task_chunk_item(&st, &l, n, quality).await?
                     } else {
                         let frames = abs_frames(&l, r);
-                        item(&st, &l, key(&l, ItemKind::JobTaskChunk(job.id), n, quality), move |src| chunks::build_chunk(src, &frames, quality)).await?
+                        item(
+                            &st,
+                            &l,
+                            key(&l, ItemKind::JobTaskChunk(job.id), n, quality),
+                            move |src| chunks::build_chunk(src, &frames, quality),
+                        )
+                        .await?
                     }
                 }
             };
@@ -384,7 +499,9 @@ pub(crate) async fn job_data(State(st): St, Path(id): Path<i64>, Query(q): Query
         DataType::Frame | DataType::ContextImage => {
             let n = number.ok_or_else(|| ApiError::bad_request("Number is not specified"))?;
             if n < seg.start || n > seg.stop {
-                return Err(ApiError::bad_request(format!("Incorrect requested frame number: {n}")));
+                return Err(ApiError::bad_request(format!(
+                    "Incorrect requested frame number: {n}"
+                )));
             }
             let it = if matches!(kind, DataType::Frame) {
                 frame_item(&st, &l, n, quality).await?
@@ -407,7 +524,9 @@ pub(crate) async fn task_preview(State(st): St, Path(id): Path<i64>) -> Result<R
 pub(crate) async fn job_preview(State(st): St, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let job = job_or_404(&st, id)?;
     let l = loaded(&st, job.task_id)?;
-    Ok(preview_response(&*preview_item(&st, &l, job.range.start).await?))
+    Ok(preview_response(
+        &*preview_item(&st, &l, job.range.start).await?,
+    ))
 }
 
 fn frames_meta(l: &Loaded, rel: impl Iterator<Item = u64>) -> Value {
@@ -433,7 +552,9 @@ fn chapters_meta(l: &Loaded, seg: Option<SegmentRange>) -> Value {
         MediaSource::Video { chapters, .. } => Value::Array(
             chapters
                 .iter()
-                .filter(|c| seg.is_none_or(|s| c.start >= s.start as i64 && c.start <= s.stop as i64))
+                .filter(|c| {
+                    seg.is_none_or(|s| c.start >= s.start as i64 && c.start <= s.stop as i64)
+                })
                 .map(|c| {
                     let mut meta = serde_json::Map::new();
                     if let Some(t) = &c.title {
@@ -460,7 +581,10 @@ pub(crate) async fn task_meta(State(st): St, Path(id): Path<i64>) -> Result<Json
     let spec = &l.data.spec;
     let mut m = serde_json::Map::new();
     m.insert("chapters".into(), chapters_meta(&l, None));
-    m.insert("chunks_updated_date".into(), iso_utc(l.data.chunks_updated_date).into());
+    m.insert(
+        "chunks_updated_date".into(),
+        iso_utc(l.data.chunks_updated_date).into(),
+    );
     m.insert("chunk_size".into(), spec.chunk_size.into());
     m.insert("size".into(), spec.range.size.into());
     m.insert("image_quality".into(), spec.image_quality.into());
@@ -483,12 +607,18 @@ pub(crate) async fn job_meta(State(st): St, Path(id): Path<i64>) -> Result<Json<
     let seg = job.range;
     let mut m = serde_json::Map::new();
     m.insert("chapters".into(), chapters_meta(&l, Some(seg)));
-    m.insert("chunks_updated_date".into(), iso_utc(l.data.chunks_updated_date).into());
+    m.insert(
+        "chunks_updated_date".into(),
+        iso_utc(l.data.chunks_updated_date).into(),
+    );
     m.insert("chunk_size".into(), spec.chunk_size.into());
     m.insert("size".into(), seg.len().into());
     m.insert("image_quality".into(), spec.image_quality.into());
     m.insert("start_frame".into(), spec.range.abs(seg.start).into());
-    m.insert("stop_frame".into(), spec.range.abs(seg.stop).min(spec.range.stop).into());
+    m.insert(
+        "stop_frame".into(),
+        spec.range.abs(seg.stop).min(spec.range.stop).into(),
+    );
     m.insert("frame_filter".into(), spec.frame_filter.clone().into());
     m.insert("frames".into(), frames_meta(&l, seg.start..=seg.stop));
     m.insert("deleted_frames".into(), json!([]));
@@ -500,7 +630,11 @@ pub(crate) async fn job_meta(State(st): St, Path(id): Path<i64>) -> Result<Json<
 
 /// `POST /api/tasks/{id}/data`: the upload protocol (Upload-Start / Upload-Multiple /
 /// Upload-Finish), or a one-shot multipart or JSON request.
-pub(crate) async fn post_data(State(st): St, Path(id): Path<i64>, req: Request) -> Result<Response, ApiError> {
+pub(crate) async fn post_data(
+    State(st): St,
+    Path(id): Path<i64>,
+    req: Request,
+) -> Result<Response, ApiError> {
     create::post_data(st, id, req).await
 }
 

@@ -128,7 +128,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("frameserver listening on http://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), cache_bytes = config.cache_size, workers, "listening");
-    axum::serve(listener, api::service(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, api::service(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shut down");
     Ok(())
 }

@@ -40,7 +40,10 @@ impl FileStamp {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0);
-        Ok(FileStamp { size: m.len(), mtime_ns })
+        Ok(FileStamp {
+            size: m.len(),
+            mtime_ns,
+        })
     }
 }
 
@@ -223,7 +226,9 @@ fn ts(t: &DateTime<Utc>) -> String {
 fn parse_ts(s: String) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(&s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
 }
 
 impl Store {
@@ -232,14 +237,18 @@ impl Store {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -305,7 +314,9 @@ impl Store {
         let c = self.conn();
         let sql = format!("SELECT {} FROM tasks ORDER BY id DESC", Self::TASK_COLUMNS);
         let mut st = c.prepare(&sql)?;
-        let rows = st.query_map([], Self::task_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = st
+            .query_map([], Self::task_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -328,8 +339,10 @@ impl Store {
 
     /// Moves a task's `updated_date` to now.
     pub fn touch_task(&self, id: i64) -> Result<()> {
-        self.conn()
-            .execute("UPDATE tasks SET updated_date = ?2 WHERE id = ?1", params![id, ts(&Utc::now())])?;
+        self.conn().execute(
+            "UPDATE tasks SET updated_date = ?2 WHERE id = ?1",
+            params![id, ts(&Utc::now())],
+        )?;
         Ok(())
     }
 
@@ -345,7 +358,13 @@ impl Store {
     }
 
     /// Stores a task's data, its images and its jobs in one transaction, and links the task.
-    pub fn attach_data(&self, task_id: i64, spec: &DataSpec, images: &[ImageFrame], jobs: &[SegmentRange]) -> Result<DataRow> {
+    pub fn attach_data(
+        &self,
+        task_id: i64,
+        spec: &DataSpec,
+        images: &[ImageFrame],
+        jobs: &[SegmentRange],
+    ) -> Result<DataRow> {
         let now = Utc::now();
         let mut c = self.conn();
         let tx = c.transaction()?;
@@ -355,11 +374,18 @@ impl Store {
         )?;
         let data_id = tx.last_insert_rowid();
         {
-            let mut st = tx.prepare("INSERT INTO images (data_id, frame, info) VALUES (?1, ?2, ?3)")?;
+            let mut st =
+                tx.prepare("INSERT INTO images (data_id, frame, info) VALUES (?1, ?2, ?3)")?;
             for img in images {
-                st.execute(params![data_id, img.frame as i64, serde_json::to_string(img)?])?;
+                st.execute(params![
+                    data_id,
+                    img.frame as i64,
+                    serde_json::to_string(img)?
+                ])?;
             }
-            let mut st = tx.prepare("INSERT INTO jobs (task_id, segment_start, segment_stop) VALUES (?1, ?2, ?3)")?;
+            let mut st = tx.prepare(
+                "INSERT INTO jobs (task_id, segment_start, segment_stop) VALUES (?1, ?2, ?3)",
+            )?;
             for j in jobs {
                 st.execute(params![task_id, j.start as i64, j.stop as i64])?;
             }
@@ -450,8 +476,12 @@ impl Store {
             Some(t) => self.jobs_of_task(t),
             None => {
                 let c = self.conn();
-                let mut st = c.prepare("SELECT id, task_id, segment_start, segment_stop FROM jobs ORDER BY id")?;
-                let rows = st.query_map([], Self::job_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                let mut st = c.prepare(
+                    "SELECT id, task_id, segment_start, segment_stop FROM jobs ORDER BY id",
+                )?;
+                let rows = st
+                    .query_map([], Self::job_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
             }
         }
@@ -470,7 +500,9 @@ impl Store {
     pub fn request(&self, id: &str) -> Result<Option<RequestRow>> {
         let c = self.conn();
         let s: Option<String> = c
-            .query_row("SELECT info FROM requests WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT info FROM requests WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()?;
         Ok(match s {
             Some(s) => Some(serde_json::from_str(&s)?),
@@ -482,7 +514,9 @@ impl Store {
     pub fn requests(&self) -> Result<Vec<RequestRow>> {
         let c = self.conn();
         let mut st = c.prepare("SELECT info FROM requests ORDER BY rowid DESC")?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.iter().map(|s| Ok(serde_json::from_str(s)?)).collect()
     }
 }
@@ -533,10 +567,18 @@ mod tests {
             width: 2,
             height: 3,
             related: vec![],
-            stamp: FileStamp { size: 1, mtime_ns: 2 },
+            stamp: FileStamp {
+                size: 1,
+                mtime_ns: 2,
+            },
         };
         let d = s
-            .attach_data(t.id, &spec, &[img.clone()], &[SegmentRange { start: 0, stop: 2 }])
+            .attach_data(
+                t.id,
+                &spec,
+                &[img.clone()],
+                &[SegmentRange { start: 0, stop: 2 }],
+            )
             .unwrap();
         assert_eq!(s.data_of_task(t.id).unwrap().unwrap().spec, spec);
         assert_eq!(s.images(d.id).unwrap(), vec![img]);

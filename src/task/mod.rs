@@ -129,12 +129,27 @@ impl SegmentRange {
 /// CVAT's segmentation (§11.8): `segment_size` 0 or larger than `size` means one segment;
 /// `overlap` `None` means 5 frames for video when there is more than one segment, else 0; it is
 /// capped at half the segment size.
-pub fn segments(size: u64, segment_size: u64, overlap: Option<u64>, is_video: bool) -> Vec<SegmentRange> {
+pub fn segments(
+    size: u64,
+    segment_size: u64,
+    overlap: Option<u64>,
+    is_video: bool,
+) -> Vec<SegmentRange> {
     if size == 0 {
         return Vec::new();
     }
-    let segment_size = if segment_size == 0 || segment_size > size { size } else { segment_size };
-    let overlap = overlap.unwrap_or(if size <= segment_size { 0 } else if is_video { 5 } else { 0 });
+    let segment_size = if segment_size == 0 || segment_size > size {
+        size
+    } else {
+        segment_size
+    };
+    let overlap = overlap.unwrap_or(if size <= segment_size {
+        0
+    } else if is_video {
+        5
+    } else {
+        0
+    });
     let overlap = overlap.min(segment_size / 2);
     let stride = segment_size - overlap;
     let mut out = Vec::new();
@@ -162,7 +177,11 @@ pub fn default_chunk_size(compressed: ChunkType, width: u32, height: u32) -> u64
 
 /// Task chunk `n` (task-relative frames `[n*cs, (n+1)*cs)`), `None` past the end.
 pub fn task_chunk(size: u64, chunk_size: u64, n: u64) -> Option<SegmentRange> {
-    SegmentRange { start: 0, stop: size - 1 }.chunk(n, chunk_size)
+    SegmentRange {
+        start: 0,
+        stop: size - 1,
+    }
+    .chunk(n, chunk_size)
 }
 
 /// `X-Checksum`: `crc32(data[:1000], crc32(str(len(data))))` (§15.3).
@@ -190,7 +209,9 @@ mod tests {
     use super::*;
 
     fn seg(v: &[(u64, u64)]) -> Vec<SegmentRange> {
-        v.iter().map(|&(start, stop)| SegmentRange { start, stop }).collect()
+        v.iter()
+            .map(|&(start, stop)| SegmentRange { start, stop })
+            .collect()
     }
 
     #[test]
@@ -200,7 +221,10 @@ mod tests {
         // Images, size 4, segment 3, overlap 1 → (0,2), (2,3).
         assert_eq!(segments(4, 3, Some(1), false), seg(&[(0, 2), (2, 3)]));
         // test_task_segmentation: sizes 2..6, segment 3, overlap 1.
-        assert_eq!(segments(6, 3, Some(1), false), seg(&[(0, 2), (2, 4), (4, 5)]));
+        assert_eq!(
+            segments(6, 3, Some(1), false),
+            seg(&[(0, 2), (2, 4), (4, 5)])
+        );
         assert_eq!(segments(2, 3, Some(1), false), seg(&[(0, 1)]));
         assert_eq!(segments(5, 0, None, true), seg(&[(0, 4)]));
         assert_eq!(segments(10, 5, None, false), seg(&[(0, 4), (5, 9)]));
@@ -236,10 +260,19 @@ mod tests {
     fn chunks_of_segments_and_tasks() {
         let s = SegmentRange { start: 3, stop: 12 };
         assert_eq!(s.chunk(0, 4), Some(SegmentRange { start: 3, stop: 6 }));
-        assert_eq!(s.chunk(2, 4), Some(SegmentRange { start: 11, stop: 12 }));
+        assert_eq!(
+            s.chunk(2, 4),
+            Some(SegmentRange {
+                start: 11,
+                stop: 12
+            })
+        );
         assert_eq!(s.chunk(3, 4), None);
         assert_eq!(s.chunk_count(4), 3);
-        assert_eq!(task_chunk(10, 4, 2), Some(SegmentRange { start: 8, stop: 9 }));
+        assert_eq!(
+            task_chunk(10, 4, 2),
+            Some(SegmentRange { start: 8, stop: 9 })
+        );
     }
 
     #[test]
@@ -250,7 +283,9 @@ mod tests {
     #[test]
     fn iso_dates() {
         use chrono::TimeZone;
-        let t = chrono::Utc.with_ymd_and_hms(2026, 11, 25, 4, 2, 36).unwrap();
+        let t = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 25, 4, 2, 36)
+            .unwrap();
         assert_eq!(iso_utc(t), "2026-11-25T04:02:36Z");
         let t2 = t + chrono::Duration::microseconds(1500);
         assert_eq!(iso_utc(t2), "2026-11-25T04:02:36.001500Z");

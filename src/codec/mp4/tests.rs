@@ -150,8 +150,11 @@ fn check_stream(path: &Path, w: u32, h: u32, frames: usize) {
         .contains("mp4"));
 }
 
+/// A decoded frame as (width, height, packed RGB24).
+type RgbFrame = (u32, u32, Vec<u8>);
+
 /// Decodes every frame of an MP4 to RGB24.
-fn decode_all(path: &Path) -> Vec<(u32, u32, Vec<u8>)> {
+fn decode_all(path: &Path) -> Vec<RgbFrame> {
     let mut reader = FrameReader::open(path).unwrap();
     let mut conv = RgbConverter::new(ColorMode::Untagged);
     let mut frames = Vec::new();
@@ -249,7 +252,7 @@ fn reencode(
     n: usize,
     src_size: Option<(u32, u32)>,
     quality: u8,
-) -> (Vec<u8>, Vec<(u32, u32, Vec<u8>)>, (u32, u32)) {
+) -> (Vec<u8>, Vec<RgbFrame>, (u32, u32)) {
     let mut reader = FrameReader::open(&testdata(source)).unwrap();
     let mut conv = RgbConverter::new(ColorMode::Untagged);
     let mut enc = None;
@@ -305,4 +308,26 @@ fn decoded_frames_are_converted_and_rescaled() {
     for ((_, _, a), (_, _, b)) in frames.iter().zip(&originals) {
         assert!((mean(a) - mean(b)).abs() < 3.0);
     }
+}
+
+#[test]
+fn frames_of_other_sizes_are_rescaled() {
+    let mut enc = Mp4Encoder::new(64, 48, 90, false).unwrap();
+    for (w, h) in [(64, 48), (128, 96), (33, 17), (64, 48)] {
+        enc.push_rgb(&pattern(w, h, 0)).unwrap();
+    }
+    let file = TempMp4::new(&enc.finish().unwrap(), "mixed");
+    check_stream(&file.0, 64, 48, 4);
+    for (i, (_, _, rgb)) in decode_all(&file.0).iter().enumerate() {
+        let mae = mean_abs_error(rgb, pattern(64, 48, 0).data());
+        assert!(mae < 4.0, "frame {i}: mae {mae}");
+    }
+
+    // The smallest possible chunk: a 1x1 source becomes a 2x2 video.
+    let mut enc = Mp4Encoder::new(1, 1, 70, true).unwrap();
+    assert_eq!(enc.output_size(), (2, 2));
+    enc.push_rgb(&RgbImage::new(1, 1, vec![200, 100, 50]).unwrap())
+        .unwrap();
+    let file = TempMp4::new(&enc.finish().unwrap(), "tiny");
+    check_stream(&file.0, 2, 2, 1);
 }

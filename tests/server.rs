@@ -1,0 +1,879 @@
+//! The real server (the `frameserver serve` binary on an ephemeral loopback port) driven over
+//! HTTP: task creation from a video, images, a zip and the share; chunks and frames compared
+//! with the sources; meta; Range; single-flight builds; bad inputs and what they leave behind.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use frameserver::media::{ColorMode, FrameReader, RgbConverter};
+use reqwest::blocking::{multipart, Client};
+use serde_json::{json, Value};
+
+/// A running server; killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    data: tempfile::TempDir,
+    http: Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(share: Option<&Path>, extra: &[&str]) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_frameserver"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path());
+        if let Some(s) = share {
+            cmd.arg("--share-dir").arg(s);
+        }
+        cmd.args(extra).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("start frameserver");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("frameserver listening on ")
+            .expect("address line")
+            .to_owned();
+        Server {
+            child,
+            base,
+            data,
+            http: Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn get(&self, path: &str) -> reqwest::blocking::Response {
+        self.http.get(self.url(path)).send().unwrap()
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let r = self.get(path);
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().unwrap()
+    }
+
+    fn create_task(&self, name: &str, segment_size: u64) -> i64 {
+        let r = self
+            .http
+            .post(self.url("/api/tasks"))
+            .json(&json!({"name": name, "labels": [{"name": "car"}], "segment_size": segment_size}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().unwrap()["id"].as_i64().unwrap()
+    }
+
+    /// Uploads files with the client protocol (Upload-Start, Upload-Multiple, Upload-Finish).
+    fn upload(&self, task: i64, files: &[PathBuf], params: Value) -> String {
+        let url = self.url(&format!("/api/tasks/{task}/data/"));
+        let r = self
+            .http
+            .post(&url)
+            .header("Upload-Start", "true")
+            .header("Content-Type", "application/json")
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let mut form = multipart::Form::new().text("image_quality", "70");
+        for (i, f) in files.iter().enumerate() {
+            form = form.part(
+                format!("client_files[{i}]"),
+                multipart::Part::file(f).unwrap(),
+            );
+        }
+        let r = self
+            .http
+            .post(&url)
+            .header("Upload-Multiple", "true")
+            .multipart(form)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+        let r = self
+            .http
+            .post(&url)
+            .header("Upload-Finish", "true")
+            .json(&params)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 202, "{}", r.text().unwrap_or_default());
+        r.json::<Value>().unwrap()["rq_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Polls a request until it ends; returns its final JSON.
+    fn wait(&self, rq_id: &str) -> Value {
+        let started = Instant::now();
+        let path = format!("/api/requests/{}", rq_id.replace(':', "%3A"));
+        loop {
+            let r = self.json(&path);
+            let p = r["progress"].as_f64().unwrap_or(0.0);
+            assert!((0.0..=1.0).contains(&p), "progress {p}");
+            match r["status"].as_str().unwrap() {
+                "finished" | "failed" => return r,
+                "queued" | "started" => {}
+                other => panic!("bad status {other}"),
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "request {rq_id} did not end"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn bytes(&self, path: &str) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+        let r = self.get(path);
+        let (s, h) = (r.status(), r.headers().clone());
+        (s, h, r.bytes().unwrap().to_vec())
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics").text().unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no metric {name}"))
+            .parse()
+            .unwrap()
+    }
+
+    fn media_dirs(&self) -> usize {
+        std::fs::read_dir(self.data.path().join("media"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+/// RGB24 of every frame of a video (or MP4 chunk bytes), in decoder order.
+fn decode_rgb(path: &Path) -> Vec<(u32, u32, Vec<u8>)> {
+    let mut r = FrameReader::open(path).unwrap();
+    let mut rgb = RgbConverter::new(ColorMode::Untagged);
+    let mut out = Vec::new();
+    while let Some(f) = r.next_frame().unwrap() {
+        out.push(rgb.to_rgb(&f).unwrap());
+    }
+    out
+}
+
+fn decode_mp4_bytes(bytes: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
+    let mut f = tempfile::Builder::new().suffix(".mp4").tempfile().unwrap();
+    f.write_all(bytes).unwrap();
+    decode_rgb(f.path())
+}
+
+fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as i32 - *y as i32).unsigned_abs() as u64)
+        .sum::<u64>() as f64
+        / a.len() as f64
+}
+
+fn zip_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    (0..z.len())
+        .map(|i| {
+            let mut e = z.by_index(i).unwrap();
+            assert_eq!(e.compression(), zip::CompressionMethod::Stored);
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).unwrap();
+            (e.name().to_owned(), v)
+        })
+        .collect()
+}
+
+fn decode_image(bytes: &[u8]) -> image::RgbImage {
+    image::load_from_memory(bytes).unwrap().to_rgb8()
+}
+
+#[test]
+fn video_task_chunks_frames_and_meta_match_the_source() {
+    let s = Server::start(None, &[]);
+    let video = common::testdata().join("videos/h264_bframes.mp4");
+    let source = decode_rgb(&video);
+    let task = s.create_task("video", 40);
+    let rq = s.upload(
+        task,
+        &[video.clone()],
+        json!({"image_quality": 70, "chunk_size": 20}),
+    );
+    let r = s.wait(&rq);
+    assert_eq!(r["status"], "finished", "{r}");
+
+    // Meta: CVAT's field order and values.
+    let meta = s.json(&format!("/api/tasks/{task}/data/meta"));
+    let keys: Vec<&str> = meta
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "chapters",
+            "chunks_updated_date",
+            "chunk_size",
+            "size",
+            "image_quality",
+            "start_frame",
+            "stop_frame",
+            "frame_filter",
+            "frames",
+            "deleted_frames",
+            "included_frames",
+            "storage",
+            "cloud_storage_id"
+        ]
+    );
+    assert_eq!(
+        (
+            meta["size"].as_u64(),
+            meta["chunk_size"].as_u64(),
+            meta["stop_frame"].as_u64()
+        ),
+        (Some(90), Some(20), Some(89))
+    );
+    assert_eq!(
+        meta["frames"],
+        json!([{"width": 320, "height": 240, "name": "h264_bframes.mp4", "related_files": 0, "has_related_context": false}])
+    );
+    let t = s.json(&format!("/api/tasks/{task}"));
+    assert_eq!(
+        (
+            t["size"].as_u64(),
+            t["mode"].as_str(),
+            t["data_original_chunk_type"].as_str()
+        ),
+        (Some(90), Some("interpolation"), Some("video"))
+    );
+    // Segments of 40 with CVAT's default video overlap of 5.
+    let jobs = s.json(&format!("/api/jobs?task_id={task}"));
+    let ranges: Vec<(u64, u64)> = jobs["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["start_frame"].as_u64().unwrap(),
+                j["stop_frame"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ranges, [(0, 39), (35, 74), (70, 89)]);
+
+    // Every original chunk (MP4, near-lossless) decodes to the source frames, in order.
+    let mut n = 0;
+    for chunk in 0..5 {
+        let (st, h, bytes) = s.bytes(&format!(
+            "/api/tasks/{task}/data?type=chunk&number={chunk}&quality=original"
+        ));
+        assert_eq!(st, 200);
+        assert_eq!(h["content-type"], "video/mp4");
+        assert_eq!(h["accept-ranges"], "bytes");
+        assert_eq!(
+            h["x-checksum"].to_str().unwrap(),
+            frameserver::task::x_checksum(&bytes).to_string()
+        );
+        for (w, hh, px) in decode_mp4_bytes(&bytes) {
+            assert_eq!((w, hh), (source[n].0, source[n].1));
+            let d = mean_abs_diff(&px, &source[n].2);
+            assert!(
+                d < 1.5,
+                "original chunk {chunk}, frame {n}: mean abs diff {d}"
+            );
+            n += 1;
+        }
+    }
+    assert_eq!(n, 90);
+    // Original frames are exact (PNG of the decoded frame).
+    for f in [0u64, 1, 23, 24, 25, 50, 89] {
+        let (st, h, bytes) = s.bytes(&format!(
+            "/api/tasks/{task}/data?type=frame&number={f}&quality=original"
+        ));
+        assert_eq!(
+            (st.as_u16(), h["content-type"].to_str().unwrap()),
+            (200, "image/png")
+        );
+        assert_eq!(
+            decode_image(&bytes).into_raw(),
+            source[f as usize].2,
+            "frame {f}"
+        );
+    }
+    // Compressed chunks are MP4 too (use_zip_chunks false), close to the source.
+    let (_, _, bytes) = s.bytes(&format!(
+        "/api/tasks/{task}/data?type=chunk&number=4&quality=compressed"
+    ));
+    let frames = decode_mp4_bytes(&bytes);
+    assert_eq!(frames.len(), 10);
+    assert!(mean_abs_diff(&frames[0].2, &source[80].2) < 6.0);
+    // Job chunks by index are per job: job 2 covers frames 35..74.
+    let job2 = jobs["results"][1]["id"].as_i64().unwrap();
+    let (st, _, bytes) = s.bytes(&format!(
+        "/api/jobs/{job2}/data?type=chunk&index=1&quality=original"
+    ));
+    assert_eq!(st, 200);
+    let frames = decode_mp4_bytes(&bytes);
+    assert_eq!(frames.len(), 20);
+    assert!(mean_abs_diff(&frames[0].2, &source[55].2) < 1.5);
+    // Preview.
+    let (st, h, bytes) = s.bytes(&format!("/api/tasks/{task}/preview"));
+    assert_eq!(
+        (st.as_u16(), h["content-type"].to_str().unwrap()),
+        (200, "image/jpeg")
+    );
+    assert_eq!(image::load_from_memory(&bytes).unwrap().width(), 256);
+}
+
+#[test]
+fn zip_chunks_of_a_video_hold_jpegs_in_frame_order() {
+    let s = Server::start(None, &[]);
+    let video = common::testdata().join("videos/open_gop.mp4");
+    let source = decode_rgb(&video);
+    let task = s.create_task("zip", 0);
+    let rq = s.upload(
+        task,
+        &[video],
+        json!({"image_quality": 90, "use_zip_chunks": true, "chunk_size": 36}),
+    );
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    let mut n = 0;
+    for chunk in 0..3 {
+        let (st, h, bytes) = s.bytes(&format!("/api/tasks/{task}/data?type=chunk&number={chunk}"));
+        assert_eq!(
+            (st.as_u16(), h["content-type"].to_str().unwrap()),
+            (200, "application/zip")
+        );
+        for (i, (name, jpeg)) in zip_entries(&bytes).into_iter().enumerate() {
+            assert_eq!(name, format!("{i:06}.jpeg"));
+            let d = mean_abs_diff(&decode_image(&jpeg).into_raw(), &source[n].2);
+            assert!(d < 4.0, "frame {n}: {d}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 90);
+    // A compressed frame is the JPEG of its chunk.
+    let (_, h, frame) = s.bytes(&format!("/api/tasks/{task}/data?type=frame&number=40"));
+    assert_eq!(h["content-type"], "image/jpeg");
+    let (_, _, chunk) = s.bytes(&format!("/api/tasks/{task}/data?type=chunk&number=1"));
+    assert_eq!(frame, zip_entries(&chunk)[4].1);
+}
+
+#[test]
+fn image_task_original_chunks_are_the_files_and_sorting_is_honoured() {
+    let s = Server::start(None, &[]);
+    let dir = common::testdata().join("images/set");
+    let files: Vec<PathBuf> = [
+        "b10.png",
+        "b9.png",
+        "a.jpg",
+        "B2.png",
+        "c_palette.png",
+        "f.bmp",
+        "grey.jpg",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .collect();
+    let task = s.create_task("images", 0);
+    let rq = s.upload(
+        task,
+        &files,
+        json!({"image_quality": 80, "chunk_size": 3, "sorting_method": "natural"}),
+    );
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    let meta = s.json(&format!("/api/tasks/{task}/data/meta"));
+    let names: Vec<&str> = meta["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "a.jpg",
+            "B2.png",
+            "b9.png",
+            "b10.png",
+            "c_palette.png",
+            "f.bmp",
+            "grey.jpg"
+        ]
+    );
+    assert_eq!(meta["chapters"], Value::Null);
+    let mut i = 0;
+    for chunk in 0..3 {
+        let (_, _, bytes) = s.bytes(&format!(
+            "/api/tasks/{task}/data?type=chunk&number={chunk}&quality=original"
+        ));
+        for (idx, (name, content)) in zip_entries(&bytes).into_iter().enumerate() {
+            let ext = Path::new(names[i]).extension().unwrap().to_str().unwrap();
+            assert_eq!(name, format!("{idx:06}.{ext}"));
+            assert_eq!(
+                content,
+                std::fs::read(dir.join(names[i])).unwrap(),
+                "{}",
+                names[i]
+            );
+            i += 1;
+        }
+    }
+    assert_eq!(i, 7);
+    // Compressed: JPEGs close to the decoded originals.
+    let (_, _, bytes) = s.bytes(&format!(
+        "/api/tasks/{task}/data?type=chunk&number=0&quality=compressed"
+    ));
+    let entries = zip_entries(&bytes);
+    assert_eq!(entries.len(), 3);
+    // These test images are noise-like: Pillow's own JPEG q80 of them is off by 3.4 (B2.png)
+    // to 15.4 (b10.png) on average; ours must be as close.
+    for (i, name, bound) in [(1, "B2.png", 4.0), (2, "b9.png", 15.5)] {
+        let original = image::open(dir.join(name)).unwrap().to_rgb8();
+        let got = decode_image(&entries[i].1);
+        assert_eq!(got.dimensions(), original.dimensions());
+        let d = mean_abs_diff(got.as_raw(), original.as_raw());
+        assert!(d < bound, "{name} as JPEG q80: mean abs diff {d}");
+    }
+    // Original frame = the file.
+    let (_, h, b) = s.bytes(&format!(
+        "/api/tasks/{task}/data?type=frame&number=1&quality=original"
+    ));
+    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(b, std::fs::read(dir.join("B2.png")).unwrap());
+}
+
+#[test]
+fn zip_archive_and_share_tasks() {
+    let share = common::testdata();
+    let s = Server::start(Some(&share), &[]);
+    // A zip of images, uploaded.
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("images.zip");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&archive).unwrap());
+        for f in ["a.jpg", "b9.png", "nested/l.jpg"] {
+            z.start_file(
+                format!("pics/{f}"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+            z.write_all(&std::fs::read(share.join("images/set").join(f)).unwrap())
+                .unwrap();
+        }
+        z.start_file("__MACOSX/._a.jpg", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(b"junk").unwrap();
+        z.finish().unwrap();
+    }
+    let task = s.create_task("zip", 0);
+    let rq = s.upload(task, &[archive], json!({"image_quality": 70}));
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    assert_eq!(s.json(&format!("/api/tasks/{task}"))["size"], 3);
+    // The share: a directory, read in place, with related images.
+    let task = s.create_task("share", 0);
+    let r = s
+        .http
+        .post(s.url(&format!("/api/tasks/{task}/data")))
+        .json(&json!({"image_quality": 70, "server_files": ["images/set"]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let rq = r.json::<Value>().unwrap()["rq_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    let meta = s.json(&format!("/api/tasks/{task}/data/meta"));
+    assert_eq!(meta["storage"], "share");
+    assert_eq!(meta["size"], 17);
+    let scene = meta["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|f| f["name"] == "images/set/scene1.png")
+        .unwrap();
+    assert_eq!(meta["frames"][scene]["related_files"], 2);
+    let (st, h, bytes) = s.bytes(&format!(
+        "/api/tasks/{task}/data?type=context_image&number={scene}"
+    ));
+    assert_eq!(
+        (st.as_u16(), h["content-type"].to_str().unwrap()),
+        (200, "application/zip")
+    );
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    assert_eq!(z.len(), 2);
+    assert_eq!(z.by_index(0).unwrap().name(), "ctx_a.jpg");
+    // A video from the share.
+    let task = s.create_task("share video", 0);
+    let r = s
+        .http
+        .post(s.url(&format!("/api/tasks/{task}/data")))
+        .json(&json!({"image_quality": 70, "server_files": ["videos/vp9.webm"]}))
+        .send()
+        .unwrap();
+    let rq = r.json::<Value>().unwrap()["rq_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    assert_eq!(s.json(&format!("/api/tasks/{task}"))["size"], 90);
+    // Escapes are refused up front.
+    for bad in [
+        "../Cargo.toml",
+        "images/../../src",
+        "/etc/passwd",
+        "nope.png",
+    ] {
+        let task = s.create_task("escape", 0);
+        let r = s
+            .http
+            .post(s.url(&format!("/api/tasks/{task}/data")))
+            .json(&json!({"image_quality": 70, "server_files": [bad]}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let msg: Value = r.json().unwrap();
+        assert!(msg.is_string(), "{msg}");
+    }
+}
+
+#[test]
+fn data_api_errors_ranges_and_single_flight() {
+    let s = Server::start(None, &[]);
+    let task = s.create_task("v", 0);
+    let rq = s.upload(
+        task,
+        &[common::testdata().join("videos/vp9.webm")],
+        json!({"image_quality": 70, "use_zip_chunks": true, "chunk_size": 30}),
+    );
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    let err = |path: &str| -> (u16, Value) {
+        let r = s.get(path);
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    };
+    assert_eq!(
+        err(&format!("/api/tasks/{task}/data?number=0")),
+        (400, json!("Data type not specified or has wrong value"))
+    );
+    assert_eq!(
+        err(&format!("/api/tasks/{task}/data?type=chunk")),
+        (400, json!("Number is not specified"))
+    );
+    assert_eq!(
+        err(&format!(
+            "/api/tasks/{task}/data?type=chunk&number=0&quality=best"
+        )),
+        (400, json!("Wrong quality value"))
+    );
+    assert_eq!(
+        err(&format!("/api/tasks/{task}/data?type=chunk&number=3")),
+        (
+            400,
+            json!("Invalid chunk number '3'. The chunk number should be in the [0, 2] range")
+        )
+    );
+    assert_eq!(
+        err(&format!("/api/tasks/{task}/data?type=frame&number=90")),
+        (
+            400,
+            json!("Invalid frame '90'. The frame number should be in the [0, 89] range")
+        )
+    );
+    assert_eq!(err("/api/tasks/999/data?type=chunk&number=0").0, 404);
+    let empty = s.create_task("empty", 0);
+    assert_eq!(
+        err(&format!("/api/tasks/{empty}/data?type=chunk&number=0")),
+        (404, json!({"detail": "Task has no media"}))
+    );
+    assert_eq!(
+        err(&format!("/api/tasks/{empty}/data/meta")),
+        (400, json!("Data is not uploaded for the task yet"))
+    );
+    let job = s.json(&format!("/api/jobs?task_id={task}"))["results"][0]["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        err(&format!("/api/jobs/{job}/data?type=chunk")),
+        (400, json!("Number or Index is not specified"))
+    );
+    assert_eq!(
+        err(&format!("/api/jobs/{job}/data?type=chunk&number=0&index=0")),
+        (400, json!("Number and Index cannot be used together"))
+    );
+
+    // Single flight: 8 concurrent requests for one uncached chunk build it once.
+    let misses = s.metric("frameserver_cache_misses_total");
+    let hits = s.metric("frameserver_cache_hits_total");
+    let url = s.url(&format!(
+        "/api/tasks/{task}/data?type=chunk&number=2&quality=original"
+    ));
+    let bodies: Vec<Vec<u8>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| sc.spawn(|| s.http.get(&url).send().unwrap().bytes().unwrap().to_vec()))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(s.metric("frameserver_cache_misses_total") - misses, 1.0);
+    assert_eq!(s.metric("frameserver_cache_hits_total") - hits, 7.0);
+
+    // Range requests.
+    let full = &bodies[0];
+    let total = full.len();
+    let range = |v: &str| s.http.get(&url).header("Range", v).send().unwrap();
+    let r = range("bytes=0-99");
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        r.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 0-99/{total}")
+    );
+    assert_eq!(r.bytes().unwrap().to_vec(), full[..100]);
+    let r = range("bytes=-10");
+    assert_eq!(r.bytes().unwrap().to_vec(), full[total - 10..]);
+    let r = range(&format!("bytes={total}-"));
+    assert_eq!(r.status(), 416);
+    assert_eq!(
+        r.headers()["content-range"].to_str().unwrap(),
+        format!("bytes */{total}")
+    );
+    assert_eq!(range("bytes=x-y").status(), 400);
+    assert_eq!(range("lines=0-1").status(), 200);
+    // Trailing slashes are optional.
+    assert_eq!(s.get(&format!("/api/tasks/{task}/")).status(), 200);
+    assert_eq!(
+        s.get(&format!("/api/tasks/{task}/data/meta/")).status(),
+        200
+    );
+}
+
+#[test]
+fn bad_uploads_fail_cleanly_and_leave_nothing() {
+    let s = Server::start(None, &["--max-upload-size", "5000000"]);
+    let bad = common::testdata().join("bad");
+    let cases: &[(&str, &str)] = &[
+        ("truncated.mp4", "truncated"),
+        ("not_media.mp4", "not a media file"),
+        ("empty.mp4", "empty"),
+        ("audio_only.m4a", ""),
+    ];
+    for (file, needle) in cases {
+        let task = s.create_task(file, 0);
+        let url = s.url(&format!("/api/tasks/{task}/data/"));
+        let form = multipart::Form::new().text("image_quality", "70").part(
+            "client_files[0]",
+            multipart::Part::file(bad.join(file)).unwrap(),
+        );
+        let r = s.http.post(&url).multipart(form).send().unwrap();
+        if r.status() == 400 {
+            continue; // refused up front (e.g. no media found)
+        }
+        assert_eq!(r.status(), 202);
+        let rq = r.json::<Value>().unwrap()["rq_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let out = s.wait(&rq);
+        assert_eq!(out["status"], "failed", "{file}");
+        let msg = out["message"].as_str().unwrap();
+        assert!(msg.contains(needle) && !msg.contains('\n'), "{file}: {msg}");
+        assert_eq!(
+            s.get(&format!("/api/tasks/{task}/data/meta")).status(),
+            400,
+            "{file}: no data attached"
+        );
+    }
+    // Broken images, a zip with path traversal, a zip bomb.
+    let tmp = tempfile::tempdir().unwrap();
+    let traversal = tmp.path().join("evil.zip");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&traversal).unwrap());
+        z.start_file("../../evil.png", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(b"x").unwrap();
+        z.finish().unwrap();
+    }
+    let bomb = tmp.path().join("bomb.zip");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&bomb).unwrap());
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        z.start_file("zeros.png", opts).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            z.write_all(&zeros).unwrap();
+        }
+        z.finish().unwrap();
+    }
+    for (file, needle) in [
+        (
+            common::testdata().join("images/bad/broken.png"),
+            "failed to parse image file 'broken.png'",
+        ),
+        (traversal, ".."),
+        (bomb, ""),
+    ] {
+        let task = s.create_task("bad", 0);
+        let rq = s.upload(task, &[file.clone()], json!({"image_quality": 70}));
+        let out = s.wait(&rq);
+        assert_eq!(out["status"], "failed", "{}", file.display());
+        assert!(
+            out["message"].as_str().unwrap().contains(needle),
+            "{}: {}",
+            file.display(),
+            out["message"]
+        );
+    }
+    assert_eq!(s.media_dirs(), 0, "failed creations leave no media behind");
+    assert!(
+        !s.data.path().join("evil.png").exists()
+            && !s.data.path().parent().unwrap().join("evil.png").exists()
+    );
+    // Too large an upload: 413, and nothing is kept.
+    let big = tmp.path().join("big.mp4");
+    std::fs::write(&big, vec![0u8; 6_000_000]).unwrap();
+    let task = s.create_task("big", 0);
+    let form = multipart::Form::new()
+        .text("image_quality", "70")
+        .part("client_files[0]", multipart::Part::file(&big).unwrap());
+    // A separate connection: the server answers before reading the whole body and closes it.
+    let once = Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let r = once
+        .post(s.url(&format!("/api/tasks/{task}/data")))
+        .multipart(form)
+        .send();
+    if let Ok(r) = r {
+        assert!(r.status() == 413 || r.status() == 400, "{}", r.status());
+    }
+    // Parameter validation.
+    let task = s.create_task("params", 0);
+    let url = s.url(&format!("/api/tasks/{task}/data"));
+    let post = |body: Value| {
+        let r = s.http.post(&url).json(&body).send().unwrap();
+        (r.status().as_u16(), r.json::<Value>().unwrap())
+    };
+    assert_eq!(
+        post(json!({"server_files": ["a.png"]})),
+        (
+            400,
+            json!("The 'image_quality' parameter is required for image- and video-based tasks")
+        )
+    );
+    assert_eq!(
+        post(json!({"image_quality": 70, "chunk_size": 0, "server_files": ["a.png"]})),
+        (400, json!("Chunk size must be a positive integer"))
+    );
+    assert_eq!(
+        post(
+            json!({"image_quality": 70, "start_frame": 5, "stop_frame": 2, "server_files": ["a.png"]})
+        ),
+        (400, json!("Stop frame must be more or equal start frame"))
+    );
+    assert_eq!(
+        post(json!({"image_quality": 70, "frame_filter": "every=2", "server_files": ["a.png"]})),
+        (400, json!("Invalid frame filter expression"))
+    );
+}
+
+#[test]
+fn changed_or_missing_sources_and_task_deletion() {
+    let share = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        common::testdata().join("videos/h264_bframes.mp4"),
+        share.path().join("v.mp4"),
+    )
+    .unwrap();
+    std::fs::copy(
+        common::testdata().join("images/set/b9.png"),
+        share.path().join("i.png"),
+    )
+    .unwrap();
+    let s = Server::start(Some(share.path()), &[]);
+    let make = |file: &str| {
+        let task = s.create_task(file, 0);
+        let r = s
+            .http
+            .post(s.url(&format!("/api/tasks/{task}/data")))
+            .json(&json!({"image_quality": 70, "server_files": [file]}))
+            .send()
+            .unwrap();
+        let rq = r.json::<Value>().unwrap()["rq_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(s.wait(&rq)["status"], "finished");
+        task
+    };
+    let video = make("v.mp4");
+    let img = make("i.png");
+    // Change the video: chunks are refused with a reason, never served stale.
+    std::fs::write(share.path().join("v.mp4"), b"changed").unwrap();
+    let r = s.get(&format!("/api/tasks/{video}/data?type=chunk&number=0"));
+    assert_eq!(r.status(), 409);
+    assert!(r.json::<Value>().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("changed"));
+    std::fs::remove_file(share.path().join("i.png")).unwrap();
+    let r = s.get(&format!("/api/tasks/{img}/data?type=chunk&number=0"));
+    assert_eq!(r.status(), 410);
+    assert!(r.json::<Value>().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("missing"));
+    // A failed build is not cached.
+    assert_eq!(s.metric("frameserver_cache_entries"), 0.0);
+
+    // Deleting a task removes its files and cache entries.
+    let local = s.create_task("local", 0);
+    let rq = s.upload(
+        local,
+        &[common::testdata().join("videos/vp9.webm")],
+        json!({"image_quality": 70}),
+    );
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    assert_eq!(
+        s.bytes(&format!("/api/tasks/{local}/data?type=chunk&number=0"))
+            .0,
+        200
+    );
+    let dirs = s.media_dirs();
+    assert!(dirs >= 1);
+    assert_eq!(
+        s.http
+            .delete(s.url(&format!("/api/tasks/{local}")))
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(s.media_dirs(), dirs - 1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(s.metric("frameserver_cache_entries"), 0.0);
+    assert_eq!(s.get(&format!("/api/tasks/{local}")).status(), 404);
+}
