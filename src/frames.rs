@@ -12,6 +12,12 @@ use crate::manifest::{self, Manifest};
 use crate::media::{DecodedFrame, FrameReader, MediaError};
 use crate::store::FileStamp;
 
+/// Frames decoded and seeks made since start (exported at `/metrics`; sequential playback
+/// should decode each frame once).
+pub static FRAMES_DECODED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Seeks made by chunk builds.
+pub static SEEKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Errors reading frames.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -164,6 +170,7 @@ pub fn decode_frames<E: From<FrameError>>(
             match key {
                 Some((number, pts)) => {
                     r.seek(pts).map_err(FrameError::from)?;
+                    SEEKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     // Until the first frame at or after the key frame's pts, numbering is unknown.
                     (r, None, Some((number, pts)))
                 }
@@ -177,6 +184,7 @@ pub fn decode_frames<E: From<FrameError>>(
             let reached = next.unwrap_or(0);
             return Err(FrameError::FrameMissing(wanted[w], reached).into());
         };
+        FRAMES_DECODED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let number = match (next, skip_before) {
             (Some(n), _) => n,
             (None, Some((kf_number, kf_pts))) => {

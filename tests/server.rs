@@ -877,3 +877,58 @@ fn changed_or_missing_sources_and_task_deletion() {
     assert_eq!(s.metric("frameserver_cache_entries"), 0.0);
     assert_eq!(s.get(&format!("/api/tasks/{local}")).status(), 404);
 }
+
+#[test]
+fn sequential_playback_decodes_each_frame_once() {
+    let s = Server::start(None, &["--workers", "2"]);
+    let task = s.create_task("play", 0);
+    // single_keyframe.mp4: 150 frames, one key frame: without positioned readers every chunk
+    // would decode from frame 0 again.
+    let rq = s.upload(
+        task,
+        &[common::testdata().join("videos/single_keyframe.mp4")],
+        json!({"image_quality": 70, "use_zip_chunks": true, "chunk_size": 10}),
+    );
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    let decoded = s.metric("frameserver_frames_decoded_total");
+    let seeks = s.metric("frameserver_seeks_total");
+    let mut frames = 0;
+    for n in 0..15 {
+        let (st, _, bytes) = s.bytes(&format!("/api/tasks/{task}/data?type=chunk&number={n}"));
+        assert_eq!(st, 200);
+        frames += zip_entries(&bytes).len();
+    }
+    assert_eq!(frames, 150);
+    std::thread::sleep(Duration::from_millis(300));
+    let work = s.metric("frameserver_frames_decoded_total") - decoded;
+    assert_eq!(
+        work, 150.0,
+        "each frame decoded once during sequential playback"
+    );
+    assert!(s.metric("frameserver_seeks_total") - seeks <= 1.0);
+    assert!(s.metric("frameserver_chunk_prefetches_total") >= 1.0);
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let mut s = Server::start(None, &[]);
+    assert_eq!(s.get("/api/server/about").status(), 200);
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no shutdown after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -457,5 +457,10 @@ async fn metrics(State(st): St) -> impl IntoResponse {
         "# HELP frameserver_decoders_open Video readers kept open for sequential access.\n# TYPE frameserver_decoders_open gauge\nframeserver_decoders_open {}\n",
         st.pool.len()
     ));
+    body.push_str(&format!(
+        "# HELP frameserver_frames_decoded_total Video frames decoded for chunks and frames.\n# TYPE frameserver_frames_decoded_total counter\nframeserver_frames_decoded_total {}\n# HELP frameserver_seeks_total Seeks made to build chunks.\n# TYPE frameserver_seeks_total counter\nframeserver_seeks_total {}\n",
+        crate::frames::FRAMES_DECODED.load(std::sync::atomic::Ordering::Relaxed),
+        crate::frames::SEEKS.load(std::sync::atomic::Ordering::Relaxed)
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
