@@ -1,12 +1,12 @@
 # The two commands of the README:
-#   make run   - install what is missing, build, index the bundled sample video and show it
+#   make run   - install what is missing, build, run the server on 127.0.0.1:8080 (data in ./data)
 #   make test  - install what is missing, run every test (unit, integration, CLI)
 # Benchmarks (not part of `make test`): make bench, make compare
 
 CARGO ?= cargo
 DEMO_OUT ?= target/demo
 
-.PHONY: deps build run test bench compare goldens testmedia fmt lint clean
+.PHONY: deps build run demo test bench compare compare-chunks goldens testmedia fmt lint clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -15,6 +15,9 @@ build: deps
 	$(CARGO) build --release --workspace --locked
 
 run: build
+	target/release/frameserver serve --data-dir data --bind 127.0.0.1:8080 --share-dir testdata
+
+demo: build
 	@echo "== manifest info testdata/videos/h264_bframes.mp4"
 	@target/release/manifest info testdata/videos/h264_bframes.mp4
 	@echo "== manifest create --output-dir $(DEMO_OUT) testdata/videos/h264_bframes.mp4"
@@ -33,6 +36,10 @@ bench: deps
 # Side by side with CVAT's algorithm in Python (PyAV) and the demux-only floor.
 compare: build
 	bash benches/compare-manifest.sh
+
+# Chunk server side by side with its floor and CVAT's method (see benches/README.md).
+compare-chunks: build
+	bash benches/compare-chunks.sh
 
 # Regenerate testdata/golden with the CVAT-port baseline (needs PyPI).
 goldens:

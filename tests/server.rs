@@ -495,6 +495,21 @@ fn zip_archive_and_share_tasks() {
     let rq = s.upload(task, &[archive], json!({"image_quality": 70}));
     assert_eq!(s.wait(&rq)["status"], "finished");
     assert_eq!(s.json(&format!("/api/tasks/{task}"))["size"], 3);
+    // A tar.gz of images.
+    let tgz = tmp.path().join("images.tar.gz");
+    {
+        let gz = flate2::write::GzEncoder::new(std::fs::File::create(&tgz).unwrap(), flate2::Compression::fast());
+        let mut t = tar::Builder::new(gz);
+        for f in ["b9.png", "b10.png"] {
+            t.append_path_with_name(share.join("images/set").join(f), format!("dir/{f}")).unwrap();
+        }
+        t.into_inner().unwrap().finish().unwrap();
+    }
+    let task = s.create_task("tgz", 0);
+    let rq = s.upload(task, &[tgz], json!({"image_quality": 70, "sorting_method": "natural"}));
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    let names: Vec<String> = s.json(&format!("/api/tasks/{task}/data/meta"))["frames"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names, ["dir/b9.png", "dir/b10.png"]);
     // The share: a directory, read in place, with related images.
     let task = s.create_task("share", 0);
     let r = s
