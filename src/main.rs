@@ -20,6 +20,11 @@ struct Cli {
 enum Command {
     /// Run the HTTP server (CVAT's REST API for tasks, data, chunks and frames).
     Serve(ServeConfig),
+    /// Manage users (create, passwd, list).
+    User {
+        #[command(subcommand)]
+        command: frameserver::cli::user::UserCommand,
+    },
     /// Create, validate and inspect CVAT manifests.
     Manifest {
         #[command(subcommand)]
@@ -32,6 +37,7 @@ fn main() {
     let code = match cli.command {
         Command::Manifest { command } => manifest::run(command),
         Command::Serve(config) => serve(config),
+        Command::User { command } => frameserver::cli::user::run(command),
     };
     std::process::exit(code);
 }

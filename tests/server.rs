@@ -19,6 +19,54 @@ struct Server {
     base: String,
     data: tempfile::TempDir,
     http: Client,
+    token: String,
+}
+
+const ADMIN_PASSWORD: &str = "admin-test-password";
+
+/// Logs in with a password (session cookie + CSRF), creates a personal access token, and returns
+/// a client that sends it as `Authorization: Bearer`.
+fn token_client(base: &str, user: &str, password: &str) -> (Client, String) {
+    let c = Client::new();
+    let r = c
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "login as {user}");
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    let csrf = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("csrftoken="))
+        .unwrap()
+        .to_owned();
+    let r = c
+        .post(format!("{base}/api/auth/access_tokens"))
+        .header("Cookie", cookies.join("; "))
+        .header("X-CSRFToken", csrf)
+        .json(&json!({"name": "tests"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = r.json::<Value>().unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    (
+        Client::builder()
+            .timeout(Duration::from_secs(120))
+            .default_headers(h)
+            .build()
+            .unwrap(),
+        token,
+    )
 }
 
 impl Drop for Server {
@@ -37,7 +85,10 @@ impl Server {
         if let Some(s) = share {
             cmd.arg("--share-dir").arg(s);
         }
-        cmd.args(extra).stdout(Stdio::piped()).stderr(Stdio::null());
+        cmd.args(extra)
+            .env("FRAMESERVER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("start frameserver");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
@@ -48,14 +99,13 @@ impl Server {
             .strip_prefix("frameserver listening on ")
             .expect("address line")
             .to_owned();
+        let (http, token) = token_client(&base, "admin", ADMIN_PASSWORD);
         Server {
             child,
             base,
             data,
-            http: Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()
-                .unwrap(),
+            http,
+            token,
         }
     }
 
@@ -498,17 +548,30 @@ fn zip_archive_and_share_tasks() {
     // A tar.gz of images.
     let tgz = tmp.path().join("images.tar.gz");
     {
-        let gz = flate2::write::GzEncoder::new(std::fs::File::create(&tgz).unwrap(), flate2::Compression::fast());
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&tgz).unwrap(),
+            flate2::Compression::fast(),
+        );
         let mut t = tar::Builder::new(gz);
         for f in ["b9.png", "b10.png"] {
-            t.append_path_with_name(share.join("images/set").join(f), format!("dir/{f}")).unwrap();
+            t.append_path_with_name(share.join("images/set").join(f), format!("dir/{f}"))
+                .unwrap();
         }
         t.into_inner().unwrap().finish().unwrap();
     }
     let task = s.create_task("tgz", 0);
-    let rq = s.upload(task, &[tgz], json!({"image_quality": 70, "sorting_method": "natural"}));
+    let rq = s.upload(
+        task,
+        &[tgz],
+        json!({"image_quality": 70, "sorting_method": "natural"}),
+    );
     assert_eq!(s.wait(&rq)["status"], "finished");
-    let names: Vec<String> = s.json(&format!("/api/tasks/{task}/data/meta"))["frames"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<String> = s.json(&format!("/api/tasks/{task}/data/meta"))["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names, ["dir/b9.png", "dir/b10.png"]);
     // The share: a directory, read in place, with related images.
     let task = s.create_task("share", 0);
@@ -777,7 +840,16 @@ fn bad_uploads_fail_cleanly_and_leave_nothing() {
         .text("image_quality", "70")
         .part("client_files[0]", multipart::Part::file(&big).unwrap());
     // A separate connection: the server answers before reading the whole body and closes it.
-    let once = Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        "Authorization",
+        format!("Bearer {}", s.token).parse().unwrap(),
+    );
+    let once = Client::builder()
+        .pool_max_idle_per_host(0)
+        .default_headers(auth)
+        .build()
+        .unwrap();
     let r = once
         .post(s.url(&format!("/api/tasks/{task}/data")))
         .multipart(form)
@@ -945,5 +1017,518 @@ fn sigterm_shuts_down_gracefully() {
             "no shutdown after SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn login_session(base: &str, user: &str, password: &str) -> (u16, Vec<String>) {
+    let r = Client::new()
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .unwrap();
+    let cookies = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    (r.status().as_u16(), cookies)
+}
+
+fn cli_user(s: &Server, args: &[&str], password: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_frameserver"))
+        .arg("user")
+        .args(args)
+        .arg("--data-dir")
+        .arg(s.data.path())
+        .arg("--password-stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn authentication_sessions_csrf_tokens_and_brute_force() {
+    let s = Server::start(None, &[]);
+    let anon = Client::new();
+    // Public endpoints, and 401 everywhere else without credentials.
+    assert_eq!(
+        anon.get(s.url("/api/server/about"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(anon.get(s.url("/metrics")).send().unwrap().status(), 200);
+    for path in [
+        "/api/tasks",
+        "/api/users/self",
+        "/api/jobs",
+        "/api/requests",
+        "/api/schema",
+        "/api/tasks/1/data/meta",
+    ] {
+        assert_eq!(
+            anon.get(s.url(path)).send().unwrap().status(),
+            401,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        anon.get(s.url("/api/tasks"))
+            .header("Authorization", "Bearer nope")
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
+    // Cookie session: reads work, writes need X-CSRFToken.
+    let (st, cookies) = login_session(&s.base, "admin", ADMIN_PASSWORD);
+    assert_eq!(st, 200);
+    assert!(
+        cookies.iter().any(|c| c.starts_with("sessionid="))
+            && cookies.iter().any(|c| c.starts_with("csrftoken="))
+    );
+    let csrf = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("csrftoken="))
+        .unwrap()
+        .to_owned();
+    let cookie = cookies.join("; ");
+    let me = anon
+        .get(s.url("/api/users/self"))
+        .header("Cookie", &cookie)
+        .send()
+        .unwrap();
+    assert_eq!(me.json::<Value>().unwrap()["username"], "admin");
+    let body = json!({"name": "t", "labels": []});
+    let r = anon
+        .post(s.url("/api/tasks"))
+        .header("Cookie", &cookie)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403, "no CSRF token");
+    let r = anon
+        .post(s.url("/api/tasks"))
+        .header("Cookie", &cookie)
+        .header("X-CSRFToken", "wrong")
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403, "wrong CSRF token");
+    let r = anon
+        .post(s.url("/api/tasks"))
+        .header("Cookie", &cookie)
+        .header("X-CSRFToken", &csrf)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // Logout ends the session.
+    let r = anon
+        .post(s.url("/api/auth/logout"))
+        .header("Cookie", &cookie)
+        .header("X-CSRFToken", &csrf)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        anon.get(s.url("/api/users/self"))
+            .header("Cookie", &cookie)
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
+    // Tokens: listed, self, revoked → 401; expired → 401.
+    let tokens = s.json("/api/auth/access_tokens");
+    assert_eq!(tokens["count"], 1);
+    assert_eq!(s.json("/api/auth/access_tokens/self")["name"], "tests");
+    let create = |body: Value| {
+        s.http
+            .post(s.url("/api/auth/access_tokens"))
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    let t = create(json!({"name": "short"})).json::<Value>().unwrap();
+    let bearer = |v: &str| {
+        anon.get(s.url("/api/users/self"))
+            .header("Authorization", format!("Bearer {v}"))
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(bearer(t["value"].as_str().unwrap()), 200);
+    assert_eq!(
+        s.http
+            .delete(s.url(&format!("/api/auth/access_tokens/{}", t["id"])))
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(bearer(t["value"].as_str().unwrap()), 401, "revoked token");
+    assert_eq!(
+        create(json!({"name": "past", "expiry_date": "2001-01-01T00:00:00Z"})).status(),
+        400
+    );
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    let t = create(json!({"name": "soon", "expiry_date": soon}))
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(bearer(t["value"].as_str().unwrap()), 200);
+    std::thread::sleep(Duration::from_millis(1800));
+    assert_eq!(bearer(t["value"].as_str().unwrap()), 401, "expired token");
+    // Brute force: wrong passwords get 400, then a lockout with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(login_session(&s.base, "admin", "wrong-password").0);
+    }
+    assert_eq!(&statuses[..5], &[400; 5]);
+    assert_eq!(statuses[5], 429);
+    assert_eq!(
+        login_session(&s.base, "admin", ADMIN_PASSWORD).0,
+        429,
+        "locked out even with the right password"
+    );
+}
+
+#[test]
+fn users_see_only_their_tasks_and_the_user_command_works() {
+    let s = Server::start(None, &[]);
+    let out = cli_user(&s, &["create", "alice"], "alice-password");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dup = cli_user(&s, &["create", "alice"], "alice-password");
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    let short = cli_user(&s, &["create", "bob"], "short");
+    assert_eq!(short.status.code(), Some(1));
+    let list = Command::new(env!("CARGO_BIN_EXE_frameserver"))
+        .args(["user", "list", "--data-dir"])
+        .arg(s.data.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("admin\tadmin") && text.contains("alice\tuser"),
+        "{text}"
+    );
+
+    let (alice, _) = token_client(&s.base, "alice", "alice-password");
+    let admin_task = s.create_task("admin's", 0);
+    let alice_task = alice
+        .post(s.url("/api/tasks"))
+        .json(&json!({"name": "alice's", "labels": [{"name": "cat"}]}))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(alice_task["owner"]["username"], "alice");
+    let alice_id = alice_task["id"].as_i64().unwrap();
+    // Alice cannot see, change or delete the admin's task: it does not exist for her.
+    assert_eq!(
+        alice
+            .get(s.url(&format!("/api/tasks/{admin_task}")))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        alice
+            .patch(s.url(&format!("/api/tasks/{admin_task}")))
+            .json(&json!({"name": "x"}))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        alice
+            .delete(s.url(&format!("/api/tasks/{admin_task}")))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        alice
+            .get(s.url(&format!("/api/labels?task_id={admin_task}")))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    let hers = alice
+        .get(s.url("/api/tasks"))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(hers["count"], 1);
+    // The admin sees both; assigning the admin's task to alice shows it to her.
+    assert_eq!(s.json("/api/tasks")["count"], 2);
+    assert_eq!(s.json(&format!("/api/tasks/{alice_id}"))["name"], "alice's");
+    let alice_user = s.json("/api/users")["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "alice")
+        .unwrap()["id"]
+        .clone();
+    let r = s
+        .http
+        .patch(s.url(&format!("/api/tasks/{admin_task}")))
+        .json(&json!({"assignee_id": alice_user}))
+        .send()
+        .unwrap();
+    assert_eq!(r.json::<Value>().unwrap()["assignee"]["username"], "alice");
+    assert_eq!(
+        alice
+            .get(s.url(&format!("/api/tasks/{admin_task}")))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    // passwd: the old password stops working.
+    let out = cli_user(&s, &["passwd", "alice"], "new-alice-password");
+    assert!(out.status.success());
+    assert_eq!(login_session(&s.base, "alice", "alice-password").0, 400);
+    assert_eq!(login_session(&s.base, "alice", "new-alice-password").0, 200);
+}
+
+#[test]
+fn labels_get_ids_and_patches_follow_cvat() {
+    let s = Server::start(None, &[]);
+    let r = s
+        .http
+        .post(s.url("/api/tasks"))
+        .json(&json!({"name": "l", "labels": [
+            {"name": "car", "color": "#ff0000", "attributes": [{"name": "color", "mutable": false, "input_type": "select", "values": ["red", "blue"], "default_value": "red"}]},
+            {"name": "body", "type": "skeleton", "svg": "<line x1=\"1\"/>", "sublabels": [{"name": "head", "type": "points"}, {"name": "tail", "type": "points"}]}
+        ]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let task = r.json::<Value>().unwrap()["id"].as_i64().unwrap();
+    let labels = s.json(&format!("/api/labels?task_id={task}&org=&page=1"));
+    assert_eq!(labels["count"], 2);
+    let car = &labels["results"][0];
+    assert!(car["id"].is_i64() && car["attributes"][0]["id"].is_i64());
+    assert_eq!(car["attributes"][0]["values"], json!(["red", "blue"]));
+    assert_eq!(car["type"], "any");
+    let body = &labels["results"][1];
+    assert_eq!(body["sublabels"].as_array().unwrap().len(), 2);
+    assert_eq!(body["sublabels"][0]["has_parent"], true);
+    // PATCH: rename car, add truck, delete body.
+    let patch = json!({"labels": [
+        {"id": car["id"], "name": "auto", "color": "#00ff00", "attributes": [{"id": car["attributes"][0]["id"], "name": "color", "input_type": "select", "values": ["red", "blue", "green"]}]},
+        {"name": "truck"},
+        {"id": body["id"], "name": "body", "deleted": true}
+    ]});
+    let before = s.json(&format!("/api/tasks/{task}"))["updated_date"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        s.http
+            .patch(s.url(&format!("/api/tasks/{task}")))
+            .json(&patch)
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    let after = s.json(&format!("/api/tasks/{task}"))["updated_date"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        after > before,
+        "updated_date moves forward: {before} → {after}"
+    );
+    let names: Vec<String> = s.json(&format!("/api/labels?task_id={task}"))["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["auto", "truck"]);
+    // Bad labels: 400 with a reason.
+    for bad in [
+        json!([{"name": "a"}, {"name": "a"}]),
+        json!([{"name": "a", "type": "blob"}]),
+    ] {
+        let r = s
+            .http
+            .post(s.url("/api/tasks"))
+            .json(&json!({"name": "bad", "labels": bad}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.json::<Value>().unwrap().is_string());
+    }
+    let dup = s
+        .http
+        .patch(s.url(&format!("/api/tasks/{task}")))
+        .json(&json!({"labels": [{"name": "truck"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(dup.status(), 400);
+}
+
+#[test]
+fn tus_uploads_resume_and_create_a_task() {
+    use base64::Engine;
+    let s = Server::start(None, &[]);
+    let video = std::fs::read(common::testdata().join("videos/h264_bframes.mp4")).unwrap();
+    let task = s.create_task("tus", 0);
+    let url = s.url(&format!("/api/tasks/{task}/data/"));
+    assert_eq!(
+        s.http
+            .post(&url)
+            .header("Upload-Start", "true")
+            .send()
+            .unwrap()
+            .status(),
+        202
+    );
+    let meta = format!(
+        "filename {}",
+        base64::engine::general_purpose::STANDARD.encode("/home/u/clip.mp4")
+    );
+    let r = s
+        .http
+        .post(&url)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", video.len().to_string())
+        .header("Upload-Metadata", meta)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("http://127.0.0.1:"),
+        "absolute Location: {location}"
+    );
+    assert_eq!(r.headers()["upload-filename"], "clip.mp4");
+    let half = video.len() / 2;
+    let patch = |offset: usize, body: &[u8]| {
+        s.http
+            .patch(&location)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", offset.to_string())
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(body.to_vec())
+            .send()
+            .unwrap()
+    };
+    let r = patch(0, &video[..half]);
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        r.headers()["upload-offset"].to_str().unwrap(),
+        half.to_string()
+    );
+    // A wrong offset is a 409 that says where to resume; HEAD says it too.
+    let r = patch(0, &video[half..]);
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        r.headers()["upload-offset"].to_str().unwrap(),
+        half.to_string()
+    );
+    let r = s.http.head(&location).send().unwrap();
+    assert_eq!(
+        r.headers()["upload-offset"].to_str().unwrap(),
+        half.to_string()
+    );
+    assert_eq!(patch(half, &video[half..]).status(), 204);
+    let r = s
+        .http
+        .post(&url)
+        .header("Upload-Finish", "true")
+        .json(&json!({"image_quality": 70}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let rq = r.json::<Value>().unwrap()["rq_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    assert_eq!(s.json(&format!("/api/tasks/{task}"))["size"], 90);
+}
+
+#[test]
+fn server_endpoints_and_openapi_schema() {
+    let share = common::testdata();
+    let s = Server::start(Some(&share), &[]);
+    let about = Client::new()
+        .get(s.url("/api/server/about"))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    for k in ["name", "description", "version", "logo_url", "subtitle"] {
+        assert!(about[k].is_string(), "{k}");
+    }
+    assert_eq!(about["version"], "2.80.0");
+    let formats = s.json("/api/server/annotation/formats");
+    assert!(formats["importers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "CVAT 1.1"));
+    assert!(formats["exporters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["enabled"].is_boolean() && f["dimension"] == "2d"));
+    let listing = s.json("/api/server/share?directory=/");
+    let names: Vec<&str> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"videos") && names.contains(&"images"),
+        "{names:?}"
+    );
+    assert_eq!(
+        s.json("/api/server/share?directory=videos")
+            .as_array()
+            .unwrap()[0]["type"],
+        "REG"
+    );
+    assert_eq!(s.get("/api/server/share?directory=../").status(), 400);
+    let schema = s.json("/api/schema/");
+    assert!(schema["openapi"].as_str().unwrap().starts_with("3."));
+    for p in [
+        "/api/tasks",
+        "/api/tasks/{id}",
+        "/api/tasks/{id}/data",
+        "/api/requests/{rq_id}",
+        "/api/auth/login",
+    ] {
+        assert!(
+            schema["paths"][p].is_object(),
+            "{p} missing from the schema"
+        );
     }
 }

@@ -2,3 +2,4 @@
 //! call [`manifest::run`], which prints errors as one line on stderr and returns the exit code.
 
 pub mod manifest;
+pub mod user;

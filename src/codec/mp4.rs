@@ -9,6 +9,10 @@
 //! the x264 counterpart of OpenH264's `qmin = qmax`; CRF (CVAT's x264 fallback) would let
 //! the QP drift per frame and make "quality" mean something else.
 //!
+//! IDR placement is x264's: the first frame, then every 250 frames (ultrafast has no scene-cut
+//! detection), where CVAT's OpenH264 also starts an IDR at every source I-frame. The UI decodes
+//! chunks sequentially, so this changes chunk size only (§17).
+//!
 //! Deviation from CVAT: QP 0 is lossless, which x264 only does in High 4:4:4 Predictive, not
 //! in Baseline, so the QP is clamped to at least 1: CVAT's on-the-fly originals (quality 100,
 //! QP 0) come out at QP 1 here (near-lossless, not bit-exact).

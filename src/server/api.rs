@@ -1,19 +1,21 @@
-//! Routes, and the JSON resources: server info, tasks, jobs, requests, metrics.
+//! Routes, and the JSON resources: server info, tasks, labels, jobs, requests, metrics.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router, ServiceExt};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router, ServiceExt};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
-use super::{data, ApiError, AppState};
+use super::auth::{self, basic_user, CurrentUser};
+use super::{data, tus, ApiError, AppState};
+use crate::labels::{label_json, parse_labels, LabelSpec};
 use crate::store::{JobRow, RequestRow, TaskRow};
 use crate::task::iso_utc;
 
@@ -24,6 +26,20 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     let max_body = state.config.max_upload_size as usize;
     Router::new()
         .route("/api/server/about", get(about))
+        .route("/api/server/annotation/formats", get(formats))
+        .route("/api/server/plugins", get(plugins))
+        .route("/api/server/share", get(share))
+        .route("/api/schema", get(super::openapi::schema))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/logout", post(auth::logout))
+        .route(
+            "/api/auth/access_tokens",
+            post(auth::create_token).get(auth::list_tokens),
+        )
+        .route("/api/auth/access_tokens/self", get(auth::token_self))
+        .route("/api/auth/access_tokens/{id}", delete(auth::revoke_token))
+        .route("/api/users/self", get(auth::users_self))
+        .route("/api/users", get(auth::list_users))
         .route("/api/tasks", post(create_task).get(list_tasks))
         .route(
             "/api/tasks/{id}",
@@ -35,8 +51,16 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 .get(data::task_data)
                 .layer(axum::extract::DefaultBodyLimit::max(max_body)),
         )
+        .route(
+            "/api/tasks/{id}/data/{file_id}",
+            axum::routing::patch(tus::append)
+                .head(tus::head)
+                .layer(axum::extract::DefaultBodyLimit::max(tus::MAX_CHUNK)),
+        )
         .route("/api/tasks/{id}/data/meta", get(data::task_meta))
         .route("/api/tasks/{id}/preview", get(data::task_preview))
+        .route("/api/labels", get(list_labels))
+        .route("/api/labels/{id}", get(get_label))
         .route("/api/jobs", get(list_jobs))
         .route("/api/jobs/{id}", get(get_job))
         .route("/api/jobs/{id}/data", get(data::job_data))
@@ -46,6 +70,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/requests/{rq_id}", get(get_request))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("Not found.") })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::require_auth,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -54,8 +82,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 /// which the CVAT clients do not follow reliably).
 pub(crate) fn service(
     state: Arc<AppState>,
-) -> axum::routing::IntoMakeService<tower_http::normalize_path::NormalizePath<Router>> {
-    ServiceExt::<Request>::into_make_service(
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<
+    tower_http::normalize_path::NormalizePath<Router>,
+    std::net::SocketAddr,
+> {
+    ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
         NormalizePathLayer::trim_trailing_slash().layer(router(state)),
     )
 }
@@ -69,7 +100,8 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-async fn about() -> Json<Value> {
+#[utoipa::path(get, path = "/api/server/about", tag = "server", responses((status = 200, description = "Server name and the CVAT version it is compatible with", body = Object)))]
+pub(crate) async fn about() -> Json<Value> {
     Json(json!({
         "name": "frameserver",
         "description": "A fast, CVAT-compatible media server",
@@ -79,81 +111,239 @@ async fn about() -> Json<Value> {
     }))
 }
 
+/// CVAT's format list; a format is enabled once frameserver implements it.
+#[utoipa::path(get, path = "/api/server/annotation/formats", tag = "server", responses((status = 200, description = "Dataset formats (importers, exporters)", body = Object)))]
+pub(crate) async fn formats() -> Json<Value> {
+    const FORMATS: &[(&str, &str, &str)] = &[
+        ("CVAT for images 1.1", "ZIP", "1.1"),
+        ("CVAT for video 1.1", "ZIP", "1.1"),
+        ("Datumaro 1.0", "ZIP", "1.0"),
+        ("COCO 1.0", "ZIP", "1.0"),
+        ("COCO Keypoints 1.0", "ZIP", "1.0"),
+        ("YOLO 1.1", "ZIP", "1.1"),
+        ("PASCAL VOC 1.1", "ZIP", "1.1"),
+        ("Segmentation mask 1.1", "ZIP", "1.1"),
+        ("MOT 1.1", "ZIP", "1.1"),
+        ("MOTS PNG 1.0", "ZIP", "1.0"),
+        ("KITTI 1.0", "ZIP", "1.0"),
+        ("Cityscapes 1.0", "ZIP", "1.0"),
+        ("ImageNet 1.0", "ZIP", "1.0"),
+        ("LabelMe 3.0", "ZIP", "3.0"),
+        ("CamVid 1.0", "ZIP", "1.0"),
+        ("WiderFace 1.0", "ZIP", "1.0"),
+        ("VGGFace2 1.0", "ZIP", "1.0"),
+        ("Market-1501 1.0", "ZIP", "1.0"),
+        ("ICDAR Recognition 1.0", "ZIP", "1.0"),
+        ("Open Images V6 1.0", "ZIP", "1.0"),
+        ("LFW 1.0", "ZIP", "1.0"),
+    ];
+    let list = |import: bool| -> Vec<Value> {
+        FORMATS
+            .iter()
+            .map(|(name, ext, version)| {
+                let name = if import && name.starts_with("CVAT for") { "CVAT 1.1" } else { name };
+                json!({"name": name, "ext": ext, "version": version, "enabled": false, "dimension": "2d"})
+            })
+            .fold(Vec::new(), |mut acc, v| {
+                if !acc.iter().any(|a: &Value| a["name"] == v["name"]) {
+                    acc.push(v);
+                }
+                acc
+            })
+    };
+    Json(json!({"importers": list(true), "exporters": list(false)}))
+}
+
+#[utoipa::path(get, path = "/api/server/plugins", tag = "server", responses((status = 200, description = "Plugins (none)", body = Object)))]
+pub(crate) async fn plugins() -> Json<Value> {
+    Json(json!({"GIT_INTEGRATION": false, "ANALYTICS": false, "MODELS": false, "PREDICT": false}))
+}
+
 #[derive(Deserialize)]
-struct TaskWrite {
+pub(crate) struct ShareQuery {
+    directory: Option<String>,
+}
+
+/// `GET /api/server/share?directory=`: one level of the share, directories first.
+#[utoipa::path(get, path = "/api/server/share", tag = "server", params(("directory" = String, Query, description = "Directory relative to the share root")), responses((status = 200, description = "One level of the share directory", body = Object)))]
+pub(crate) async fn share(
+    State(st): St,
+    Query(q): Query<ShareQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let root = st
+        .config
+        .share_dir
+        .clone()
+        .ok_or_else(|| ApiError::not_found("The server has no share directory"))?;
+    let dir = q.directory.unwrap_or_else(|| "/".into());
+    let path = crate::ingest::resolve_share_path(&root, &dir)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !path.is_dir() {
+        return Err(ApiError::bad_request(format!("'{dir}' is not a directory")));
+    }
+    let canonical_root = root
+        .canonicalize()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut entries: Vec<(bool, String, Value)> = Vec::new();
+    for e in std::fs::read_dir(&path)
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .flatten()
+    {
+        // Skip entries (e.g. symlinks) that lead outside the share.
+        let Ok(target) = e.path().canonicalize() else {
+            continue;
+        };
+        if !target.starts_with(&canonical_root) {
+            continue;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        let is_dir = target.is_dir();
+        let mime = if is_dir {
+            "DIR".to_owned()
+        } else {
+            mime_guess::from_path(&name)
+                .first_raw()
+                .unwrap_or("unknown")
+                .to_owned()
+        };
+        entries.push((
+            !is_dir,
+            name.clone(),
+            json!({"name": name, "type": if is_dir { "DIR" } else { "REG" }, "mime_type": mime}),
+        ));
+    }
+    entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    Ok(Json(Value::Array(
+        entries.into_iter().map(|(_, _, v)| v).collect(),
+    )))
+}
+
+/// `TaskWriteRequest` / `PatchedTaskWriteRequest`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct TaskWrite {
     name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     labels: Option<Value>,
     segment_size: Option<u64>,
     overlap: Option<u64>,
     bug_tracker: Option<String>,
     subset: Option<String>,
-    assignee_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    assignee_id: Option<Value>,
+    owner_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    project_id: Option<Value>,
 }
 
-fn validate_labels(labels: &Value) -> Result<(), ApiError> {
-    let Some(list) = labels.as_array() else {
-        return Err(ApiError::bad_request("'labels' must be a list"));
-    };
-    let mut names = std::collections::HashSet::new();
-    for l in list {
-        let name = l
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::bad_request("every label needs a 'name'"))?;
-        if name.is_empty() || name.chars().count() > 64 {
-            return Err(ApiError::bad_request(format!(
-                "label name '{name}' must be 1 to 64 characters"
-            )));
-        }
-        if !names.insert(name.to_owned()) {
-            return Err(ApiError::bad_request(format!(
-                "label names must be unique: '{name}'"
-            )));
-        }
+/// Tasks are visible to their owner, their assignee and admins; to anyone else they do not exist.
+pub(crate) fn task_or_404(st: &AppState, id: i64, me: &CurrentUser) -> Result<TaskRow, ApiError> {
+    let t = st
+        .store
+        .task(id)?
+        .ok_or_else(|| ApiError::not_found("Not found."))?;
+    if visible(&t, me) {
+        Ok(t)
+    } else {
+        Err(ApiError::not_found("Not found."))
+    }
+}
+
+fn visible(t: &TaskRow, me: &CurrentUser) -> bool {
+    me.is_admin || t.owner_id == Some(me.id) || t.assignee_id == Some(me.id)
+}
+
+/// Stores labels (and sublabels) of a task.
+fn insert_labels(
+    st: &AppState,
+    task_id: i64,
+    labels: &[LabelSpec],
+    parent: Option<i64>,
+) -> Result<(), ApiError> {
+    for l in labels {
+        let attrs: Vec<Value> = l.attributes.iter().map(|(_, a)| a.clone()).collect();
+        let id = st.store.insert_label(task_id, parent, &l.info, &attrs)?;
+        insert_labels(st, task_id, &l.sublabels, Some(id))?;
     }
     Ok(())
 }
 
-async fn create_task(
+fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+    what: &str,
+) -> Result<T, ApiError> {
+    body.map(|Json(v)| v)
+        .map_err(|e| ApiError::bad_request(format!("invalid {what} JSON: {}", e.body_text())))
+}
+
+fn assignee(st: &AppState, v: &Option<Value>) -> Result<Option<Option<i64>>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(v) => {
+            let id = v
+                .as_i64()
+                .ok_or_else(|| ApiError::bad_request("'assignee_id' must be a user id"))?;
+            st.store
+                .user(id)?
+                .ok_or_else(|| ApiError::bad_request(format!("no user with id {id}")))?;
+            Ok(Some(Some(id)))
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/tasks", tag = "tasks", responses((status = 201, description = "TaskRead of the new task", body = Object)))]
+pub(crate) async fn create_task(
     State(st): St,
+    Extension(me): Extension<CurrentUser>,
     headers: HeaderMap,
     body: Result<Json<TaskWrite>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(w) =
-        body.map_err(|e| ApiError::bad_request(format!("invalid task JSON: {}", e.body_text())))?;
+    let w = json_body(body, "task")?;
     let name = w
         .name
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("'name' is required"))?;
-    let labels = w.labels.unwrap_or(json!([]));
-    validate_labels(&labels)?;
+    if w.project_id.as_ref().is_some_and(|p| !p.is_null()) {
+        return Err(ApiError::bad_request(
+            "projects are not supported yet: create the task without 'project_id'",
+        ));
+    }
+    let labels = parse_labels(&w.labels.unwrap_or(json!([]))).map_err(ApiError::bad_request)?;
+    let assignee_id = assignee(&st, &w.assignee_id)?.flatten();
+    let owner_id = match w.owner_id {
+        Some(o) if me.is_admin => {
+            st.store
+                .user(o)?
+                .ok_or_else(|| ApiError::bad_request(format!("no user with id {o}")))?;
+            o
+        }
+        _ => me.id,
+    };
     let now = Utc::now();
     let task = st.store.create_task(TaskRow {
         id: 0,
         name,
-        labels,
+        labels: json!([]),
         segment_size: w.segment_size.unwrap_or(0),
         overlap: w.overlap,
         bug_tracker: w.bug_tracker.unwrap_or_default(),
         subset: w.subset.unwrap_or_default(),
-        owner_id: None,
-        assignee_id: w.assignee_id,
+        owner_id: Some(owner_id),
+        assignee_id,
         created_date: now,
         updated_date: now,
         data_id: None,
     })?;
+    if let Err(e) = insert_labels(&st, task.id, &labels, None) {
+        st.store.delete_task(task.id)?;
+        return Err(e);
+    }
     Ok((
         StatusCode::CREATED,
         Json(task_json(&st, &task, &base_url(&headers))?),
     )
         .into_response())
-}
-
-pub(crate) fn task_or_404(st: &AppState, id: i64) -> Result<TaskRow, ApiError> {
-    st.store
-        .task(id)?
-        .ok_or_else(|| ApiError::not_found("Not found."))
 }
 
 /// `TaskRead`, with every field the clients read.
@@ -191,8 +381,8 @@ fn task_json(st: &AppState, t: &TaskRow, base: &str) -> Result<Value, ApiError> 
         "project_id": null,
         "project_name": null,
         "mode": mode,
-        "owner": null,
-        "assignee": null,
+        "owner": basic_user(st, t.owner_id, base),
+        "assignee": basic_user(st, t.assignee_id, base),
         "bug_tracker": t.bug_tracker,
         "created_date": iso_utc(t.created_date),
         "updated_date": iso_utc(t.updated_date),
@@ -220,20 +410,31 @@ fn task_json(st: &AppState, t: &TaskRow, base: &str) -> Result<Value, ApiError> 
     }))
 }
 
-async fn get_task(
+#[utoipa::path(get, path = "/api/tasks/{id}", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 200, description = "TaskRead", body = Object)))]
+pub(crate) async fn get_task(
     State(st): St,
+    Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let t = task_or_404(&st, id)?;
+    let t = task_or_404(&st, id, &me)?;
     Ok(Json(task_json(&st, &t, &base_url(&headers))?))
 }
 
 #[derive(Deserialize)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     page: Option<usize>,
     page_size: Option<usize>,
     task_id: Option<i64>,
+    job_id: Option<i64>,
+    project_id: Option<i64>,
+    name: Option<String>,
+    owner: Option<String>,
+    assignee: Option<String>,
+    subset: Option<String>,
+    mode: Option<String>,
+    search: Option<String>,
+    sort: Option<String>,
 }
 
 fn paginate(items: Vec<Value>, q: &ListQuery, base: &str, path: &str) -> Value {
@@ -248,38 +449,145 @@ fn paginate(items: Vec<Value>, q: &ListQuery, base: &str, path: &str) -> Value {
     json!({"count": count, "next": next, "previous": previous, "results": results})
 }
 
-async fn list_tasks(
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// `GET /api/tasks`: visible tasks, filtered (`name`, `owner`, `assignee`, `subset`, `mode`,
+/// `project_id`, `search`) and sorted (`sort=name,-id`; default newest first).
+#[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(("page" = usize, Query, description = "Page number"), ("page_size" = usize, Query, description = "Page size"), ("name" = String, Query, description = "Name contains"), ("owner" = String, Query, description = "Owner username contains"), ("sort" = String, Query, description = "Sort fields, e.g. name,-id")), responses((status = 200, description = "Paginated TaskRead list", body = Object)))]
+pub(crate) async fn list_tasks(
     State(st): St,
+    Extension(me): Extension<CurrentUser>,
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let base = base_url(&headers);
-    let tasks = st.store.tasks()?;
-    let items = tasks
-        .iter()
-        .map(|t| task_json(&st, t, &base))
-        .collect::<Result<Vec<_>, _>>()?;
+    if q.project_id.is_some() {
+        return Ok(Json(paginate(Vec::new(), &q, &base, "/api/tasks")));
+    }
+    let mut items = Vec::new();
+    for t in st.store.tasks()?.iter().filter(|t| visible(t, &me)) {
+        let v = task_json(&st, t, &base)?;
+        let user_name = |k: &str| v[k]["username"].as_str().unwrap_or("").to_owned();
+        let keep = q.name.as_deref().is_none_or(|n| contains_ci(&t.name, n))
+            && q.owner
+                .as_deref()
+                .is_none_or(|o| contains_ci(&user_name("owner"), o))
+            && q.assignee
+                .as_deref()
+                .is_none_or(|a| contains_ci(&user_name("assignee"), a))
+            && q.subset.as_deref().is_none_or(|s| t.subset == s)
+            && q.mode.as_deref().is_none_or(|m| v["mode"] == m)
+            && q.search
+                .as_deref()
+                .is_none_or(|s| contains_ci(&t.name, s) || contains_ci(&user_name("owner"), s));
+        if keep {
+            items.push(v);
+        }
+    }
+    if let Some(sort) = &q.sort {
+        for key in sort.split(',').rev() {
+            let (desc, field) = match key.trim().strip_prefix('-') {
+                Some(f) => (true, f),
+                None => (false, key.trim()),
+            };
+            let field = match field {
+                "owner" | "assignee" => format!("/{field}/username"),
+                f => format!("/{f}"),
+            };
+            items.sort_by(|a, b| {
+                let o = cmp_json(a.pointer(&field), b.pointer(&field));
+                if desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+        }
+    }
     Ok(Json(paginate(items, &q, &base, "/api/tasks")))
 }
 
-async fn patch_task(
+fn cmp_json(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        (Some(Value::Null) | None, Some(Value::Null) | None) => std::cmp::Ordering::Equal,
+        (Some(Value::Null) | None, _) => std::cmp::Ordering::Less,
+        (_, Some(Value::Null) | None) => std::cmp::Ordering::Greater,
+        (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
+    }
+}
+
+/// Applies a label PATCH: entries with `id` update (or with `deleted: true` remove) a label,
+/// entries without add one. Names must stay unique.
+fn patch_labels(st: &AppState, task_id: i64, specs: &[LabelSpec]) -> Result<(), ApiError> {
+    let existing = st.store.labels(task_id)?;
+    let mut names: std::collections::HashMap<i64, String> = existing
+        .iter()
+        .filter(|l| l.parent_id.is_none())
+        .map(|l| (l.id, l.info["name"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    for s in specs {
+        if let Some(id) = s.id {
+            if !existing.iter().any(|l| l.id == id) {
+                return Err(ApiError::bad_request(format!(
+                    "the task has no label with id {id}"
+                )));
+            }
+            if s.deleted {
+                names.remove(&id);
+            } else {
+                names.insert(id, s.info["name"].as_str().unwrap_or("").to_owned());
+            }
+        }
+    }
+    let mut all: Vec<String> = names.into_values().collect();
+    all.extend(
+        specs
+            .iter()
+            .filter(|s| s.id.is_none())
+            .map(|s| s.info["name"].as_str().unwrap_or("").to_owned()),
+    );
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = all.iter().find(|n| !seen.insert(n.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "label names must be unique: '{dup}'"
+        )));
+    }
+    for s in specs {
+        match s.id {
+            Some(id) if s.deleted => st.store.delete_label(id)?,
+            Some(id) => st.store.update_label(id, &s.info, &s.attributes)?,
+            None => insert_labels(st, task_id, std::slice::from_ref(s), None)?,
+        }
+    }
+    Ok(())
+}
+
+#[utoipa::path(patch, path = "/api/tasks/{id}", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 200, description = "TaskRead", body = Object)))]
+pub(crate) async fn patch_task(
     State(st): St,
+    Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     headers: HeaderMap,
     body: Result<Json<TaskWrite>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(w) =
-        body.map_err(|e| ApiError::bad_request(format!("invalid task JSON: {}", e.body_text())))?;
-    let mut t = task_or_404(&st, id)?;
+    let w = json_body(body, "task")?;
+    let mut t = task_or_404(&st, id, &me)?;
     if let Some(n) = w.name {
         if n.trim().is_empty() {
             return Err(ApiError::bad_request("'name' cannot be empty"));
         }
         t.name = n;
     }
-    if let Some(l) = w.labels {
-        validate_labels(&l)?;
-        t.labels = l;
+    if let Some(l) = &w.labels {
+        let specs = parse_labels(l).map_err(ApiError::bad_request)?;
+        patch_labels(&st, id, &specs)?;
     }
     if let Some(b) = w.bug_tracker {
         t.bug_tracker = b;
@@ -287,16 +595,21 @@ async fn patch_task(
     if let Some(s) = w.subset {
         t.subset = s;
     }
-    if w.assignee_id.is_some() {
-        t.assignee_id = w.assignee_id;
+    if let Some(a) = assignee(&st, &w.assignee_id)? {
+        t.assignee_id = a;
     }
     t.updated_date = Utc::now();
     st.store.update_task(&t)?;
     Ok(Json(task_json(&st, &t, &base_url(&headers))?))
 }
 
-async fn delete_task(State(st): St, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    task_or_404(&st, id)?;
+#[utoipa::path(delete, path = "/api/tasks/{id}", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 204, description = "Deleted with its data, files and cache entries")))]
+pub(crate) async fn delete_task(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    task_or_404(&st, id, &me)?;
     if st
         .creating
         .lock()
@@ -333,11 +646,73 @@ async fn delete_task(State(st): St, Path(id): Path<i64>) -> Result<StatusCode, A
     {
         let _ = std::fs::remove_dir_all(s.dir);
     }
+    tus::forget_task(&st, id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/labels?task_id=|job_id=`: top-level labels with their sublabels embedded.
+#[utoipa::path(get, path = "/api/labels", tag = "labels", params(("task_id" = i64, Query, description = "Task id"), ("job_id" = i64, Query, description = "Job id"), ("page" = usize, Query, description = "Page number")), responses((status = 200, description = "Paginated Label list", body = Object)))]
+pub(crate) async fn list_labels(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let task_id = match (q.task_id, q.job_id) {
+        (Some(t), _) => Some(t),
+        (None, Some(j)) => Some(
+            st.store
+                .job(j)?
+                .ok_or_else(|| ApiError::not_found("Not found."))?
+                .task_id,
+        ),
+        (None, None) => None,
+    };
+    let tasks: Vec<i64> = match task_id {
+        Some(t) => vec![task_or_404(&st, t, &me)?.id],
+        None => st
+            .store
+            .tasks()?
+            .iter()
+            .filter(|t| visible(t, &me))
+            .map(|t| t.id)
+            .collect(),
+    };
+    let mut items = Vec::new();
+    for t in tasks {
+        let all = st.store.labels(t)?;
+        items.extend(
+            all.iter()
+                .filter(|l| l.parent_id.is_none())
+                .map(|l| label_json(l, &all)),
+        );
+    }
+    Ok(Json(paginate(
+        items,
+        &q,
+        &base_url(&headers),
+        "/api/labels",
+    )))
+}
+
+#[utoipa::path(get, path = "/api/labels/{id}", tag = "labels", params(("id" = i64, Path, description = "Label id")), responses((status = 200, description = "Label", body = Object)))]
+pub(crate) async fn get_label(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    for t in st.store.tasks()?.iter().filter(|t| visible(t, &me)) {
+        let all = st.store.labels(t.id)?;
+        if let Some(l) = all.iter().find(|l| l.id == id) {
+            return Ok(Json(label_json(l, &all)));
+        }
+    }
+    Err(ApiError::not_found("Not found."))
 }
 
 pub(crate) fn job_json(st: &AppState, j: &JobRow, base: &str) -> Result<Value, ApiError> {
     let data = st.store.data_of_task(j.task_id)?;
+    let task = st.store.task(j.task_id)?;
     let (start, stop, cs, comp, orig, mode) = match &data {
         Some(d) => (
             d.spec.range.abs(j.range.start),
@@ -358,7 +733,7 @@ pub(crate) fn job_json(st: &AppState, j: &JobRow, base: &str) -> Result<Value, A
         "id": j.id,
         "task_id": j.task_id,
         "project_id": null,
-        "assignee": null,
+        "assignee": basic_user(st, task.as_ref().and_then(|t| t.assignee_id), base),
         "start_frame": start,
         "stop_frame": stop,
         "frame_count": j.range.len(),
@@ -377,22 +752,30 @@ pub(crate) fn job_json(st: &AppState, j: &JobRow, base: &str) -> Result<Value, A
     }))
 }
 
-async fn list_jobs(
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(("task_id" = i64, Query, description = "Task id"), ("page" = usize, Query, description = "Page number")), responses((status = 200, description = "Paginated JobRead list", body = Object)))]
+pub(crate) async fn list_jobs(
     State(st): St,
+    Extension(me): Extension<CurrentUser>,
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let base = base_url(&headers);
-    let jobs = st.store.jobs(q.task_id)?;
-    let items = jobs
-        .iter()
-        .map(|j| job_json(&st, j, &base))
-        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(t) = q.task_id {
+        task_or_404(&st, t, &me)?;
+    }
+    let mut items = Vec::new();
+    for j in st.store.jobs(q.task_id)? {
+        if st.store.task(j.task_id)?.is_some_and(|t| visible(&t, &me)) {
+            items.push(job_json(&st, &j, &base)?);
+        }
+    }
     Ok(Json(paginate(items, &q, &base, "/api/jobs")))
 }
 
-async fn get_job(
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs", params(("id" = i64, Path, description = "Job id")), responses((status = 200, description = "JobRead", body = Object)))]
+pub(crate) async fn get_job(
     State(st): St,
+    Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
@@ -400,11 +783,16 @@ async fn get_job(
         .store
         .job(id)?
         .ok_or_else(|| ApiError::not_found("Not found."))?;
+    task_or_404(&st, j.task_id, &me)?;
     Ok(Json(job_json(&st, &j, &base_url(&headers))?))
 }
 
-pub(crate) fn request_json(r: &RequestRow) -> Value {
-    json!({
+pub(crate) fn request_json(st: &AppState, r: &RequestRow) -> Value {
+    let owner = r
+        .owner_id
+        .and_then(|id| st.store.user(id).ok().flatten())
+        .map(|u| json!({"id": u.id, "username": u.username}));
+    let mut v = json!({
         "id": r.id,
         "status": r.status,
         "message": r.message,
@@ -423,26 +811,49 @@ pub(crate) fn request_json(r: &RequestRow) -> Value {
         "started_date": r.started_date.map(iso_utc),
         "finished_date": r.finished_date.map(iso_utc),
         "expiry_date": null,
-        "result_url": null,
+        "result_url": r.result_url,
         "result_id": r.result_id,
-    })
+    });
+    // `owner` is optional but never null for the client.
+    if let Some(o) = owner {
+        v["owner"] = o;
+    }
+    v
 }
 
-async fn get_request(State(st): St, Path(rq_id): Path<String>) -> Result<Json<Value>, ApiError> {
+fn request_visible(r: &RequestRow, me: &CurrentUser) -> bool {
+    me.is_admin || r.owner_id == Some(me.id)
+}
+
+#[utoipa::path(get, path = "/api/requests/{rq_id}", tag = "requests", params(("rq_id" = String, Path, description = "Request id (percent-encoded)")), responses((status = 200, description = "Request", body = Object)))]
+pub(crate) async fn get_request(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(rq_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     // Axum has already percent-decoded the path segment (`create%3Atask-1` → `create:task-1`).
     let r = st
         .store
         .request(&rq_id)?
+        .filter(|r| request_visible(r, &me))
         .ok_or_else(|| ApiError::not_found("Not found."))?;
-    Ok(Json(request_json(&r)))
+    Ok(Json(request_json(&st, &r)))
 }
 
-async fn list_requests(
+#[utoipa::path(get, path = "/api/requests", tag = "requests", params(("page" = usize, Query, description = "Page number")), responses((status = 200, description = "Paginated Request list", body = Object)))]
+pub(crate) async fn list_requests(
     State(st): St,
+    Extension(me): Extension<CurrentUser>,
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let items = st.store.requests()?.iter().map(request_json).collect();
+    let items = st
+        .store
+        .requests()?
+        .iter()
+        .filter(|r| request_visible(r, &me))
+        .map(|r| request_json(&st, r))
+        .collect();
     Ok(Json(paginate(
         items,
         &q,
@@ -451,7 +862,8 @@ async fn list_requests(
     )))
 }
 
-async fn metrics(State(st): St) -> impl IntoResponse {
+#[utoipa::path(get, path = "/metrics", tag = "server", responses((status = 200, description = "Prometheus metrics (text)")))]
+pub(crate) async fn metrics(State(st): St) -> impl IntoResponse {
     let mut body = st.cache.render_metrics();
     body.push_str(&format!(
         "# HELP frameserver_decoders_open Video readers kept open for sequential access.\n# TYPE frameserver_decoders_open gauge\nframeserver_decoders_open {}\n",

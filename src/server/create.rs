@@ -155,15 +155,10 @@ fn header(req: &Request, name: &str) -> bool {
 pub(crate) async fn post_data(
     st: Arc<AppState>,
     id: i64,
+    me: super::auth::CurrentUser,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let task = task_or_404(&st, id)?;
-    if header(&req, "Upload-Length") {
-        return Err(ApiError {
-            status: StatusCode::NOT_IMPLEMENTED,
-            message: "TUS uploads are not supported yet: send files of up to the upload limit as multipart".into(),
-        });
-    }
+    let task = task_or_404(&st, id, &me)?;
     let busy = st
         .creating
         .lock()
@@ -171,6 +166,25 @@ pub(crate) async fn post_data(
         .contains(&id);
     if task.data_id.is_some() || busy {
         return Err(ApiError::bad_request("Adding more data is not supported"));
+    }
+    if header(&req, "Upload-Length") {
+        // TUS creation: a file larger than the multipart groups, inside the upload session.
+        if !st
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id)
+        {
+            new_session(&st, id)?;
+        }
+        let dir = st
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .map(|s| s.dir.clone())
+            .expect("session just ensured");
+        return super::tus::create(&st, id, &me, req.headers(), dir);
     }
     if header(&req, "Upload-Start") {
         new_session(&st, id)?;
@@ -195,7 +209,7 @@ pub(crate) async fn post_data(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
-        return start(st, task, params, session);
+        return start(st, me.id, task, params, session);
     }
     let is_multipart = req
         .headers()
@@ -221,10 +235,10 @@ pub(crate) async fn post_data(
         };
         let params = DataParams::from_map(&fields)?;
         let session = session.filter(|s| !s.files.is_empty());
-        return start(st, task, params, session);
+        return start(st, me.id, task, params, session);
     }
     let params = json_params(req).await?;
-    start(st, task, params, None)
+    start(st, me.id, task, params, None)
 }
 
 async fn json_params(req: Request) -> Result<DataParams, ApiError> {
@@ -245,6 +259,7 @@ async fn json_params(req: Request) -> Result<DataParams, ApiError> {
 }
 
 fn new_session(st: &AppState, id: i64) -> Result<(), ApiError> {
+    super::tus::forget_task(st, id);
     let dir = st.uploads_dir().join(format!("task_{id}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)
@@ -353,6 +368,7 @@ async fn receive_multipart(
 /// Starts the background creation; answers 202 with the request id.
 fn start(
     st: Arc<AppState>,
+    me_id: i64,
     task: TaskRow,
     params: DataParams,
     session: Option<UploadSession>,
@@ -395,6 +411,8 @@ fn start(
         started_date: None,
         finished_date: None,
         result_id: None,
+        owner_id: Some(me_id),
+        result_url: None,
     };
     st.store.put_request(&request)?;
     tokio::spawn(async move {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api::{task_or_404, St};
+use super::auth::CurrentUser;
 use super::{create, ApiError, AppState, Loaded};
 use crate::cache::{Item, ItemKey, ItemKind};
 use crate::chunks::{self, BuildError, Source};
@@ -19,6 +20,7 @@ use crate::codec;
 use crate::frames::SeekTable;
 use crate::store::{JobRow, MediaSource};
 use crate::task::{iso_utc, task_chunk, x_checksum, ChunkType, Quality, SegmentRange};
+use axum::Extension;
 
 /// Loads (once) what serving a task's data needs.
 pub(crate) fn loaded(st: &AppState, task_id: i64) -> Result<Arc<Loaded>, ApiError> {
@@ -382,13 +384,15 @@ async fn context_item(
 }
 
 /// `GET /api/tasks/{id}/data`
+#[utoipa::path(get, path = "/api/tasks/{id}/data", tag = "tasks", params(("id" = i64, Path, description = "Task id"), ("type" = String, Query, description = "chunk | frame | preview | context_image"), ("quality" = String, Query, description = "compressed | original"), ("number" = u64, Query, description = "Chunk or frame number")), responses((status = 200, description = "Chunk, frame or image bytes", body = Object)))]
 pub(crate) async fn task_data(
     State(st): St,
+    Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     Query(q): Query<DataQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    task_or_404(&st, id)?;
+    task_or_404(&st, id, &me)?;
     let (kind, quality) = parse_query(&q)?;
     let l = loaded(&st, id)?;
     let spec = &l.data.spec;
@@ -421,20 +425,25 @@ pub(crate) async fn task_data(
     }
 }
 
-fn job_or_404(st: &AppState, id: i64) -> Result<JobRow, ApiError> {
-    st.store
+fn job_or_404(st: &AppState, id: i64, me: &CurrentUser) -> Result<JobRow, ApiError> {
+    let job = st
+        .store
         .job(id)?
-        .ok_or_else(|| ApiError::not_found("Not found."))
+        .ok_or_else(|| ApiError::not_found("Not found."))?;
+    task_or_404(st, job.task_id, me)?;
+    Ok(job)
 }
 
 /// `GET /api/jobs/{id}/data`
+#[utoipa::path(get, path = "/api/jobs/{id}/data", tag = "jobs", params(("id" = i64, Path, description = "Job id"), ("type" = String, Query, description = "chunk | frame | preview | context_image"), ("quality" = String, Query, description = "compressed | original"), ("number" = u64, Query, description = "Task frame or (deprecated) task chunk number"), ("index" = u64, Query, description = "Job-relative chunk index")), responses((status = 200, description = "Chunk, frame or image bytes", body = Object)))]
 pub(crate) async fn job_data(
     State(st): St,
+    Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     Query(q): Query<DataQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let job = job_or_404(&st, id)?;
+    let job = job_or_404(&st, id, &me)?;
     let (kind, quality) = parse_query(&q)?;
     let l = loaded(&st, job.task_id)?;
     let cs = l.data.spec.chunk_size;
@@ -514,15 +523,25 @@ pub(crate) async fn job_data(
 }
 
 /// `GET /api/tasks/{id}/preview`
-pub(crate) async fn task_preview(State(st): St, Path(id): Path<i64>) -> Result<Response, ApiError> {
-    task_or_404(&st, id)?;
+#[utoipa::path(get, path = "/api/tasks/{id}/preview", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 200, description = "Preview image", body = Object)))]
+pub(crate) async fn task_preview(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    task_or_404(&st, id, &me)?;
     let l = loaded(&st, id)?;
     Ok(preview_response(&*preview_item(&st, &l, 0).await?))
 }
 
 /// `GET /api/jobs/{id}/preview`
-pub(crate) async fn job_preview(State(st): St, Path(id): Path<i64>) -> Result<Response, ApiError> {
-    let job = job_or_404(&st, id)?;
+#[utoipa::path(get, path = "/api/jobs/{id}/preview", tag = "jobs", params(("id" = i64, Path, description = "Job id")), responses((status = 200, description = "Preview image", body = Object)))]
+pub(crate) async fn job_preview(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let job = job_or_404(&st, id, &me)?;
     let l = loaded(&st, job.task_id)?;
     Ok(preview_response(
         &*preview_item(&st, &l, job.range.start).await?,
@@ -569,8 +588,13 @@ fn chapters_meta(l: &Loaded, seg: Option<SegmentRange>) -> Value {
 }
 
 /// `GET /api/tasks/{id}/data/meta` (field order as in CVAT, spec §15.4)
-pub(crate) async fn task_meta(State(st): St, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
-    task_or_404(&st, id)?;
+#[utoipa::path(get, path = "/api/tasks/{id}/data/meta", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 200, description = "DataMetaRead", body = Object)))]
+pub(crate) async fn task_meta(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    task_or_404(&st, id, &me)?;
     let l = loaded(&st, id).map_err(|e| {
         if e.status == StatusCode::NOT_FOUND {
             ApiError::bad_request("Data is not uploaded for the task yet")
@@ -600,8 +624,13 @@ pub(crate) async fn task_meta(State(st): St, Path(id): Path<i64>) -> Result<Json
 }
 
 /// `GET /api/jobs/{id}/data/meta`
-pub(crate) async fn job_meta(State(st): St, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
-    let job = job_or_404(&st, id)?;
+#[utoipa::path(get, path = "/api/jobs/{id}/data/meta", tag = "jobs", params(("id" = i64, Path, description = "Job id")), responses((status = 200, description = "DataMetaRead of the job", body = Object)))]
+pub(crate) async fn job_meta(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let job = job_or_404(&st, id, &me)?;
     let l = loaded(&st, job.task_id)?;
     let spec = &l.data.spec;
     let seg = job.range;
@@ -630,12 +659,14 @@ pub(crate) async fn job_meta(State(st): St, Path(id): Path<i64>) -> Result<Json<
 
 /// `POST /api/tasks/{id}/data`: the upload protocol (Upload-Start / Upload-Multiple /
 /// Upload-Finish), or a one-shot multipart or JSON request.
+#[utoipa::path(post, path = "/api/tasks/{id}/data", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 202, description = "Upload protocol step, or the rq_id of the creation request", body = Object)))]
 pub(crate) async fn post_data(
     State(st): St,
+    Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    create::post_data(st, id, req).await
+    create::post_data(st, id, me, req).await
 }
 
 #[cfg(test)]

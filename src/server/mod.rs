@@ -2,9 +2,12 @@
 //! data uploads, background requests, chunks, frames, meta and previews, plus `/metrics`.
 
 mod api;
+mod auth;
 mod create;
 mod data;
 mod error;
+mod openapi;
+mod tus;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -90,6 +93,10 @@ pub(crate) struct AppState {
     pub uploads: Mutex<HashMap<i64, UploadSession>>,
     /// Tasks whose data is being created (a second request is refused).
     pub creating: Mutex<std::collections::HashSet<i64>>,
+    /// TUS uploads in progress.
+    pub tus: tus::TusUploads,
+    /// Failed-login counters.
+    pub login_guard: auth::LoginGuard,
 }
 
 impl AppState {
@@ -116,8 +123,11 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         loaded: Mutex::new(HashMap::new()),
         uploads: Mutex::new(HashMap::new()),
         creating: Mutex::new(Default::default()),
+        tus: Default::default(),
+        login_guard: Default::default(),
         config: config.clone(),
     });
+    auth::ensure_admin(&state)?;
     std::fs::create_dir_all(state.media_dir())?;
     // Upload sessions do not survive a restart.
     let _ = std::fs::remove_dir_all(state.uploads_dir());

@@ -169,6 +169,12 @@ pub struct RequestRow {
     pub started_date: Option<DateTime<Utc>>,
     pub finished_date: Option<DateTime<Utc>>,
     pub result_id: Option<i64>,
+    /// Who started it.
+    #[serde(default)]
+    pub owner_id: Option<i64>,
+    /// Where to download the result (exports).
+    #[serde(default)]
+    pub result_url: Option<String>,
 }
 
 const SCHEMA: &str = "
@@ -206,6 +212,39 @@ CREATE TABLE IF NOT EXISTS jobs (
     task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
     segment_start INTEGER NOT NULL,
     segment_stop INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    is_admin INTEGER NOT NULL,
+    created_date TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    expires TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS access_tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_date TEXT NOT NULL,
+    expiry_date TEXT,
+    last_used_date TEXT
+);
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    parent_id INTEGER REFERENCES labels(id) ON DELETE CASCADE,
+    info TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attributes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+    info TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY,
@@ -518,6 +557,351 @@ impl Store {
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.iter().map(|s| Ok(serde_json::from_str(s)?)).collect()
+    }
+}
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub created_date: DateTime<Utc>,
+}
+
+/// A personal access token (the token itself is never stored, only its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub created_date: DateTime<Utc>,
+    pub expiry_date: Option<DateTime<Utc>>,
+    pub last_used_date: Option<DateTime<Utc>>,
+}
+
+/// A label as stored: its JSON (name, color, type, svg, …) without ids, plus its attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelRow {
+    pub id: i64,
+    pub task_id: i64,
+    pub parent_id: Option<i64>,
+    pub info: serde_json::Value,
+    /// `(attribute id, attribute JSON without id)`.
+    pub attributes: Vec<(i64, serde_json::Value)>,
+}
+
+impl Store {
+    fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+        Ok(UserRow {
+            id: r.get(0)?,
+            username: r.get(1)?,
+            password_hash: r.get(2)?,
+            is_admin: r.get::<_, i64>(3)? != 0,
+            created_date: parse_ts(r.get(4)?)?,
+        })
+    }
+
+    /// Creates a user; `None` if the name is taken.
+    pub fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        is_admin: bool,
+    ) -> Result<Option<UserRow>> {
+        let c = self.conn();
+        let now = Utc::now();
+        match c.execute(
+            "INSERT INTO users (username, password_hash, is_admin, created_date) VALUES (?1, ?2, ?3, ?4)",
+            params![username, password_hash, is_admin as i64, ts(&now)],
+        ) {
+            Ok(_) => Ok(Some(UserRow {
+                id: c.last_insert_rowid(),
+                username: username.to_owned(),
+                password_hash: password_hash.to_owned(),
+                is_admin,
+                created_date: now,
+            })),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A user by name.
+    pub fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, username, password_hash, is_admin, created_date FROM users WHERE username = ?1",
+                [username],
+                Self::user_from_row,
+            )
+            .optional()?)
+    }
+
+    /// A user by id.
+    pub fn user(&self, id: i64) -> Result<Option<UserRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, username, password_hash, is_admin, created_date FROM users WHERE id = ?1",
+                [id],
+                Self::user_from_row,
+            )
+            .optional()?)
+    }
+
+    /// All users by id.
+    pub fn users(&self) -> Result<Vec<UserRow>> {
+        let c = self.conn();
+        let mut st = c.prepare(
+            "SELECT id, username, password_hash, is_admin, created_date FROM users ORDER BY id",
+        )?;
+        let rows = st
+            .query_map([], Self::user_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Replaces a user's password hash and ends their sessions.
+    pub fn set_password(&self, user_id: i64, password_hash: &str) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        tx.execute(
+            "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+            params![user_id, password_hash],
+        )?;
+        tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores a session (by the hash of its id).
+    pub fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO sessions (token_hash, user_id, csrf, expires) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, user_id, csrf, ts(&expires)],
+        )?;
+        Ok(())
+    }
+
+    /// The user and CSRF token of a live session.
+    pub fn session(&self, token_hash: &str) -> Result<Option<(UserRow, String)>> {
+        let c = self.conn();
+        let row: Option<(i64, String, String)> = c
+            .query_row(
+                "SELECT user_id, csrf, expires FROM sessions WHERE token_hash = ?1",
+                [token_hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        drop(c);
+        let Some((user_id, csrf, expires)) = row else {
+            return Ok(None);
+        };
+        if parse_ts(expires)? < Utc::now() {
+            self.delete_session(token_hash)?;
+            return Ok(None);
+        }
+        Ok(self.user(user_id)?.map(|u| (u, csrf)))
+    }
+
+    /// Ends a session.
+    pub fn delete_session(&self, token_hash: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+        Ok(())
+    }
+
+    /// Stores an access token (by its hash).
+    pub fn create_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        token_hash: &str,
+        expiry: Option<DateTime<Utc>>,
+    ) -> Result<TokenRow> {
+        let c = self.conn();
+        let now = Utc::now();
+        c.execute(
+            "INSERT INTO access_tokens (user_id, name, token_hash, created_date, expiry_date) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![user_id, name, token_hash, ts(&now), expiry.as_ref().map(ts)],
+        )?;
+        Ok(TokenRow {
+            id: c.last_insert_rowid(),
+            user_id,
+            name: name.to_owned(),
+            created_date: now,
+            expiry_date: expiry,
+            last_used_date: None,
+        })
+    }
+
+    fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+        Ok(TokenRow {
+            id: r.get(0)?,
+            user_id: r.get(1)?,
+            name: r.get(2)?,
+            created_date: parse_ts(r.get(3)?)?,
+            expiry_date: r.get::<_, Option<String>>(4)?.map(parse_ts).transpose()?,
+            last_used_date: r.get::<_, Option<String>>(5)?.map(parse_ts).transpose()?,
+        })
+    }
+
+    /// The token and its user, if the token exists and has not expired; records its use.
+    pub fn token_by_hash(&self, token_hash: &str) -> Result<Option<(TokenRow, UserRow)>> {
+        let c = self.conn();
+        let t = c
+            .query_row(
+                "SELECT id, user_id, name, created_date, expiry_date, last_used_date FROM access_tokens WHERE token_hash = ?1",
+                [token_hash],
+                Self::token_from_row,
+            )
+            .optional()?;
+        let Some(t) = t else { return Ok(None) };
+        if t.expiry_date.is_some_and(|e| e < Utc::now()) {
+            return Ok(None);
+        }
+        c.execute(
+            "UPDATE access_tokens SET last_used_date = ?2 WHERE id = ?1",
+            params![t.id, ts(&Utc::now())],
+        )?;
+        drop(c);
+        Ok(self.user(t.user_id)?.map(|u| (t, u)))
+    }
+
+    /// A user's tokens.
+    pub fn tokens(&self, user_id: i64) -> Result<Vec<TokenRow>> {
+        let c = self.conn();
+        let mut st = c.prepare(
+            "SELECT id, user_id, name, created_date, expiry_date, last_used_date FROM access_tokens WHERE user_id = ?1 ORDER BY id",
+        )?;
+        let rows = st
+            .query_map([user_id], Self::token_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Revokes (deletes) a user's token; false if there was no such token of theirs.
+    pub fn revoke_token(&self, user_id: i64, token_id: i64) -> Result<bool> {
+        Ok(self.conn().execute(
+            "DELETE FROM access_tokens WHERE id = ?1 AND user_id = ?2",
+            params![token_id, user_id],
+        )? > 0)
+    }
+
+    /// Sets a task's owner.
+    pub fn set_task_owner(&self, task_id: i64, owner_id: Option<i64>) -> Result<()> {
+        self.conn().execute(
+            "UPDATE tasks SET owner_id = ?2 WHERE id = ?1",
+            params![task_id, owner_id],
+        )?;
+        Ok(())
+    }
+
+    /// Inserts a label (and its attributes) of a task; returns its id.
+    pub fn insert_label(
+        &self,
+        task_id: i64,
+        parent_id: Option<i64>,
+        info: &serde_json::Value,
+        attributes: &[serde_json::Value],
+    ) -> Result<i64> {
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        tx.execute(
+            "INSERT INTO labels (task_id, parent_id, info) VALUES (?1, ?2, ?3)",
+            params![task_id, parent_id, info.to_string()],
+        )?;
+        let id = tx.last_insert_rowid();
+        for a in attributes {
+            tx.execute(
+                "INSERT INTO attributes (label_id, info) VALUES (?1, ?2)",
+                params![id, a.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Replaces a label's JSON; attributes with an id are updated, without one added.
+    pub fn update_label(
+        &self,
+        label_id: i64,
+        info: &serde_json::Value,
+        attributes: &[(Option<i64>, serde_json::Value)],
+    ) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        tx.execute(
+            "UPDATE labels SET info = ?2 WHERE id = ?1",
+            params![label_id, info.to_string()],
+        )?;
+        for (id, a) in attributes {
+            match id {
+                Some(id) => tx.execute(
+                    "UPDATE attributes SET info = ?3 WHERE id = ?1 AND label_id = ?2",
+                    params![id, label_id, a.to_string()],
+                )?,
+                None => tx.execute(
+                    "INSERT INTO attributes (label_id, info) VALUES (?1, ?2)",
+                    params![label_id, a.to_string()],
+                )?,
+            };
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes a label (with its sublabels and attributes).
+    pub fn delete_label(&self, label_id: i64) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM labels WHERE id = ?1", [label_id])?;
+        Ok(())
+    }
+
+    /// A task's labels (sublabels included), by id.
+    pub fn labels(&self, task_id: i64) -> Result<Vec<LabelRow>> {
+        let c = self.conn();
+        let mut st = c.prepare(
+            "SELECT id, task_id, parent_id, info FROM labels WHERE task_id = ?1 ORDER BY id",
+        )?;
+        let rows = st
+            .query_map([task_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut ast =
+            c.prepare("SELECT id, info FROM attributes WHERE label_id = ?1 ORDER BY id")?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, task_id, parent_id, info) in rows {
+            let attributes = ast
+                .query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .map(|(aid, s)| Ok((aid, serde_json::from_str(&s)?)))
+                .collect::<Result<Vec<_>>>()?;
+            out.push(LabelRow {
+                id,
+                task_id,
+                parent_id,
+                info: serde_json::from_str(&info)?,
+                attributes,
+            });
+        }
+        Ok(out)
     }
 }
 
