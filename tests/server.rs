@@ -268,7 +268,7 @@ fn video_task_chunks_frames_and_meta_match_the_source() {
     let task = s.create_task("video", 40);
     let rq = s.upload(
         task,
-        &[video.clone()],
+        std::slice::from_ref(&video),
         json!({"image_quality": 70, "chunk_size": 20}),
     );
     let r = s.wait(&rq);
@@ -817,7 +817,7 @@ fn bad_uploads_fail_cleanly_and_leave_nothing() {
         (bomb, ""),
     ] {
         let task = s.create_task("bad", 0);
-        let rq = s.upload(task, &[file.clone()], json!({"image_quality": 70}));
+        let rq = s.upload(task, std::slice::from_ref(&file), json!({"image_quality": 70}));
         let out = s.wait(&rq);
         assert_eq!(out["status"], "failed", "{}", file.display());
         assert!(

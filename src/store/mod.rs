@@ -960,7 +960,7 @@ mod tests {
             .attach_data(
                 t.id,
                 &spec,
-                &[img.clone()],
+                std::slice::from_ref(&img),
                 &[SegmentRange { start: 0, stop: 2 }],
             )
             .unwrap();
