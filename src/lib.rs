@@ -7,14 +7,18 @@
 //! * [`task`], [`store`]: CVAT's data model arithmetic and the embedded SQLite database.
 //! * [`frames`], [`cache`]: frames by number from videos, and the byte-bounded chunk cache.
 //! * [`chunks`], [`server`]: building chunks, and `frameserver serve` (CVAT's REST API).
+//! * [`annotations`]: CVAT's annotation model, validation, track interpolation.
 //! * [`auth`], [`labels`]: users' secrets, and CVAT label definitions.
+//! * [`formats`]: dataset exporters and importers behind one trait.
 //! * [`cli`]: the command-line front ends shared by the `manifest` and `frameserver` binaries.
 
+pub mod annotations;
 pub mod auth;
 pub mod cache;
 pub mod chunks;
 pub mod cli;
 pub mod codec;
+pub mod formats;
 pub mod frames;
 pub mod ingest;
 pub mod labels;

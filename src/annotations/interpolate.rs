@@ -1,0 +1,1 @@
+//! Track interpolation (being written): tracks → per-frame shapes, as CVAT exports them.

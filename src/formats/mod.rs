@@ -1,0 +1,233 @@
+//! Dataset formats: one module per format, each implementing [`Format`]; [`registry`] lists them
+//! (CVAT's display names, spec `formats.md` §2). Exports stream into a zip ([`ZipSink`]); imports
+//! read a zip or a bare file ([`ImportInput`]) and report the file and line/item of the first
+//! problem ([`FormatError::Invalid`]).
+
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use crate::annotations::{Annotations, LabelIndex};
+
+/// A frame of the task as formats see it.
+#[derive(Debug, Clone)]
+pub struct DatasetFrame {
+    /// Task-relative frame number.
+    pub rel: u64,
+    /// Absolute source frame (`start + rel * step`).
+    pub abs: u64,
+    /// The frame's path as CVAT names it: the image's relative path (with extension) for image
+    /// tasks, `frame_{abs:06}.PNG` for video tasks.
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A task as formats see it: meta, labels, frames and annotations (tracks not interpolated).
+#[derive(Debug, Clone)]
+pub struct TaskDataset<'a> {
+    pub task_id: i64,
+    pub name: String,
+    /// `annotation` (images) or `interpolation` (video).
+    pub mode: String,
+    pub size: u64,
+    pub overlap: u64,
+    pub bug_tracker: String,
+    /// Task subset; empty means `default`.
+    pub subset: String,
+    pub created: String,
+    pub updated: String,
+    pub owner: Option<String>,
+    /// Video tasks: the video's display size.
+    pub original_size: Option<(u32, u32)>,
+    /// Segments (jobs): `(id, start, stop)`, task-relative.
+    pub segments: Vec<(i64, u64, u64)>,
+    pub labels: &'a LabelIndex,
+    /// Every task frame, in order (`frames[rel]`).
+    pub frames: Vec<DatasetFrame>,
+    pub annotations: &'a Annotations,
+}
+
+/// Where exported images come from (the chunk cache / frame provider).
+pub trait FrameSource: Sync {
+    /// The image bytes of task frame `rel`, and the extension they are encoded with.
+    fn image(&self, rel: u64) -> Result<(Vec<u8>, String), FormatError>;
+}
+
+/// Export options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExportOptions {
+    /// Write the images too ("Save images").
+    pub save_images: bool,
+}
+
+/// A streaming zip writer: each file is written as it is produced, never the whole dataset
+/// in memory.
+pub struct ZipSink<W: Write + Seek> {
+    zip: zip::ZipWriter<W>,
+}
+
+impl<W: Write + Seek> ZipSink<W> {
+    /// A zip writing into `w`.
+    pub fn new(w: W) -> Self {
+        ZipSink { zip: zip::ZipWriter::new(w) }
+    }
+
+    /// Starts a deflated file; write its bytes to the returned writer.
+    pub fn file(&mut self, name: &str) -> Result<&mut zip::ZipWriter<W>, FormatError> {
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .compression_level(Some(1))
+            .large_file(false);
+        self.zip.start_file(name, opts).map_err(|e| FormatError::Io(e.to_string()))?;
+        Ok(&mut self.zip)
+    }
+
+    /// Starts a stored (uncompressed) file: for images, which do not compress.
+    pub fn stored_file(&mut self, name: &str) -> Result<&mut zip::ZipWriter<W>, FormatError> {
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        self.zip.start_file(name, opts).map_err(|e| FormatError::Io(e.to_string()))?;
+        Ok(&mut self.zip)
+    }
+
+    /// Finishes the archive.
+    pub fn finish(self) -> Result<W, FormatError> {
+        self.zip.finish().map_err(|e| FormatError::Io(e.to_string()))
+    }
+}
+
+/// An import's input: a zip archive, or a bare annotation file.
+#[derive(Debug, Clone)]
+pub enum ImportInput {
+    Zip(PathBuf),
+    File(PathBuf),
+}
+
+impl ImportInput {
+    /// Detects the kind by the file's magic bytes.
+    pub fn open(path: &Path) -> Result<ImportInput, FormatError> {
+        let mut magic = [0u8; 4];
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| f.read(&mut magic))
+            .map_err(|e| FormatError::Io(format!("{}: {e}", path.display())))?;
+        Ok(if n == 4 && &magic == b"PK\x03\x04" {
+            ImportInput::Zip(path.to_owned())
+        } else {
+            ImportInput::File(path.to_owned())
+        })
+    }
+
+    /// Names of the files inside (a bare file: its own name).
+    pub fn names(&self) -> Result<Vec<String>, FormatError> {
+        match self {
+            ImportInput::File(p) => Ok(vec![p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()]),
+            ImportInput::Zip(p) => {
+                let z = open_zip(p)?;
+                Ok(z.file_names().map(str::to_owned).collect())
+            }
+        }
+    }
+
+    /// Reads one file (by its name inside the zip; a bare file ignores the name). Refuses
+    /// entries that decompress to more than `limit` bytes.
+    pub fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>, FormatError> {
+        let mut out = Vec::new();
+        match self {
+            ImportInput::File(p) => {
+                std::fs::File::open(p)
+                    .map_err(|e| FormatError::Io(e.to_string()))?
+                    .take(limit + 1)
+                    .read_to_end(&mut out)
+                    .map_err(|e| FormatError::Io(e.to_string()))?;
+            }
+            ImportInput::Zip(p) => {
+                let mut z = open_zip(p)?;
+                let f = z.by_name(name).map_err(|e| FormatError::invalid(name, "", format!("cannot read it from the archive: {e}")))?;
+                f.take(limit + 1).read_to_end(&mut out).map_err(|e| FormatError::invalid(name, "", format!("the archive is corrupt: {e}")))?;
+            }
+        }
+        if out.len() as u64 > limit {
+            return Err(FormatError::invalid(name, "", format!("the file is larger than {limit} bytes")));
+        }
+        Ok(out)
+    }
+}
+
+fn open_zip(p: &Path) -> Result<zip::ZipArchive<std::fs::File>, FormatError> {
+    let f = std::fs::File::open(p).map_err(|e| FormatError::Io(e.to_string()))?;
+    zip::ZipArchive::new(f).map_err(|e| FormatError::invalid(&p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), "", format!("not a readable zip archive: {e}")))
+}
+
+/// Errors of exports and imports.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(String),
+    /// The input is malformed or does not fit the task: the file, where in it, and why.
+    #[error("{file}{}: {reason}", if location.is_empty() { String::new() } else { format!(", {location}") })]
+    Invalid {
+        file: String,
+        location: String,
+        reason: String,
+    },
+    /// The archive is not in this format at all.
+    #[error("the file is not a {format} dataset: {reason}")]
+    NotThisFormat { format: String, reason: String },
+}
+
+impl FormatError {
+    /// A problem at `location` (e.g. "line 12", "item 'a/b'") of `file`.
+    pub fn invalid(file: &str, location: impl Into<String>, reason: impl Into<String>) -> Self {
+        FormatError::Invalid {
+            file: file.to_owned(),
+            location: location.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A dataset format. Adding a format is one module implementing this trait, plus a line in
+/// [`registry`].
+pub trait Format: Send + Sync {
+    /// CVAT's display name without the version, e.g. `"CVAT for images"`.
+    fn name(&self) -> &'static str;
+    /// Version, e.g. `"1.1"`.
+    fn version(&self) -> &'static str;
+    /// Extension shown in the format list, e.g. `"ZIP"`.
+    fn ext(&self) -> &'static str {
+        "ZIP"
+    }
+    /// `2d` or `3d`.
+    fn dimension(&self) -> &'static str {
+        "2d"
+    }
+    /// The importer's name when it differs from the exporter's (CVAT XML imports as "CVAT 1.1").
+    fn import_name(&self) -> Option<&'static str> {
+        None
+    }
+    /// Whether `export` is implemented.
+    fn can_export(&self) -> bool;
+    /// Whether `import` is implemented.
+    fn can_import(&self) -> bool;
+    /// Writes the dataset into `zip`; images come from `images` when `opts.save_images`.
+    fn export(
+        &self,
+        ds: &TaskDataset<'_>,
+        opts: &ExportOptions,
+        images: Option<&dyn FrameSource>,
+        zip: &mut ZipSink<std::fs::File>,
+        progress: &dyn Fn(f64),
+    ) -> Result<(), FormatError>;
+    /// Reads annotations for the task `ds` (its labels and frames) from `input`.
+    fn import(&self, input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, FormatError>;
+
+    /// `"{name} {version}"`.
+    fn display_name(&self) -> String {
+        format!("{} {}", self.name(), self.version())
+    }
+}
+
+/// Every format frameserver knows, implemented or not.
+pub fn registry() -> Vec<Box<dyn Format>> {
+    Vec::new()
+}
