@@ -817,7 +817,11 @@ fn bad_uploads_fail_cleanly_and_leave_nothing() {
         (bomb, ""),
     ] {
         let task = s.create_task("bad", 0);
-        let rq = s.upload(task, std::slice::from_ref(&file), json!({"image_quality": 70}));
+        let rq = s.upload(
+            task,
+            std::slice::from_ref(&file),
+            json!({"image_quality": 70}),
+        );
         let out = s.wait(&rq);
         assert_eq!(out["status"], "failed", "{}", file.display());
         assert!(
@@ -1531,4 +1535,166 @@ fn server_endpoints_and_openapi_schema() {
             "{p} missing from the schema"
         );
     }
+}
+
+#[test]
+fn annotations_crud_is_validated_transactional_and_job_scoped() {
+    let s = Server::start(None, &[]);
+    let r = s
+        .http
+        .post(s.url("/api/tasks"))
+        .json(&json!({"name": "ann", "segment_size": 3, "labels": [
+            {"name": "car", "attributes": [{"name": "color", "input_type": "select", "values": ["red", "blue"]}]},
+            {"name": "person", "type": "rectangle"}
+        ]}))
+        .send()
+        .unwrap();
+    let task = r.json::<Value>().unwrap()["id"].as_i64().unwrap();
+    let dir = common::testdata().join("images/set");
+    let files: Vec<PathBuf> = ["a.jpg", "b9.png", "b10.png", "B2.png", "f.bmp"]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
+    let rq = s.upload(task, &files, json!({"image_quality": 70}));
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    let labels = s.json(&format!("/api/labels?task_id={task}"));
+    let car = labels["results"][0]["id"].as_i64().unwrap();
+    let color = labels["results"][0]["attributes"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let person = labels["results"][1]["id"].as_i64().unwrap();
+    let url = s.url(&format!("/api/tasks/{task}/annotations"));
+    let body = json!({
+        "tags": [{"label_id": car, "frame": 0, "attributes": [{"spec_id": color, "value": "blue"}]}],
+        "shapes": [{"type": "rectangle", "label_id": person, "frame": 1, "points": [1.0, 2.0, 10.0, 20.0]},
+                   {"type": "polygon", "label_id": car, "frame": 4, "points": [0, 0, 5, 0, 5, 5]}],
+        "tracks": [{"label_id": car, "frame": 0, "shapes": [{"type": "rectangle", "frame": 0, "points": [0, 0, 5, 5]},
+                                                          {"type": "rectangle", "frame": 2, "points": [1, 1, 6, 6], "outside": true}]}]
+    });
+    let before = s.json(&format!("/api/tasks/{task}"))["updated_date"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.http.put(&url).json(&body).send().unwrap().status(), 200);
+    let got = s.json(&format!("/api/tasks/{task}/annotations/"));
+    assert_eq!(got["tags"].as_array().unwrap().len(), 1);
+    assert_eq!(got["shapes"].as_array().unwrap().len(), 2);
+    assert_eq!(got["tracks"][0]["shapes"].as_array().unwrap().len(), 2);
+    let shape = &got["shapes"][0];
+    assert!(
+        shape["id"].is_i64()
+            && shape["source"] == "manual"
+            && shape["rotation"] == 0.0
+            && shape["occluded"] == false
+    );
+    assert!(got["tracks"][0]["shapes"][1]["id"].is_i64());
+    assert!(
+        s.json(&format!("/api/tasks/{task}"))["updated_date"]
+            .as_str()
+            .unwrap()
+            > before.as_str()
+    );
+    // A bad request changes nothing and says where the problem is.
+    let bad = json!({"shapes": [{"type": "rectangle", "label_id": person, "frame": 0, "points": [1, 2, 3, 4]},
+                               {"type": "rectangle", "label_id": 9999, "frame": 0, "points": [1, 2, 3, 4]}]});
+    let r = s.http.put(&url).json(&bad).send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .json::<Value>()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .contains("shapes[1]: unknown label id 9999"));
+    assert_eq!(s.json(&format!("/api/tasks/{task}/annotations")), got);
+    let r = s
+        .http
+        .put(&url)
+        .body("{not json")
+        .header("Content-Type", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(s.json(&format!("/api/tasks/{task}/annotations")), got);
+    // PATCH create / update / delete.
+    let created = s
+        .http
+        .patch(format!("{url}?action=create"))
+        .json(
+            &json!({"shapes": [{"type": "points", "label_id": car, "frame": 3, "points": [1, 1]}]}),
+        )
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    let new_id = created["shapes"][0]["id"].as_i64().unwrap();
+    let mut moved = created["shapes"][0].clone();
+    moved["points"] = json!([2.0, 2.0]);
+    let r = s
+        .http
+        .patch(format!("{url}?action=update"))
+        .json(&json!({"shapes": [moved]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let all = s.json(&format!("/api/tasks/{task}/annotations"));
+    assert_eq!(
+        all["shapes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == new_id)
+            .unwrap()["points"],
+        json!([2.0, 2.0])
+    );
+    let r = s.http.patch(format!("{url}?action=delete")).json(&json!({"shapes": [{"id": new_id, "type": "points", "label_id": car, "frame": 3, "points": [2, 2]}]})).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        s.json(&format!("/api/tasks/{task}/annotations"))["shapes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(s.http.patch(format!("{url}?action=delete")).json(&json!({"shapes": [{"id": 123456, "type": "points", "label_id": car, "frame": 3, "points": [2, 2]}]})).send().unwrap().status(), 400);
+    // Jobs (segments of 3: frames 0-2 and 3-4) see and edit only their frames.
+    let jobs = s.json(&format!("/api/jobs?task_id={task}"));
+    let (j1, j2) = (
+        jobs["results"][0]["id"].as_i64().unwrap(),
+        jobs["results"][1]["id"].as_i64().unwrap(),
+    );
+    let a1 = s.json(&format!("/api/jobs/{j1}/annotations"));
+    assert_eq!(
+        (
+            a1["tags"].as_array().unwrap().len(),
+            a1["shapes"].as_array().unwrap().len(),
+            a1["tracks"].as_array().unwrap().len()
+        ),
+        (1, 1, 1)
+    );
+    let a2 = s.json(&format!("/api/jobs/{j2}/annotations"));
+    assert_eq!(a2["shapes"].as_array().unwrap().len(), 1);
+    let r = s.http.put(s.url(&format!("/api/jobs/{j2}/annotations"))).json(&json!({"shapes": [{"type": "rectangle", "label_id": person, "frame": 0, "points": [1, 2, 3, 4]}]})).send().unwrap();
+    assert_eq!(r.status(), 400, "frame 0 is outside job 2");
+    assert_eq!(
+        s.http
+            .delete(s.url(&format!("/api/jobs/{j2}/annotations")))
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
+    let all = s.json(&format!("/api/tasks/{task}/annotations"));
+    assert_eq!(
+        (
+            all["shapes"].as_array().unwrap().len(),
+            all["tags"].as_array().unwrap().len()
+        ),
+        (1, 1),
+        "job 1's objects remain"
+    );
+    assert_eq!(s.http.delete(&url).send().unwrap().status(), 204);
+    assert_eq!(
+        s.json(&format!("/api/tasks/{task}/annotations")),
+        json!({"version": 0, "tags": [], "shapes": [], "tracks": []})
+    );
 }

@@ -61,7 +61,14 @@ impl LabelIndex {
                             AttrSpec {
                                 name: a["name"].as_str().unwrap_or("").to_owned(),
                                 input_type: a["input_type"].as_str().unwrap_or("text").to_owned(),
-                                values: a["values"].as_array().map(|v| v.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default(),
+                                values: a["values"]
+                                    .as_array()
+                                    .map(|v| {
+                                        v.iter()
+                                            .filter_map(|x| x.as_str().map(str::to_owned))
+                                            .collect()
+                                    })
+                                    .unwrap_or_default(),
                                 default_value: a["default_value"].as_str().unwrap_or("").to_owned(),
                                 mutable: a["mutable"].as_bool().unwrap_or(false),
                             },
@@ -81,12 +88,16 @@ impl LabelIndex {
 
     /// A top-level label by name.
     pub fn by_name(&self, name: &str) -> Option<&LabelInfo> {
-        self.labels.iter().find(|l| l.parent.is_none() && l.name == name)
+        self.labels
+            .iter()
+            .find(|l| l.parent.is_none() && l.name == name)
     }
 
     /// A sublabel of `parent` by name.
     pub fn child_by_name(&self, parent: i64, name: &str) -> Option<&LabelInfo> {
-        self.labels.iter().find(|l| l.parent == Some(parent) && l.name == name)
+        self.labels
+            .iter()
+            .find(|l| l.parent == Some(parent) && l.name == name)
     }
 
     /// Sublabels of a skeleton, in order.
@@ -120,23 +131,49 @@ pub struct Context<'a> {
 impl Context<'_> {
     fn frame(&self, what: &str, f: u64) -> Result<(), Invalid> {
         if f < self.frames.0 || f > self.frames.1 {
-            return Err(invalid(what, format!("frame {f} is outside the allowed frames {}..={}", self.frames.0, self.frames.1)));
+            return Err(invalid(
+                what,
+                format!(
+                    "frame {f} is outside the allowed frames {}..={}",
+                    self.frames.0, self.frames.1
+                ),
+            ));
         }
         Ok(())
     }
 
     fn label(&self, what: &str, id: i64, parent: Option<i64>) -> Result<&LabelInfo, Invalid> {
-        let l = self.labels.get(id).ok_or_else(|| invalid(what, format!("unknown label id {id}")))?;
+        let l = self
+            .labels
+            .get(id)
+            .ok_or_else(|| invalid(what, format!("unknown label id {id}")))?;
         if l.parent != parent {
             return Err(match parent {
-                None => invalid(what, format!("label {id} ('{}') is a skeleton sublabel; use its skeleton", l.name)),
-                Some(p) => invalid(what, format!("label {id} ('{}') is not a sublabel of skeleton label {p}", l.name)),
+                None => invalid(
+                    what,
+                    format!(
+                        "label {id} ('{}') is a skeleton sublabel; use its skeleton",
+                        l.name
+                    ),
+                ),
+                Some(p) => invalid(
+                    what,
+                    format!(
+                        "label {id} ('{}') is not a sublabel of skeleton label {p}",
+                        l.name
+                    ),
+                ),
             });
         }
         Ok(l)
     }
 
-    fn attributes(&self, what: &str, label: &LabelInfo, attrs: &[AttributeVal]) -> Result<(), Invalid> {
+    fn attributes(
+        &self,
+        what: &str,
+        label: &LabelInfo,
+        attrs: &[AttributeVal],
+    ) -> Result<(), Invalid> {
         let mut seen = std::collections::HashSet::new();
         for a in attrs {
             let spec = label
@@ -144,11 +181,23 @@ impl Context<'_> {
                 .iter()
                 .find(|(id, _)| *id == a.spec_id)
                 .map(|(_, s)| s)
-                .ok_or_else(|| invalid(what, format!("attribute {} does not belong to label '{}'", a.spec_id, label.name)))?;
+                .ok_or_else(|| {
+                    invalid(
+                        what,
+                        format!(
+                            "attribute {} does not belong to label '{}'",
+                            a.spec_id, label.name
+                        ),
+                    )
+                })?;
             if !seen.insert(a.spec_id) {
-                return Err(invalid(what, format!("attribute '{}' is given twice", spec.name)));
+                return Err(invalid(
+                    what,
+                    format!("attribute '{}' is given twice", spec.name),
+                ));
             }
-            check_value(spec, &a.value).map_err(|why| invalid(what, format!("attribute '{}': {why}", spec.name)))?;
+            check_value(spec, &a.value)
+                .map_err(|why| invalid(what, format!("attribute '{}': {why}", spec.name)))?;
         }
         Ok(())
     }
@@ -160,10 +209,17 @@ pub fn check_value(spec: &AttrSpec, value: &str) -> Result<(), String> {
         return Err("the value is longer than 4096 characters".into());
     }
     match spec.input_type.as_str() {
-        "select" | "radio" if !spec.values.iter().any(|v| v == value) => Err(format!("'{value}' is not one of {:?}", spec.values)),
-        "checkbox" if value != "true" && value != "false" => Err(format!("'{value}' is not true or false")),
+        "select" | "radio" if !spec.values.iter().any(|v| v == value) => {
+            Err(format!("'{value}' is not one of {:?}", spec.values))
+        }
+        "checkbox" if value != "true" && value != "false" => {
+            Err(format!("'{value}' is not true or false"))
+        }
         "number" => {
-            let v: f64 = value.trim().parse().map_err(|_| format!("'{value}' is not a number"))?;
+            let v: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("'{value}' is not a number"))?;
             let nums: Vec<f64> = spec.values.iter().filter_map(|x| x.parse().ok()).collect();
             if nums.len() == 3 && (v < nums[0] || v > nums[1]) {
                 return Err(format!("{v} is outside {}..={}", nums[0], nums[1]));
@@ -204,7 +260,10 @@ pub fn check_points(kind: ShapeType, points: &[f64]) -> Result<(), String> {
             ShapeType::Cuboid => "16",
             _ => "other",
         };
-        Err(format!("a {} needs {need} coordinates, got {n}", kind.as_str()))
+        Err(format!(
+            "a {} needs {need} coordinates, got {n}",
+            kind.as_str()
+        ))
     }
 }
 
@@ -224,19 +283,38 @@ fn check_mask(points: &[f64]) -> Result<(), String> {
     }
     let total: u64 = rle.iter().map(|c| *c as u64).sum();
     if total != area {
-        return Err(format!("the mask RLE covers {total} pixels but its box has {area}"));
+        return Err(format!(
+            "the mask RLE covers {total} pixels but its box has {area}"
+        ));
     }
     Ok(())
 }
 
-fn check_shape(ctx: &Context<'_>, what: &str, s: &Shape, parent: Option<i64>) -> Result<(), Invalid> {
+fn check_shape(
+    ctx: &Context<'_>,
+    what: &str,
+    s: &Shape,
+    parent: Option<i64>,
+) -> Result<(), Invalid> {
     ctx.frame(what, s.frame)?;
     let label = ctx.label(what, s.label_id, parent)?;
-    if !label_accepts(label, s.kind.as_str()) && !(parent.is_some() && s.kind == ShapeType::Points) {
-        return Err(invalid(what, format!("label '{}' is for {}s, not {}s", label.name, label.kind, s.kind.as_str())));
+    if !label_accepts(label, s.kind.as_str()) && !(parent.is_some() && s.kind == ShapeType::Points)
+    {
+        return Err(invalid(
+            what,
+            format!(
+                "label '{}' is for {}s, not {}s",
+                label.name,
+                label.kind,
+                s.kind.as_str()
+            ),
+        ));
     }
     if !(0.0..=360.0).contains(&s.rotation) {
-        return Err(invalid(what, format!("rotation {} is outside 0..360", s.rotation)));
+        return Err(invalid(
+            what,
+            format!("rotation {} is outside 0..360", s.rotation),
+        ));
     }
     if s.score.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
         return Err(invalid(what, "score must be within 0..1"));
@@ -252,7 +330,10 @@ fn check_shape(ctx: &Context<'_>, what: &str, s: &Shape, parent: Option<i64>) ->
         }
         for (i, e) in s.elements.iter().enumerate() {
             if e.kind != ShapeType::Points || e.frame != s.frame {
-                return Err(invalid(&format!("{what}, element {i}"), "skeleton elements are points on the skeleton's frame"));
+                return Err(invalid(
+                    &format!("{what}, element {i}"),
+                    "skeleton elements are points on the skeleton's frame",
+                ));
             }
             check_shape(ctx, &format!("{what}, element {i}"), e, Some(s.label_id))?;
         }
@@ -262,12 +343,23 @@ fn check_shape(ctx: &Context<'_>, what: &str, s: &Shape, parent: Option<i64>) ->
     Ok(())
 }
 
-fn check_track(ctx: &Context<'_>, what: &str, t: &Track, parent: Option<i64>) -> Result<(), Invalid> {
+fn check_track(
+    ctx: &Context<'_>,
+    what: &str,
+    t: &Track,
+    parent: Option<i64>,
+) -> Result<(), Invalid> {
     let label = ctx.label(what, t.label_id, parent)?;
     ctx.attributes(what, label, &t.attributes)?;
-    let first = t.shapes.first().ok_or_else(|| invalid(what, "a track needs at least one shape"))?;
+    let first = t
+        .shapes
+        .first()
+        .ok_or_else(|| invalid(what, "a track needs at least one shape"))?;
     if t.shapes.windows(2).any(|w| w[1].frame <= w[0].frame) {
-        return Err(invalid(what, "track shapes must have strictly increasing frames"));
+        return Err(invalid(
+            what,
+            "track shapes must have strictly increasing frames",
+        ));
     }
     for (i, s) in t.shapes.iter().enumerate() {
         let sw = format!("{what}, shape {i}");
@@ -275,11 +367,24 @@ fn check_track(ctx: &Context<'_>, what: &str, t: &Track, parent: Option<i64>) ->
         if s.kind != first.kind {
             return Err(invalid(&sw, "all shapes of a track have the same type"));
         }
-        if !label_accepts(label, s.kind.as_str()) && !(parent.is_some() && s.kind == ShapeType::Points) {
-            return Err(invalid(&sw, format!("label '{}' is for {}s, not {}s", label.name, label.kind, s.kind.as_str())));
+        if !label_accepts(label, s.kind.as_str())
+            && !(parent.is_some() && s.kind == ShapeType::Points)
+        {
+            return Err(invalid(
+                &sw,
+                format!(
+                    "label '{}' is for {}s, not {}s",
+                    label.name,
+                    label.kind,
+                    s.kind.as_str()
+                ),
+            ));
         }
         if !(0.0..=360.0).contains(&s.rotation) {
-            return Err(invalid(&sw, format!("rotation {} is outside 0..360", s.rotation)));
+            return Err(invalid(
+                &sw,
+                format!("rotation {} is outside 0..360", s.rotation),
+            ));
         }
         if s.kind != ShapeType::Skeleton {
             check_points(s.kind, &s.points).map_err(|why| invalid(&sw, why))?;
@@ -307,7 +412,10 @@ pub fn validate(ctx: &Context<'_>, a: &Annotations) -> Result<(), Invalid> {
         ctx.frame(&what, t.frame)?;
         let label = ctx.label(&what, t.label_id, None)?;
         if !label_accepts(label, "tag") {
-            return Err(invalid(&what, format!("label '{}' is for {}s, not tags", label.name, label.kind)));
+            return Err(invalid(
+                &what,
+                format!("label '{}' is for {}s, not tags", label.name, label.kind),
+            ));
         }
         ctx.attributes(&what, label, &t.attributes)?;
     }
@@ -318,7 +426,13 @@ pub fn validate(ctx: &Context<'_>, a: &Annotations) -> Result<(), Invalid> {
         let what = format!("tracks[{i}]");
         check_track(ctx, &what, t, None)?;
         if t.frame != t.shapes[0].frame {
-            return Err(invalid(&what, format!("the track's frame {} differs from its first shape's frame {}", t.frame, t.shapes[0].frame)));
+            return Err(invalid(
+                &what,
+                format!(
+                    "the track's frame {} differs from its first shape's frame {}",
+                    t.frame, t.shapes[0].frame
+                ),
+            ));
         }
     }
     Ok(())
@@ -342,7 +456,8 @@ pub fn nested_count(a: &Annotations) -> usize {
     fn track(t: &Track) -> usize {
         t.shapes.len() + t.elements.iter().map(|e| 1 + track(e)).sum::<usize>()
     }
-    a.shapes.iter().map(|s| s.elements.len()).sum::<usize>() + a.tracks.iter().map(track).sum::<usize>()
+    a.shapes.iter().map(|s| s.elements.len()).sum::<usize>()
+        + a.tracks.iter().map(track).sum::<usize>()
 }
 
 /// Gives nested objects ids from `ids` (in a fixed order), leaving existing ids when `keep`.
@@ -376,13 +491,28 @@ pub fn assign_nested_ids(a: &mut Annotations, ids: &mut impl Iterator<Item = i64
 pub fn to_rows(a: &Annotations) -> Vec<(String, u64, serde_json::Value, Option<i64>)> {
     let mut out = Vec::with_capacity(a.len());
     for t in &a.tags {
-        out.push(("tag".into(), t.frame, serde_json::to_value(t).expect("serialisable"), t.id));
+        out.push((
+            "tag".into(),
+            t.frame,
+            serde_json::to_value(t).expect("serialisable"),
+            t.id,
+        ));
     }
     for s in &a.shapes {
-        out.push(("shape".into(), s.frame, serde_json::to_value(s).expect("serialisable"), s.id));
+        out.push((
+            "shape".into(),
+            s.frame,
+            serde_json::to_value(s).expect("serialisable"),
+            s.id,
+        ));
     }
     for t in &a.tracks {
-        out.push(("track".into(), t.frame, serde_json::to_value(t).expect("serialisable"), t.id));
+        out.push((
+            "track".into(),
+            t.frame,
+            serde_json::to_value(t).expect("serialisable"),
+            t.id,
+        ));
     }
     out
 }
@@ -393,28 +523,51 @@ mod tests {
     use serde_json::json;
 
     fn labels() -> LabelIndex {
-        let row = |id, parent, info: serde_json::Value, attrs: Vec<(i64, serde_json::Value)>| LabelRow {
-            id,
-            task_id: 1,
-            parent_id: parent,
-            info,
-            attributes: attrs,
-        };
+        let row =
+            |id, parent, info: serde_json::Value, attrs: Vec<(i64, serde_json::Value)>| LabelRow {
+                id,
+                task_id: 1,
+                parent_id: parent,
+                info,
+                attributes: attrs,
+            };
         LabelIndex::new(&[
-            row(1, None, json!({"name": "car", "type": "any"}), vec![
-                (10, json!({"name": "color", "input_type": "select", "values": ["red", "blue"], "default_value": "red", "mutable": false})),
-                (11, json!({"name": "speed", "input_type": "number", "values": ["0", "100", "1"], "default_value": "0", "mutable": true})),
-            ]),
+            row(
+                1,
+                None,
+                json!({"name": "car", "type": "any"}),
+                vec![
+                    (
+                        10,
+                        json!({"name": "color", "input_type": "select", "values": ["red", "blue"], "default_value": "red", "mutable": false}),
+                    ),
+                    (
+                        11,
+                        json!({"name": "speed", "input_type": "number", "values": ["0", "100", "1"], "default_value": "0", "mutable": true}),
+                    ),
+                ],
+            ),
             row(2, None, json!({"name": "box", "type": "rectangle"}), vec![]),
             row(3, None, json!({"name": "body", "type": "skeleton"}), vec![]),
-            row(4, Some(3), json!({"name": "head", "type": "points"}), vec![]),
+            row(
+                4,
+                Some(3),
+                json!({"name": "head", "type": "points"}),
+                vec![],
+            ),
         ])
     }
 
     fn check(v: serde_json::Value) -> Result<(), Invalid> {
         let l = labels();
         let a: Annotations = serde_json::from_value(v).unwrap();
-        validate(&Context { labels: &l, frames: (0, 9) }, &a)
+        validate(
+            &Context {
+                labels: &l,
+                frames: (0, 9),
+            },
+            &a,
+        )
     }
 
     #[test]
@@ -434,17 +587,50 @@ mod tests {
     #[test]
     fn invalid_annotations_say_where_and_why() {
         let cases = [
-            (json!({"shapes": [{"type": "rectangle", "frame": 0, "label_id": 99, "points": [0, 0, 1, 1]}]}), "shapes[0]: unknown label id 99"),
-            (json!({"tags": [{"frame": 0, "label_id": 1, "attributes": [{"spec_id": 10, "value": "green"}]}]}), "'green' is not one of"),
-            (json!({"tags": [{"frame": 0, "label_id": 1, "attributes": [{"spec_id": 11, "value": "500"}]}]}), "outside 0..=100"),
-            (json!({"tags": [{"frame": 0, "label_id": 1, "attributes": [{"spec_id": 77, "value": "x"}]}]}), "does not belong"),
-            (json!({"shapes": [{"type": "rectangle", "frame": 10, "label_id": 2, "points": [0, 0, 1, 1]}]}), "frame 10 is outside"),
-            (json!({"shapes": [{"type": "polygon", "frame": 0, "label_id": 1, "points": [0, 0, 1, 1]}]}), "needs an even number of at least 6"),
-            (json!({"shapes": [{"type": "polygon", "frame": 0, "label_id": 2, "points": [0, 0, 1, 1, 2, 2]}]}), "is for rectangles"),
-            (json!({"shapes": [{"type": "mask", "frame": 0, "label_id": 1, "points": [3, 2, 0, 0, 1, 1]}]}), "covers 5 pixels but its box has 4"),
-            (json!({"shapes": [{"type": "rectangle", "frame": 0, "label_id": 2, "points": [0, 0, 1, 1], "rotation": 400}]}), "rotation 400"),
-            (json!({"shapes": [{"type": "skeleton", "frame": 0, "label_id": 3, "points": [], "elements": [{"type": "points", "frame": 0, "label_id": 2, "points": [1, 1]}]}]}), "not a sublabel"),
-            (json!({"tracks": [{"frame": 0, "label_id": 2, "shapes": [{"type": "rectangle", "frame": 2, "points": [0, 0, 1, 1]}, {"type": "rectangle", "frame": 1, "points": [0, 0, 1, 1]}]}]}), "strictly increasing"),
+            (
+                json!({"shapes": [{"type": "rectangle", "frame": 0, "label_id": 99, "points": [0, 0, 1, 1]}]}),
+                "shapes[0]: unknown label id 99",
+            ),
+            (
+                json!({"tags": [{"frame": 0, "label_id": 1, "attributes": [{"spec_id": 10, "value": "green"}]}]}),
+                "'green' is not one of",
+            ),
+            (
+                json!({"tags": [{"frame": 0, "label_id": 1, "attributes": [{"spec_id": 11, "value": "500"}]}]}),
+                "outside 0..=100",
+            ),
+            (
+                json!({"tags": [{"frame": 0, "label_id": 1, "attributes": [{"spec_id": 77, "value": "x"}]}]}),
+                "does not belong",
+            ),
+            (
+                json!({"shapes": [{"type": "rectangle", "frame": 10, "label_id": 2, "points": [0, 0, 1, 1]}]}),
+                "frame 10 is outside",
+            ),
+            (
+                json!({"shapes": [{"type": "polygon", "frame": 0, "label_id": 1, "points": [0, 0, 1, 1]}]}),
+                "needs an even number of at least 6",
+            ),
+            (
+                json!({"shapes": [{"type": "polygon", "frame": 0, "label_id": 2, "points": [0, 0, 1, 1, 2, 2]}]}),
+                "is for rectangles",
+            ),
+            (
+                json!({"shapes": [{"type": "mask", "frame": 0, "label_id": 1, "points": [3, 2, 0, 0, 1, 1]}]}),
+                "covers 5 pixels but its box has 4",
+            ),
+            (
+                json!({"shapes": [{"type": "rectangle", "frame": 0, "label_id": 2, "points": [0, 0, 1, 1], "rotation": 400}]}),
+                "rotation 400",
+            ),
+            (
+                json!({"shapes": [{"type": "skeleton", "frame": 0, "label_id": 3, "points": [], "elements": [{"type": "points", "frame": 0, "label_id": 2, "points": [1, 1]}]}]}),
+                "not a sublabel",
+            ),
+            (
+                json!({"tracks": [{"frame": 0, "label_id": 2, "shapes": [{"type": "rectangle", "frame": 2, "points": [0, 0, 1, 1]}, {"type": "rectangle", "frame": 1, "points": [0, 0, 1, 1]}]}]}),
+                "strictly increasing",
+            ),
         ];
         for (v, needle) in cases {
             let e = check(v.clone()).unwrap_err().to_string();

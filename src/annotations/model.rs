@@ -44,7 +44,6 @@ fn manual() -> String {
     "manual".into()
 }
 
-
 /// A tag (`LabeledImage`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tag {
@@ -157,7 +156,6 @@ impl Annotations {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,7 +171,9 @@ mod tests {
         .unwrap();
         assert_eq!(a.tags[0].source, "manual");
         assert_eq!(a.shapes[0].kind, ShapeType::Rectangle);
-        assert!(!a.shapes[0].occluded && a.shapes[0].rotation == 0.0 && a.shapes[0].elements.is_empty());
+        assert!(
+            !a.shapes[0].occluded && a.shapes[0].rotation == 0.0 && a.shapes[0].elements.is_empty()
+        );
         assert!(a.tracks[0].shapes[1].outside);
         let back = serde_json::to_value(&a).unwrap();
         assert_eq!(back["shapes"][0]["type"], "rectangle");

@@ -69,7 +69,9 @@ pub struct ZipSink<W: Write + Seek> {
 impl<W: Write + Seek> ZipSink<W> {
     /// A zip writing into `w`.
     pub fn new(w: W) -> Self {
-        ZipSink { zip: zip::ZipWriter::new(w) }
+        ZipSink {
+            zip: zip::ZipWriter::new(w),
+        }
     }
 
     /// Starts a deflated file; write its bytes to the returned writer.
@@ -78,20 +80,27 @@ impl<W: Write + Seek> ZipSink<W> {
             .compression_method(zip::CompressionMethod::Deflated)
             .compression_level(Some(1))
             .large_file(false);
-        self.zip.start_file(name, opts).map_err(|e| FormatError::Io(e.to_string()))?;
+        self.zip
+            .start_file(name, opts)
+            .map_err(|e| FormatError::Io(e.to_string()))?;
         Ok(&mut self.zip)
     }
 
     /// Starts a stored (uncompressed) file: for images, which do not compress.
     pub fn stored_file(&mut self, name: &str) -> Result<&mut zip::ZipWriter<W>, FormatError> {
-        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-        self.zip.start_file(name, opts).map_err(|e| FormatError::Io(e.to_string()))?;
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        self.zip
+            .start_file(name, opts)
+            .map_err(|e| FormatError::Io(e.to_string()))?;
         Ok(&mut self.zip)
     }
 
     /// Finishes the archive.
     pub fn finish(self) -> Result<W, FormatError> {
-        self.zip.finish().map_err(|e| FormatError::Io(e.to_string()))
+        self.zip
+            .finish()
+            .map_err(|e| FormatError::Io(e.to_string()))
     }
 }
 
@@ -119,7 +128,10 @@ impl ImportInput {
     /// Names of the files inside (a bare file: its own name).
     pub fn names(&self) -> Result<Vec<String>, FormatError> {
         match self {
-            ImportInput::File(p) => Ok(vec![p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()]),
+            ImportInput::File(p) => Ok(vec![p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()]),
             ImportInput::Zip(p) => {
                 let z = open_zip(p)?;
                 Ok(z.file_names().map(str::to_owned).collect())
@@ -141,12 +153,20 @@ impl ImportInput {
             }
             ImportInput::Zip(p) => {
                 let mut z = open_zip(p)?;
-                let f = z.by_name(name).map_err(|e| FormatError::invalid(name, "", format!("cannot read it from the archive: {e}")))?;
-                f.take(limit + 1).read_to_end(&mut out).map_err(|e| FormatError::invalid(name, "", format!("the archive is corrupt: {e}")))?;
+                let f = z.by_name(name).map_err(|e| {
+                    FormatError::invalid(name, "", format!("cannot read it from the archive: {e}"))
+                })?;
+                f.take(limit + 1).read_to_end(&mut out).map_err(|e| {
+                    FormatError::invalid(name, "", format!("the archive is corrupt: {e}"))
+                })?;
             }
         }
         if out.len() as u64 > limit {
-            return Err(FormatError::invalid(name, "", format!("the file is larger than {limit} bytes")));
+            return Err(FormatError::invalid(
+                name,
+                "",
+                format!("the file is larger than {limit} bytes"),
+            ));
         }
         Ok(out)
     }
@@ -154,7 +174,15 @@ impl ImportInput {
 
 fn open_zip(p: &Path) -> Result<zip::ZipArchive<std::fs::File>, FormatError> {
     let f = std::fs::File::open(p).map_err(|e| FormatError::Io(e.to_string()))?;
-    zip::ZipArchive::new(f).map_err(|e| FormatError::invalid(&p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), "", format!("not a readable zip archive: {e}")))
+    zip::ZipArchive::new(f).map_err(|e| {
+        FormatError::invalid(
+            &p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            "",
+            format!("not a readable zip archive: {e}"),
+        )
+    })
 }
 
 /// Errors of exports and imports.
@@ -219,7 +247,8 @@ pub trait Format: Send + Sync {
         progress: &dyn Fn(f64),
     ) -> Result<(), FormatError>;
     /// Reads annotations for the task `ds` (its labels and frames) from `input`.
-    fn import(&self, input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, FormatError>;
+    fn import(&self, input: &ImportInput, ds: &TaskDataset<'_>)
+        -> Result<Annotations, FormatError>;
 
     /// `"{name} {version}"`.
     fn display_name(&self) -> String {

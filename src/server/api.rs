@@ -14,7 +14,7 @@ use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
 use super::auth::{self, basic_user, CurrentUser};
-use super::{data, tus, ApiError, AppState};
+use super::{annotations, data, tus, ApiError, AppState};
 use crate::labels::{label_json, parse_labels, LabelSpec};
 use crate::store::{JobRow, RequestRow, TaskRow};
 use crate::task::iso_utc;
@@ -58,6 +58,20 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(tus::MAX_CHUNK)),
         )
         .route("/api/tasks/{id}/data/meta", get(data::task_meta))
+        .route(
+            "/api/tasks/{id}/annotations",
+            get(annotations::get_task)
+                .put(annotations::put_task)
+                .patch(annotations::patch_task)
+                .delete(annotations::delete_task),
+        )
+        .route(
+            "/api/jobs/{id}/annotations",
+            get(annotations::get_job)
+                .put(annotations::put_job)
+                .patch(annotations::patch_job)
+                .delete(annotations::delete_job),
+        )
         .route("/api/tasks/{id}/preview", get(data::task_preview))
         .route("/api/labels", get(list_labels))
         .route("/api/labels/{id}", get(get_label))

@@ -124,18 +124,28 @@ pub(crate) struct LoginGuard {
     failures: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
-/// Failures allowed in a window before the key is locked out for the rest of it.
+/// Failures allowed in a window before a user name is locked out for the rest of it.
 const MAX_FAILURES: u32 = 5;
+/// Failures allowed from one client address (higher: several users may share an address).
+const MAX_FAILURES_PER_ADDRESS: u32 = 20;
 const WINDOW: Duration = Duration::from_secs(300);
+
+fn limit(key: &str) -> u32 {
+    if key.starts_with("ip:") {
+        MAX_FAILURES_PER_ADDRESS
+    } else {
+        MAX_FAILURES
+    }
+}
 
 impl LoginGuard {
     /// Seconds until `keys` may try again, if locked out.
     fn locked(&self, keys: &[String]) -> Option<u64> {
         let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         keys.iter()
-            .filter_map(|k| f.get(k))
-            .filter(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < WINDOW)
-            .map(|(_, since)| (WINDOW - since.elapsed()).as_secs().max(1))
+            .filter_map(|k| f.get(k).map(|v| (k, v)))
+            .filter(|(k, (n, since))| *n >= limit(k) && since.elapsed() < WINDOW)
+            .map(|(_, (_, since))| (WINDOW - since.elapsed()).as_secs().max(1))
             .max()
     }
 

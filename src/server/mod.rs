@@ -1,6 +1,7 @@
 //! `frameserver serve`: the HTTP server (axum on hyper, tokio). CVAT-shaped routes for tasks,
 //! data uploads, background requests, chunks, frames, meta and previews, plus `/metrics`.
 
+mod annotations;
 mod api;
 mod auth;
 mod create;

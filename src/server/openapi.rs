@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api, auth, data, tus};
+use super::{annotations, api, auth, data, tus};
 
 struct Security;
 
@@ -40,6 +40,8 @@ impl Modify for Security {
         tus::append, tus::head,
         api::list_labels, api::get_label,
         api::list_jobs, api::get_job, data::job_data, data::job_meta, data::job_preview,
+        annotations::get_task, annotations::put_task, annotations::patch_task, annotations::delete_task,
+        annotations::get_job, annotations::put_job, annotations::patch_job, annotations::delete_job,
         api::list_requests, api::get_request, api::metrics, schema,
     ),
     modifiers(&Security),

@@ -938,12 +938,25 @@ pub enum AnnotationChange {
 
 impl Store {
     /// Annotations of a task whose start frame is in `range` (all when `None`), by id.
-    pub fn annotations(&self, task_id: i64, range: Option<(u64, u64)>) -> Result<Vec<AnnotationRow>> {
+    pub fn annotations(
+        &self,
+        task_id: i64,
+        range: Option<(u64, u64)>,
+    ) -> Result<Vec<AnnotationRow>> {
         let c = self.conn();
-        let (lo, hi) = range.map(|(a, b)| (a as i64, b as i64)).unwrap_or((0, i64::MAX));
+        let (lo, hi) = range
+            .map(|(a, b)| (a as i64, b as i64))
+            .unwrap_or((0, i64::MAX));
         let mut st = c.prepare("SELECT id, kind, frame, body FROM annotations WHERE task_id = ?1 AND frame >= ?2 AND frame <= ?3 ORDER BY id")?;
         let rows = st
-            .query_map(params![task_id, lo, hi], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?)))?
+            .query_map(params![task_id, lo, hi], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(id, kind, frame, body)| {
@@ -971,7 +984,11 @@ impl Store {
     /// Applies annotation changes in one transaction and moves the task's `updated_date`.
     /// Returns the inserted rows. Nothing changes if any step fails (e.g. an update of an id
     /// that is not the task's).
-    pub fn change_annotations(&self, task_id: i64, changes: Vec<AnnotationChange>) -> Result<Vec<AnnotationRow>, AnnotationStoreError> {
+    pub fn change_annotations(
+        &self,
+        task_id: i64,
+        changes: Vec<AnnotationChange>,
+    ) -> Result<Vec<AnnotationRow>, AnnotationStoreError> {
         let mut c = self.conn();
         let tx = c.transaction().map_err(StoreError::from)?;
         let mut inserted = Vec::new();
@@ -986,7 +1003,12 @@ impl Store {
                 }
                 AnnotationChange::Delete(ids) => {
                     for id in ids {
-                        let n = tx.execute("DELETE FROM annotations WHERE task_id = ?1 AND id = ?2", params![task_id, id]).map_err(StoreError::from)?;
+                        let n = tx
+                            .execute(
+                                "DELETE FROM annotations WHERE task_id = ?1 AND id = ?2",
+                                params![task_id, id],
+                            )
+                            .map_err(StoreError::from)?;
                         if n == 0 {
                             return Err(AnnotationStoreError::UnknownId(id));
                         }
@@ -1001,8 +1023,17 @@ impl Store {
                         .map_err(StoreError::from)?;
                         let id = tx.last_insert_rowid();
                         body["id"] = id.into();
-                        tx.execute("UPDATE annotations SET body = ?2 WHERE id = ?1", params![id, body.to_string()]).map_err(StoreError::from)?;
-                        inserted.push(AnnotationRow { id, kind, frame, body });
+                        tx.execute(
+                            "UPDATE annotations SET body = ?2 WHERE id = ?1",
+                            params![id, body.to_string()],
+                        )
+                        .map_err(StoreError::from)?;
+                        inserted.push(AnnotationRow {
+                            id,
+                            kind,
+                            frame,
+                            body,
+                        });
                     }
                 }
                 AnnotationChange::Update(objs) => {
@@ -1020,7 +1051,11 @@ impl Store {
                 }
             }
         }
-        tx.execute("UPDATE tasks SET updated_date = ?2 WHERE id = ?1", params![task_id, ts(&Utc::now())]).map_err(StoreError::from)?;
+        tx.execute(
+            "UPDATE tasks SET updated_date = ?2 WHERE id = ?1",
+            params![task_id, ts(&Utc::now())],
+        )
+        .map_err(StoreError::from)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(inserted)
     }

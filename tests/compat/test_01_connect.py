@@ -3,7 +3,6 @@
 import logging
 
 import packaging.version as pv
-import pytest
 
 from compat_util import ADMIN_PASSWORD, ADMIN_USER, login_client, need_auth, sdk_config
 

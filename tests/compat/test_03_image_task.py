@@ -13,7 +13,6 @@ from compat_util import (
     ANONYMOUS,
     LABELS_SPEC,
     NATURAL_ORDER,
-    api_error,
     as_json,
     assert_same_image,
     create_task,

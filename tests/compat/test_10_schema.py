@@ -4,7 +4,6 @@ describes the endpoints the clients use."""
 import json
 import re
 
-import pytest
 import requests
 import yaml
 

@@ -6,8 +6,6 @@ The first test lowers the SDK's thresholds in-process (the same client code path
 several multipart groups, two files through TUS in several PATCHes each. The second one sends a
 real 111 MB file with the SDK's defaults."""
 
-import pytest
-
 from compat_util import NATURAL_ORDER, assert_same_image, create_task, is_lossy, open_image
 
 

@@ -1,0 +1,332 @@
+//! Annotations API (spec `client-api.md` §9): `GET`, `PUT` (replace), `PATCH ?action=create|update|delete`
+//! and `DELETE` on tasks and jobs. Every request is validated first and stored in one
+//! transaction: a failed request changes nothing. Jobs see and edit only their frames.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+
+use super::api::{task_or_404, St};
+use super::auth::CurrentUser;
+use super::{ApiError, AppState};
+use crate::annotations::{self, Annotations, Context, LabelIndex};
+use crate::store::{AnnotationChange, AnnotationStoreError};
+
+/// The scope of a request: a task, or a job's frames of it.
+struct Scope {
+    task_id: i64,
+    /// Task-relative frames the scope may read and write.
+    frames: (u64, u64),
+    /// True for jobs: objects are selected by their start frame.
+    job: bool,
+}
+
+fn task_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError> {
+    task_or_404(st, id, me)?;
+    let size = st
+        .store
+        .data_of_task(id)?
+        .map(|d| d.spec.range.size)
+        .unwrap_or(0);
+    Ok(Scope {
+        task_id: id,
+        frames: (0, size.saturating_sub(1)),
+        job: false,
+    })
+}
+
+fn job_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError> {
+    let job = st
+        .store
+        .job(id)?
+        .ok_or_else(|| ApiError::not_found("Not found."))?;
+    task_or_404(st, job.task_id, me)?;
+    Ok(Scope {
+        task_id: job.task_id,
+        frames: (job.range.start, job.range.stop),
+        job: true,
+    })
+}
+
+fn read(st: &AppState, scope: &Scope) -> Result<Annotations, ApiError> {
+    let range = scope.job.then_some(scope.frames);
+    let rows = st.store.annotations(scope.task_id, range)?;
+    let mut a = annotations::from_rows(&rows)
+        .map_err(|e| ApiError::internal(format!("corrupt stored annotation: {e}")))?;
+    a.version = 0;
+    Ok(a)
+}
+
+fn parse_body(
+    body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
+) -> Result<Annotations, ApiError> {
+    body.map(|Json(a)| a)
+        .map_err(|e| ApiError::bad_request(format!("invalid annotations JSON: {}", e.body_text())))
+}
+
+fn validate(st: &AppState, scope: &Scope, a: &Annotations) -> Result<(), ApiError> {
+    if st.store.data_of_task(scope.task_id)?.is_none() && !a.is_empty() {
+        return Err(ApiError::bad_request(
+            "the task has no data yet: annotations need frames",
+        ));
+    }
+    let labels = LabelIndex::new(&st.store.labels(scope.task_id)?);
+    annotations::validate(
+        &Context {
+            labels: &labels,
+            frames: scope.frames,
+        },
+        a,
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// Rows to insert, with fresh nested ids.
+fn prepare_insert(
+    st: &AppState,
+    mut a: Annotations,
+) -> Result<Vec<(String, u64, serde_json::Value)>, ApiError> {
+    let ids = st.store.allocate_ids(annotations::nested_count(&a))?;
+    annotations::assign_nested_ids(&mut a, &mut ids.into_iter(), false);
+    Ok(annotations::to_rows(&a)
+        .into_iter()
+        .map(|(k, f, v, _)| (k, f, v))
+        .collect())
+}
+
+fn store_err(e: AnnotationStoreError) -> ApiError {
+    match e {
+        AnnotationStoreError::UnknownId(_) => ApiError::bad_request(e.to_string()),
+        AnnotationStoreError::Store(s) => ApiError::from(s),
+    }
+}
+
+fn inserted_json(rows: Vec<crate::store::AnnotationRow>) -> Result<Json<Annotations>, ApiError> {
+    Ok(Json(
+        annotations::from_rows(&rows).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}
+
+/// Replaces the scope's annotations with `a` (validated), in one transaction.
+pub(crate) fn replace(
+    st: &AppState,
+    task_id: i64,
+    frames: Option<(u64, u64)>,
+    a: Annotations,
+) -> Result<(), ApiError> {
+    let (lo, hi) = frames.unwrap_or((0, u64::MAX >> 1));
+    let insert = prepare_insert(st, a)?;
+    st.store
+        .change_annotations(
+            task_id,
+            vec![
+                AnnotationChange::DeleteRange(lo, hi),
+                AnnotationChange::Insert(insert),
+            ],
+        )
+        .map_err(store_err)?;
+    Ok(())
+}
+
+async fn do_get(st: &AppState, scope: Scope) -> Result<Json<Annotations>, ApiError> {
+    Ok(Json(read(st, &scope)?))
+}
+
+async fn do_put(
+    st: &AppState,
+    scope: Scope,
+    a: Annotations,
+) -> Result<Json<Annotations>, ApiError> {
+    validate(st, &scope, &a)?;
+    replace(
+        st,
+        scope.task_id,
+        Some(scope.frames).filter(|_| scope.job),
+        a,
+    )?;
+    Ok(Json(read(st, &scope)?))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ActionQuery {
+    action: Option<String>,
+}
+
+/// Ids of the top-level objects of `a`; all must be present.
+fn ids_of(a: &Annotations) -> Result<Vec<i64>, ApiError> {
+    annotations::to_rows(a)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (kind, _, _, id))| {
+            id.ok_or_else(|| ApiError::bad_request(format!("object {i} ({kind}) has no 'id'")))
+        })
+        .collect()
+}
+
+/// Checks that every id is an object of the scope (for jobs: starting in its frames).
+fn check_ids_in_scope(st: &AppState, scope: &Scope, ids: &[i64]) -> Result<(), ApiError> {
+    let existing: std::collections::HashSet<i64> = st
+        .store
+        .annotations(scope.task_id, scope.job.then_some(scope.frames))?
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    match ids.iter().find(|id| !existing.contains(id)) {
+        Some(id) => Err(ApiError::bad_request(format!(
+            "there is no annotation object with id {id} here"
+        ))),
+        None => Ok(()),
+    }
+}
+
+async fn do_patch(
+    st: &AppState,
+    scope: Scope,
+    action: Option<String>,
+    a: Annotations,
+) -> Result<Json<Annotations>, ApiError> {
+    match action.as_deref() {
+        Some("create") => {
+            validate(st, &scope, &a)?;
+            let insert = prepare_insert(st, a)?;
+            let rows = st
+                .store
+                .change_annotations(scope.task_id, vec![AnnotationChange::Insert(insert)])
+                .map_err(store_err)?;
+            inserted_json(rows)
+        }
+        Some("update") => {
+            validate(st, &scope, &a)?;
+            let ids = ids_of(&a)?;
+            check_ids_in_scope(st, &scope, &ids)?;
+            let mut a2 = a.clone();
+            let fresh = st.store.allocate_ids(annotations::nested_count(&a2))?;
+            annotations::assign_nested_ids(&mut a2, &mut fresh.into_iter(), true);
+            let updates = annotations::to_rows(&a2)
+                .into_iter()
+                .map(|(k, f, v, id)| (id.expect("checked"), k, f, v))
+                .collect();
+            st.store
+                .change_annotations(scope.task_id, vec![AnnotationChange::Update(updates)])
+                .map_err(store_err)?;
+            Ok(Json(a2))
+        }
+        Some("delete") => {
+            let ids = ids_of(&a)?;
+            check_ids_in_scope(st, &scope, &ids)?;
+            st.store
+                .change_annotations(scope.task_id, vec![AnnotationChange::Delete(ids)])
+                .map_err(store_err)?;
+            Ok(Json(a))
+        }
+        other => Err(ApiError::bad_request(format!(
+            "action must be create, update or delete, got {}",
+            other
+                .map(|a| format!("'{a}'"))
+                .unwrap_or_else(|| "nothing".into())
+        ))),
+    }
+}
+
+async fn do_delete(st: &AppState, scope: Scope) -> Result<StatusCode, ApiError> {
+    let (lo, hi) = if scope.job {
+        scope.frames
+    } else {
+        (0, u64::MAX >> 1)
+    };
+    st.store
+        .change_annotations(scope.task_id, vec![AnnotationChange::DeleteRange(lo, hi)])
+        .map_err(store_err)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/tasks/{id}/annotations`
+#[utoipa::path(get, path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 200, description = "LabeledData", body = Object)))]
+pub(crate) async fn get_task(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Json<Annotations>, ApiError> {
+    do_get(&st, task_scope(&st, id, &me)?).await
+}
+
+/// `PUT /api/tasks/{id}/annotations`
+#[utoipa::path(put, path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id")), request_body = Object, responses((status = 200, description = "LabeledData", body = Object)))]
+pub(crate) async fn put_task(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Annotations>, ApiError> {
+    let scope = task_scope(&st, id, &me)?;
+    do_put(&st, scope, parse_body(body)?).await
+}
+
+/// `PATCH /api/tasks/{id}/annotations?action=`
+#[utoipa::path(patch, path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id"), ("action" = String, Query, description = "create | update | delete")), request_body = Object, responses((status = 200, description = "The affected objects", body = Object)))]
+pub(crate) async fn patch_task(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    Query(q): Query<ActionQuery>,
+    body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Annotations>, ApiError> {
+    let scope = task_scope(&st, id, &me)?;
+    do_patch(&st, scope, q.action, parse_body(body)?).await
+}
+
+/// `DELETE /api/tasks/{id}/annotations`
+#[utoipa::path(delete, path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 204, description = "All annotations removed")))]
+pub(crate) async fn delete_task(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    do_delete(&st, task_scope(&st, id, &me)?).await
+}
+
+/// `GET /api/jobs/{id}/annotations`
+#[utoipa::path(get, path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id")), responses((status = 200, description = "LabeledData of the job's frames", body = Object)))]
+pub(crate) async fn get_job(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<Json<Annotations>, ApiError> {
+    do_get(&st, job_scope(&st, id, &me)?).await
+}
+
+/// `PUT /api/jobs/{id}/annotations`
+#[utoipa::path(put, path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id")), request_body = Object, responses((status = 200, description = "LabeledData", body = Object)))]
+pub(crate) async fn put_job(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Annotations>, ApiError> {
+    let scope = job_scope(&st, id, &me)?;
+    do_put(&st, scope, parse_body(body)?).await
+}
+
+/// `PATCH /api/jobs/{id}/annotations?action=`
+#[utoipa::path(patch, path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id"), ("action" = String, Query, description = "create | update | delete")), request_body = Object, responses((status = 200, description = "The affected objects", body = Object)))]
+pub(crate) async fn patch_job(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    Query(q): Query<ActionQuery>,
+    body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Annotations>, ApiError> {
+    let scope = job_scope(&st, id, &me)?;
+    do_patch(&st, scope, q.action, parse_body(body)?).await
+}
+
+/// `DELETE /api/jobs/{id}/annotations`
+#[utoipa::path(delete, path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id")), responses((status = 204, description = "The job's annotations removed")))]
+pub(crate) async fn delete_job(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    do_delete(&st, job_scope(&st, id, &me)?).await
+}
