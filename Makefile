@@ -1,12 +1,13 @@
 # The two commands of the README:
 #   make run   - install what is missing, build, run the server on 127.0.0.1:8080 (data in ./data)
-#   make test  - install what is missing, run every test (unit, integration, CLI)
+#   make test  - install what is missing, run every test (unit, integration, CLI, server,
+#                and the cvat-sdk/cvat-cli compatibility suite in a venv)
 # Benchmarks (not part of `make test`): make bench, make compare
 
 CARGO ?= cargo
 DEMO_OUT ?= target/demo
 
-.PHONY: deps build run demo test bench compare compare-chunks goldens testmedia fmt lint clean
+.PHONY: deps build run demo test compat bench compare compare-chunks goldens testmedia fmt lint clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -27,6 +28,12 @@ demo: build
 
 test: deps
 	$(CARGO) test --workspace --locked
+	FRAMESERVER_BIN=target/debug/frameserver bash tests/compat/run.sh
+
+# Only the cvat-sdk / cvat-cli compatibility suite (against the debug build).
+compat: deps
+	$(CARGO) build --bin frameserver
+	FRAMESERVER_BIN=target/debug/frameserver bash tests/compat/run.sh
 
 # Criterion benches on the 1080p GOP-250 clip (generated on first use, not committed).
 bench: deps

@@ -242,7 +242,7 @@ async fn do_delete(st: &AppState, scope: Scope) -> Result<StatusCode, ApiError> 
 }
 
 /// `GET /api/tasks/{id}/annotations`
-#[utoipa::path(get, path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 200, description = "LabeledData", body = Object)))]
+#[utoipa::path(get, operation_id = "tasks_retrieve_annotations", path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 200, description = "LabeledData", body = Object)))]
 pub(crate) async fn get_task(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
@@ -252,7 +252,7 @@ pub(crate) async fn get_task(
 }
 
 /// `PUT /api/tasks/{id}/annotations`
-#[utoipa::path(put, path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id")), request_body = Object, responses((status = 200, description = "LabeledData", body = Object)))]
+#[utoipa::path(put, operation_id = "tasks_update_annotations", path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id")), request_body = Object, responses((status = 200, description = "LabeledData", body = Object)))]
 pub(crate) async fn put_task(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
@@ -264,7 +264,7 @@ pub(crate) async fn put_task(
 }
 
 /// `PATCH /api/tasks/{id}/annotations?action=`
-#[utoipa::path(patch, path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id"), ("action" = String, Query, description = "create | update | delete")), request_body = Object, responses((status = 200, description = "The affected objects", body = Object)))]
+#[utoipa::path(patch, operation_id = "tasks_partial_update_annotations", path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id"), ("action" = String, Query, description = "create | update | delete")), request_body = Object, responses((status = 200, description = "The affected objects", body = Object)))]
 pub(crate) async fn patch_task(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
@@ -277,7 +277,7 @@ pub(crate) async fn patch_task(
 }
 
 /// `DELETE /api/tasks/{id}/annotations`
-#[utoipa::path(delete, path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 204, description = "All annotations removed")))]
+#[utoipa::path(delete, operation_id = "tasks_destroy_annotations", path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 204, description = "All annotations removed")))]
 pub(crate) async fn delete_task(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
@@ -287,7 +287,7 @@ pub(crate) async fn delete_task(
 }
 
 /// `GET /api/jobs/{id}/annotations`
-#[utoipa::path(get, path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id")), responses((status = 200, description = "LabeledData of the job's frames", body = Object)))]
+#[utoipa::path(get, operation_id = "jobs_retrieve_annotations", path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id")), responses((status = 200, description = "LabeledData of the job's frames", body = Object)))]
 pub(crate) async fn get_job(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
@@ -297,7 +297,7 @@ pub(crate) async fn get_job(
 }
 
 /// `PUT /api/jobs/{id}/annotations`
-#[utoipa::path(put, path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id")), request_body = Object, responses((status = 200, description = "LabeledData", body = Object)))]
+#[utoipa::path(put, operation_id = "jobs_update_annotations", path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id")), request_body = Object, responses((status = 200, description = "LabeledData", body = Object)))]
 pub(crate) async fn put_job(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
@@ -309,7 +309,7 @@ pub(crate) async fn put_job(
 }
 
 /// `PATCH /api/jobs/{id}/annotations?action=`
-#[utoipa::path(patch, path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id"), ("action" = String, Query, description = "create | update | delete")), request_body = Object, responses((status = 200, description = "The affected objects", body = Object)))]
+#[utoipa::path(patch, operation_id = "jobs_partial_update_annotations", path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id"), ("action" = String, Query, description = "create | update | delete")), request_body = Object, responses((status = 200, description = "The affected objects", body = Object)))]
 pub(crate) async fn patch_job(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
@@ -322,7 +322,7 @@ pub(crate) async fn patch_job(
 }
 
 /// `DELETE /api/jobs/{id}/annotations`
-#[utoipa::path(delete, path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id")), responses((status = 204, description = "The job's annotations removed")))]
+#[utoipa::path(delete, operation_id = "jobs_destroy_annotations", path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id")), responses((status = 204, description = "The job's annotations removed")))]
 pub(crate) async fn delete_job(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
