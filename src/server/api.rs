@@ -14,7 +14,7 @@ use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
 use super::auth::{self, basic_user, CurrentUser};
-use super::{annotations, data, tus, ApiError, AppState};
+use super::{annotations, data, datasets, tus, ApiError, AppState};
 use crate::labels::{label_json, parse_labels, LabelSpec};
 use crate::store::{JobRow, RequestRow, TaskRow};
 use crate::task::iso_utc;
@@ -63,14 +63,30 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             get(annotations::get_task)
                 .put(annotations::put_task)
                 .patch(annotations::patch_task)
-                .delete(annotations::delete_task),
+                .delete(annotations::delete_task)
+                .post(datasets::import_task)
+                .layer(axum::extract::DefaultBodyLimit::max(max_body)),
         )
+        .route(
+            "/api/tasks/{id}/annotations/{file_id}",
+            axum::routing::patch(tus::append)
+                .head(tus::head)
+                .layer(axum::extract::DefaultBodyLimit::max(tus::MAX_CHUNK)),
+        )
+        .route(
+            "/api/tasks/{id}/dataset/export",
+            post(datasets::export_task),
+        )
+        .route("/api/jobs/{id}/dataset/export", post(datasets::export_job))
+        .route("/api/exports/{file_id}", get(datasets::download))
         .route(
             "/api/jobs/{id}/annotations",
             get(annotations::get_job)
                 .put(annotations::put_job)
                 .patch(annotations::patch_job)
-                .delete(annotations::delete_job),
+                .delete(annotations::delete_job)
+                .post(datasets::import_job)
+                .layer(axum::extract::DefaultBodyLimit::max(max_body)),
         )
         .route("/api/tasks/{id}/preview", get(data::task_preview))
         .route("/api/labels", get(list_labels))

@@ -184,7 +184,15 @@ pub(crate) async fn post_data(
             .get(&id)
             .map(|s| s.dir.clone())
             .expect("session just ensured");
-        return super::tus::create(&st, id, &me, req.headers(), dir);
+        return super::tus::create(
+            &st,
+            id,
+            &me,
+            req.headers(),
+            dir,
+            super::tus::Purpose::Data,
+            &format!("/api/tasks/{id}/data"),
+        );
     }
     if header(&req, "Upload-Start") {
         new_session(&st, id)?;

@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod create;
 mod data;
+mod datasets;
 mod error;
 mod openapi;
 mod tus;
@@ -96,6 +97,8 @@ pub(crate) struct AppState {
     pub creating: Mutex<std::collections::HashSet<i64>>,
     /// TUS uploads in progress.
     pub tus: tus::TusUploads,
+    /// Annotation files uploaded with TUS, waiting for `Upload-Finish`: (task, name) → path.
+    pub annotation_files: Mutex<HashMap<(i64, String), PathBuf>>,
     /// Failed-login counters.
     pub login_guard: auth::LoginGuard,
 }
@@ -125,6 +128,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         uploads: Mutex::new(HashMap::new()),
         creating: Mutex::new(Default::default()),
         tus: Default::default(),
+        annotation_files: Mutex::new(HashMap::new()),
         login_guard: Default::default(),
         config: config.clone(),
     });
@@ -135,6 +139,16 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(state.uploads_dir())?;
     create::fail_interrupted(&state);
 
+    // Export results expire: sweep them every 10 minutes.
+    let sweeper = Arc::clone(&state);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let st = Arc::clone(&sweeper);
+            let _ = tokio::task::spawn_blocking(move || datasets::clean_expired(&st)).await;
+        }
+    });
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;
     println!("frameserver listening on http://{addr}");

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{annotations, api, auth, data, tus};
+use super::{annotations, api, auth, data, datasets, tus};
 
 struct Security;
 
@@ -42,6 +42,7 @@ impl Modify for Security {
         api::list_jobs, api::get_job, data::job_data, data::job_meta, data::job_preview,
         annotations::get_task, annotations::put_task, annotations::patch_task, annotations::delete_task,
         annotations::get_job, annotations::put_job, annotations::patch_job, annotations::delete_job,
+        datasets::export_task, datasets::export_job, datasets::download, datasets::import_task, datasets::import_job,
         api::list_requests, api::get_request, api::metrics, schema,
     ),
     modifiers(&Security),

@@ -1,6 +1,7 @@
-//! TUS 1.0 uploads into a task's upload session (the clients send files over 100 MiB this way):
-//! creation (`POST …/data/` with `Upload-Length`), `PATCH …/data/{file_id}` pieces and `HEAD`
-//! resume. A completed file joins the session like a multipart file.
+//! TUS 1.0 uploads (the clients send data files over 100 MiB, and every annotation file, this
+//! way): creation (`POST …/data/` or `POST …/annotations/` with `Upload-Length`),
+//! `PATCH …/{file_id}` pieces and `HEAD` resume. A completed data file joins the task's upload
+//! session like a multipart file; a completed annotation file waits for `Upload-Finish`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -21,8 +22,18 @@ use super::{ApiError, AppState};
 pub(crate) const MAX_CHUNK: usize = 64 << 20;
 
 /// An upload in progress.
+/// What a finished upload is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A media file of the task's data upload session.
+    Data,
+    /// An annotation file to import (found again by its name at `Upload-Finish`).
+    Annotations,
+}
+
 pub(crate) struct TusUpload {
     task_id: i64,
+    purpose: Purpose,
     user_id: i64,
     path: PathBuf,
     name: String,
@@ -68,7 +79,9 @@ pub(crate) fn create(
     id: i64,
     me: &CurrentUser,
     headers: &HeaderMap,
-    session_dir: PathBuf,
+    dir: PathBuf,
+    purpose: Purpose,
+    endpoint: &str,
 ) -> Result<Response, ApiError> {
     let length: u64 = header_str(headers, "Upload-Length")
         .and_then(|v| v.trim().parse().ok())
@@ -87,7 +100,7 @@ pub(crate) fn create(
         .ok_or_else(|| ApiError::bad_request("Upload-Metadata must carry a base64 'filename'"))?;
     let name = crate::ingest::sanitize_file_name(&raw)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let path = session_dir.join(&name);
+    let path = dir.join(&name);
     let mut uploads = st.tus.lock().unwrap_or_else(|e| e.into_inner());
     if path.exists() || uploads.values().any(|u| u.task_id == id && u.name == name) {
         return Err(ApiError::bad_request(format!(
@@ -101,6 +114,7 @@ pub(crate) fn create(
         file_id.clone(),
         TusUpload {
             task_id: id,
+            purpose,
             user_id: me.id,
             path,
             name: name.clone(),
@@ -117,11 +131,8 @@ pub(crate) fn create(
     let h = r.headers_mut();
     h.insert(
         "Location",
-        HeaderValue::from_str(&format!(
-            "{}/api/tasks/{id}/data/{file_id}",
-            base_url(headers)
-        ))
-        .map_err(|e| ApiError::internal(e.to_string()))?,
+        HeaderValue::from_str(&format!("{}{endpoint}/{file_id}", base_url(headers)))
+            .map_err(|e| ApiError::internal(e.to_string()))?,
     );
     h.insert(
         "Upload-Filename",
@@ -137,14 +148,23 @@ fn complete(st: &AppState, file_id: &str) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(file_id);
-    if let Some(u) = done {
-        if let Some(s) = st
-            .uploads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&u.task_id)
-        {
-            s.files.push(u.name);
+    let Some(u) = done else { return };
+    match u.purpose {
+        Purpose::Data => {
+            if let Some(s) = st
+                .uploads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&u.task_id)
+            {
+                s.files.push(u.name);
+            }
+        }
+        Purpose::Annotations => {
+            st.annotation_files
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((u.task_id, u.name), u.path);
         }
     }
 }

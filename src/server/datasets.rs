@@ -1,0 +1,872 @@
+//! Dataset export and annotation import as background requests (spec `client-api.md` §11–§12):
+//! `POST /api/tasks/{id}/dataset/export?format=&save_images=` → `rq_id`, progress while it runs,
+//! then a `result_url` to download the zip (results expire); `POST /api/tasks/{id}/annotations?format=`
+//! (Upload-Start / TUS / Upload-Finish, or multipart `annotation_file`) imports, replacing the
+//! annotations only if the whole file is valid. The same for jobs.
+
+use std::io::Write;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::api::{base_url, task_or_404, St};
+use super::auth::CurrentUser;
+use super::{annotations as ann_api, tus, ApiError, AppState};
+use crate::annotations::{self, Annotations, Context, LabelIndex};
+use crate::chunks::{self, Source};
+use crate::codec;
+use crate::formats::{
+    self, DatasetFrame, ExportOptions, Format, FormatError, FrameSource, ImportInput, TaskDataset,
+    ZipSink,
+};
+use crate::frames;
+use crate::media::{ColorMode, RgbConverter};
+use crate::store::{MediaSource, RequestRow};
+use crate::task::iso_utc;
+
+/// How long export results are kept.
+pub(crate) const RESULT_TTL: chrono::Duration = chrono::Duration::hours(24);
+
+fn find_format(name: &str, import: bool) -> Result<Box<dyn Format>, ApiError> {
+    let name = name.trim();
+    // The SDK's default import name is "CVAT XML 1.1", an alias of "CVAT 1.1".
+    let name = if name == "CVAT XML 1.1" {
+        "CVAT 1.1"
+    } else {
+        name
+    };
+    for f in formats::registry() {
+        let matches = if import {
+            f.import_name().unwrap_or("") == name || f.display_name() == name
+        } else {
+            f.display_name() == name
+        };
+        if matches
+            && (if import {
+                f.can_import()
+            } else {
+                f.can_export()
+            })
+        {
+            return Ok(f);
+        }
+    }
+    Err(ApiError::bad_request(format!(
+        "Unknown or unsupported {} format '{name}'; see /api/server/annotation/formats",
+        if import { "import" } else { "export" }
+    )))
+}
+
+/// Task-relative frames of a scope: all, or a job's.
+#[derive(Clone, Copy)]
+struct Scope {
+    task_id: i64,
+    job: Option<(i64, u64, u64)>,
+}
+
+/// Loads everything a format needs (labels, frames, annotations) for a task or a job.
+struct Loaded {
+    labels: LabelIndex,
+    annotations: Annotations,
+    frames: Vec<DatasetFrame>,
+    meta: TaskMeta,
+}
+
+struct TaskMeta {
+    name: String,
+    mode: String,
+    size: u64,
+    overlap: u64,
+    bug_tracker: String,
+    subset: String,
+    created: String,
+    updated: String,
+    owner: Option<String>,
+    original_size: Option<(u32, u32)>,
+    segments: Vec<(i64, u64, u64)>,
+}
+
+fn load(st: &AppState, scope: Scope) -> Result<(Loaded, Arc<super::Loaded>), String> {
+    let task = st
+        .store
+        .task(scope.task_id)
+        .map_err(|e| e.to_string())?
+        .ok_or("the task was deleted")?;
+    let data = super::data::loaded(st, scope.task_id).map_err(|e| e.message)?;
+    let spec = &data.data.spec;
+    let (lo, hi) = scope
+        .job
+        .map(|(_, a, b)| (a, b))
+        .unwrap_or((0, spec.range.size - 1));
+    let frames = (lo..=hi)
+        .map(|rel| {
+            let abs = spec.range.abs(rel);
+            match &spec.media {
+                MediaSource::Video { width, height, .. } => DatasetFrame {
+                    rel,
+                    abs,
+                    name: format!("frame_{abs:06}.PNG"),
+                    width: *width,
+                    height: *height,
+                },
+                MediaSource::Images => {
+                    let img = &data.images[abs as usize];
+                    DatasetFrame {
+                        rel,
+                        abs,
+                        name: img.name.clone(),
+                        width: img.width,
+                        height: img.height,
+                    }
+                }
+            }
+        })
+        .collect();
+    let labels = LabelIndex::new(&st.store.labels(scope.task_id).map_err(|e| e.to_string())?);
+    let rows = st
+        .store
+        .annotations(scope.task_id, scope.job.map(|(_, a, b)| (a, b)))
+        .map_err(|e| e.to_string())?;
+    let annotations = annotations::from_rows(&rows).map_err(|e| e.to_string())?;
+    let jobs = st
+        .store
+        .jobs_of_task(scope.task_id)
+        .map_err(|e| e.to_string())?;
+    let is_video = matches!(spec.media, MediaSource::Video { .. });
+    let meta = TaskMeta {
+        name: task.name.clone(),
+        mode: if is_video {
+            "interpolation"
+        } else {
+            "annotation"
+        }
+        .into(),
+        size: hi - lo + 1,
+        overlap: task
+            .overlap
+            .unwrap_or(if is_video && jobs.len() > 1 { 5 } else { 0 }),
+        bug_tracker: task.bug_tracker.clone(),
+        subset: task.subset.clone(),
+        created: iso_utc(task.created_date),
+        updated: iso_utc(task.updated_date),
+        owner: task
+            .owner_id
+            .and_then(|id| st.store.user(id).ok().flatten())
+            .map(|u| u.username),
+        original_size: match &spec.media {
+            MediaSource::Video { width, height, .. } => Some((*width, *height)),
+            MediaSource::Images => None,
+        },
+        segments: jobs
+            .iter()
+            .filter(|j| scope.job.is_none_or(|(id, _, _)| id == j.id))
+            .map(|j| (j.id, j.range.start, j.range.stop))
+            .collect(),
+    };
+    Ok((
+        Loaded {
+            labels,
+            annotations,
+            frames,
+            meta,
+        },
+        data,
+    ))
+}
+
+fn dataset<'a>(task_id: i64, l: &'a Loaded) -> TaskDataset<'a> {
+    TaskDataset {
+        task_id,
+        name: l.meta.name.clone(),
+        mode: l.meta.mode.clone(),
+        size: l.meta.size,
+        overlap: l.meta.overlap,
+        bug_tracker: l.meta.bug_tracker.clone(),
+        subset: l.meta.subset.clone(),
+        created: l.meta.created.clone(),
+        updated: l.meta.updated.clone(),
+        owner: l.meta.owner.clone(),
+        original_size: l.meta.original_size,
+        segments: l.meta.segments.clone(),
+        labels: &l.labels,
+        frames: l.frames.clone(),
+        annotations: &l.annotations,
+    }
+}
+
+/// Frames for exports with images, read through the frame provider: image tasks give their
+/// original files; video frames are decoded once, sequentially (the positioned decoder), and
+/// encoded on all cores, a few frames ahead of the writer.
+struct ExportFrames {
+    st: Arc<AppState>,
+    data: Arc<super::Loaded>,
+    jpeg: bool,
+    pipeline: std::sync::Mutex<Option<std::sync::mpsc::Receiver<(u64, Result<Vec<u8>, String>)>>>,
+    frames: Vec<u64>,
+}
+
+impl ExportFrames {
+    fn source(&self) -> Source<'_> {
+        Source {
+            data_id: self.data.data.id,
+            version: self.data.data.version,
+            spec: &self.data.data.spec,
+            images: &self.data.images,
+            seek: &self.data.seek,
+            pool: &self.st.pool,
+        }
+    }
+
+    fn ext(&self) -> &'static str {
+        if self.jpeg {
+            "jpg"
+        } else {
+            "PNG"
+        }
+    }
+}
+
+impl FrameSource for ExportFrames {
+    fn image(&self, rel: u64) -> Result<(Vec<u8>, String), FormatError> {
+        let spec = &self.data.data.spec;
+        let abs = spec.range.abs(rel);
+        if let MediaSource::Images = spec.media {
+            let img = self
+                .data
+                .images
+                .get(abs as usize)
+                .ok_or_else(|| FormatError::Io(format!("no frame {rel}")))?;
+            let (bytes, ext) =
+                chunks::original_image_bytes(img).map_err(|e| FormatError::Io(e.to_string()))?;
+            return Ok((bytes, ext));
+        }
+        let mut guard = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
+        let rx = guard.get_or_insert_with(|| self.start_pipeline());
+        for (got, r) in rx.iter() {
+            if got == rel {
+                return r
+                    .map(|b| (b, self.ext().to_owned()))
+                    .map_err(FormatError::Io);
+            }
+        }
+        Err(FormatError::Io(format!("frame {rel} could not be decoded")))
+    }
+}
+
+impl ExportFrames {
+    /// Decodes the export's frames in order on one thread and encodes them on the others,
+    /// sending them in order through a bounded channel.
+    fn start_pipeline(&self) -> std::sync::mpsc::Receiver<(u64, Result<Vec<u8>, String>)> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let src = self.source();
+        let wanted: Vec<u64> = self.frames.iter().map(|&r| src.spec.range.abs(r)).collect();
+        let rels = self.frames.clone();
+        let jpeg = self.jpeg;
+        let (path, rotation) = match &src.spec.media {
+            MediaSource::Video { path, rotation, .. } => (path.clone(), *rotation),
+            MediaSource::Images => unreachable!("video only"),
+        };
+        let (data_id, version) = (src.data_id, src.version);
+        let (st, data) = (Arc::clone(&self.st), Arc::clone(&self.data));
+        std::thread::spawn(move || {
+            let mut rgb = RgbConverter::new(ColorMode::Untagged);
+            let mut batch: Vec<(u64, codec::Raster)> = Vec::new();
+            let flush = |batch: &mut Vec<(u64, codec::Raster)>,
+                         tx: &std::sync::mpsc::SyncSender<(u64, Result<Vec<u8>, String>)>|
+             -> bool {
+                use rayon::prelude::*;
+                let encoded: Vec<(u64, Result<Vec<u8>, String>)> = batch
+                    .par_iter()
+                    .map(|(rel, r)| {
+                        let bytes = if jpeg {
+                            codec::encode_jpeg(r, 95)
+                        } else {
+                            codec::encode_png(r)
+                        };
+                        (*rel, bytes.map_err(|e| e.to_string()))
+                    })
+                    .collect();
+                batch.clear();
+                encoded.into_iter().all(|e| tx.send(e).is_ok())
+            };
+            let mut i = 0usize;
+            let r = frames::decode_frames::<chunks::BuildError>(
+                &path,
+                &data.seek,
+                &st.pool,
+                (data_id, version),
+                &wanted,
+                |_, f| {
+                    let (w, h, data) = rgb.to_rgb(f)?;
+                    let mut raster = codec::Raster::Rgb(codec::RgbImage::new(w, h, data)?);
+                    if rotation != 0.0 {
+                        raster = codec::rotate(raster, rotation)?;
+                    }
+                    batch.push((rels[i], raster));
+                    i += 1;
+                    if batch.len() >= 8 && !flush(&mut batch, &tx) {
+                        return Err(chunks::BuildError::Read {
+                            path: String::new(),
+                            reason: "export cancelled".into(),
+                        });
+                    }
+                    Ok(())
+                },
+            );
+            match r {
+                Ok(()) => {
+                    flush(&mut batch, &tx);
+                }
+                Err(e) => {
+                    let _ = tx.send((rels.get(i).copied().unwrap_or(0), Err(e.to_string())));
+                }
+            }
+        });
+        rx
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ExportQuery {
+    format: Option<String>,
+    save_images: Option<String>,
+    /// `png` (CVAT's naming) or `jpeg` (much smaller and faster) for video frames.
+    image_format: Option<String>,
+    location: Option<String>,
+}
+
+fn python_bool(v: &Option<String>) -> bool {
+    v.as_deref()
+        .is_some_and(|s| matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+fn new_request(
+    st: &AppState,
+    id: String,
+    op: &str,
+    task_id: i64,
+    owner: i64,
+) -> Result<RequestRow, ApiError> {
+    let r = RequestRow {
+        id,
+        status: "queued".into(),
+        message: String::new(),
+        progress: Some(0.0),
+        operation_type: op.into(),
+        target: "task".into(),
+        task_id: Some(task_id),
+        created_date: Utc::now(),
+        started_date: None,
+        finished_date: None,
+        result_id: None,
+        owner_id: Some(owner),
+        result_url: None,
+    };
+    st.store.put_request(&r)?;
+    Ok(r)
+}
+
+/// Runs `work` on a blocking thread as the background request `req`; `work` gets a progress
+/// callback and returns the result URL (exports) or nothing.
+fn run_request(
+    st: Arc<AppState>,
+    req: RequestRow,
+    work: impl FnOnce(&Arc<AppState>, &dyn Fn(f64)) -> Result<Option<String>, String> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let st2 = Arc::clone(&st);
+        let mut running = req.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            running.status = "started".into();
+            running.started_date = Some(Utc::now());
+            let _ = st2.store.put_request(&running);
+            let last = std::sync::Mutex::new(std::time::Instant::now());
+            let progress = |p: f64| {
+                let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
+                if l.elapsed() > std::time::Duration::from_millis(200) {
+                    *l = std::time::Instant::now();
+                    let mut r = running.clone();
+                    r.progress = Some(p.clamp(0.0, 0.99));
+                    let _ = st2.store.put_request(&r);
+                }
+            };
+            work(&st2, &progress)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the request failed unexpectedly: {e}")));
+        let mut done = req;
+        done.started_date = done.started_date.or(Some(Utc::now()));
+        done.finished_date = Some(Utc::now());
+        match outcome {
+            Ok(url) => {
+                done.status = "finished".into();
+                done.progress = Some(1.0);
+                done.result_url = url;
+            }
+            Err(msg) => {
+                done.status = "failed".into();
+                done.message = msg;
+            }
+        }
+        let _ = st.store.put_request(&done);
+    });
+}
+
+fn exports_dir(st: &AppState) -> PathBuf {
+    st.config.data_dir.join("exports")
+}
+
+/// A file name made of `[A-Za-z0-9_\-. ]` only (what the SDK accepts in Content-Disposition).
+fn safe_file_name(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_-. ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_start_matches('.').trim();
+    let mut out: String = trimmed.chars().take(240).collect();
+    if out.is_empty() {
+        out = "export".into();
+    }
+    out
+}
+
+async fn start_export(
+    st: Arc<AppState>,
+    scope: Scope,
+    q: ExportQuery,
+    me: CurrentUser,
+    base: String,
+) -> Result<Response, ApiError> {
+    let format = q
+        .format
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("'format' is required"))?;
+    let fmt = find_format(&format, false)?;
+    if q.location.as_deref().is_some_and(|l| l != "local") {
+        return Err(ApiError::bad_request("only location=local is supported"));
+    }
+    super::data::loaded(&st, scope.task_id).map_err(|e| {
+        if e.status == StatusCode::NOT_FOUND {
+            ApiError::bad_request("the task has no data to export")
+        } else {
+            e
+        }
+    })?;
+    let save_images = python_bool(&q.save_images);
+    let jpeg = q
+        .image_format
+        .as_deref()
+        .is_some_and(|f| f.eq_ignore_ascii_case("jpeg") || f.eq_ignore_ascii_case("jpg"));
+    let what = match scope.job {
+        Some((j, _, _)) => format!("job-{j}"),
+        None => format!("task-{}", scope.task_id),
+    };
+    let file_id = uuid::Uuid::new_v4().simple().to_string();
+    let rq_id = format!("export:{what}-dataset-{file_id}");
+    let req = new_request(&st, rq_id.clone(), "export:dataset", scope.task_id, me.id)?;
+    let stamp = Utc::now().format("%Y_%m_%d_%H_%M_%S");
+    let download_name = safe_file_name(&format!(
+        "{what}_dataset_{stamp}_{}.zip",
+        format.to_lowercase()
+    ));
+    run_request(st, req, move |st, progress| {
+        let (l, data) = load(st, scope)?;
+        let ds = dataset(scope.task_id, &l);
+        let dir = exports_dir(st);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let part = dir.join(format!("{file_id}.zip.part"));
+        let result = (|| -> Result<(), String> {
+            let file = std::fs::File::create(&part).map_err(|e| e.to_string())?;
+            let mut zip = ZipSink::new(file);
+            let frames_src = ExportFrames {
+                st: Arc::clone(st),
+                data: Arc::clone(&data),
+                jpeg,
+                pipeline: std::sync::Mutex::new(None),
+                frames: l.frames.iter().map(|f| f.rel).collect(),
+            };
+            let images: Option<&dyn FrameSource> =
+                if save_images { Some(&frames_src) } else { None };
+            fmt.export(
+                &ds,
+                &ExportOptions { save_images },
+                images,
+                &mut zip,
+                progress,
+            )
+            .map_err(|e| e.to_string())?;
+            let mut f = zip.finish().map_err(|e| e.to_string())?;
+            f.flush().map_err(|e| e.to_string())?;
+            f.sync_all().map_err(|e| e.to_string())?;
+            std::fs::write(dir.join(format!("{file_id}.name")), &download_name)
+                .map_err(|e| e.to_string())?;
+            std::fs::rename(&part, dir.join(format!("{file_id}.zip")))
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        result?;
+        Ok(Some(format!("{base}/api/exports/{file_id}")))
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "rq_id": rq_id }))).into_response())
+}
+
+/// `POST /api/tasks/{id}/dataset/export`
+#[utoipa::path(post, path = "/api/tasks/{id}/dataset/export", tag = "tasks", params(("id" = i64, Path, description = "Task id"), ("format" = String, Query, description = "Export format name"), ("save_images" = bool, Query, description = "Include images")), responses((status = 202, description = "rq_id of the export request", body = Object)))]
+pub(crate) async fn export_task(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    Query(q): Query<ExportQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    task_or_404(&st, id, &me)?;
+    start_export(
+        st,
+        Scope {
+            task_id: id,
+            job: None,
+        },
+        q,
+        me,
+        base_url(&headers),
+    )
+    .await
+}
+
+/// `POST /api/jobs/{id}/dataset/export`
+#[utoipa::path(post, path = "/api/jobs/{id}/dataset/export", tag = "jobs", params(("id" = i64, Path, description = "Job id"), ("format" = String, Query, description = "Export format name"), ("save_images" = bool, Query, description = "Include images")), responses((status = 202, description = "rq_id of the export request", body = Object)))]
+pub(crate) async fn export_job(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    Query(q): Query<ExportQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let job = st
+        .store
+        .job(id)?
+        .ok_or_else(|| ApiError::not_found("Not found."))?;
+    task_or_404(&st, job.task_id, &me)?;
+    start_export(
+        st,
+        Scope {
+            task_id: job.task_id,
+            job: Some((job.id, job.range.start, job.range.stop)),
+        },
+        q,
+        me,
+        base_url(&headers),
+    )
+    .await
+}
+
+/// `GET /api/exports/{file_id}`: an export result (streamed from disk).
+#[utoipa::path(get, path = "/api/exports/{file_id}", tag = "requests", params(("file_id" = String, Path, description = "Result id")), responses((status = 200, description = "The zip", content_type = "application/zip")))]
+pub(crate) async fn download(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(file_id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !file_id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::not_found("Not found."));
+    }
+    // Only the requester (or an admin) may download.
+    let owner_ok = st.store.requests()?.iter().any(|r| {
+        r.result_url
+            .as_deref()
+            .is_some_and(|u| u.ends_with(&format!("/api/exports/{file_id}")))
+            && (me.is_admin || r.owner_id == Some(me.id))
+    });
+    let dir = exports_dir(&st);
+    let path = dir.join(format!("{file_id}.zip"));
+    if !owner_ok || !path.exists() {
+        return Err(ApiError::not_found(
+            "The export result does not exist or has expired; export again.",
+        ));
+    }
+    let name = std::fs::read_to_string(dir.join(format!("{file_id}.name")))
+        .unwrap_or_else(|_| "export.zip".into());
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from_str(&len.to_string()).expect("digits"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+    );
+    Ok(r)
+}
+
+/// Removes expired export results (run periodically).
+pub(crate) fn clean_expired(st: &AppState) {
+    let Ok(entries) = std::fs::read_dir(exports_dir(st)) else {
+        return;
+    };
+    let ttl = RESULT_TTL.to_std().expect("positive");
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ttl);
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ImportQuery {
+    format: Option<String>,
+    filename: Option<String>,
+    import_mode: Option<String>,
+}
+
+async fn start_import(
+    st: Arc<AppState>,
+    scope: Scope,
+    q: ImportQuery,
+    me: CurrentUser,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
+    // TUS pieces always go to the task's endpoint (the client only follows `Location`).
+    let endpoint = format!("/api/tasks/{}/annotations", scope.task_id);
+    let dir = st
+        .uploads_dir()
+        .join(format!("annotations_{}", scope.task_id));
+    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
+    if headers.contains_key("Upload-Length") {
+        return tus::create(
+            &st,
+            scope.task_id,
+            &me,
+            &headers,
+            dir,
+            tus::Purpose::Annotations,
+            &endpoint,
+        );
+    }
+    if headers.contains_key("Upload-Start") {
+        if let Some(f) = &q.format {
+            find_format(f, true)?;
+        }
+        return Ok((StatusCode::ACCEPTED, Json(json!({}))).into_response());
+    }
+    let format = q
+        .format
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("'format' is required"))?;
+    let fmt = find_format(&format, true)?;
+    // The file: uploaded with TUS (Upload-Finish names it), or in this multipart request.
+    let path = if headers.contains_key("Upload-Finish") {
+        let name = q
+            .filename
+            .clone()
+            .ok_or_else(|| ApiError::bad_request("'filename' is required with Upload-Finish"))?;
+        st.annotation_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(scope.task_id, name.clone()))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("no uploaded file '{name}': upload it first"))
+            })?
+    } else {
+        let mut mp = Multipart::from_request(req, &()).await.map_err(|e| {
+            ApiError::bad_request(format!(
+                "send the file as multipart 'annotation_file': {}",
+                e.body_text()
+            ))
+        })?;
+        let mut saved = None;
+        while let Some(field) = mp.next_field().await.map_err(|e| {
+            ApiError::bad_request(format!("the upload was interrupted: {}", e.body_text()))
+        })? {
+            if field.file_name().is_some() {
+                let name =
+                    crate::ingest::sanitize_file_name(field.file_name().unwrap_or("annotations"))
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let p = dir.join(format!("{}_{name}", uuid::Uuid::new_v4().simple()));
+                let bytes = field.bytes().await.map_err(|e| {
+                    ApiError::bad_request(format!("the upload was interrupted: {}", e.body_text()))
+                })?;
+                std::fs::write(&p, &bytes).map_err(|e| ApiError::internal(e.to_string()))?;
+                saved = Some(p);
+            }
+        }
+        saved.ok_or_else(|| ApiError::bad_request("no annotation file in the request"))?
+    };
+    let append = q.import_mode.as_deref() == Some("append");
+    let rq_id = format!(
+        "import:task-{}-annotations-{}",
+        scope.task_id,
+        uuid::Uuid::new_v4().simple()
+    );
+    let req = new_request(
+        &st,
+        rq_id.clone(),
+        "import:annotations",
+        scope.task_id,
+        me.id,
+    )?;
+    run_request(st, req, move |st, progress| {
+        let r = import_file(st, scope, fmt.as_ref(), &path, append, progress);
+        let _ = std::fs::remove_file(&path);
+        r.map(|()| None)
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "rq_id": rq_id }))).into_response())
+}
+
+/// Parses, validates and stores an imported file; the existing annotations are replaced only
+/// when all of it is valid.
+fn import_file(
+    st: &AppState,
+    scope: Scope,
+    fmt: &dyn Format,
+    path: &FsPath,
+    append: bool,
+    progress: &dyn Fn(f64),
+) -> Result<(), String> {
+    let (l, _) = load(st, scope)?;
+    let ds = dataset(scope.task_id, &l);
+    let input = ImportInput::open(path).map_err(|e| e.to_string())?;
+    progress(0.1);
+    let imported = fmt
+        .import(&input, &ds)
+        .map_err(|e| format!("import failed: {e}"))?;
+    progress(0.8);
+    let frames = scope
+        .job
+        .map(|(_, a, b)| (a, b))
+        .unwrap_or((0, l.meta.size.saturating_sub(1)));
+    annotations::validate(
+        &Context {
+            labels: &l.labels,
+            frames,
+        },
+        &imported,
+    )
+    .map_err(|e| format!("import failed: the file does not fit the task: {e}"))?;
+    if append {
+        let ids = st
+            .store
+            .allocate_ids(annotations::nested_count(&imported))
+            .map_err(|e| e.to_string())?;
+        let mut a = imported;
+        annotations::assign_nested_ids(&mut a, &mut ids.into_iter(), false);
+        let rows = annotations::to_rows(&a)
+            .into_iter()
+            .map(|(k, f, v, _)| (k, f, v))
+            .collect();
+        st.store
+            .change_annotations(
+                scope.task_id,
+                vec![crate::store::AnnotationChange::Insert(rows)],
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    } else {
+        ann_api::replace(
+            st,
+            scope.task_id,
+            scope.job.map(|(_, a, b)| (a, b)),
+            imported,
+        )
+        .map_err(|e| e.message)
+    }
+}
+
+/// `POST /api/tasks/{id}/annotations?format=`: import (Upload-Start, TUS, Upload-Finish; or multipart).
+#[utoipa::path(post, path = "/api/tasks/{id}/annotations", tag = "tasks", params(("id" = i64, Path, description = "Task id"), ("format" = String, Query, description = "Import format name"), ("filename" = String, Query, description = "Uploaded file name (Upload-Finish)")), responses((status = 202, description = "rq_id of the import request", body = Object)))]
+pub(crate) async fn import_task(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    Query(q): Query<ImportQuery>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    task_or_404(&st, id, &me)?;
+    start_import(
+        st,
+        Scope {
+            task_id: id,
+            job: None,
+        },
+        q,
+        me,
+        req,
+    )
+    .await
+}
+
+/// `POST /api/jobs/{id}/annotations?format=`
+#[utoipa::path(post, path = "/api/jobs/{id}/annotations", tag = "jobs", params(("id" = i64, Path, description = "Job id"), ("format" = String, Query, description = "Import format name"), ("filename" = String, Query, description = "Uploaded file name (Upload-Finish)")), responses((status = 202, description = "rq_id of the import request", body = Object)))]
+pub(crate) async fn import_job(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path(id): Path<i64>,
+    Query(q): Query<ImportQuery>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let job = st
+        .store
+        .job(id)?
+        .ok_or_else(|| ApiError::not_found("Not found."))?;
+    task_or_404(&st, job.task_id, &me)?;
+    start_import(
+        st,
+        Scope {
+            task_id: job.task_id,
+            job: Some((job.id, job.range.start, job.range.stop)),
+        },
+        q,
+        me,
+        req,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_names_are_what_the_sdk_accepts() {
+        assert_eq!(
+            safe_file_name("task-1_dataset_2026_cvat for images 1.1.zip"),
+            "task-1_dataset_2026_cvat for images 1.1.zip"
+        );
+        assert_eq!(safe_file_name("../é/x.zip"), "___x.zip");
+        assert_eq!(safe_file_name(""), "export");
+    }
+}
