@@ -1502,7 +1502,7 @@ fn server_endpoints_and_openapi_schema() {
         .as_array()
         .unwrap()
         .iter()
-        .all(|f| f["enabled"].is_boolean() && f["dimension"] == "2d"));
+        .all(|f| f["enabled"].is_boolean() && f["dimension"] == "2D"));
     let listing = s.json("/api/server/share?directory=/");
     let names: Vec<&str> = listing
         .as_array()

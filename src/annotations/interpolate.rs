@@ -566,3 +566,666 @@ impl PolyPlan {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(frame: u64, kind: ShapeType, points: &[f64]) -> TrackedShape {
+        TrackedShape {
+            id: None,
+            kind,
+            frame,
+            occluded: false,
+            outside: false,
+            z_order: 0,
+            rotation: 0.0,
+            points: points.to_vec(),
+            attributes: vec![],
+        }
+    }
+
+    fn rect(frame: u64, points: [f64; 4]) -> TrackedShape {
+        key(frame, ShapeType::Rectangle, &points)
+    }
+
+    fn outside(mut s: TrackedShape) -> TrackedShape {
+        s.outside = true;
+        s
+    }
+
+    fn rotated(mut s: TrackedShape, rotation: f64) -> TrackedShape {
+        s.rotation = rotation;
+        s
+    }
+
+    fn track(label_id: i64, shapes: Vec<TrackedShape>) -> Track {
+        Track {
+            id: None,
+            frame: shapes.iter().map(|s| s.frame).min().unwrap_or(0),
+            label_id,
+            group: 0,
+            source: "manual".into(),
+            attributes: vec![],
+            shapes,
+            elements: vec![],
+        }
+    }
+
+    fn attr(spec_id: i64, value: &str) -> AttributeVal {
+        AttributeVal {
+            spec_id,
+            value: value.into(),
+        }
+    }
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9)
+    }
+
+    #[track_caller]
+    fn assert_points(s: &FrameShape, want: &[f64]) {
+        assert!(
+            close(&s.points, want),
+            "frame {}: got {:?}, want {:?}",
+            s.frame,
+            s.points,
+            want
+        );
+    }
+
+    #[track_caller]
+    fn assert_rot(s: &FrameShape, want: f64) {
+        assert!(
+            (s.rotation - want).abs() < 1e-9,
+            "frame {}: rotation {}, want {want}",
+            s.frame,
+            s.rotation
+        );
+    }
+
+    fn frames_of(v: &[FrameShape]) -> Vec<u64> {
+        v.iter().map(|s| s.frame).collect()
+    }
+
+    #[test]
+    fn empty_track_has_no_frames() {
+        assert!(interpolate(&track(1, vec![]), 10).is_empty());
+    }
+
+    #[test]
+    fn box_between_two_keyframes_is_linear() {
+        // (0,0,10,20) at 0 → (8,4,18,40) at 4; diff = (8,4,8,20).
+        let t = track(
+            7,
+            vec![
+                rect(0, [0.0, 0.0, 10.0, 20.0]),
+                rect(4, [8.0, 4.0, 18.0, 40.0]),
+            ],
+        );
+        let v = interpolate(&t, 4);
+        assert_eq!(frames_of(&v), [0, 1, 2, 3, 4]);
+        assert_eq!(
+            v.iter().map(|s| s.keyframe).collect::<Vec<_>>(),
+            [true, false, false, false, true]
+        );
+        assert!(v
+            .iter()
+            .all(|s| s.label_id == 7 && s.kind == ShapeType::Rectangle));
+        assert!(v.iter().all(|s| !s.outside && s.elements.is_empty()));
+        assert_points(&v[0], &[0.0, 0.0, 10.0, 20.0]);
+        // t = 1/4: (0 + 8/4, 0 + 4/4, 10 + 8/4, 20 + 20/4) = (2, 1, 12, 25)
+        assert_points(&v[1], &[2.0, 1.0, 12.0, 25.0]);
+        // t = 1/2 (midpoint): (4, 2, 14, 30)
+        assert_points(&v[2], &[4.0, 2.0, 14.0, 30.0]);
+        // t = 3/4: (6, 3, 16, 35)
+        assert_points(&v[3], &[6.0, 3.0, 16.0, 35.0]);
+        assert_points(&v[4], &[8.0, 4.0, 18.0, 40.0]);
+        assert!(v.iter().all(|s| s.rotation == 0.0));
+    }
+
+    #[test]
+    fn last_keyframe_is_repeated_up_to_last_frame() {
+        let t = track(
+            1,
+            vec![rect(2, [0.0, 0.0, 2.0, 2.0]), rect(4, [2.0, 2.0, 4.0, 4.0])],
+        );
+        let v = interpolate(&t, 7);
+        // Starts at the first keyframe, ends at last_frame.
+        assert_eq!(frames_of(&v), [2, 3, 4, 5, 6, 7]);
+        // Frame 3: t = 1/2 → (1, 1, 3, 3).
+        assert_points(&v[1], &[1.0, 1.0, 3.0, 3.0]);
+        for s in &v[3..] {
+            assert!(!s.keyframe && !s.outside);
+            assert_points(s, &[2.0, 2.0, 4.0, 4.0]);
+        }
+        // A single keyframe on the last frame: just itself.
+        let one = interpolate(&track(1, vec![rect(5, [1.0, 1.0, 2.0, 2.0])]), 5);
+        assert_eq!(frames_of(&one), [5]);
+        assert!(one[0].keyframe);
+        // Keyframes after last_frame produce nothing.
+        assert!(interpolate(&track(1, vec![rect(6, [1.0, 1.0, 2.0, 2.0])]), 5).is_empty());
+    }
+
+    #[test]
+    fn keyframe_after_last_frame_still_bends_the_frames_before_it() {
+        // CVAT interpolates towards the first keyframe past the end, then stops:
+        // (0,0,10,10) at 0 → (10,10,20,20) at 10, last frame 4: frame 4 has t = 0.4 → +4.
+        let t = track(
+            1,
+            vec![
+                rect(0, [0.0, 0.0, 10.0, 10.0]),
+                rect(10, [10.0, 10.0, 20.0, 20.0]),
+                rect(12, [50.0, 50.0, 60.0, 60.0]),
+            ],
+        );
+        let v = interpolate(&t, 4);
+        assert_eq!(frames_of(&v), [0, 1, 2, 3, 4]);
+        assert_points(&v[4], &[4.0, 4.0, 14.0, 14.0]);
+        assert!(!v[4].keyframe);
+    }
+
+    #[test]
+    fn rotation_is_interpolated_the_short_way_round() {
+        let frames = |r0: f64, r1: f64| {
+            let t = track(
+                1,
+                vec![
+                    rotated(rect(0, [0.0, 0.0, 1.0, 1.0]), r0),
+                    rotated(rect(4, [0.0, 0.0, 1.0, 1.0]), r1),
+                ],
+            );
+            interpolate(&t, 4)
+        };
+        // 90 → 0 (CVAT's own test): d = ((0 - 90 + 180) % 360) - 180 = -90;
+        // 90 - 90/4 = 67.5, 45, 22.5.
+        let v = frames(90.0, 0.0);
+        assert_rot(&v[1], 67.5);
+        assert_rot(&v[2], 45.0);
+        assert_rot(&v[3], 22.5);
+        assert_rot(&v[4], 0.0);
+        // 350 → 10 wraps through 0: d = ((10 - 350 + 180) % 360) - 180 = (-160 % 360) - 180
+        // = 200 - 180 = 20; (350 + 5 + 360) % 360 = 355, (350 + 10 + 360) % 360 = 0,
+        // (350 + 15 + 360) % 360 = 5.
+        let v = frames(350.0, 10.0);
+        assert_rot(&v[1], 355.0);
+        assert_rot(&v[2], 0.0);
+        assert_rot(&v[3], 5.0);
+        // 10 → 350 the other way: d = ((340 + 180) % 360) - 180 = -20;
+        // (10 - 5 + 360) % 360 = 5, then 0, then (10 - 15 + 360) % 360 = 355.
+        let v = frames(10.0, 350.0);
+        assert_rot(&v[1], 5.0);
+        assert_rot(&v[2], 0.0);
+        assert_rot(&v[3], 355.0);
+        // 30 → 300: d = ((270 + 180) % 360) - 180 = 90 - 180 = -90;
+        // 30 - 22.5 = 7.5, 30 - 45 + 360 = 345, 30 - 67.5 + 360 = 322.5.
+        let v = frames(30.0, 300.0);
+        assert_rot(&v[1], 7.5);
+        assert_rot(&v[2], 345.0);
+        assert_rot(&v[3], 322.5);
+    }
+
+    #[test]
+    fn half_turn_rotation_keeps_cvats_quirk() {
+        // 0 → 180: d = ((180 + 180) % 360) - 180 = -180, |d| >= 180 and d <= 0, so CVAT's
+        // `360 - abs(d) * -1 if d > 0 else 1` gives 1: the box turns by 1° over the segment.
+        let t = track(
+            1,
+            vec![
+                rotated(rect(0, [0.0, 0.0, 1.0, 1.0]), 0.0),
+                rotated(rect(4, [0.0, 0.0, 1.0, 1.0]), 180.0),
+            ],
+        );
+        let v = interpolate(&t, 4);
+        assert_rot(&v[1], 0.25);
+        assert_rot(&v[2], 0.5);
+        assert_rot(&v[3], 0.75);
+        assert_rot(&v[4], 180.0);
+        // 270 → 90: d = ((-180 + 180) % 360) - 180 = -180 → 1; midpoint 270.5.
+        let t = track(
+            1,
+            vec![
+                rotated(rect(0, [0.0, 0.0, 1.0, 1.0]), 270.0),
+                rotated(rect(2, [0.0, 0.0, 1.0, 1.0]), 90.0),
+            ],
+        );
+        assert_rot(&interpolate(&t, 2)[1], 270.5);
+    }
+
+    #[test]
+    fn ellipse_interpolates_points_and_rotation() {
+        // (cx, cy, rx_pt, ry_pt) = (10,10,20,15) r=0 → (30,10,50,25) r=40 over 4 frames.
+        // Frame 1: t = 1/4 → (15, 10, 27.5, 17.5), rotation 10.
+        // Frame 3: t = 3/4 → (25, 10, 42.5, 22.5), rotation 30.
+        let t = track(
+            1,
+            vec![
+                key(0, ShapeType::Ellipse, &[10.0, 10.0, 20.0, 15.0]),
+                rotated(key(4, ShapeType::Ellipse, &[30.0, 10.0, 50.0, 25.0]), 40.0),
+            ],
+        );
+        let v = interpolate(&t, 4);
+        assert_points(&v[1], &[15.0, 10.0, 27.5, 17.5]);
+        assert_rot(&v[1], 10.0);
+        assert_points(&v[3], &[25.0, 10.0, 42.5, 22.5]);
+        assert_rot(&v[3], 30.0);
+        assert!(v.iter().all(|s| s.kind == ShapeType::Ellipse));
+    }
+
+    #[test]
+    fn cuboid_interpolates_all_sixteen_coordinates() {
+        // Points 0..15 at frame 0, each + 16 at frame 4: midpoint (frame 2) is i + 8,
+        // frame 1 is i + 4.
+        let p0: Vec<f64> = (0..16).map(f64::from).collect();
+        let p1: Vec<f64> = (0..16).map(|i| f64::from(i) + 16.0).collect();
+        let t = track(
+            1,
+            vec![
+                key(0, ShapeType::Cuboid, &p0),
+                key(4, ShapeType::Cuboid, &p1),
+            ],
+        );
+        let v = interpolate(&t, 4);
+        let mid: Vec<f64> = (0..16).map(|i| f64::from(i) + 8.0).collect();
+        let quarter: Vec<f64> = (0..16).map(|i| f64::from(i) + 4.0).collect();
+        assert_points(&v[2], &mid);
+        assert_points(&v[1], &quarter);
+    }
+
+    #[test]
+    fn single_points_interpolate_point_sets_do_not() {
+        // One point: linear. (0, 10) → (4, 2): frame 1 = (1, 8), frame 2 = (2, 6).
+        let t = track(
+            1,
+            vec![
+                key(0, ShapeType::Points, &[0.0, 10.0]),
+                key(4, ShapeType::Points, &[4.0, 2.0]),
+            ],
+        );
+        let v = interpolate(&t, 4);
+        assert_points(&v[1], &[1.0, 8.0]);
+        assert_points(&v[2], &[2.0, 6.0]);
+        // Several points (even the same count): CVAT's points_interpolation copies the earlier
+        // keyframe until the next.
+        let t = track(
+            1,
+            vec![
+                key(0, ShapeType::Points, &[0.0, 0.0, 1.0, 1.0]),
+                key(2, ShapeType::Points, &[10.0, 10.0, 11.0, 11.0]),
+            ],
+        );
+        let v = interpolate(&t, 3);
+        assert_points(&v[1], &[0.0, 0.0, 1.0, 1.0]);
+        assert!(!v[1].keyframe);
+        assert_points(&v[3], &[10.0, 10.0, 11.0, 11.0]);
+    }
+
+    #[test]
+    fn outside_keyframe_ends_a_segment_until_the_next_keyframe() {
+        // CVAT's test_shape_interpolation: visible at 0, outside at 2, visible at 4, end 7.
+        let t = track(
+            1,
+            vec![
+                rect(0, [0.0, 0.0, 4.0, 4.0]),
+                outside(rect(2, [2.0, 2.0, 6.0, 6.0])),
+                rect(4, [4.0, 4.0, 8.0, 8.0]),
+            ],
+        );
+        let v = interpolate(&t, 6);
+        // Every frame is produced...
+        assert_eq!(frames_of(&v), [0, 1, 2, 3, 4, 5, 6]);
+        let flags: Vec<(bool, bool)> = v.iter().map(|s| (s.keyframe, s.outside)).collect();
+        assert_eq!(
+            flags,
+            [
+                (true, false),
+                (false, false),
+                (true, true),
+                (false, true),
+                (true, false),
+                (false, false),
+                (false, false)
+            ]
+        );
+        // ...and CVAT's exports keep 0, 1, 2 (outside keyframe), 4, 5, 6; frame 3 is dropped.
+        let kept: Vec<u64> = v
+            .iter()
+            .filter(|s| s.keep_in_track_export())
+            .map(|s| s.frame)
+            .collect();
+        assert_eq!(kept, [0, 1, 2, 4, 5, 6]);
+        let shown: Vec<u64> = v
+            .iter()
+            .filter(|s| s.keep_in_frame_export())
+            .map(|s| s.frame)
+            .collect();
+        assert_eq!(shown, [0, 1, 4, 5, 6]);
+        // Frame 1 is interpolated towards the outside keyframe: (1, 1, 5, 5).
+        assert_points(&v[1], &[1.0, 1.0, 5.0, 5.0]);
+        // Frame 4 starts afresh from its keyframe.
+        assert_points(&v[4], &[4.0, 4.0, 8.0, 8.0]);
+        assert_points(&v[6], &[4.0, 4.0, 8.0, 8.0]);
+    }
+
+    #[test]
+    fn outside_last_keyframe_stays_outside() {
+        // CVAT's test_outside_shape_interpolation: 0 visible, 2 outside, 4 outside; end 5
+        // → CVAT returns frames 0, 1, 2, 4.
+        let t = track(
+            1,
+            vec![
+                rect(0, [0.0, 0.0, 1.0, 1.0]),
+                outside(rect(2, [2.0, 2.0, 3.0, 3.0])),
+                outside(rect(4, [4.0, 4.0, 5.0, 5.0])),
+            ],
+        );
+        let v = interpolate(&t, 8);
+        assert_eq!(v.len(), 9);
+        assert!(v[5..].iter().all(|s| s.outside && !s.keyframe));
+        let kept: Vec<u64> = v
+            .iter()
+            .filter(|s| s.keep_in_track_export())
+            .map(|s| s.frame)
+            .collect();
+        assert_eq!(kept, [0, 1, 2, 4]);
+    }
+
+    #[test]
+    fn rotated_box_to_outside_keyframe_matches_cvats_test() {
+        // CVAT's test_bbox_interpolation: base 0 rotation 90 at 0, base 4 rotation 0 outside at
+        // 4, end 6: frames 1..3 are (1+b, 2+b, 3+b, 4+b) with rotation 67.5, 45, 22.5.
+        let b = |base: f64| [1.0 + base, 2.0 + base, 3.0 + base, 4.0 + base];
+        let t = track(
+            1,
+            vec![rotated(rect(0, b(0.0)), 90.0), outside(rect(4, b(4.0)))],
+        );
+        let v: Vec<FrameShape> = interpolate(&t, 5)
+            .into_iter()
+            .filter(FrameShape::keep_in_track_export)
+            .collect();
+        assert_eq!(frames_of(&v), [0, 1, 2, 3, 4]);
+        for (i, r) in [(1, 67.5), (2, 45.0), (3, 22.5)] {
+            assert_points(&v[i], &b(i as f64));
+            assert_rot(&v[i], r);
+            assert!(!v[i].outside && !v[i].keyframe);
+        }
+        assert!(v[4].outside && v[4].keyframe);
+    }
+
+    #[test]
+    fn occluded_and_z_order_come_from_the_keyframe_before() {
+        let mut k0 = rect(0, [0.0, 0.0, 1.0, 1.0]);
+        k0.occluded = true;
+        k0.z_order = 3;
+        let mut k2 = rect(2, [2.0, 2.0, 3.0, 3.0]);
+        k2.z_order = 1;
+        let v = interpolate(&track(1, vec![k0, k2]), 3);
+        assert!(v[1].occluded && v[1].z_order == 3);
+        assert!(!v[2].occluded && v[2].z_order == 1);
+        assert!(!v[3].occluded && v[3].z_order == 1);
+    }
+
+    #[test]
+    fn attributes_are_inherited_from_earlier_keyframes_then_the_tracks() {
+        let mut k0 = rect(0, [0.0, 0.0, 1.0, 1.0]);
+        k0.attributes = vec![attr(1, "a0"), attr(2, "b0")];
+        let mut k2 = rect(2, [0.0, 0.0, 1.0, 1.0]);
+        k2.attributes = vec![attr(1, "a2")];
+        let k4 = outside(rect(4, [0.0, 0.0, 1.0, 1.0]));
+        let mut t = track(1, vec![k0, k2, k4]);
+        t.attributes = vec![attr(9, "track")];
+        let v = interpolate(&t, 5);
+        let at = |f: usize| v[f].attributes.clone();
+        // Frames 0, 1: keyframe 0's own, then the track's.
+        let first = vec![attr(1, "a0"), attr(2, "b0"), attr(9, "track")];
+        assert_eq!(at(0), first);
+        assert_eq!(at(1), first);
+        // Keyframe 2 sets 1 and inherits 2 (appended after its own).
+        let second = vec![attr(1, "a2"), attr(2, "b0"), attr(9, "track")];
+        assert_eq!(at(2), second);
+        assert_eq!(at(3), second);
+        // The outside keyframe inherits everything.
+        assert_eq!(at(4), second);
+        assert_eq!(at(5), second);
+    }
+
+    #[test]
+    fn masks_are_copied_not_interpolated() {
+        // RLE [2, 2] over the box (0,0)-(1,1), then [1, 3] over (5,5)-(6,6).
+        let m0 = [2.0, 2.0, 0.0, 0.0, 1.0, 1.0];
+        let m3 = [1.0, 3.0, 5.0, 5.0, 6.0, 6.0];
+        let t = track(
+            1,
+            vec![key(0, ShapeType::Mask, &m0), key(3, ShapeType::Mask, &m3)],
+        );
+        let v = interpolate(&t, 5);
+        assert_eq!(frames_of(&v), [0, 1, 2, 3, 4, 5]);
+        for s in &v[..3] {
+            assert_eq!(s.points, m0);
+        }
+        for s in &v[3..] {
+            assert_eq!(s.points, m3);
+        }
+        assert!(v.iter().all(|s| s.kind == ShapeType::Mask));
+    }
+
+    /// Square (0,0) (4,0) (4,4) (0,4) and triangle (0,0) (4,0) (0,3).
+    const SQUARE: [f64; 8] = [0.0, 0.0, 4.0, 0.0, 4.0, 4.0, 0.0, 4.0];
+    const TRIANGLE: [f64; 6] = [0.0, 0.0, 4.0, 0.0, 0.0, 3.0];
+
+    #[test]
+    fn polygon_triangle_to_square_is_resampled_like_cvat() {
+        // Closed for the computation: L = tri + (0,0), perimeter 4 + 5 + 3 = 12, offsets
+        // [0, 4/12, 9/12, 1]; R = square + (0,0), perimeter 16, offsets [0, .25, .5, .75, 1].
+        // left→right nearest: L0→R0, L1 (.333)→R1 (|.083|), L2 (.75)→R3, L3→R4.
+        // R2 (.5) is unmatched; nearest left: |.5-.333| = .167 → L1.
+        // Matching {0:[0], 1:[1,2], 2:[3], 3:[4]}; interpolated: L0R0, L1R1, L1R2, L2R3, L3R4.
+        // reduce: L0 alone → point 0; L1 has two → minimize over R1..R2 (length 4, N = 2,
+        // threshold 4 / 4 = 1): both kept when |ip1 ip2| >= 1; L2 → point 3; L3 → point 4.
+        // The polygon then loses its last point (the closing one).
+        let t = track(
+            1,
+            vec![
+                key(0, ShapeType::Polygon, &TRIANGLE),
+                key(4, ShapeType::Polygon, &SQUARE),
+            ],
+        );
+        let v = interpolate(&t, 4);
+        // t = .25: ip1 = (4,0); ip2 = (4,0) + ((4,4) - (4,0)) * .25 = (4,1), |ip1 ip2| = 1 >= 1;
+        // ip3 = (0,3) + ((0,4) - (0,3)) * .25 = (0, 3.25).
+        assert_points(&v[1], &[0.0, 0.0, 4.0, 0.0, 4.0, 1.0, 0.0, 3.25]);
+        // t = .5: ip2 = (4,2), ip3 = (0,3.5).
+        assert_points(&v[2], &[0.0, 0.0, 4.0, 0.0, 4.0, 2.0, 0.0, 3.5]);
+        // t = .75: ip2 = (4,3), ip3 = (0,3.75).
+        assert_points(&v[3], &[0.0, 0.0, 4.0, 0.0, 4.0, 3.0, 0.0, 3.75]);
+        assert_points(&v[4], &SQUARE);
+        assert!(v.iter().all(|s| s.kind == ShapeType::Polygon));
+    }
+
+    #[test]
+    fn polygon_square_to_triangle_merges_close_points() {
+        // L = square closed, offsets [0, .25, .5, .75, 1]; R = triangle closed,
+        // offsets [0, 1/3, .75, 1]. L0→R0; L1 (.25)→R1 (|.25-.333| = .083 < .25);
+        // L2 (.5)→R1 (.167 < .25); L3→R2; L4→R3. Every right point is matched.
+        // Interpolated: L0R0, L1R1, L2R1, L3R2, L4R3.
+        // reduce: L0 → point 0; L1, L2 share R1 → left segment L1..L2 (length 4, N = 2,
+        // threshold 1) over ip1..ip2; L3 → point 3; L4 → point 4; last point dropped.
+        let t = track(
+            1,
+            vec![
+                key(0, ShapeType::Polygon, &SQUARE),
+                key(8, ShapeType::Polygon, &TRIANGLE),
+            ],
+        );
+        let v = interpolate(&t, 8);
+        // t = 4/8: ip1 = (4,0), ip2 = (4,4) + ((4,0) - (4,4)) * .5 = (4,2) (|2| >= 1, kept),
+        // ip3 = (0,4) + ((0,3) - (0,4)) * .5 = (0,3.5).
+        assert_points(&v[4], &[0.0, 0.0, 4.0, 0.0, 4.0, 2.0, 0.0, 3.5]);
+        // t = 6/8: ip2 = (4,1), exactly the threshold away from ip1: kept; ip3 = (0,3.25).
+        assert_points(&v[6], &[0.0, 0.0, 4.0, 0.0, 4.0, 1.0, 0.0, 3.25]);
+        // t = 7/8: ip2 = (4,.5), closer than 1 → ip1, ip2 averaged to (4,.25);
+        // ip3 = (0, 4 - .875) = (0, 3.125). Three points remain.
+        assert_points(&v[7], &[0.0, 0.0, 4.0, 0.25, 0.0, 3.125]);
+        assert_points(&v[8], &TRIANGLE);
+    }
+
+    #[test]
+    fn polygon_with_equal_points_translates() {
+        // CVAT's test_polygon_interpolation: (1,2) (3,4) (5,2) + base, base 0 → 4 over 4 frames;
+        // frame i is base i.
+        let p = |b: f64| [1.0 + b, 2.0 + b, 3.0 + b, 4.0 + b, 5.0 + b, 2.0 + b];
+        let t = track(
+            1,
+            vec![
+                key(0, ShapeType::Polygon, &p(0.0)),
+                key(4, ShapeType::Polygon, &p(4.0)),
+            ],
+        );
+        let v = interpolate(&t, 4);
+        for i in 0..=4 {
+            assert_points(&v[i], &p(i as f64));
+        }
+    }
+
+    #[test]
+    fn polyline_with_more_points_is_resampled_like_cvat() {
+        // L = (0,0) (10,0): offsets [0, 1]. R = (0,0) (5,5) (10,0): offsets [0, .5, 1].
+        // L0→R0, L1→R2; R1 (.5) is unmatched, equally near L0 and L1 → the first, L0.
+        // Matching {0:[0,1], 1:[2]}; interpolated L0R0, L0R1, L1R2.
+        // reduce: L0 has two → minimize over R0..R1 (length √50, N = 2, threshold √50/4
+        // ≈ 1.7678); L1 → point 2. Polylines are not closed.
+        let t = track(
+            1,
+            vec![
+                key(0, ShapeType::Polyline, &[0.0, 0.0, 10.0, 0.0]),
+                key(5, ShapeType::Polyline, &[0.0, 0.0, 5.0, 5.0, 10.0, 0.0]),
+            ],
+        );
+        let v = interpolate(&t, 5);
+        // t = .2: ip1 = (1,1), |ip0 ip1| = √2 ≈ 1.414 < 1.7678 → averaged (.5,.5).
+        assert_points(&v[1], &[0.5, 0.5, 10.0, 0.0]);
+        // t = .4: ip1 = (2,2), √8 ≈ 2.83 >= 1.7678 → kept.
+        assert_points(&v[2], &[0.0, 0.0, 2.0, 2.0, 10.0, 0.0]);
+        // t = .8: ip1 = (4,4).
+        assert_points(&v[4], &[0.0, 0.0, 4.0, 4.0, 10.0, 0.0]);
+        assert_eq!(v[5].points, [0.0, 0.0, 5.0, 5.0, 10.0, 0.0]);
+        assert!(v.iter().all(|s| s.kind == ShapeType::Polyline));
+    }
+
+    #[test]
+    fn polygon_rotation_is_copied_not_interpolated() {
+        let t = track(
+            1,
+            vec![
+                rotated(key(0, ShapeType::Polygon, &TRIANGLE), 10.0),
+                rotated(key(2, ShapeType::Polygon, &TRIANGLE), 50.0),
+            ],
+        );
+        assert_rot(&interpolate(&t, 2)[1], 10.0);
+    }
+
+    #[test]
+    fn unsorted_keyframes_are_sorted_and_track_frame_cuts_the_start() {
+        let mut t = track(
+            1,
+            vec![rect(4, [4.0, 4.0, 5.0, 5.0]), rect(0, [0.0, 0.0, 1.0, 1.0])],
+        );
+        let v = interpolate(&t, 4);
+        assert_eq!(frames_of(&v), [0, 1, 2, 3, 4]);
+        assert_points(&v[2], &[2.0, 2.0, 3.0, 3.0]);
+        // CVAT drops shapes before the track's frame (still interpolating from keyframe 0).
+        t.frame = 2;
+        let v = interpolate(&t, 4);
+        assert_eq!(frames_of(&v), [2, 3, 4]);
+        assert_points(&v[0], &[2.0, 2.0, 3.0, 3.0]);
+    }
+
+    #[test]
+    fn skeleton_elements_are_interpolated_as_their_own_tracks() {
+        // Element A: (0,0) at 0, outside (2,2) at 2. Element B: (10,10) at 0, outside (12,12)
+        // at 2, (20,20) at 4. Element C starts at 3. Skeleton keyframes at 0 and 4, no points.
+        let mut a = track(11, vec![key(0, ShapeType::Points, &[0.0, 0.0])]);
+        a.shapes
+            .push(outside(key(2, ShapeType::Points, &[2.0, 2.0])));
+        a.attributes = vec![attr(5, "a")];
+        let b = track(
+            12,
+            vec![
+                key(0, ShapeType::Points, &[10.0, 10.0]),
+                outside(key(2, ShapeType::Points, &[12.0, 12.0])),
+                key(4, ShapeType::Points, &[20.0, 20.0]),
+            ],
+        );
+        let c = track(13, vec![key(3, ShapeType::Points, &[5.0, 5.0])]);
+        let mut s = track(
+            10,
+            vec![
+                key(0, ShapeType::Skeleton, &[]),
+                key(4, ShapeType::Skeleton, &[]),
+            ],
+        );
+        s.elements = vec![a, b, c];
+        let v = interpolate(&s, 5);
+        assert_eq!(frames_of(&v), [0, 1, 2, 3, 4, 5]);
+        assert!(v
+            .iter()
+            .all(|f| f.label_id == 10 && f.kind == ShapeType::Skeleton));
+        assert!(v.iter().all(|f| f.points.is_empty() && !f.outside));
+        let labels = |f: &FrameShape| f.elements.iter().map(|e| e.label_id).collect::<Vec<_>>();
+        assert_eq!(labels(&v[2]), [11, 12]);
+        assert_eq!(labels(&v[3]), [11, 12, 13]);
+        // Frame 1: A (0,0)→(2,2) at t = 1/2 → (1,1); B (10,10)→(12,12) → (11,11); both visible.
+        assert_points(&v[1].elements[0], &[1.0, 1.0]);
+        assert_points(&v[1].elements[1], &[11.0, 11.0]);
+        assert!(v[1].elements.iter().all(|e| !e.outside && !e.keyframe));
+        // Element attributes: the element track's.
+        assert_eq!(v[1].elements[0].attributes, [attr(5, "a")]);
+        // Frame 2: both outside keyframes → the whole skeleton is dropped by CVAT's
+        // per-frame exports.
+        assert!(v[2].elements.iter().all(|e| e.outside && e.keyframe));
+        assert!(!v[2].keep_in_frame_export());
+        assert!(v[2].keep_in_track_export());
+        // Frame 3: A repeats its outside keyframe; B goes from the outside (12,12) towards
+        // (20,20) at t = 1/2 → (16,16), still outside; C appears (its keyframe).
+        assert_points(&v[3].elements[0], &[2.0, 2.0]);
+        assert_points(&v[3].elements[1], &[16.0, 16.0]);
+        assert!(v[3].elements[0].outside && v[3].elements[1].outside);
+        assert!(!v[3].elements[2].outside && v[3].elements[2].keyframe);
+        assert!(v[3].keep_in_frame_export());
+        // Frame 4: B visible again at its keyframe; frame 5 repeats it.
+        assert!(!v[4].elements[1].outside && v[4].elements[1].keyframe);
+        assert_points(&v[5].elements[1], &[20.0, 20.0]);
+        assert!(v[5].elements[0].outside);
+        assert!(v[4].keyframe && !v[5].keyframe);
+        // Element frames equal the element tracks interpolated alone.
+        let alone = interpolate(&s.elements[1], 5);
+        for f in &v {
+            assert_eq!(f.elements[1], alone[f.frame as usize]);
+        }
+    }
+
+    #[test]
+    fn frames_iterator_matches_and_sizes() {
+        let t = track(
+            1,
+            vec![rect(3, [0.0, 0.0, 1.0, 1.0]), rect(6, [3.0, 3.0, 4.0, 4.0])],
+        );
+        let it = frames(&t, 9);
+        assert_eq!(it.size_hint(), (7, Some(7)));
+        assert_eq!(it.collect::<Vec<_>>(), interpolate(&t, 9));
+        // Huge last frame: no overflow.
+        let mut it = frames(&t, u64::MAX);
+        assert_eq!(it.next().map(|s| s.frame), Some(3));
+    }
+
+    #[test]
+    fn python_modulo_and_angle_diff() {
+        assert_eq!(py_mod(-160.0, 360.0), 200.0);
+        assert_eq!(py_mod(720.0, 360.0), 0.0);
+        assert_eq!(find_angle_diff(10.0, 350.0), 20.0);
+        assert_eq!(find_angle_diff(350.0, 10.0), -20.0);
+        assert_eq!(find_angle_diff(180.0, 0.0), 1.0);
+        assert_eq!(find_angle_diff(0.0, 180.0), 1.0);
+        assert_eq!(find_angle_diff(179.0, 0.0), 179.0);
+    }
+}

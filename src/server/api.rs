@@ -167,19 +167,23 @@ pub(crate) async fn formats() -> Json<Value> {
         ("Open Images V6 1.0", "ZIP", "1.0"),
         ("LFW 1.0", "ZIP", "1.0"),
     ];
+    // Implemented formats come from the registry; the rest of CVAT's list is shown disabled.
+    let registry = crate::formats::registry();
     let list = |import: bool| -> Vec<Value> {
-        FORMATS
-            .iter()
-            .map(|(name, ext, version)| {
-                let name = if import && name.starts_with("CVAT for") { "CVAT 1.1" } else { name };
-                json!({"name": name, "ext": ext, "version": version, "enabled": false, "dimension": "2d"})
-            })
-            .fold(Vec::new(), |mut acc, v| {
-                if !acc.iter().any(|a: &Value| a["name"] == v["name"]) {
-                    acc.push(v);
-                }
-                acc
-            })
+        let mut out: Vec<Value> = Vec::new();
+        for (name, ext, version) in FORMATS {
+            let display = if import && name.starts_with("CVAT for") { "CVAT 1.1" } else { *name };
+            if out.iter().any(|a| a["name"] == display) {
+                continue;
+            }
+            let enabled = registry.iter().any(|f| {
+                let n = if import { f.import_name().map(str::to_owned).unwrap_or_else(|| f.display_name()) } else { f.display_name() };
+                n == display && if import { f.can_import() } else { f.can_export() }
+            });
+            let ext = if import && display == "CVAT 1.1" { "XML, ZIP" } else { ext };
+            out.push(json!({"name": display, "ext": ext, "version": version, "enabled": enabled, "dimension": "2D"}));
+        }
+        out
     };
     Json(json!({"importers": list(true), "exporters": list(false)}))
 }
