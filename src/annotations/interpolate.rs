@@ -2,9 +2,10 @@
 //! exports tracks as per-frame shapes.
 //!
 //! This is a port of `TrackManager.get_interpolated_shapes` from CVAT's
-//! `cvat/apps/dataset_manager/annotation.py` (upstream `cvat-ai/cvat` at `4c4f6b5d`, checked
-//! against a 2025 copy of upstream `develop` whose interpolation code is the same), with
-//! `include_outside=True`, and of `TrackManager.to_shapes` for skeleton elements:
+//! `cvat/apps/dataset_manager/annotation.py` (a 2025 snapshot of upstream `develop`, as carried
+//! by the fork `timmermansjoy/cvat-temporal-sam2` at `3dd4046f`; the interpolation maths is the
+//! same as upstream `cvat-ai/cvat` at `4c4f6b5d`), with `include_outside=True`, and of
+//! `TrackManager.to_shapes` for skeleton elements:
 //!
 //! * Keyframes are taken in frame order. Between two keyframes the shape is a copy of the
 //!   earlier one (`occluded`, `z_order`, `outside`, `kind`, attributes) with:
@@ -15,7 +16,9 @@
 //!   * polygons and polylines: CVAT's `interpolate_position` (points matched by their relative
 //!     position along the curve, then close points merged), for any point counts; the rotation
 //!     is the earlier keyframe's;
-//!   * point sets with more than one point, and masks: the earlier keyframe, unchanged.
+//!   * point sets with more than one point: the earlier keyframe, unchanged;
+//!   * masks: the earlier keyframe, unchanged (CVAT has no mask interpolation: it repeats a
+//!     mask after its last keyframe but fails between two keyframes).
 //! * After the last keyframe, the shape is repeated up to `last_frame`. A keyframe after
 //!   `last_frame` still bends the frames before it (they are interpolated towards it).
 //! * Each keyframe also carries the attributes of the keyframes before it that it does not set
@@ -334,7 +337,8 @@ fn find_angle_diff(right: f64, left: f64) -> f64 {
     let mut d = right - left;
     d = py_mod(d + 180.0, 360.0) - 180.0;
     if d.abs() >= 180.0 {
-        d = if d > 0.0 { 360.0 - d.abs() * -1.0 } else { 1.0 };
+        // `360 - abs(d) * -1` is `360 + abs(d)`, bit for bit.
+        d = if d > 0.0 { 360.0 + d.abs() } else { 1.0 };
     }
     d
 }
@@ -1082,8 +1086,9 @@ mod tests {
             ],
         );
         let v = interpolate(&t, 4);
-        for i in 0..=4 {
-            assert_points(&v[i], &p(i as f64));
+        assert_eq!(v.len(), 5);
+        for (i, s) in v.iter().enumerate() {
+            assert_points(s, &p(i as f64));
         }
     }
 
