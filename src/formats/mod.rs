@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::annotations::{Annotations, LabelIndex};
 
+pub mod cvat;
+pub mod datumaro;
+
 /// A frame of the task as formats see it.
 #[derive(Debug, Clone)]
 pub struct DatasetFrame {
@@ -258,5 +261,9 @@ pub trait Format: Send + Sync {
 
 /// Every format frameserver knows, implemented or not.
 pub fn registry() -> Vec<Box<dyn Format>> {
-    Vec::new()
+    vec![
+        Box::new(cvat::CvatXml::IMAGES),
+        Box::new(cvat::CvatXml::VIDEO),
+        Box::new(datumaro::Datumaro::default()),
+    ]
 }

@@ -172,15 +172,34 @@ pub(crate) async fn formats() -> Json<Value> {
     let list = |import: bool| -> Vec<Value> {
         let mut out: Vec<Value> = Vec::new();
         for (name, ext, version) in FORMATS {
-            let display = if import && name.starts_with("CVAT for") { "CVAT 1.1" } else { *name };
+            let display = if import && name.starts_with("CVAT for") {
+                "CVAT 1.1"
+            } else {
+                *name
+            };
             if out.iter().any(|a| a["name"] == display) {
                 continue;
             }
             let enabled = registry.iter().any(|f| {
-                let n = if import { f.import_name().map(str::to_owned).unwrap_or_else(|| f.display_name()) } else { f.display_name() };
-                n == display && if import { f.can_import() } else { f.can_export() }
+                let n = if import {
+                    f.import_name()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| f.display_name())
+                } else {
+                    f.display_name()
+                };
+                n == display
+                    && if import {
+                        f.can_import()
+                    } else {
+                        f.can_export()
+                    }
             });
-            let ext = if import && display == "CVAT 1.1" { "XML, ZIP" } else { ext };
+            let ext = if import && display == "CVAT 1.1" {
+                "XML, ZIP"
+            } else {
+                ext
+            };
             out.push(json!({"name": display, "ext": ext, "version": version, "enabled": enabled, "dimension": "2D"}));
         }
         out

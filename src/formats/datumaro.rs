@@ -1,0 +1,2246 @@
+//! Datumaro 1.0 (spec `formats.md` §4–§6, §8.2): `annotations/<subset>.json` (+ `images/<subset>/…`).
+//!
+//! **Export** follows CVAT's `CvatTaskOrJobDataExtractor` + the Datumaro fork's JSON writer: one item per
+//! task frame (empty ones included), `attr: {"frame": abs}`, `image: {"path", "size": [h, w]}`,
+//! categories with every label (skeleton sub-labels with `parent`) and the label attribute names
+//! pooled into the global `attributes` list, `points` categories for skeletons (sub-label order and
+//! joints from the label SVG). Each annotation carries all of its label's attributes with defaults
+//! filled (number → float, checkbox → bool, else string) plus `occluded`, `rotation` (boxes,
+//! ellipses) and `track_id` + `keyframe` for track shapes. Tracks are interpolated and outside shapes
+//! dropped. Masks become COCO RLE over the full image, written in COCO's compressed string form
+//! (what Datumaro writes and the only form its reader accepts). The JSON is streamed item by item.
+//!
+//! **Import** reads `annotations/*.json` (any depth, any subset) from a zip or one bare `.json`,
+//! streaming items one by one. It converts like CVAT's `import_dm_annotations`: labels by name,
+//! attributes by name (others dropped), groups with ≥ 2 shapes renumbered per item, `occluded` /
+//! `rotation` / `source` / `score` / `outside` / `keyframe` / `track_id` special attributes, tracks
+//! rebuilt from `track_id` + `keyframe` with CVAT's keyframe inference, masks → CVAT RLE over the
+//! tight box, ellipses `(x1, y1, x2, y2)` → `(cx, cy, x2, y1)`, frames matched by §6
+//! ([`FrameMatcher`]). Errors name the file, the item and the annotation.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::sync::OnceLock;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{json, Map, Value};
+
+use super::{
+    DatasetFrame, ExportOptions, Format, FormatError, FrameSource, ImportInput, TaskDataset,
+    ZipSink,
+};
+use crate::annotations::interpolate::{interpolate, FrameShape};
+use crate::annotations::{
+    self, check_points, check_value, Annotations, AttrSpec, AttributeVal, LabelIndex, LabelInfo,
+    Shape, ShapeType, Tag, Track, TrackedShape,
+};
+
+/// Largest annotation JSON file the importer reads (decompressed), unless the caller sets
+/// [`Datumaro::read_limit`].
+pub const DEFAULT_READ_LIMIT: u64 = 4 << 30;
+
+const DISPLAY: &str = "Datumaro 1.0";
+
+/// The Datumaro 1.0 format.
+#[derive(Debug, Clone)]
+pub struct Datumaro {
+    /// Largest decompressed size of one annotation file the importer accepts.
+    pub read_limit: u64,
+}
+
+impl Default for Datumaro {
+    fn default() -> Self {
+        Datumaro {
+            read_limit: DEFAULT_READ_LIMIT,
+        }
+    }
+}
+
+impl Format for Datumaro {
+    fn name(&self) -> &'static str {
+        "Datumaro"
+    }
+    fn version(&self) -> &'static str {
+        "1.0"
+    }
+    fn can_export(&self) -> bool {
+        true
+    }
+    fn can_import(&self) -> bool {
+        true
+    }
+
+    fn export(
+        &self,
+        ds: &TaskDataset<'_>,
+        opts: &ExportOptions,
+        images: Option<&dyn FrameSource>,
+        zip: &mut ZipSink<std::fs::File>,
+        progress: &dyn Fn(f64),
+    ) -> Result<(), FormatError> {
+        export(ds, opts, images, zip, progress)
+    }
+
+    fn import(
+        &self,
+        input: &ImportInput,
+        ds: &TaskDataset<'_>,
+    ) -> Result<Annotations, FormatError> {
+        import(input, ds, self.read_limit)
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Paths
+
+/// Python's `os.path.splitext`: `("a/b", ".jpg")` for `a/b.jpg`; leading dots of the file name are
+/// not an extension.
+pub fn split_ext(p: &str) -> (&str, &str) {
+    let name_start = p.rfind('/').map(|i| i + 1).unwrap_or(0);
+    if let Some(dot) = p.rfind('.') {
+        if dot >= name_start && p[name_start..dot].bytes().any(|b| b != b'.') {
+            return (&p[..dot], &p[dot..]);
+        }
+    }
+    (p, "")
+}
+
+/// Python's `os.path.dirname`.
+fn dirname(p: &str) -> &str {
+    match p.rfind('/') {
+        None => "",
+        Some(i) => {
+            let head = &p[..=i];
+            let trimmed = head.trim_end_matches('/');
+            if trimmed.is_empty() {
+                head
+            } else {
+                trimmed
+            }
+        }
+    }
+}
+
+/// `pathlib.PurePosixPath(p).parts`, for relative paths.
+fn parts(p: &str) -> Vec<&str> {
+    p.split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Frame matching (spec §6)
+
+/// Matches dataset items to task frames the way CVAT does (spec §6): by path without extension,
+/// then with the dataset root hint prepended, then by the `frame` attribute or a numeric id, then
+/// (video tasks) by the number after `frame_`.
+pub struct FrameMatcher<'a> {
+    frames: &'a [DatasetFrame],
+    /// Frame path without extension → task-relative frame, in frame order.
+    stems: Vec<(String, u64)>,
+    by_stem: HashMap<String, u64>,
+    rels: HashSet<u64>,
+    is_video: bool,
+}
+
+impl<'a> FrameMatcher<'a> {
+    /// A matcher for the frames of a task; `is_video` for interpolation-mode (video) tasks.
+    pub fn new(frames: &'a [DatasetFrame], is_video: bool) -> Self {
+        let stems: Vec<(String, u64)> = frames
+            .iter()
+            .map(|f| (split_ext(&f.name).0.to_owned(), f.rel))
+            .collect();
+        let by_stem = stems.iter().cloned().collect();
+        FrameMatcher {
+            frames,
+            stems,
+            by_stem,
+            rels: frames.iter().map(|f| f.rel).collect(),
+            is_video,
+        }
+    }
+
+    /// CVAT's `match_frame`: the path (its extension stripped when `has_ext`), then the path
+    /// under `root_hint`.
+    pub fn match_frame(&self, path: &str, root_hint: Option<&str>, has_ext: bool) -> Option<u64> {
+        let path = if has_ext { split_ext(path).0 } else { path };
+        if let Some(&f) = self.by_stem.get(path) {
+            return Some(f);
+        }
+        match root_hint {
+            Some(h) if !h.is_empty() && !path.starts_with(h) => {
+                let joined = if path.starts_with('/') {
+                    path.to_owned()
+                } else if h.ends_with('/') {
+                    format!("{h}{path}")
+                } else {
+                    format!("{h}/{path}")
+                };
+                self.by_stem.get(&joined).copied()
+            }
+            _ => None,
+        }
+    }
+
+    /// CVAT's `find_dataset_root`: the item id with the most path components is suffix-matched
+    /// against the task paths; the unmatched prefix of that task path is the hint.
+    pub fn root_hint<'s>(&self, ids: impl IntoIterator<Item = &'s str>) -> Option<String> {
+        let mut longest: Option<(&str, usize)> = None;
+        for id in ids {
+            let n = parts(id).len();
+            if longest.is_none_or(|(_, m)| n > m) {
+                longest = Some((id, n));
+            }
+        }
+        let (longest, _) = longest?;
+        let want = parts(longest);
+        let rel = self.stems.iter().find_map(|(stem, rel)| {
+            let have = parts(stem);
+            (have.len() >= want.len() && have[have.len() - want.len()..] == want[..])
+                .then_some(*rel)
+        })?;
+        let frame = self.frames.iter().find(|f| f.rel == rel)?;
+        let longest_match = dirname(&frame.name);
+        let cut = dirname(longest).len();
+        let mut prefix = if cut == 0 {
+            longest_match
+        } else {
+            longest_match
+                .len()
+                .checked_sub(cut)
+                .and_then(|k| longest_match.get(..k))
+                .unwrap_or("")
+        };
+        if let Some(p) = prefix.strip_suffix('/') {
+            prefix = p;
+        }
+        Some(prefix.to_owned())
+    }
+
+    /// CVAT's `match_dm_item`: the task-relative frame of an item, or `None`.
+    pub fn match_item(
+        &self,
+        id: &str,
+        image_ext: Option<&str>,
+        frame_attr: Option<&Value>,
+        root_hint: Option<&str>,
+    ) -> Option<u64> {
+        let mut n: Option<i64> = None;
+        if let Some(ext) = image_ext {
+            n = self
+                .match_frame(&format!("{id}{ext}"), root_hint, true)
+                .map(|f| f as i64);
+        }
+        if n.is_none() {
+            n = self.match_frame(id, root_hint, false).map(|f| f as i64);
+        }
+        if n.is_none() {
+            n = match frame_attr {
+                Some(v) => py_int(v),
+                None => py_int_str(id),
+            };
+        }
+        if n.is_none() && self.is_video {
+            let base = id.rsplit('/').next().unwrap_or(id);
+            n = base.get("frame_".len()..).and_then(py_int_str);
+        }
+        let n = u64::try_from(n?).ok()?;
+        self.rels.contains(&n).then_some(n)
+    }
+}
+
+/// Python's `int(value)` for JSON values (None where it would raise).
+fn py_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Bool(b) => Some(*b as i64),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f.trunc() as i64)
+        }),
+        Value::String(s) => py_int_str(s),
+        _ => None,
+    }
+}
+
+fn py_int_str(s: &str) -> Option<i64> {
+    let t = s.trim();
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Masks: COCO RLE (column-major over the full image) ↔ CVAT RLE (row-major over the box)
+
+/// Encodes COCO RLE counts as COCO's compressed string (`pycocotools` `rleToString`).
+pub fn coco_counts_to_string(counts: &[u64]) -> String {
+    let mut s = String::new();
+    for (i, &c) in counts.iter().enumerate() {
+        let mut x = c as i64;
+        if i > 2 {
+            x -= counts[i - 2] as i64;
+        }
+        loop {
+            let mut c = (x & 0x1f) as u8;
+            x >>= 5;
+            let more = if c & 0x10 != 0 { x != -1 } else { x != 0 };
+            if more {
+                c |= 0x20;
+            }
+            s.push((c + 48) as char);
+            if !more {
+                break;
+            }
+        }
+    }
+    s
+}
+
+/// Decodes COCO's compressed RLE string (`pycocotools` `rleFrString`).
+pub fn coco_counts_from_string(s: &str) -> Result<Vec<u64>, String> {
+    let b = s.as_bytes();
+    let mut out: Vec<u64> = Vec::new();
+    let mut p = 0;
+    while p < b.len() {
+        let mut x: i64 = 0;
+        let mut k = 0;
+        loop {
+            let Some(&ch) = b.get(p) else {
+                return Err("the compressed RLE string ends in the middle of a count".into());
+            };
+            if !(48..48 + 64).contains(&ch) || k > 12 {
+                return Err(format!(
+                    "the compressed RLE string has a bad character at {p}"
+                ));
+            }
+            let c = (ch - 48) as i64;
+            x |= (c & 0x1f) << (5 * k);
+            let more = c & 0x20 != 0;
+            p += 1;
+            k += 1;
+            if !more {
+                if c & 0x10 != 0 {
+                    x |= -1i64 << (5 * k);
+                }
+                break;
+            }
+        }
+        let m = out.len();
+        if m > 2 {
+            x += out[m - 2] as i64;
+        }
+        if x < 0 {
+            return Err("the compressed RLE string decodes to a negative count".into());
+        }
+        out.push(x as u64);
+    }
+    Ok(out)
+}
+
+/// Run-length accumulator starting with a run of zeros (COCO and CVAT both do).
+struct Runs {
+    counts: Vec<u64>,
+    cur: bool,
+    n: u64,
+}
+
+impl Runs {
+    fn new() -> Runs {
+        Runs {
+            counts: Vec::new(),
+            cur: false,
+            n: 0,
+        }
+    }
+    fn push(&mut self, v: bool, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if v != self.cur {
+            self.counts.push(self.n);
+            self.cur = v;
+            self.n = 0;
+        }
+        self.n += n;
+    }
+    fn finish(mut self) -> Vec<u64> {
+        self.counts.push(self.n);
+        self.counts
+    }
+}
+
+/// CVAT mask points (RLE over the box, row-major, then `left, top, right, bottom`) → COCO RLE
+/// counts over the full `h`×`w` image (column-major). Pixels outside the image are dropped.
+pub fn cvat_mask_to_coco(points: &[f64], h: u32, w: u32) -> Vec<u64> {
+    let (h, w) = (h as i64, w as i64);
+    let mut runs = Runs::new();
+    if points.len() < 4 {
+        runs.push(false, (h * w) as u64);
+        return runs.finish();
+    }
+    let (rle, bbox) = points.split_at(points.len() - 4);
+    let (left, top, right) = (
+        bbox[0].trunc() as i64,
+        bbox[1].trunc() as i64,
+        bbox[2].trunc() as i64,
+    );
+    let bw = (right - left + 1).max(0);
+    // Box pixels, row-major.
+    let mut bits: Vec<bool> = Vec::new();
+    let mut v = false;
+    for c in rle {
+        let c = c.trunc().max(0.0) as usize;
+        bits.extend(std::iter::repeat_n(v, c));
+        v = !v;
+    }
+    let bh = if bw > 0 {
+        (bits.len() as i64 + bw - 1) / bw
+    } else {
+        0
+    };
+    let bit = |x: i64, y: i64| -> bool {
+        let (bx, by) = (x - left, y - top);
+        if bx < 0 || by < 0 || bx >= bw || by >= bh {
+            return false;
+        }
+        bits.get((by * bw + bx) as usize).copied().unwrap_or(false)
+    };
+    for x in 0..w {
+        if x < left || x > right {
+            runs.push(false, h as u64);
+            continue;
+        }
+        for y in 0..h {
+            runs.push(bit(x, y), 1);
+        }
+    }
+    runs.finish()
+}
+
+/// COCO RLE counts over an `h`×`w` image (column-major) → CVAT mask points over the tight box,
+/// or `None` for an empty mask.
+pub fn coco_to_cvat_mask(counts: &[u64], h: u64, w: u64) -> Result<Option<Vec<f64>>, String> {
+    let total = h
+        .checked_mul(w)
+        .ok_or_else(|| format!("the mask size {h}x{w} is too large"))?;
+    let mut ones: Vec<(u64, u64)> = Vec::new(); // [start, end)
+    let mut pos: u64 = 0;
+    let mut v = false;
+    for &c in counts {
+        let end = pos
+            .checked_add(c)
+            .filter(|&e| e <= total)
+            .ok_or_else(|| format!("the RLE counts cover more than the {h}x{w} mask"))?;
+        if v && c > 0 {
+            ones.push((pos, end));
+        }
+        pos = end;
+        v = !v;
+    }
+    if ones.is_empty() {
+        return Ok(None);
+    }
+    let left = ones[0].0 / h;
+    let right = (ones[ones.len() - 1].1 - 1) / h;
+    let (mut top, mut bottom) = (u64::MAX, 0);
+    for &(s, e) in &ones {
+        let (xs, xe) = (s / h, (e - 1) / h);
+        if xs != xe {
+            top = 0;
+            bottom = h - 1;
+        } else {
+            top = top.min(s % h);
+            bottom = bottom.max((e - 1) % h);
+        }
+    }
+    // One-intervals of rows per column of the box.
+    let bw = (right - left + 1) as usize;
+    let mut cols: Vec<Vec<(u64, u64)>> = vec![Vec::new(); bw];
+    for &(s, e) in &ones {
+        let (xs, xe) = (s / h, (e - 1) / h);
+        for x in xs..=xe {
+            let y0 = if x == xs { s % h } else { 0 };
+            let y1 = if x == xe { (e - 1) % h } else { h - 1 };
+            cols[(x - left) as usize].push((y0, y1));
+        }
+    }
+    let mut ptr = vec![0usize; bw];
+    let mut runs = Runs::new();
+    for y in top..=bottom {
+        for (xi, col) in cols.iter().enumerate() {
+            let p = &mut ptr[xi];
+            while *p < col.len() && col[*p].1 < y {
+                *p += 1;
+            }
+            runs.push(*p < col.len() && col[*p].0 <= y, 1);
+        }
+    }
+    let mut points: Vec<f64> = runs.finish().into_iter().map(|c| c as f64).collect();
+    points.extend([left as f64, top as f64, right as f64, bottom as f64]);
+    Ok(Some(points))
+}
+
+// ------------------------------------------------------------------------------------------------
+// Skeleton SVG
+
+fn svg_tag_re() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"(?is)<\s*(circle|line)\b([^>]*)>").expect("regex"))
+}
+
+fn svg_attr_re() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r#"([A-Za-z_:][-A-Za-z0-9_:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)')"#)
+            .expect("regex")
+    })
+}
+
+fn xml_unescape(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(j) = rest.find(';') else { break };
+        let ent = &rest[1..j];
+        let ch = match ent {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => ent
+                .strip_prefix("#x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match ch {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[j + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A skeleton's point layout: sub-label ids in Datumaro order and the joints.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct SkeletonLayout {
+    sublabels: Vec<i64>,
+    joints: Vec<[i64; 2]>,
+}
+
+/// Parses the skeleton SVG like CVAT's `_load_categories`: circles give the sub-labels in order
+/// (`data-label-name`, or `data-label-id` as stored by CVAT), lines the joints
+/// (`data-node-from`, `data-node-to`; sorted, as a set). Sub-labels the SVG does not name are
+/// appended.
+fn skeleton_layout(labels: &LabelIndex, skeleton: &LabelInfo) -> SkeletonLayout {
+    let mut children: Vec<&LabelInfo> = labels.children(skeleton.id).collect();
+    children.sort_by_key(|l| l.id);
+    let mut out = SkeletonLayout::default();
+    for cap in svg_tag_re().captures_iter(&skeleton.svg) {
+        let tag = cap[1].to_ascii_lowercase();
+        let attrs: HashMap<&str, String> = svg_attr_re()
+            .captures_iter(&cap[2])
+            .map(|a| {
+                let v = a.get(2).or_else(|| a.get(3)).map_or("", |m| m.as_str());
+                (a.get(1).map_or("", |m| m.as_str()), xml_unescape(v))
+            })
+            .collect();
+        if tag == "line" {
+            let node = |k: &str| attrs.get(k).and_then(|v| v.trim().parse::<i64>().ok());
+            if let (Some(a), Some(b)) = (node("data-node-from"), node("data-node-to")) {
+                out.joints.push([a, b]);
+            }
+        } else {
+            let found = if let Some(name) = attrs.get("data-label-name") {
+                children.iter().find(|c| &c.name == name)
+            } else if let Some(id) = attrs
+                .get("data-label-id")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+            {
+                children.iter().find(|c| c.id == id)
+            } else {
+                None
+            };
+            if let Some(c) = found {
+                if !out.sublabels.contains(&c.id) {
+                    out.sublabels.push(c.id);
+                }
+            }
+        }
+    }
+    for c in children {
+        if !out.sublabels.contains(&c.id) {
+            out.sublabels.push(c.id);
+        }
+    }
+    // Datumaro keeps joints as a set; sorted, they come out as its writer orders them.
+    out.joints.sort();
+    out.joints.dedup();
+    out
+}
+
+// ------------------------------------------------------------------------------------------------
+// Export
+
+/// The task's labels as Datumaro categories.
+struct Categories<'a> {
+    /// Labels in category order (by id, as CVAT orders them).
+    order: Vec<&'a LabelInfo>,
+    index: HashMap<i64, usize>,
+    skeletons: HashMap<i64, SkeletonLayout>,
+}
+
+impl<'a> Categories<'a> {
+    fn new(labels: &'a LabelIndex) -> Self {
+        let mut order: Vec<&LabelInfo> = labels.labels.iter().collect();
+        order.sort_by_key(|l| l.id);
+        let index = order.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
+        let skeletons = order
+            .iter()
+            .filter(|l| l.kind == "skeleton")
+            .map(|l| (l.id, skeleton_layout(labels, l)))
+            .collect();
+        Categories {
+            order,
+            index,
+            skeletons,
+        }
+    }
+
+    fn to_json(&self, labels: &LabelIndex) -> Value {
+        let mut pooled: Vec<String> = vec!["occluded".into()];
+        for l in &self.order {
+            for (_, a) in &l.attributes {
+                pooled.push(a.name.clone());
+            }
+        }
+        pooled.sort();
+        pooled.dedup();
+        let label_items: Vec<Value> = self
+            .order
+            .iter()
+            .map(|l| {
+                let parent = l
+                    .parent
+                    .and_then(|p| labels.get(p))
+                    .map_or("", |p| p.name.as_str());
+                json!({"name": l.name, "parent": parent, "attributes": []})
+            })
+            .collect();
+        let points: Vec<Value> = self
+            .order
+            .iter()
+            .filter_map(|l| {
+                let s = self.skeletons.get(&l.id)?;
+                let names: Vec<&str> = s
+                    .sublabels
+                    .iter()
+                    .filter_map(|id| labels.get(*id).map(|c| c.name.as_str()))
+                    .collect();
+                Some(json!({
+                    "label_id": self.index[&l.id],
+                    "labels": names,
+                    "joints": s.joints,
+                    "positions": [],
+                }))
+            })
+            .collect();
+        json!({
+            "label": {"labels": label_items, "label_groups": [], "attributes": pooled},
+            "points": {"items": points},
+        })
+    }
+}
+
+/// A shape to export: a plain shape or a track's shape on one frame.
+struct ShapeView<'s> {
+    kind: ShapeType,
+    label_id: i64,
+    points: &'s [f64],
+    occluded: bool,
+    rotation: f64,
+    z_order: i64,
+    group: u64,
+    attributes: &'s [AttributeVal],
+    /// `(track_id, keyframe)` for track shapes.
+    track: Option<(usize, bool)>,
+    elements: Vec<ElementView<'s>>,
+}
+
+struct ElementView<'s> {
+    label_id: i64,
+    points: &'s [f64],
+    occluded: bool,
+    outside: bool,
+    attributes: &'s [AttributeVal],
+    track: Option<(usize, bool)>,
+}
+
+impl<'s> ShapeView<'s> {
+    fn plain(s: &'s Shape) -> Self {
+        ShapeView {
+            kind: s.kind,
+            label_id: s.label_id,
+            points: &s.points,
+            occluded: s.occluded,
+            rotation: s.rotation,
+            z_order: s.z_order,
+            group: s.group,
+            attributes: &s.attributes,
+            track: None,
+            elements: s
+                .elements
+                .iter()
+                .map(|e| ElementView {
+                    label_id: e.label_id,
+                    points: &e.points,
+                    occluded: e.occluded,
+                    outside: e.outside,
+                    attributes: &e.attributes,
+                    track: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn tracked(f: &'s FrameShape, track_id: usize, group: u64) -> Self {
+        ShapeView {
+            kind: f.kind,
+            label_id: f.label_id,
+            points: &f.points,
+            occluded: f.occluded,
+            rotation: f.rotation,
+            z_order: f.z_order,
+            group,
+            attributes: &f.attributes,
+            track: Some((track_id, f.keyframe)),
+            elements: f
+                .elements
+                .iter()
+                .map(|e| ElementView {
+                    label_id: e.label_id,
+                    points: &e.points,
+                    occluded: e.occluded,
+                    outside: e.outside,
+                    attributes: &e.attributes,
+                    track: Some((track_id, e.keyframe)),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A frame's shapes before sorting by z-order: plain ones first, then tracks', like CVAT.
+enum FrameItem {
+    Plain(usize),
+    Tracked(usize, FrameShape),
+}
+
+struct Exporter<'a> {
+    ds: &'a TaskDataset<'a>,
+    cats: Categories<'a>,
+    file: String,
+}
+
+impl Exporter<'_> {
+    fn label(&self, id: i64, at: &str) -> Result<(&LabelInfo, usize), FormatError> {
+        match (self.ds.labels.get(id), self.cats.index.get(&id)) {
+            (Some(l), Some(&i)) => Ok((l, i)),
+            _ => Err(FormatError::invalid(
+                &self.file,
+                at,
+                format!("unknown label id {id}"),
+            )),
+        }
+    }
+
+    /// All of the label's attributes, values given or defaults (CVAT's `_convert_attrs`).
+    fn attributes(
+        &self,
+        label: &LabelInfo,
+        vals: &[AttributeVal],
+        at: &str,
+    ) -> Result<Map<String, Value>, FormatError> {
+        let mut out = Map::new();
+        for (spec_id, spec) in &label.attributes {
+            let raw = vals
+                .iter()
+                .find(|a| a.spec_id == *spec_id)
+                .map_or(spec.default_value.as_str(), |a| a.value.as_str());
+            let v = match spec.input_type.as_str() {
+                "number" => {
+                    let f: f64 = raw.trim().parse().map_err(|_| {
+                        FormatError::invalid(
+                            &self.file,
+                            at,
+                            format!(
+                                "failed to convert attribute '{}'='{raw}': not a number",
+                                spec.name
+                            ),
+                        )
+                    })?;
+                    json!(f)
+                }
+                "checkbox" => Value::Bool(raw.eq_ignore_ascii_case("true")),
+                _ => Value::String(raw.to_owned()),
+            };
+            out.insert(spec.name.clone(), v);
+        }
+        Ok(out)
+    }
+
+    fn tag(&self, t: &Tag, at: &str) -> Result<Value, FormatError> {
+        let (label, index) = self.label(t.label_id, at)?;
+        let attrs = self.attributes(label, &t.attributes, at)?;
+        Ok(
+            json!({"id": 0, "type": "label", "attributes": attrs, "group": t.group, "label_id": index}),
+        )
+    }
+
+    /// One shape as a Datumaro annotation; `None` for shapes Datumaro 2D has no type for
+    /// (cuboids).
+    fn shape(
+        &self,
+        s: &ShapeView<'_>,
+        frame: &DatasetFrame,
+        at: &str,
+    ) -> Result<Option<Value>, FormatError> {
+        let (label, index) = self.label(s.label_id, at)?;
+        let mut attrs = self.attributes(label, s.attributes, at)?;
+        attrs.insert("occluded".into(), Value::Bool(s.occluded));
+        if matches!(s.kind, ShapeType::Rectangle | ShapeType::Ellipse) {
+            attrs.insert("rotation".into(), json!(s.rotation));
+        }
+        if let Some((track_id, keyframe)) = s.track {
+            attrs.insert("track_id".into(), json!(track_id));
+            attrs.insert("keyframe".into(), Value::Bool(keyframe));
+        }
+        let p = s.points;
+        let need = |n: usize| -> Result<(), FormatError> {
+            if p.len() < n {
+                Err(FormatError::invalid(
+                    &self.file,
+                    at,
+                    format!(
+                        "a {} needs {n} coordinates, got {}",
+                        s.kind.as_str(),
+                        p.len()
+                    ),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let mut m = Map::new();
+        m.insert("id".into(), json!(0));
+        let type_name = match s.kind {
+            ShapeType::Rectangle => "bbox",
+            ShapeType::Polygon => "polygon",
+            ShapeType::Polyline => "polyline",
+            ShapeType::Points => "points",
+            ShapeType::Ellipse => "ellipse",
+            ShapeType::Mask => "mask",
+            ShapeType::Skeleton => "skeleton",
+            ShapeType::Cuboid => return Ok(None),
+        };
+        m.insert("type".into(), json!(type_name));
+        if s.kind == ShapeType::Skeleton {
+            let any_key = s.elements.iter().any(|e| e.track.is_some_and(|t| t.1));
+            let own = s.track.is_some_and(|t| t.1);
+            attrs.insert("keyframe".into(), Value::Bool(own || any_key));
+        }
+        m.insert("attributes".into(), Value::Object(attrs));
+        m.insert("group".into(), json!(s.group));
+        m.insert("label_id".into(), json!(index));
+        match s.kind {
+            ShapeType::Rectangle => {
+                need(4)?;
+                m.insert("z_order".into(), json!(s.z_order));
+                m.insert("bbox".into(), json!([p[0], p[1], p[2] - p[0], p[3] - p[1]]));
+            }
+            ShapeType::Polygon | ShapeType::Polyline => {
+                m.insert("points".into(), json!(p));
+                m.insert("z_order".into(), json!(s.z_order));
+            }
+            ShapeType::Points => {
+                m.insert("points".into(), json!(p));
+                m.insert("z_order".into(), json!(s.z_order));
+                m.insert("visibility".into(), json!(vec![2; p.len() / 2]));
+            }
+            ShapeType::Ellipse => {
+                need(4)?;
+                let (cx, cy) = (p[0], p[1]);
+                let (rx, ry) = (p[2] - cx, cy - p[3]);
+                m.insert("points".into(), json!([cx - rx, cy - ry, cx + rx, cy + ry]));
+                m.insert("z_order".into(), json!(s.z_order));
+            }
+            ShapeType::Mask => {
+                need(5)?;
+                let counts = cvat_mask_to_coco(p, frame.height, frame.width);
+                m.insert(
+                    "rle".into(),
+                    json!({"counts": coco_counts_to_string(&counts), "size": [frame.height, frame.width]}),
+                );
+                m.insert("z_order".into(), json!(s.z_order));
+            }
+            ShapeType::Skeleton => {
+                let layout = self.cats.skeletons.get(&s.label_id).ok_or_else(|| {
+                    FormatError::invalid(
+                        &self.file,
+                        at,
+                        format!("label '{}' is not a skeleton label", label.name),
+                    )
+                })?;
+                let n = layout.sublabels.len();
+                let mut points: Vec<Value> = (0..n)
+                    .flat_map(|_| [json!(0.0), json!(0.0), json!(0)])
+                    .collect();
+                let mut point_attrs = vec![json!({}); n];
+                for e in &s.elements {
+                    let Some(pos) = layout.sublabels.iter().position(|&id| id == e.label_id) else {
+                        return Err(FormatError::invalid(
+                            &self.file,
+                            at,
+                            format!(
+                                "label id {} is not a sublabel of '{}'",
+                                e.label_id, label.name
+                            ),
+                        ));
+                    };
+                    let (el, _) = self.label(e.label_id, at)?;
+                    let mut ea = self.attributes(el, e.attributes, at)?;
+                    if let Some((track_id, keyframe)) = e.track {
+                        ea.insert("track_id".into(), json!(track_id));
+                        ea.insert("keyframe".into(), Value::Bool(keyframe));
+                    }
+                    let vis = if e.outside {
+                        0
+                    } else if e.occluded {
+                        1
+                    } else {
+                        2
+                    };
+                    let (x, y) = (
+                        e.points.first().copied().unwrap_or(0.0),
+                        e.points.get(1).copied().unwrap_or(0.0),
+                    );
+                    points[pos * 3] = json!(x);
+                    points[pos * 3 + 1] = json!(y);
+                    points[pos * 3 + 2] = json!(vis);
+                    point_attrs[pos] = Value::Object(ea);
+                }
+                m.insert("points".into(), Value::Array(points));
+                m.insert("points_attributes".into(), Value::Array(point_attrs));
+                // Not written by Datumaro's writer, read by its reader: keeps skeleton z-order.
+                m.insert("z_order".into(), json!(s.z_order));
+            }
+            ShapeType::Cuboid => unreachable!(),
+        }
+        Ok(Some(Value::Object(m)))
+    }
+}
+
+fn export(
+    ds: &TaskDataset<'_>,
+    opts: &ExportOptions,
+    images: Option<&dyn FrameSource>,
+    zip: &mut ZipSink<std::fs::File>,
+    progress: &dyn Fn(f64),
+) -> Result<(), FormatError> {
+    let subset = if ds.subset.is_empty() {
+        "default"
+    } else {
+        ds.subset.as_str()
+    };
+    if subset.contains('/') || subset.contains('\\') {
+        return Err(FormatError::Io(format!(
+            "the subset name '{subset}' contains a path separator"
+        )));
+    }
+    let file = format!("annotations/{subset}.json");
+    let ex = Exporter {
+        ds,
+        cats: Categories::new(ds.labels),
+        file: file.clone(),
+    };
+    let n = ds.frames.len();
+    let pos: HashMap<u64, usize> = ds
+        .frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.rel, i))
+        .collect();
+
+    // Images first (their extension comes from the frame source), then the annotations.
+    let mut paths: Vec<String> = ds.frames.iter().map(|f| f.name.clone()).collect();
+    let image_share = if opts.save_images { 0.7 } else { 0.0 };
+    if opts.save_images {
+        let src = images.ok_or_else(|| {
+            FormatError::Io("images were requested but no frame source was given".into())
+        })?;
+        // Datumaro names saved images after the item id with '/' → '_'; a clash gets a suffix.
+        let mut used: HashSet<String> = HashSet::new();
+        for (i, f) in ds.frames.iter().enumerate() {
+            let (bytes, ext) = src.image(f.rel)?;
+            let ext = ext.trim_start_matches('.');
+            let stem = split_ext(&f.name).0.replace('/', "_");
+            let with_ext = |stem: &str| {
+                if ext.is_empty() {
+                    stem.to_owned()
+                } else {
+                    format!("{stem}.{ext}")
+                }
+            };
+            let mut name = with_ext(&stem);
+            let mut k = 1;
+            while !used.insert(name.clone()) {
+                name = with_ext(&format!("{stem}_{k}"));
+                k += 1;
+            }
+            zip.stored_file(&format!("images/{subset}/{name}"))?
+                .write_all(&bytes)
+                .map_err(|e| FormatError::Io(e.to_string()))?;
+            paths[i] = name;
+            progress(image_share * (i + 1) as f64 / n.max(1) as f64);
+        }
+    }
+
+    // Per-frame buckets: tags, then shapes (plain, then tracks'), stably sorted by z-order.
+    let mut tags: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut shapes: Vec<Vec<FrameItem>> = (0..n).map(|_| Vec::new()).collect();
+    for (i, t) in ds.annotations.tags.iter().enumerate() {
+        if let Some(&p) = pos.get(&t.frame) {
+            tags[p].push(i);
+        }
+    }
+    for (i, s) in ds.annotations.shapes.iter().enumerate() {
+        if let Some(&p) = pos.get(&s.frame) {
+            shapes[p].push(FrameItem::Plain(i));
+        }
+    }
+    let last = ds.frames.iter().map(|f| f.rel).max().unwrap_or(0);
+    for (ti, t) in ds.annotations.tracks.iter().enumerate() {
+        for fs in interpolate(t, last) {
+            if fs.outside {
+                continue;
+            }
+            if let Some(&p) = pos.get(&fs.frame) {
+                shapes[p].push(FrameItem::Tracked(ti, fs));
+            }
+        }
+    }
+
+    let w = zip.file(&file)?;
+    let mut w = BufWriter::with_capacity(1 << 16, w);
+    let io = |e: std::io::Error| FormatError::Io(e.to_string());
+    w.write_all(br#"{"dm_format_version":"1.0","media_type":2,"infos":{},"categories":"#)
+        .map_err(io)?;
+    serde_json::to_writer(&mut w, &ex.cats.to_json(ds.labels))
+        .map_err(|e| FormatError::Io(e.to_string()))?;
+    w.write_all(br#","items":["#).map_err(io)?;
+    for (i, f) in ds.frames.iter().enumerate() {
+        let at = format!("frame {} ('{}')", f.rel, f.name);
+        let mut anns: Vec<Value> = Vec::new();
+        for &ti in &tags[i] {
+            anns.push(ex.tag(&ds.annotations.tags[ti], &at)?);
+        }
+        let bucket = &mut shapes[i];
+        bucket.sort_by_key(|s| match s {
+            FrameItem::Plain(k) => ds.annotations.shapes[*k].z_order,
+            FrameItem::Tracked(_, fs) => fs.z_order,
+        });
+        for s in bucket.iter() {
+            let view = match s {
+                FrameItem::Plain(k) => ShapeView::plain(&ds.annotations.shapes[*k]),
+                FrameItem::Tracked(ti, fs) => {
+                    ShapeView::tracked(fs, *ti, ds.annotations.tracks[*ti].group)
+                }
+            };
+            if let Some(v) = ex.shape(&view, f, &at)? {
+                anns.push(v);
+            }
+        }
+        bucket.clear();
+        let item = json!({
+            "id": split_ext(&f.name).0,
+            "annotations": anns,
+            "attr": {"frame": f.abs},
+            "image": {"path": paths[i], "size": [f.height, f.width]},
+        });
+        if i > 0 {
+            w.write_all(b",").map_err(io)?;
+        }
+        serde_json::to_writer(&mut w, &item).map_err(|e| FormatError::Io(e.to_string()))?;
+        progress(image_share + (1.0 - image_share) * (i + 1) as f64 / n.max(1) as f64);
+    }
+    w.write_all(b"]}").map_err(io)?;
+    w.flush().map_err(io)?;
+    progress(1.0);
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Import: streaming reader
+
+/// A reader that fails once more than `left` bytes were read.
+struct Limited<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+#[derive(Debug)]
+struct TooLarge(u64);
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the file is larger than {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::other(TooLarge(self.limit)));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// What the streaming parser hands over.
+trait Sink {
+    fn categories(&mut self, file: &str, cats: &Value) -> Result<(), FormatError>;
+    fn item(&mut self, file: &str, index: usize, item: Value) -> Result<(), FormatError>;
+}
+
+struct ParseState<'s, S: Sink> {
+    sink: &'s mut S,
+    file: &'s str,
+    /// The item being parsed (for syntax errors inside `items`).
+    current: Option<usize>,
+    /// A conversion error (serde errors carry only text; the real one is kept here).
+    failed: Option<FormatError>,
+    has_categories: bool,
+    has_items: bool,
+    /// Items seen before `categories`.
+    pending: Vec<(usize, Value)>,
+}
+
+impl<S: Sink> ParseState<'_, S> {
+    fn fail<E: de::Error>(&mut self, e: FormatError) -> E {
+        self.failed = Some(e);
+        E::custom("conversion failed")
+    }
+
+    fn item<E: de::Error>(&mut self, index: usize, v: Value) -> Result<(), E> {
+        if !self.has_categories {
+            self.pending.push((index, v));
+            return Ok(());
+        }
+        self.sink
+            .item(self.file, index, v)
+            .map_err(|e| self.fail(e))
+    }
+}
+
+struct Top<'a, 's, S: Sink>(&'a mut ParseState<'s, S>);
+
+impl<'de, S: Sink> Visitor<'de> for Top<'_, '_, S> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Datumaro annotation file (a JSON object with \"categories\" and \"items\")")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let st = self.0;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "categories" => {
+                    let v: Value = map.next_value()?;
+                    st.sink
+                        .categories(st.file, &v)
+                        .map_err(|e| st.fail::<A::Error>(e))?;
+                    st.has_categories = true;
+                    for (i, item) in std::mem::take(&mut st.pending) {
+                        st.item::<A::Error>(i, item)?;
+                    }
+                }
+                "items" => {
+                    map.next_value_seed(Items(&mut *st))?;
+                    st.has_items = true;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de, S: Sink> DeserializeSeed<'de> for Top<'_, '_, S> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+struct Items<'a, 's, S: Sink>(&'a mut ParseState<'s, S>);
+
+impl<'de, S: Sink> Visitor<'de> for Items<'_, '_, S> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of items")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let st = self.0;
+        let mut i = 0;
+        loop {
+            st.current = Some(i);
+            let Some(v) = seq.next_element::<Value>()? else {
+                break;
+            };
+            st.item::<A::Error>(i, v)?;
+            i += 1;
+        }
+        st.current = None;
+        Ok(())
+    }
+}
+
+impl<'de, S: Sink> DeserializeSeed<'de> for Items<'_, '_, S> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+/// Streams one Datumaro JSON file into `sink`: categories first (items met before them are
+/// kept until they come), then the items one by one.
+fn parse_file<S: Sink>(
+    reader: impl Read,
+    file: &str,
+    limit: u64,
+    sink: &mut S,
+) -> Result<(), FormatError> {
+    let reader = BufReader::with_capacity(
+        1 << 16,
+        Limited {
+            inner: reader,
+            left: limit,
+            limit,
+        },
+    );
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut st = ParseState {
+        sink,
+        file,
+        current: None,
+        failed: None,
+        has_categories: false,
+        has_items: false,
+        pending: Vec::new(),
+    };
+    let res = Top(&mut st).deserialize(&mut de).and_then(|_| de.end());
+    if let Some(e) = st.failed.take() {
+        return Err(e);
+    }
+    if let Err(e) = res {
+        if e.is_io() {
+            let inner = std::io::Error::from(e);
+            if let Some(t) = inner.get_ref().and_then(|r| r.downcast_ref::<TooLarge>()) {
+                return Err(FormatError::invalid(file, "", t.to_string()));
+            }
+            return Err(FormatError::Io(format!("{file}: {inner}")));
+        }
+        let location = match st.current {
+            Some(i) => format!("item #{i}"),
+            None => String::new(),
+        };
+        return Err(FormatError::invalid(
+            file,
+            location,
+            format!("invalid JSON: {e}"),
+        ));
+    }
+    if !st.has_categories || !st.has_items {
+        return Err(FormatError::NotThisFormat {
+            format: DISPLAY.into(),
+            reason: format!("{file} must be a JSON object with \"categories\" and \"items\" keys"),
+        });
+    }
+    Ok(())
+}
+
+/// The annotation files of an import: `annotations/*.json` in a zip (any depth), or the bare file.
+fn annotation_files(input: &ImportInput) -> Result<Vec<String>, FormatError> {
+    match input {
+        ImportInput::File(_) => input.names(),
+        ImportInput::Zip(_) => {
+            let mut files: Vec<String> = input
+                .names()?
+                .into_iter()
+                .filter(|n| {
+                    let (dir, name) = n.rsplit_once('/').unwrap_or(("", n));
+                    let parent = dir.rsplit('/').next().unwrap_or("");
+                    parent == "annotations"
+                        && !n.starts_with("__MACOSX/")
+                        && name.len() > 5
+                        && name.to_ascii_lowercase().ends_with(".json")
+                })
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(FormatError::NotThisFormat {
+                    format: DISPLAY.into(),
+                    reason: "the dataset must contain a file matching pattern annotations/*.json"
+                        .into(),
+                });
+            }
+            Ok(files)
+        }
+    }
+}
+
+fn with_reader<T>(
+    input: &ImportInput,
+    name: &str,
+    f: impl FnOnce(&mut dyn Read) -> Result<T, FormatError>,
+) -> Result<T, FormatError> {
+    match input {
+        ImportInput::File(p) => {
+            let mut file = std::fs::File::open(p)
+                .map_err(|e| FormatError::Io(format!("{}: {e}", p.display())))?;
+            f(&mut file)
+        }
+        ImportInput::Zip(p) => {
+            let file = std::fs::File::open(p).map_err(|e| FormatError::Io(e.to_string()))?;
+            let mut z = zip::ZipArchive::new(file).map_err(|e| {
+                FormatError::invalid(name, "", format!("not a readable zip archive: {e}"))
+            })?;
+            let mut entry = z.by_name(name).map_err(|e| {
+                FormatError::invalid(name, "", format!("cannot read it from the archive: {e}"))
+            })?;
+            f(&mut entry)
+        }
+    }
+}
+
+fn import(
+    input: &ImportInput,
+    ds: &TaskDataset<'_>,
+    limit: u64,
+) -> Result<Annotations, FormatError> {
+    let files = annotation_files(input)?;
+    let mut imp = Importer::new(ds);
+    for name in &files {
+        with_reader(input, name, |r| parse_file(r, name, limit, &mut imp))?;
+    }
+    imp.finish()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Import: conversion to CVAT annotations
+
+/// A Datumaro label category.
+struct DmLabel {
+    name: String,
+}
+
+/// One file's categories.
+#[derive(Default)]
+struct DmCategories {
+    labels: Vec<DmLabel>,
+    /// Skeleton label index → sub-label names in point order.
+    points: HashMap<usize, Vec<String>>,
+}
+
+fn parse_categories(v: &Value) -> Result<DmCategories, String> {
+    let mut out = DmCategories::default();
+    let Some(obj) = v.as_object() else {
+        return Err("\"categories\" must be an object".into());
+    };
+    if let Some(label) = obj.get("label").filter(|v| !v.is_null()) {
+        let labels = label
+            .get("labels")
+            .and_then(Value::as_array)
+            .ok_or("categories.label must have a \"labels\" list")?;
+        for (i, l) in labels.iter().enumerate() {
+            let name = l
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("categories.label.labels[{i}] has no name"))?;
+            out.labels.push(DmLabel {
+                name: name.to_owned(),
+            });
+        }
+    }
+    if let Some(points) = obj.get("points").filter(|v| !v.is_null()) {
+        let items = points
+            .get("items")
+            .and_then(Value::as_array)
+            .ok_or("categories.points must have an \"items\" list")?;
+        for (i, it) in items.iter().enumerate() {
+            let label_id = it
+                .get("label_id")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| format!("categories.points.items[{i}] has no label_id"))?;
+            let names = it
+                .get("labels")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|n| n.as_str().unwrap_or_default().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.points.insert(label_id as usize, names);
+        }
+    }
+    Ok(out)
+}
+
+/// Where an item came from, for frame matching and error messages.
+struct ItemRef {
+    file: String,
+    index: usize,
+    id: String,
+    image_ext: Option<String>,
+    frame_attr: Option<Value>,
+}
+
+impl ItemRef {
+    fn location(&self) -> String {
+        format!("item '{}' (#{})", self.id, self.index)
+    }
+}
+
+/// A skeleton element as read (visibility: hidden → occluded, absent → outside).
+struct RawElement {
+    label_id: i64,
+    points: Vec<f64>,
+    occluded: bool,
+    outside: bool,
+    attributes: Vec<AttributeVal>,
+    source: String,
+}
+
+/// A track shape before frames are known.
+#[derive(Clone)]
+struct RawTracked {
+    item: usize,
+    frame: u64,
+    kind: ShapeType,
+    occluded: bool,
+    outside: bool,
+    keyframe: bool,
+    points: Vec<f64>,
+    z_order: i64,
+    rotation: f64,
+    attributes: Vec<AttributeVal>,
+}
+
+struct TrackAcc {
+    key: String,
+    label_id: i64,
+    group: u64,
+    source: String,
+    shapes: Vec<RawTracked>,
+    /// `(element label id, shapes)`, in order of appearance.
+    elements: Vec<(i64, Vec<RawTracked>)>,
+}
+
+struct Importer<'d> {
+    labels: &'d LabelIndex,
+    matcher: FrameMatcher<'d>,
+    last_frame: u64,
+    cats: Option<DmCategories>,
+    items: Vec<ItemRef>,
+    tags: Vec<(usize, Tag)>,
+    shapes: Vec<(usize, Shape)>,
+    tracks: Vec<TrackAcc>,
+    track_index: HashMap<String, usize>,
+}
+
+/// `attrs.converters.to_bool`, as CVAT reads `occluded`, `outside`, `keyframe`.
+fn to_bool(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64() == Some(1.0),
+        Some(Value::String(s)) => matches!(
+            s.to_ascii_lowercase().as_str(),
+            "true" | "t" | "yes" | "y" | "on" | "1"
+        ),
+        _ => false,
+    }
+}
+
+/// An attribute value as text (integral numbers without a fraction, booleans lower-case).
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.to_string()
+            } else if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && f.abs() < 1e15 {
+                    (f as i64).to_string()
+                } else {
+                    f.to_string()
+                }
+            } else {
+                n.to_string()
+            }
+        }
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn numbers(v: Option<&Value>, what: &str) -> Result<Vec<f64>, String> {
+    let arr = v
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("\"{what}\" must be a list of numbers"))?;
+    arr.iter()
+        .map(|x| {
+            x.as_f64()
+                .ok_or_else(|| format!("\"{what}\" must be a list of numbers"))
+        })
+        .collect()
+}
+
+fn label_accepts(label: &LabelInfo, kind: &str) -> bool {
+    label.kind == "any" || label.kind == kind
+}
+
+/// Shape types that take part in groups and tracks (CVAT's `shapes` map).
+fn shape_kind(ty: &str) -> Option<ShapeType> {
+    Some(match ty {
+        "bbox" => ShapeType::Rectangle,
+        "polygon" => ShapeType::Polygon,
+        "polyline" => ShapeType::Polyline,
+        "points" => ShapeType::Points,
+        "ellipse" => ShapeType::Ellipse,
+        "mask" => ShapeType::Mask,
+        "skeleton" => ShapeType::Skeleton,
+        "cuboid_3d" => ShapeType::Cuboid,
+        _ => return None,
+    })
+}
+
+fn group_key(v: Option<&Value>) -> i64 {
+    v.and_then(|g| g.as_i64().or_else(|| g.as_f64().map(|f| f as i64)))
+        .unwrap_or(0)
+}
+
+impl<'d> Importer<'d> {
+    fn new(ds: &'d TaskDataset<'_>) -> Self {
+        Importer {
+            labels: ds.labels,
+            matcher: FrameMatcher::new(&ds.frames, ds.mode == "interpolation"),
+            last_frame: ds.frames.iter().map(|f| f.rel).max().unwrap_or(0),
+            cats: None,
+            items: Vec::new(),
+            tags: Vec::new(),
+            shapes: Vec::new(),
+            tracks: Vec::new(),
+            track_index: HashMap::new(),
+        }
+    }
+
+    /// The label's attribute values by name (others dropped), normalised and checked.
+    fn attributes(
+        &self,
+        label: &LabelInfo,
+        attrs: &Map<String, Value>,
+    ) -> Result<Vec<AttributeVal>, String> {
+        let mut out = Vec::new();
+        for (name, v) in attrs {
+            let Some((spec_id, spec)) = label.attributes.iter().find(|(_, s)| &s.name == name)
+            else {
+                continue;
+            };
+            let value = attribute_value(spec, v)
+                .map_err(|why| format!("attribute '{name}' of label '{}': {why}", label.name))?;
+            out.push(AttributeVal {
+                spec_id: *spec_id,
+                value,
+            });
+        }
+        Ok(out)
+    }
+
+    fn top_label(
+        &self,
+        cats: &DmCategories,
+        v: Option<&Value>,
+    ) -> Result<(usize, &'d LabelInfo), String> {
+        let idx = match v {
+            None | Some(Value::Null) => return Err("annotation has no label".into()),
+            Some(x) => x
+                .as_u64()
+                .ok_or_else(|| format!("label_id {x} is not a label index"))?
+                as usize,
+        };
+        let dm = cats
+            .labels
+            .get(idx)
+            .ok_or_else(|| format!("label_id {idx} is not in the label categories"))?;
+        let label = self
+            .labels
+            .by_name(&dm.name)
+            .ok_or_else(|| format!("Label '{}' is not registered for this task", dm.name))?;
+        Ok((idx, label))
+    }
+
+    fn add_item(&mut self, file: &str, index: usize, item: Value) -> Result<(), FormatError> {
+        let cats = self.cats.take().unwrap_or_default();
+        let res = self.add_item_with(&cats, file, index, item);
+        self.cats = Some(cats);
+        res
+    }
+
+    fn add_item_with(
+        &mut self,
+        cats: &DmCategories,
+        file: &str,
+        index: usize,
+        item: Value,
+    ) -> Result<(), FormatError> {
+        let Value::Object(mut obj) = item else {
+            return Err(FormatError::invalid(
+                file,
+                format!("item #{index}"),
+                "an item must be a JSON object",
+            ));
+        };
+        let id = match obj.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(FormatError::invalid(
+                    file,
+                    format!("item #{index}"),
+                    "the item has no string \"id\"",
+                ))
+            }
+        };
+        let image_ext = obj.get("image").and_then(Value::as_object).map(|img| {
+            match img.get("path").and_then(Value::as_str) {
+                Some(p) if !p.is_empty() => {
+                    split_ext(p.rsplit('/').next().unwrap_or(p)).1.to_owned()
+                }
+                _ => ".jpg".to_owned(),
+            }
+        });
+        let frame_attr = obj.get("attr").and_then(|a| a.get("frame")).cloned();
+        let item_ref = ItemRef {
+            file: file.to_owned(),
+            index,
+            id,
+            image_ext,
+            frame_attr,
+        };
+        let loc = item_ref.location();
+        let anns = match obj.remove("annotations") {
+            Some(Value::Array(a)) => a,
+            Some(Value::Null) | None => {
+                return Err(FormatError::invalid(
+                    file,
+                    loc,
+                    "the item has no \"annotations\" list",
+                ))
+            }
+            Some(_) => {
+                return Err(FormatError::invalid(
+                    file,
+                    loc,
+                    "\"annotations\" must be a list",
+                ))
+            }
+        };
+        let item_no = self.items.len();
+        self.items.push(item_ref);
+
+        // Groups: only groups of two or more shapes survive, renumbered 1..n per item.
+        let mut sizes: HashMap<i64, usize> = HashMap::new();
+        for a in &anns {
+            if a.get("type")
+                .and_then(Value::as_str)
+                .and_then(shape_kind)
+                .is_some()
+            {
+                *sizes.entry(group_key(a.get("group"))).or_default() += 1;
+            }
+        }
+        let mut kept: Vec<i64> = sizes
+            .iter()
+            .filter(|(g, n)| **g != 0 && **n > 1)
+            .map(|(g, _)| *g)
+            .collect();
+        kept.sort();
+        let groups: HashMap<i64, u64> = kept
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| (g, i as u64 + 1))
+            .collect();
+
+        for (j, ann) in anns.iter().enumerate() {
+            let ty = ann.get("type").and_then(Value::as_str).unwrap_or("?");
+            self.add_annotation(cats, item_no, ann, &groups)
+                .map_err(|why| {
+                    FormatError::invalid(file, format!("{loc}, annotation #{j} ({ty})"), why)
+                })?;
+        }
+        Ok(())
+    }
+
+    fn add_annotation(
+        &mut self,
+        cats: &DmCategories,
+        item: usize,
+        ann: &Value,
+        groups: &HashMap<i64, u64>,
+    ) -> Result<(), String> {
+        let obj = ann
+            .as_object()
+            .ok_or("an annotation must be a JSON object")?;
+        let ty = obj
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or("the annotation has no \"type\"")?;
+        let kind = shape_kind(ty);
+        if kind.is_none() && ty != "label" {
+            return Ok(()); // captions and other types CVAT has no use for
+        }
+        let (label_idx, label) = self.top_label(cats, obj.get("label_id"))?;
+        let empty = Map::new();
+        let attrs = match obj.get("attributes") {
+            Some(Value::Object(m)) => m,
+            None | Some(Value::Null) => &empty,
+            Some(_) => return Err("\"attributes\" must be an object".into()),
+        };
+        let group = groups
+            .get(&group_key(obj.get("group")))
+            .copied()
+            .unwrap_or(0);
+        let source = match attrs.get("source").and_then(Value::as_str) {
+            Some(s)
+                if matches!(
+                    s.to_ascii_lowercase().as_str(),
+                    "auto" | "semi-auto" | "manual" | "file"
+                ) =>
+            {
+                s.to_ascii_lowercase()
+            }
+            _ => "file".to_owned(),
+        };
+        let attributes = self.attributes(label, attrs)?;
+
+        let Some(kind) = kind else {
+            if !label_accepts(label, "tag") {
+                return Err(format!(
+                    "label '{}' is for {}s, not tags",
+                    label.name, label.kind
+                ));
+            }
+            self.tags.push((
+                item,
+                Tag {
+                    id: None,
+                    frame: 0,
+                    label_id: label.id,
+                    group,
+                    source,
+                    attributes,
+                },
+            ));
+            return Ok(());
+        };
+
+        if !label_accepts(label, kind.as_str()) {
+            return Err(format!(
+                "label '{}' is for {}s, not {}s",
+                label.name,
+                label.kind,
+                kind.as_str()
+            ));
+        }
+        let z_order = match kind {
+            ShapeType::Cuboid => 0,
+            _ => obj
+                .get("z_order")
+                .and_then(|z| z.as_i64().or_else(|| z.as_f64().map(|f| f as i64)))
+                .unwrap_or(0),
+        };
+        let points: Vec<f64> = match kind {
+            ShapeType::Rectangle => {
+                let b = numbers(obj.get("bbox"), "bbox")?;
+                if b.len() != 4 {
+                    return Err(format!("\"bbox\" must have 4 numbers, got {}", b.len()));
+                }
+                vec![b[0], b[1], b[0] + b[2], b[1] + b[3]]
+            }
+            ShapeType::Ellipse => {
+                let p = numbers(obj.get("points"), "points")?;
+                if p.len() != 4 {
+                    return Err(format!("an ellipse needs 4 numbers, got {}", p.len()));
+                }
+                vec![(p[0] + p[2]) / 2.0, (p[1] + p[3]) / 2.0, p[2], p[1]]
+            }
+            ShapeType::Mask => mask_points(obj.get("rle"))?,
+            ShapeType::Cuboid => {
+                let mut p = numbers(obj.get("position"), "position")?;
+                p.extend(numbers(obj.get("rotation"), "rotation")?);
+                p.extend(numbers(obj.get("scale"), "scale")?);
+                if p.len() != 9 {
+                    return Err(
+                        "a cuboid_3d needs 3 position, 3 rotation and 3 scale values".into(),
+                    );
+                }
+                p.extend([0.0; 7]);
+                p
+            }
+            ShapeType::Skeleton => Vec::new(),
+            _ => numbers(obj.get("points"), "points")?,
+        };
+        if kind != ShapeType::Skeleton {
+            check_points(kind, &points)?;
+        }
+        let rotation = attrs
+            .get("rotation")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+            .rem_euclid(360.0);
+        let occluded = to_bool(attrs.get("occluded"));
+        let keyframe = to_bool(attrs.get("keyframe"));
+        let outside = to_bool(attrs.get("outside"));
+        let score = match attrs.get("score") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let s = v.as_f64().ok_or("the score must be a number")?;
+                if !(0.0..=1.0).contains(&s) {
+                    return Err(format!("the score {s} is outside 0..1"));
+                }
+                Some(s)
+            }
+        };
+
+        let mut elements: Vec<RawElement> = Vec::new();
+        if kind == ShapeType::Skeleton {
+            let p = numbers(obj.get("points"), "points")?;
+            if p.len() % 3 != 0 {
+                return Err(format!(
+                    "skeleton points have {} values, not (x, y, visibility) triplets",
+                    p.len()
+                ));
+            }
+            let sub = cats.points.get(&label_idx).ok_or_else(|| {
+                format!("label '{}' has no points category (sub-labels)", label.name)
+            })?;
+            let point_attrs = obj.get("points_attributes").and_then(Value::as_array);
+            for (i, t) in p.chunks(3).enumerate() {
+                let name = sub.get(i).ok_or_else(|| {
+                    format!("skeleton point {i} has no sub-label in the points category")
+                })?;
+                let el = self
+                    .labels
+                    .child_by_name(label.id, name)
+                    .ok_or_else(|| format!("Label '{name}' is not registered for this task"))?;
+                let ea = match point_attrs.and_then(|a| a.get(i)) {
+                    Some(Value::Object(m)) => m.clone(),
+                    _ => Map::new(),
+                };
+                let esource = match ea.get("source").and_then(Value::as_str) {
+                    Some(s)
+                        if matches!(
+                            s.to_ascii_lowercase().as_str(),
+                            "auto" | "semi-auto" | "manual" | "file"
+                        ) =>
+                    {
+                        s.to_ascii_lowercase()
+                    }
+                    _ => "file".to_owned(),
+                };
+                let eattrs = self.attributes(el, &ea)?;
+                let vis = t[2].round() as i64;
+                elements.push(RawElement {
+                    label_id: el.id,
+                    points: vec![t[0], t[1]],
+                    occluded: vis == 1,
+                    outside: vis == 0,
+                    attributes: eattrs,
+                    source: esource,
+                });
+            }
+        }
+
+        let track_id = attrs.get("track_id").filter(|v| !v.is_null());
+        if let (Some(tid), true) = (track_id, attrs.contains_key("keyframe")) {
+            let key = match tid {
+                Value::Number(n) => n
+                    .as_f64()
+                    .filter(|f| f.fract() == 0.0)
+                    .map(|f| (f as i64).to_string())
+                    .unwrap_or_else(|| n.to_string()),
+                other => other.to_string(),
+            };
+            let ti = match self.track_index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    self.tracks.push(TrackAcc {
+                        key: key.clone(),
+                        label_id: label.id,
+                        group,
+                        source: source.clone(),
+                        shapes: Vec::new(),
+                        elements: Vec::new(),
+                    });
+                    self.track_index.insert(key, self.tracks.len() - 1);
+                    self.tracks.len() - 1
+                }
+            };
+            let t = &mut self.tracks[ti];
+            t.shapes.push(RawTracked {
+                item,
+                frame: 0,
+                kind,
+                occluded,
+                outside,
+                keyframe,
+                points,
+                z_order,
+                rotation,
+                attributes,
+            });
+            for RawElement {
+                label_id: el_id,
+                points: ep,
+                occluded: eocc,
+                outside: eout,
+                attributes: eattrs,
+                ..
+            } in elements
+            {
+                let shape = RawTracked {
+                    item,
+                    frame: 0,
+                    kind: ShapeType::Points,
+                    occluded: eocc,
+                    outside: eout,
+                    keyframe,
+                    points: ep,
+                    z_order: 0,
+                    rotation: 0.0,
+                    attributes: eattrs,
+                };
+                match t.elements.iter_mut().find(|(id, _)| *id == el_id) {
+                    Some((_, v)) => v.push(shape),
+                    None => t.elements.push((el_id, vec![shape])),
+                }
+            }
+            return Ok(());
+        }
+
+        let elements = elements
+            .into_iter()
+            .map(|e| Shape {
+                id: None,
+                kind: ShapeType::Points,
+                frame: 0,
+                label_id: e.label_id,
+                group,
+                source: e.source,
+                occluded: e.occluded,
+                outside: e.outside,
+                z_order,
+                rotation: 0.0,
+                points: e.points,
+                attributes: e.attributes,
+                elements: Vec::new(),
+                score: None,
+            })
+            .collect();
+        self.shapes.push((
+            item,
+            Shape {
+                id: None,
+                kind,
+                frame: 0,
+                label_id: label.id,
+                group,
+                source,
+                occluded,
+                outside: false,
+                z_order,
+                rotation,
+                points,
+                attributes,
+                elements,
+                score,
+            },
+        ));
+        Ok(())
+    }
+
+    /// CVAT's `_validate_track_shapes`: sorted by frame, keyframes inferred, an outside shape
+    /// after each gap and after the last visible frame.
+    fn keyframes(&self, mut shapes: Vec<RawTracked>) -> Result<Vec<RawTracked>, (usize, String)> {
+        shapes.sort_by_key(|s| s.frame);
+        if let Some(w) = shapes.windows(2).find(|w| w[0].frame == w[1].frame) {
+            return Err((
+                w[1].item,
+                format!("two shapes of the track are on frame {}", w[1].frame),
+            ));
+        }
+        let mut out: Vec<RawTracked> = Vec::new();
+        let mut prev: Option<RawTracked> = None;
+        for mut s in shapes {
+            let prev_visible = prev.as_ref().map(|p| !p.outside);
+            let cur_visible = !s.outside;
+            let mut has_gap = false;
+            if let (Some(true), Some(p)) = (prev_visible, prev.as_ref()) {
+                has_gap = p.frame + 1 < s.frame;
+                if has_gap {
+                    let mut o = p.clone();
+                    o.outside = true;
+                    o.keyframe = true;
+                    o.frame = p.frame + 1;
+                    out.push(o);
+                }
+            }
+            if prev_visible != Some(cur_visible) || (cur_visible && (has_gap || s.keyframe)) {
+                s.keyframe = true;
+                out.push(s.clone());
+            }
+            prev = Some(s);
+        }
+        if let Some(p) = prev {
+            if !p.outside && p.frame < self.last_frame {
+                let mut o = p;
+                o.outside = true;
+                o.keyframe = true;
+                o.frame += 1;
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
+
+    fn finish(mut self) -> Result<Annotations, FormatError> {
+        let hint = self
+            .matcher
+            .root_hint(self.items.iter().map(|i| i.id.as_str()));
+        let mut frames = Vec::with_capacity(self.items.len());
+        for it in &self.items {
+            let f = self
+                .matcher
+                .match_item(
+                    &it.id,
+                    it.image_ext.as_deref(),
+                    it.frame_attr.as_ref(),
+                    hint.as_deref(),
+                )
+                .ok_or_else(|| {
+                    FormatError::invalid(
+                        &it.file,
+                        it.location(),
+                        format!("Could not match item id: '{}' with any task frame", it.id),
+                    )
+                })?;
+            frames.push(f);
+        }
+        let mut out = Annotations::default();
+        for (item, mut t) in std::mem::take(&mut self.tags) {
+            t.frame = frames[item];
+            out.tags.push(t);
+        }
+        for (item, mut s) in std::mem::take(&mut self.shapes) {
+            s.frame = frames[item];
+            for e in &mut s.elements {
+                e.frame = s.frame;
+            }
+            out.shapes.push(s);
+        }
+        let err = |s: &Self, item: usize, why: String| {
+            let it = &s.items[item];
+            FormatError::invalid(&it.file, it.location(), why)
+        };
+        for mut t in std::mem::take(&mut self.tracks) {
+            for s in &mut t.shapes {
+                s.frame = frames[s.item];
+            }
+            for (_, shapes) in &mut t.elements {
+                for s in shapes.iter_mut() {
+                    s.frame = frames[s.item];
+                }
+            }
+            let key = t.key.clone();
+            let shapes = self
+                .keyframes(t.shapes)
+                .map_err(|(i, why)| err(&self, i, format!("track {key}: {why}")))?;
+            let mut elements = Vec::new();
+            for (el_id, shapes) in t.elements {
+                let shapes = self
+                    .keyframes(shapes)
+                    .map_err(|(i, why)| err(&self, i, format!("track {key}: {why}")))?;
+                elements.push(self.build_track(el_id, 0, &t.source, shapes));
+            }
+            if shapes.is_empty() && elements.is_empty() {
+                continue;
+            }
+            let mut track = self.build_track(t.label_id, t.group, &t.source, shapes);
+            track.elements = elements;
+            out.tracks.push(track);
+        }
+        let last = self.last_frame;
+        annotations::validate(
+            &annotations::Context {
+                labels: self.labels,
+                frames: (0, last),
+            },
+            &out,
+        )
+        .map_err(|e| {
+            FormatError::invalid(
+                self.items.first().map_or("", |i| i.file.as_str()),
+                e.what,
+                e.why,
+            )
+        })?;
+        Ok(out)
+    }
+
+    /// A track from inferred keyframes: immutable attributes (of the last shape) on the track,
+    /// mutable ones on the shapes.
+    fn build_track(
+        &self,
+        label_id: i64,
+        group: u64,
+        source: &str,
+        shapes: Vec<RawTracked>,
+    ) -> Track {
+        let mutable: HashSet<i64> = self
+            .labels
+            .get(label_id)
+            .map(|l| {
+                l.attributes
+                    .iter()
+                    .filter(|(_, s)| s.mutable)
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let attributes = shapes
+            .last()
+            .map(|s| {
+                s.attributes
+                    .iter()
+                    .filter(|a| !mutable.contains(&a.spec_id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let frame = shapes.first().map_or(0, |s| s.frame);
+        Track {
+            id: None,
+            frame,
+            label_id,
+            group,
+            source: source.to_owned(),
+            attributes,
+            shapes: shapes
+                .into_iter()
+                .map(|s| TrackedShape {
+                    id: None,
+                    kind: s.kind,
+                    frame: s.frame,
+                    occluded: s.occluded,
+                    outside: s.outside,
+                    z_order: s.z_order,
+                    rotation: s.rotation,
+                    points: s.points,
+                    attributes: s
+                        .attributes
+                        .into_iter()
+                        .filter(|a| mutable.contains(&a.spec_id))
+                        .collect(),
+                })
+                .collect(),
+            elements: Vec::new(),
+        }
+    }
+}
+
+impl Sink for Importer<'_> {
+    fn categories(&mut self, file: &str, cats: &Value) -> Result<(), FormatError> {
+        self.cats = Some(
+            parse_categories(cats).map_err(|why| FormatError::invalid(file, "categories", why))?,
+        );
+        Ok(())
+    }
+    fn item(&mut self, file: &str, index: usize, item: Value) -> Result<(), FormatError> {
+        self.add_item(file, index, item)
+    }
+}
+
+/// A CVAT attribute value from a Datumaro one (CVAT's `_import_attribute`), checked against the
+/// spec.
+fn attribute_value(spec: &AttrSpec, v: &Value) -> Result<String, String> {
+    let mut text = value_text(v);
+    if spec.input_type == "checkbox" && text != spec.default_value {
+        text = match v {
+            Value::Number(n) => (n.as_f64() != Some(0.0)).to_string(),
+            _ => text.to_ascii_lowercase(),
+        };
+    }
+    check_value(spec, &text)?;
+    Ok(text)
+}
+
+/// The CVAT mask points of a Datumaro `rle` object.
+fn mask_points(rle: Option<&Value>) -> Result<Vec<f64>, String> {
+    let rle = rle
+        .and_then(Value::as_object)
+        .ok_or("a mask needs an \"rle\" object")?;
+    let size = numbers(rle.get("size"), "rle.size")?;
+    if size.len() != 2 || size.iter().any(|s| *s < 0.0 || s.fract() != 0.0) {
+        return Err("\"rle.size\" must be [height, width]".into());
+    }
+    let (h, w) = (size[0] as u64, size[1] as u64);
+    let counts = match rle.get("counts") {
+        Some(Value::String(s)) => coco_counts_from_string(s)?,
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|c| {
+                c.as_u64()
+                    .ok_or("\"rle.counts\" must be non-negative integers")
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err("\"rle.counts\" must be a string or a list of integers".into()),
+    };
+    coco_to_cvat_mask(&counts, h, w)?.ok_or_else(|| "the mask is empty".into())
+}
+
+#[cfg(test)]
+mod tests;
