@@ -1698,3 +1698,342 @@ fn annotations_crud_is_validated_transactional_and_job_scoped() {
         json!({"version": 0, "tags": [], "shapes": [], "tracks": []})
     );
 }
+
+/// Annotations without ids and `source` (imports mark their objects `file`), sorted, for
+/// comparing round trips.
+fn normalised(v: &Value) -> Value {
+    fn strip(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(k, _)| *k != "id" && *k != "source")
+                    .map(|(k, v)| (k.clone(), strip(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(strip).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for key in ["tags", "shapes", "tracks"] {
+        let mut items: Vec<Value> = v[key]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(strip)
+            .collect();
+        items.sort_by_key(|x| x.to_string());
+        out.insert(key.into(), Value::Array(items));
+    }
+    Value::Object(out)
+}
+
+fn export_zip(s: &Server, task: i64, format: &str, images: bool) -> Vec<u8> {
+    let r = s
+        .http
+        .post(s.url(&format!(
+            "/api/tasks/{task}/dataset/export?format={}&save_images={}",
+            format.replace(' ', "+"),
+            if images { "True" } else { "False" }
+        )))
+        .header("Content-Type", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().unwrap_or_default());
+    let rq = r.json::<Value>().unwrap()["rq_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = s.wait(&rq);
+    assert_eq!(done["status"], "finished", "{done}");
+    let url = done["result_url"].as_str().unwrap().to_owned();
+    let r = s.http.get(&url).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let cd = r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cd.starts_with("attachment; filename=\"") && cd.ends_with(".zip\""),
+        "{cd}"
+    );
+    r.bytes().unwrap().to_vec()
+}
+
+fn import_file(s: &Server, task: i64, format: &str, name: &str, bytes: Vec<u8>) -> Value {
+    let form = multipart::Form::new().part(
+        "annotation_file",
+        multipart::Part::bytes(bytes).file_name(name.to_owned()),
+    );
+    let r = s
+        .http
+        .post(s.url(&format!(
+            "/api/tasks/{task}/annotations?format={}",
+            format.replace(' ', "+")
+        )))
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().unwrap_or_default());
+    let rq = r.json::<Value>().unwrap()["rq_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.wait(&rq)
+}
+
+fn labelled_task(s: &Server, name: &str, files: &[PathBuf], segment_size: u64) -> (i64, Value) {
+    let r = s
+        .http
+        .post(s.url("/api/tasks"))
+        .json(&json!({"name": name, "segment_size": segment_size, "labels": [
+            {"name": "car", "attributes": [{"name": "color", "input_type": "select", "values": ["red", "blue"], "default_value": "red"},
+                                           {"name": "parked", "mutable": true, "input_type": "checkbox", "values": ["false"]}]},
+            {"name": "person", "type": "any"},
+            {"name": "body", "type": "skeleton", "svg": "<line x1=\"1\" y1=\"1\" x2=\"2\" y2=\"2\" data-type=\"edge\" data-node-from=\"1\" data-node-to=\"2\"></line><circle r=\"0.75\" cx=\"1\" cy=\"1\" data-type=\"element node\" data-element-id=\"1\" data-node-id=\"1\" data-label-name=\"head\"></circle><circle r=\"0.75\" cx=\"2\" cy=\"2\" data-type=\"element node\" data-element-id=\"2\" data-node-id=\"2\" data-label-name=\"tail\"></circle>",
+             "sublabels": [{"name": "head", "type": "points"}, {"name": "tail", "type": "points"}]}
+        ]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let task = r.json::<Value>().unwrap()["id"].as_i64().unwrap();
+    let rq = s.upload(task, files, json!({"image_quality": 70}));
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    let labels = s.json(&format!("/api/labels?task_id={task}"));
+    (task, labels)
+}
+
+/// Annotations of every kind, with ids of `labels` (a task made by `labelled_task`).
+fn rich_annotations(labels: &Value, with_tracks: bool) -> Value {
+    let car = &labels["results"][0];
+    let (car_id, color, parked) = (
+        car["id"].clone(),
+        car["attributes"][0]["id"].clone(),
+        car["attributes"][1]["id"].clone(),
+    );
+    let person = labels["results"][1]["id"].clone();
+    let body = &labels["results"][2];
+    let (body_id, head, tail) = (
+        body["id"].clone(),
+        body["sublabels"][0]["id"].clone(),
+        body["sublabels"][1]["id"].clone(),
+    );
+    let mut a = json!({
+        "tags": [{"label_id": person, "frame": 0, "attributes": []}],
+        "shapes": [
+            {"type": "rectangle", "label_id": car_id, "frame": 0, "points": [1.5, 2.25, 30.0, 20.0], "rotation": 15.0, "z_order": 1,
+             "attributes": [{"spec_id": color, "value": "blue"}, {"spec_id": parked, "value": "true"}]},
+            {"type": "polygon", "label_id": person, "frame": 1, "points": [1.0, 1.0, 20.0, 1.0, 10.0, 15.0], "occluded": true},
+            {"type": "polyline", "label_id": person, "frame": 1, "points": [0.0, 0.0, 5.0, 5.0, 9.0, 2.0]},
+            {"type": "points", "label_id": person, "frame": 2, "points": [3.0, 4.0, 5.0, 6.0]},
+            {"type": "ellipse", "label_id": person, "frame": 2, "points": [20.0, 20.0, 30.0, 25.0]},
+            {"type": "mask", "label_id": car_id, "frame": 1, "points": [1.0, 4.0, 1.0, 4.0, 5.0, 5.0, 7.0],
+             "attributes": [{"spec_id": color, "value": "red"}, {"spec_id": parked, "value": "false"}]},
+            {"type": "skeleton", "label_id": body_id, "frame": 0, "points": [], "elements": [
+                {"type": "points", "label_id": head, "frame": 0, "points": [10.0, 10.0]},
+                {"type": "points", "label_id": tail, "frame": 0, "points": [12.0, 14.0], "occluded": true}]}
+        ],
+        "tracks": []
+    });
+    if with_tracks {
+        a["tracks"] = json!([{"label_id": car_id, "frame": 0, "attributes": [{"spec_id": color, "value": "red"}], "shapes": [
+            {"type": "rectangle", "frame": 0, "points": [0.0, 0.0, 10.0, 10.0], "attributes": [{"spec_id": parked, "value": "false"}]},
+            {"type": "rectangle", "frame": 4, "points": [8.0, 4.0, 18.0, 14.0], "attributes": [{"spec_id": parked, "value": "true"}]},
+            {"type": "rectangle", "frame": 6, "points": [8.0, 4.0, 18.0, 14.0], "outside": true, "attributes": [{"spec_id": parked, "value": "true"}]}]}]);
+    }
+    a
+}
+
+#[test]
+fn exports_and_imports_round_trip_through_the_api() {
+    let s = Server::start(None, &[]);
+    let dir = common::testdata().join("images/set");
+    let files: Vec<PathBuf> = ["a.jpg", "b9.png", "b10.png"]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
+    let (task, labels) = labelled_task(&s, "source", &files, 0);
+    let original = rich_annotations(&labels, false);
+    let r = s
+        .http
+        .put(s.url(&format!("/api/tasks/{task}/annotations")))
+        .json(&original)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    let stored = s.json(&format!("/api/tasks/{task}/annotations"));
+    for (format, import_as, file) in [
+        ("CVAT for images 1.1", "CVAT 1.1", "annotations.xml"),
+        ("Datumaro 1.0", "Datumaro 1.0", "annotations/default.json"),
+    ] {
+        for images in [false, true] {
+            let zip_bytes = export_zip(&s, task, format, images);
+            let names: Vec<String> = zip_entries_any(&zip_bytes)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            assert!(names.iter().any(|n| n == file), "{format}: {names:?}");
+            assert_eq!(
+                names.iter().filter(|n| n.starts_with("images/")).count(),
+                if images { 3 } else { 0 },
+                "{format} images={images}: {names:?}"
+            );
+            let (fresh, _) = labelled_task(&s, "copy", &files, 0);
+            let out = import_file(&s, fresh, import_as, "export.zip", zip_bytes);
+            assert_eq!(out["status"], "finished", "{format}: {out}");
+            // Label and attribute ids differ between the tasks: compare by mapping through names.
+            let got = s.json(&format!("/api/tasks/{fresh}/annotations"));
+            assert_eq!(
+                renamed(&got, &s, fresh),
+                renamed(&stored, &s, task),
+                "{format} images={images}"
+            );
+        }
+    }
+    // A broken file fails the request and leaves the annotations alone.
+    let out = import_file(
+        &s,
+        task,
+        "CVAT 1.1",
+        "bad.xml",
+        b"<annotations><version>1.1</version><image id=\"0\" name=\"a.jpg\"><box label=\"nope\""
+            .to_vec(),
+    );
+    assert_eq!(out["status"], "failed");
+    assert!(
+        out["message"].as_str().unwrap().contains("bad.xml"),
+        "{out}"
+    );
+    assert_eq!(s.json(&format!("/api/tasks/{task}/annotations")), stored);
+    let r = s
+        .http
+        .post(s.url(&format!("/api/tasks/{task}/dataset/export?format=Nope+1.0")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[test]
+fn tracks_round_trip_through_cvat_for_video_and_datumaro() {
+    let s = Server::start(None, &[]);
+    let video = common::testdata().join("videos/h264_bframes.mp4");
+    let (task, labels) = labelled_task(&s, "video", std::slice::from_ref(&video), 0);
+    // Datumaro keeps everything; CVAT for video turns plain shapes into one-frame tracks and has
+    // no tags, so its round trip is checked on tracks alone.
+    let everything = rich_annotations(&labels, true);
+    let mut tracks_only = everything.clone();
+    tracks_only["tags"] = json!([]);
+    tracks_only["shapes"] = json!([]);
+    for (format, import_as, original) in [
+        ("Datumaro 1.0", "Datumaro 1.0", &everything),
+        ("CVAT for video 1.1", "CVAT 1.1", &tracks_only),
+    ] {
+        let r = s
+            .http
+            .put(s.url(&format!("/api/tasks/{task}/annotations")))
+            .json(original)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+        let stored = s.json(&format!("/api/tasks/{task}/annotations"));
+        let zip_bytes = export_zip(&s, task, format, false);
+        let (fresh, _) = labelled_task(&s, "copy", std::slice::from_ref(&video), 0);
+        let out = import_file(&s, fresh, import_as, "export.zip", zip_bytes);
+        assert_eq!(out["status"], "finished", "{format}: {out}");
+        let got = s.json(&format!("/api/tasks/{fresh}/annotations"));
+        let (g, e) = (renamed(&got, &s, fresh), renamed(&stored, &s, task));
+        assert_eq!(g["tracks"], e["tracks"], "{format}: tracks");
+        assert_eq!(g, e, "{format}");
+    }
+    // With images: video frames named as CVAT names them, PNG by default, JPEG on request.
+    let zip_bytes = export_zip(&s, task, "CVAT for images 1.1", true);
+    let names: Vec<String> = zip_entries_any(&zip_bytes)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        names.contains(&"images/frame_000000.PNG".to_owned())
+            && names.contains(&"images/frame_000089.PNG".to_owned()),
+        "{names:?}"
+    );
+    let png = zip_entries_any(&zip_bytes)
+        .into_iter()
+        .find(|(n, _)| n == "images/frame_000042.PNG")
+        .unwrap()
+        .1;
+    let source = decode_rgb(&video);
+    assert_eq!(
+        decode_image(&png).into_raw(),
+        source[42].2,
+        "exported frames are exact"
+    );
+}
+
+/// Stored-or-deflated zip entries.
+fn zip_entries_any(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    (0..z.len())
+        .map(|i| {
+            let mut e = z.by_index(i).unwrap();
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).unwrap();
+            (e.name().to_owned(), v)
+        })
+        .collect()
+}
+
+/// Annotations with label and attribute ids replaced by names (tasks differ in ids).
+fn renamed(a: &Value, s: &Server, task: i64) -> Value {
+    let labels = s.json(&format!("/api/labels?task_id={task}"));
+    let mut names = std::collections::HashMap::new();
+    let mut attrs = std::collections::HashMap::new();
+    fn walk(
+        l: &Value,
+        names: &mut std::collections::HashMap<i64, String>,
+        attrs: &mut std::collections::HashMap<i64, String>,
+    ) {
+        names.insert(
+            l["id"].as_i64().unwrap(),
+            l["name"].as_str().unwrap().to_owned(),
+        );
+        for a in l["attributes"].as_array().unwrap() {
+            attrs.insert(
+                a["id"].as_i64().unwrap(),
+                a["name"].as_str().unwrap().to_owned(),
+            );
+        }
+        for sl in l["sublabels"].as_array().unwrap() {
+            walk(sl, names, attrs);
+        }
+    }
+    for l in labels["results"].as_array().unwrap() {
+        walk(l, &mut names, &mut attrs);
+    }
+    fn map(
+        v: &Value,
+        names: &std::collections::HashMap<i64, String>,
+        attrs: &std::collections::HashMap<i64, String>,
+    ) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| match (k.as_str(), v.as_i64()) {
+                        ("label_id", Some(id)) => (k.clone(), Value::from(names[&id].clone())),
+                        ("spec_id", Some(id)) => (k.clone(), Value::from(attrs[&id].clone())),
+                        _ => (k.clone(), map(v, names, attrs)),
+                    })
+                    .collect(),
+            ),
+            Value::Array(a) => {
+                let mut items: Vec<Value> = a.iter().map(|x| map(x, names, attrs)).collect();
+                if items.iter().all(|x| x.get("spec_id").is_some()) {
+                    items.sort_by_key(|x| x.to_string());
+                }
+                Value::Array(items)
+            }
+            other => other.clone(),
+        }
+    }
+    normalised(&map(a, &names, &attrs))
+}
