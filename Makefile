@@ -7,7 +7,7 @@
 CARGO ?= cargo
 DEMO_OUT ?= target/demo
 
-.PHONY: deps build run demo test compat bench compare compare-chunks goldens testmedia fmt lint clean
+.PHONY: deps build run demo test compat bench compare compare-chunks compare-formats datumaro-check goldens testmedia fmt lint clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -47,6 +47,14 @@ compare: build
 # Chunk server side by side with its floor and CVAT's method (see benches/README.md).
 compare-chunks: build
 	bash benches/compare-chunks.sh
+
+# Dataset formats against Datumaro 1.13 and the video export floor (see benches/README.md).
+compare-formats: build
+	bash benches/compare-formats.sh
+
+# Exports and imports cross-checked with PyPI Datumaro 1.13 (tests/formats/README.md; not in `test`).
+datumaro-check: build
+	bash tests/formats/datumaro-check.sh
 
 # Regenerate testdata/golden with the CVAT-port baseline (needs PyPI).
 goldens:

@@ -50,14 +50,20 @@ pub fn check_source(path: &Path, stamp: &FileStamp) -> Result<(), FrameError> {
 #[derive(Debug, Clone, Default)]
 pub struct SeekTable {
     keyframes: Vec<(u64, i64)>,
+    /// Frames in the video, when known: a reader that reached the end is not kept.
+    frames: Option<u64>,
 }
 
 impl SeekTable {
     /// Reads the key frames of a video manifest.
     pub fn from_manifest(path: &Path) -> Result<SeekTable, FrameError> {
         match manifest::read_manifest(path).map_err(|e| FrameError::Manifest(e.to_string()))? {
-            Manifest::Video { keyframes, .. } => Ok(SeekTable {
+            Manifest::Video {
+                keyframes,
+                properties,
+            } => Ok(SeekTable {
                 keyframes: keyframes.iter().map(|k| (k.number, k.pts)).collect(),
+                frames: Some(properties.length),
             }),
             Manifest::Images { .. } => Err(FrameError::Manifest(
                 "an image manifest was given for a video".into(),
@@ -212,7 +218,11 @@ pub fn decode_frames<E: From<FrameError>>(
             w += 1;
         }
         if number >= last || w >= wanted.len() {
-            pool.put(owner, reader, number + 1);
+            // A reader at the end of the video can serve nothing more: close it instead of
+            // parking it (a parked 1080p decoder holds tens of MB of frame buffers).
+            if seek.frames.is_none_or(|n| number + 1 < n) {
+                pool.put(owner, reader, number + 1);
+            }
             return Ok(());
         }
     }
@@ -226,6 +236,7 @@ mod tests {
     fn seek_table_finds_the_key_frame_before() {
         let t = SeekTable {
             keyframes: vec![(0, 0), (30, 3000), (60, 6000)],
+            frames: Some(90),
         };
         assert_eq!(t.before(0), Some((0, 0)));
         assert_eq!(t.before(29), Some((0, 0)));

@@ -234,6 +234,12 @@ fn label_accepts(label: &LabelInfo, kind: &str) -> bool {
     label.kind == "any" || label.kind == kind
 }
 
+/// Whether a shape of `kind` may use `label`: the label's type must match unless it is `any`;
+/// skeleton elements (points under a skeleton) are always allowed.
+fn kind_allowed(label: &LabelInfo, kind: ShapeType, is_element: bool) -> bool {
+    label_accepts(label, kind.as_str()) || (is_element && kind == ShapeType::Points)
+}
+
 /// Checks the points of a shape of `kind` (counts, finite values; masks: RLE fits its box).
 pub fn check_points(kind: ShapeType, points: &[f64]) -> Result<(), String> {
     if points.iter().any(|p| !p.is_finite()) {
@@ -298,8 +304,7 @@ fn check_shape(
 ) -> Result<(), Invalid> {
     ctx.frame(what, s.frame)?;
     let label = ctx.label(what, s.label_id, parent)?;
-    if !label_accepts(label, s.kind.as_str()) && !(parent.is_some() && s.kind == ShapeType::Points)
-    {
+    if !kind_allowed(label, s.kind, parent.is_some()) {
         return Err(invalid(
             what,
             format!(
@@ -367,9 +372,7 @@ fn check_track(
         if s.kind != first.kind {
             return Err(invalid(&sw, "all shapes of a track have the same type"));
         }
-        if !label_accepts(label, s.kind.as_str())
-            && !(parent.is_some() && s.kind == ShapeType::Points)
-        {
+        if !kind_allowed(label, s.kind, parent.is_some()) {
             return Err(invalid(
                 &sw,
                 format!(

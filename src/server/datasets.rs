@@ -94,7 +94,13 @@ struct TaskMeta {
     segments: Vec<(i64, u64, u64)>,
 }
 
-fn load(st: &AppState, scope: Scope) -> Result<(Loaded, Arc<super::Loaded>), String> {
+/// Loads a scope; `with_annotations` false skips reading the stored annotations (imports
+/// replace them and do not need them).
+fn load(
+    st: &AppState,
+    scope: Scope,
+    with_annotations: bool,
+) -> Result<(Loaded, Arc<super::Loaded>), String> {
     let task = st
         .store
         .task(scope.task_id)
@@ -131,11 +137,15 @@ fn load(st: &AppState, scope: Scope) -> Result<(Loaded, Arc<super::Loaded>), Str
         })
         .collect();
     let labels = LabelIndex::new(&st.store.labels(scope.task_id).map_err(|e| e.to_string())?);
-    let rows = st
-        .store
-        .annotations(scope.task_id, scope.job.map(|(_, a, b)| (a, b)))
-        .map_err(|e| e.to_string())?;
-    let annotations = annotations::from_rows(&rows).map_err(|e| e.to_string())?;
+    let annotations = if with_annotations {
+        let rows = st
+            .store
+            .annotations(scope.task_id, scope.job.map(|(_, a, b)| (a, b)))
+            .map_err(|e| e.to_string())?;
+        annotations::from_rows(&rows).map_err(|e| e.to_string())?
+    } else {
+        Annotations::default()
+    };
     let jobs = st
         .store
         .jobs_of_task(scope.task_id)
@@ -205,11 +215,14 @@ fn dataset<'a>(task_id: i64, l: &'a Loaded) -> TaskDataset<'a> {
 /// Frames for exports with images, read through the frame provider: image tasks give their
 /// original files; video frames are decoded once, sequentially (the positioned decoder), and
 /// encoded on all cores, a few frames ahead of the writer.
+/// Encoded export frames, in order: `(task frame, bytes or error)`.
+type EncodedFrames = std::sync::mpsc::Receiver<(u64, Result<Vec<u8>, String>)>;
+
 struct ExportFrames {
     st: Arc<AppState>,
     data: Arc<super::Loaded>,
     jpeg: bool,
-    pipeline: std::sync::Mutex<Option<std::sync::mpsc::Receiver<(u64, Result<Vec<u8>, String>)>>>,
+    pipeline: std::sync::Mutex<Option<EncodedFrames>>,
     frames: Vec<u64>,
 }
 
@@ -384,9 +397,10 @@ fn run_request(
     tokio::spawn(async move {
         let st2 = Arc::clone(&st);
         let mut running = req.clone();
+        let started = Utc::now();
         let outcome = tokio::task::spawn_blocking(move || {
             running.status = "started".into();
-            running.started_date = Some(Utc::now());
+            running.started_date = Some(started);
             let _ = st2.store.put_request(&running);
             let last = std::sync::Mutex::new(std::time::Instant::now());
             let progress = |p: f64| {
@@ -403,7 +417,7 @@ fn run_request(
         .await
         .unwrap_or_else(|e| Err(format!("the request failed unexpectedly: {e}")));
         let mut done = req;
-        done.started_date = done.started_date.or(Some(Utc::now()));
+        done.started_date = Some(started);
         done.finished_date = Some(Utc::now());
         match outcome {
             Ok(url) => {
@@ -484,7 +498,7 @@ async fn start_export(
         format.to_lowercase()
     ));
     run_request(st, req, move |st, progress| {
-        let (l, data) = load(st, scope)?;
+        let (l, data) = load(st, scope, true)?;
         let ds = dataset(scope.task_id, &l);
         let dir = exports_dir(st);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -607,7 +621,7 @@ pub(crate) async fn download(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 << 10));
     let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(
@@ -757,7 +771,7 @@ fn import_file(
     append: bool,
     progress: &dyn Fn(f64),
 ) -> Result<(), String> {
-    let (l, _) = load(st, scope)?;
+    let (l, _) = load(st, scope, false)?;
     let ds = dataset(scope.task_id, &l);
     let input = ImportInput::open(path).map_err(|e| e.to_string())?;
     progress(0.1);

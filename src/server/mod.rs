@@ -153,6 +153,10 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("frameserver listening on http://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), cache_bytes = config.cache_size, workers, "listening");
+    // No Nagle delay: small responses (and the last piece of a download) go out at once.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, api::service(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;

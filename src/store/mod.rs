@@ -960,11 +960,13 @@ impl Store {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(id, kind, frame, body)| {
+                let mut body: serde_json::Value = serde_json::from_str(&body)?;
+                body["id"] = id.into();
                 Ok(AnnotationRow {
                     id,
                     kind,
                     frame: frame as u64,
-                    body: serde_json::from_str(&body)?,
+                    body,
                 })
             })
             .collect()
@@ -1015,19 +1017,19 @@ impl Store {
                     }
                 }
                 AnnotationChange::Insert(objs) => {
-                    for (kind, frame, mut body) in objs {
-                        tx.execute(
-                            "INSERT INTO annotations (task_id, kind, frame, body) VALUES (?1, ?2, ?3, '')",
-                            params![task_id, kind, frame as i64],
-                        )
+                    // One prepared statement; the id lives in the row, not in the stored JSON
+                    // (it is added back on read), so each object is a single INSERT.
+                    let mut st = tx
+                        .prepare_cached("INSERT INTO annotations (task_id, kind, frame, body) VALUES (?1, ?2, ?3, ?4)")
                         .map_err(StoreError::from)?;
+                    for (kind, frame, mut body) in objs {
+                        if let Some(m) = body.as_object_mut() {
+                            m.remove("id");
+                        }
+                        st.execute(params![task_id, kind, frame as i64, body.to_string()])
+                            .map_err(StoreError::from)?;
                         let id = tx.last_insert_rowid();
                         body["id"] = id.into();
-                        tx.execute(
-                            "UPDATE annotations SET body = ?2 WHERE id = ?1",
-                            params![id, body.to_string()],
-                        )
-                        .map_err(StoreError::from)?;
                         inserted.push(AnnotationRow {
                             id,
                             kind,

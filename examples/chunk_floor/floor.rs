@@ -1,0 +1,289 @@
+//! The chunk floor: the least work a compressed zip chunk of a video needs, done in-process with
+//! the crate's public media and codec API and nothing else (no HTTP, no cache, no decoder pool):
+//! open the video, seek to the manifest key frame at or before the chunk's first frame, decode
+//! forward (skipping frames before the key frame's pts and frames before the chunk), convert
+//! each wanted frame to RGB24 (CVAT's conversion), JPEG-encode it with libjpeg-turbo and store it
+//! in the zip. The output is the same bytes the server sends for the chunk.
+//!
+//! Shared by `examples/chunk_floor` (used by `benches/compare-chunks.sh`) and the criterion
+//! bench `benches/chunks.rs`.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+use frameserver::codec::{encode_jpeg, entry_name, Raster, RgbImage, ZipChunk};
+use frameserver::manifest::{self, Manifest, VideoOptions};
+use frameserver::media::{ColorMode, DecodedFrame, FrameReader, RgbConverter};
+
+/// What a chunk build needs to know about the video: its frame count and seek points.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Frames in the video (the manifest's `length`).
+    pub frames: u64,
+    /// `(number, pts)` of each manifest key frame, ascending.
+    pub keyframes: Vec<(u64, i64)>,
+    pub chunk_size: u64,
+    /// The manifest, to hand to the Python baseline.
+    pub manifest: Manifest,
+}
+
+impl Plan {
+    /// Indexes `path` as the server does at task creation (`force`, the task's chunk size).
+    pub fn new(path: &Path, chunk_size: u64) -> Result<Plan> {
+        let opts = VideoOptions {
+            chunk_size: chunk_size as usize,
+            force: true,
+            ..Default::default()
+        };
+        let index = manifest::index_video(path, &opts, &|_| {})?;
+        let Manifest::Video {
+            properties,
+            keyframes,
+        } = &index.manifest
+        else {
+            bail!("{}: not a video manifest", path.display());
+        };
+        Ok(Plan {
+            frames: properties.length,
+            keyframes: keyframes.iter().map(|k| (k.number, k.pts)).collect(),
+            chunk_size,
+            manifest: index.manifest.clone(),
+        })
+    }
+
+    /// Number of chunks.
+    pub fn chunks(&self) -> u64 {
+        self.frames.div_ceil(self.chunk_size)
+    }
+
+    /// First and last frame of chunk `n`.
+    pub fn chunk_frames(&self, n: u64) -> (u64, u64) {
+        let first = n * self.chunk_size;
+        (first, (first + self.chunk_size).min(self.frames) - 1)
+    }
+
+    /// The last key frame at or before `frame`.
+    pub fn key_before(&self, frame: u64) -> Option<(u64, i64)> {
+        let i = self.keyframes.partition_point(|&(n, _)| n <= frame);
+        (i > 0).then(|| self.keyframes[i - 1])
+    }
+
+    /// Frames a cold build of chunk `n` decodes (from its key frame to its last frame).
+    pub fn decode_cost(&self, n: u64) -> u64 {
+        let (first, last) = self.chunk_frames(n);
+        let from = self.key_before(first).map_or(0, |k| k.0);
+        last - from + 1
+    }
+
+    /// The chunk whose cold build decodes the most frames (the first one on ties).
+    pub fn worst_chunk(&self) -> u64 {
+        (0..self.chunks())
+            .max_by_key(|&n| (self.decode_cost(n), std::cmp::Reverse(n)))
+            .unwrap_or(0)
+    }
+}
+
+/// A built chunk and the number of frames decoded for it.
+pub struct Built {
+    pub zip: Vec<u8>,
+    pub decoded: u64,
+}
+
+fn frame_jpeg(rgb: &mut RgbConverter, f: &DecodedFrame, quality: u8) -> Result<Vec<u8>> {
+    let (w, h, data) = rgb.to_rgb(f)?;
+    Ok(encode_jpeg(
+        &Raster::Rgb(RgbImage::new(w, h, data)?),
+        quality,
+    )?)
+}
+
+/// Builds chunk `n` cold: a fresh reader, a seek to its key frame, decode forward.
+pub fn build_chunk(path: &Path, plan: &Plan, n: u64, quality: u8) -> Result<Built> {
+    let (first, last) = plan.chunk_frames(n);
+    let mut reader = FrameReader::open(path)?;
+    // Numbering is known from the start without a seek; after one, from the first frame at or
+    // after the key frame's pts (earlier ones are open-GOP leading frames: skipped, as CVAT does).
+    let (mut next, skip_before) = match plan.key_before(first) {
+        Some((number, pts)) => {
+            reader.seek(pts)?;
+            (None, Some((number, pts)))
+        }
+        None => (Some(0), None),
+    };
+    let mut rgb = RgbConverter::new(ColorMode::Untagged);
+    let mut zip = ZipChunk::new();
+    let mut decoded = 0u64;
+    loop {
+        let frame = reader
+            .next_frame()?
+            .ok_or_else(|| anyhow!("the video ended before frame {last}"))?;
+        decoded += 1;
+        let number = match (next, skip_before) {
+            (Some(n), _) => n,
+            (None, Some((kf_number, kf_pts))) => {
+                if frame
+                    .pts()
+                    .or(frame.best_effort_timestamp())
+                    .is_some_and(|p| p < kf_pts)
+                {
+                    continue;
+                }
+                kf_number
+            }
+            (None, None) => unreachable!(),
+        };
+        next = Some(number + 1);
+        if number >= first {
+            let jpeg = frame_jpeg(&mut rgb, &frame, quality)?;
+            zip.add(&entry_name((number - first) as usize, "jpeg"), &jpeg)?;
+        }
+        if number >= last {
+            break;
+        }
+    }
+    Ok(Built {
+        zip: zip.finish()?,
+        decoded,
+    })
+}
+
+/// A prototype (not what the server does today): like [`build_chunk`], but the RGB conversion and
+/// JPEG encoding of wanted frames run on `workers` threads while the decoder goes on; the zip
+/// is written in frame order at the end. Shows what overlapping encode with decode would gain.
+pub fn build_chunk_parallel(
+    path: &Path,
+    plan: &Plan,
+    n: u64,
+    quality: u8,
+    workers: usize,
+) -> Result<Built> {
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+
+    let (first, last) = plan.chunk_frames(n);
+    let count = (last - first + 1) as usize;
+    let (tx, rx) = mpsc::sync_channel::<(usize, DecodedFrame)>(workers * 2);
+    let rx = Arc::new(Mutex::new(rx));
+    let jpegs: Arc<Mutex<Vec<Option<Vec<u8>>>>> = Arc::new(Mutex::new(vec![None; count]));
+    let mut decoded = 0u64;
+    std::thread::scope(|scope| -> Result<()> {
+        let mut handles = Vec::new();
+        for _ in 0..workers.max(1) {
+            let rx = Arc::clone(&rx);
+            let jpegs = Arc::clone(&jpegs);
+            handles.push(scope.spawn(move || -> Result<()> {
+                let mut rgb = RgbConverter::new(ColorMode::Untagged);
+                loop {
+                    let job = rx.lock().unwrap().recv();
+                    let Ok((idx, frame)) = job else { return Ok(()) };
+                    let jpeg = frame_jpeg(&mut rgb, &frame, quality)?;
+                    jpegs.lock().unwrap()[idx] = Some(jpeg);
+                }
+            }));
+        }
+        let mut reader = FrameReader::open(path)?;
+        let (mut next, skip_before) = match plan.key_before(first) {
+            Some((number, pts)) => {
+                reader.seek(pts)?;
+                (None, Some((number, pts)))
+            }
+            None => (Some(0), None),
+        };
+        loop {
+            let frame = reader
+                .next_frame()?
+                .ok_or_else(|| anyhow!("the video ended before frame {last}"))?;
+            decoded += 1;
+            let number = match (next, skip_before) {
+                (Some(n), _) => n,
+                (None, Some((kf_number, kf_pts))) => {
+                    if frame
+                        .pts()
+                        .or(frame.best_effort_timestamp())
+                        .is_some_and(|p| p < kf_pts)
+                    {
+                        continue;
+                    }
+                    kf_number
+                }
+                (None, None) => unreachable!(),
+            };
+            next = Some(number + 1);
+            if number >= first {
+                tx.send(((number - first) as usize, frame))
+                    .map_err(|_| anyhow!("an encoder thread failed"))?;
+            }
+            if number >= last {
+                break;
+            }
+        }
+        drop(tx);
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow!("an encoder thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let mut zip = ZipChunk::new();
+    let jpegs = std::mem::take(&mut *jpegs.lock().unwrap());
+    for (i, j) in jpegs.into_iter().enumerate() {
+        zip.add(
+            &entry_name(i, "jpeg"),
+            &j.ok_or_else(|| anyhow!("frame {i} missing"))?,
+        )?;
+    }
+    Ok(Built {
+        zip: zip.finish()?,
+        decoded,
+    })
+}
+
+/// Decodes chunk `n`'s frames from its key frame and nothing else (no RGB, no JPEG): the
+/// decode share of a cold build. Returns the frames decoded.
+pub fn decode_only(path: &Path, plan: &Plan, n: u64) -> Result<u64> {
+    let (first, last) = plan.chunk_frames(n);
+    let mut reader = FrameReader::open(path)?;
+    let mut number = match plan.key_before(first) {
+        Some((k, pts)) => {
+            reader.seek(pts)?;
+            k
+        }
+        None => 0,
+    };
+    let mut decoded = 0;
+    while number <= last {
+        reader
+            .next_frame()?
+            .ok_or_else(|| anyhow!("the video ended before frame {last}"))?;
+        decoded += 1;
+        number += 1;
+    }
+    Ok(decoded)
+}
+
+/// Sequential playback's floor: one decode of the whole video from the start, every frame
+/// JPEG-encoded, zips cut every `chunk_size` frames. Returns the chunks and the frames decoded.
+pub fn build_all(path: &Path, plan: &Plan, quality: u8) -> Result<(Vec<Vec<u8>>, u64)> {
+    let mut reader = FrameReader::open(path)?;
+    let mut rgb = RgbConverter::new(ColorMode::Untagged);
+    let mut chunks = Vec::with_capacity(plan.chunks() as usize);
+    let mut zip = ZipChunk::new();
+    let mut number = 0u64;
+    while number < plan.frames {
+        let Some(frame) = reader.next_frame()? else {
+            bail!("the video ended at frame {number} of {}", plan.frames);
+        };
+        let idx = (number % plan.chunk_size) as usize;
+        zip.add(
+            &entry_name(idx, "jpeg"),
+            &frame_jpeg(&mut rgb, &frame, quality)?,
+        )?;
+        number += 1;
+        if idx + 1 == plan.chunk_size as usize || number == plan.frames {
+            chunks.push(std::mem::take(&mut zip).finish()?);
+        }
+    }
+    Ok((chunks, number))
+}
