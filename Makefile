@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run   - install what is missing, build, run the server on 127.0.0.1:8080 (data in ./data)
 #   make test  - install what is missing, run every test (unit, integration, CLI, server,
-#                and the cvat-sdk/cvat-cli compatibility suite in a venv)
+#                the cvat-sdk/cvat-cli compatibility suite and the Datumaro cross-check, in venvs)
 # Benchmarks (not part of `make test`): make bench, make compare
 
 CARGO ?= cargo
@@ -29,6 +29,7 @@ demo: build
 test: deps
 	$(CARGO) test --workspace --locked
 	FRAMESERVER_BIN=target/debug/frameserver bash tests/compat/run.sh
+	FRAMESERVER_BIN=target/debug/frameserver bash tests/formats/datumaro-check.sh
 
 # Only the cvat-sdk / cvat-cli compatibility suite (against the debug build).
 compat: deps
@@ -52,7 +53,7 @@ compare-chunks: build
 compare-formats: build
 	bash benches/compare-formats.sh
 
-# Exports and imports cross-checked with PyPI Datumaro 1.13 (tests/formats/README.md; not in `test`).
+# Exports and imports cross-checked with PyPI Datumaro 1.13 (tests/formats/README.md; part of `test`).
 datumaro-check: build
 	bash tests/formats/datumaro-check.sh
 
