@@ -22,7 +22,8 @@
 #                  &quality=compressed` by curl's time_total. Before each request the server is
 #                  idle (no prefetch running: /metrics frameserver_chunk_builds_in_flight 0); one
 #                  unmeasured task warms the process first.
-#      Medians of the N rounds. Targets: server <= 1.3x floor, server >= 3x faster than baseline.
+#      Medians of the N rounds; each ratio is the median of the N per-round ratios (robust to a
+#      burst of other load in one round). Targets: server <= 1.3x floor, >= 3x faster than baseline.
 #      The server's chunk must be byte-identical to the floor's, and its JPEG entries identical
 #      to the baseline's.
 #   2. Sequential playback: M rounds (default 3) of (a) a fresh server, a new task, every chunk
@@ -41,6 +42,10 @@
 #      `type=frame&quality=compressed` (one JPEG out of the cached chunk, ~1/36 of the bytes)
 #      against bytes_server serving that JPEG.
 #
+# Every server gets its own temporary data dir and an ephemeral port, and is stopped on exit. When
+# the build has users, each server creates `admin` with a random FRAMESERVER_ADMIN_PASSWORD and
+# the script logs in (session cookie + X-CSRFToken, as the web UI does) before any request.
+#
 # Prints a markdown table (stdout; progress on stderr). Exit status 1 when a build or a request
 # fails or when the server's bytes differ from the floor's, 0 otherwise (missed targets are
 # reported in the table, not in the exit status).
@@ -50,7 +55,7 @@
 #   BENCH_CACHE_SIZE     --cache-size for the cache-hit server (default 268435456)
 #   BENCH_IDLE_WAIT      before each round, wait up to this many seconds (default 120; 0: never)
 #                        for the CPU to be idle (a shared machine's other jobs skew ratios)
-#   BENCH_BASELINE_SEQ   0 skips the baseline's sequential playback (slow: ~30 s on 1080p)
+#   BENCH_BASELINE_SEQ   0 skips the baseline's sequential playback (~16 s on the 1080p clip)
 #   FRAMESERVER_BIN      server binary (default target/release/frameserver)
 #   CHUNK_FLOOR_BIN      floor binary (default target/release/examples/chunk_floor)
 #   BYTES_SERVER_BIN     loopback floor (default target/release/examples/bytes_server)
@@ -76,7 +81,7 @@ while [[ $# -gt 0 ]]; do
         --seq-reps) seq_reps="$2"; shift 2 ;;
         --wrk-seconds) wrk_seconds="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
-        -h|--help) sed -n '2,50p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^set -euo/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *)
             [[ -f "$1" ]] || { echo "no such file: $1" >&2; exit 2; }
             videos+=("$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"); shift ;;
@@ -106,13 +111,14 @@ apt_install() {
 command -v curl >/dev/null 2>&1 || apt_install curl
 command -v ffmpeg >/dev/null 2>&1 || apt_install ffmpeg
 command -v wrk >/dev/null 2>&1 || apt_install wrk
-command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+command -v python3 >/dev/null 2>&1 || apt_install python3
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_install python3-venv
 
 server_bin="${FRAMESERVER_BIN:-$repo_root/target/release/frameserver}"
 floor_bin="${CHUNK_FLOOR_BIN:-$repo_root/target/release/examples/chunk_floor}"
 bytes_bin="${BYTES_SERVER_BIN:-$repo_root/target/release/examples/bytes_server}"
 if [[ $build == 1 ]]; then
-    if [[ ! -x scripts/install-deps.sh ]] || ! bash scripts/install-deps.sh >&2; then
+    if [[ ! -f scripts/install-deps.sh ]] || ! bash scripts/install-deps.sh >&2; then
         log "WARNING: scripts/install-deps.sh failed or is missing; building anyway"
     fi
     log "cargo build --release (frameserver, examples/chunk_floor, examples/bytes_server)"
@@ -318,10 +324,17 @@ kv() {  # kv KEY < lines: the value of KEY=... in the first line having it
 }
 line_for() { grep -P "^$1\t" | grep -P "\t$2(\t|$)" | head -n 1; }  # line_for KIND n=K
 fmt_s() { awk -v x="$1" 'BEGIN { if (x == "nan" || x == "") print "n/a"; else if (x < 1) printf "%.0f ms", x * 1000; else printf "%.2f s", x }'; }
+# pratio "a1 a2 ..." "b1 b2 ...": the median of the per-round ratios a_i / b_i, as "1.23x".
+# Each round's two numbers were measured minutes apart at most, so a burst of other load on a
+# shared machine skews one round's pair, not the result.
+pratio() {
+    paste <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) \
+        | awk '$2 + 0 > 0 { print $1 / $2 }' | median | awk '{ if ($1 == "nan") print "n/a"; else printf "%.2fx\n", $1 }'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "nan" || b == "nan" || b + 0 == 0) print "n/a"; else printf "%.2fx", a / b }'; }
 verdict() {  # verdict VALUE OP LIMIT
     awk -v x="$1" -v op="$2" -v l="$3" 'BEGIN {
-        if (x == "" || x == "nan") { print "n/a"; exit }
+        if (x !~ /^[0-9]+(\.[0-9]*)?$/) { print "n/a"; exit }
         ok = (op == "<=") ? (x <= l) : (op == ">=") ? (x >= l) : (x == l)
         print ok ? "pass" : "**FAIL**" }'
 }
@@ -411,8 +424,10 @@ for video in "${videos[@]}"; do
         kb=$(( $(stat -c %s "$wd/server_chunk_$c.zip") / 1024 ))
         note "\`$vname\` chunk $c (frames $first–$last, $decoded decoded from the key frame, $kb KiB): server bytes identical to the floor's: $same_floor; JPEG entries identical to the baseline's: $same_base."
         label="cold chunk $c ($decoded frames decoded)"
-        row "$vname | $label vs floor | $(fmt_s "$srv") | $(fmt_s "$flo") | $(ratio "$srv" "$flo") | ≤ 1.3x | $(verdict "$(ratio "$srv" "$flo" | tr -d x)" '<=' 1.3)"
-        row "$vname | $label vs CVAT method (PyAV) | $(fmt_s "$srv") | $(fmt_s "$bas") | $(ratio "$bas" "$srv") faster | ≥ 3x | $(verdict "$(ratio "$bas" "$srv" | tr -d x)" '>=' 3)"
+        rf="$(pratio "${t_srv[$c]}" "${t_floor[$c]}")"
+        rb="$(pratio "${t_base[$c]}" "${t_srv[$c]}")"
+        row "$vname | $label vs floor | $(fmt_s "$srv") | $(fmt_s "$flo") | $rf | ≤ 1.3x | $(verdict "${rf%x}" '<=' 1.3)"
+        row "$vname | $label vs CVAT method (PyAV) | $(fmt_s "$srv") | $(fmt_s "$bas") | $rb faster | ≥ 3x | $(verdict "${rb%x}" '>=' 3)"
     done
 
     # -- 2. sequential playback -----------------------------------------------------------
@@ -464,7 +479,8 @@ for video in "${videos[@]}"; do
     srv="$(printf '%s\n' "${seq_srv[@]}" | median)"
     flo="$(printf '%s\n' "${seq_floor[@]}" | median)"
     dec_max="$(printf '%s\n' "${seq_decoded[@]}" | sort -g | tail -n 1)"
-    row "$vname | sequential playback, $nchunks chunks in order, fresh server | $(fmt_s "$srv") | $(fmt_s "$flo") | $(ratio "$srv" "$flo") | ≤ 1.3x | $(verdict "$(ratio "$srv" "$flo" | tr -d x)" '<=' 1.3)"
+    rs="$(pratio "${seq_srv[*]}" "${seq_floor[*]}")"
+    row "$vname | sequential playback, $nchunks chunks in order, fresh server | $(fmt_s "$srv") | $(fmt_s "$flo") | $rs | ≤ 1.3x | $(verdict "${rs%x}" '<=' 1.3)"
     row "$vname | frames decoded during that playback (max of $seq_reps) | $dec_max | $frames frames | | = frame count | $(verdict "$dec_max" '==' "$frames")"
     note "\`$vname\` sequential playback: frames decoded per round ${seq_decoded[*]}, seeks per round ${seq_seeks[*]}; longest wait for one chunk (median of rounds) $(fmt_s "$(printf '%s\n' "${seq_maxwait[@]}" | median)")."
     c0_floor="$(tr ' ' '\n' <<<"${t_floor[0]}" | grep . | median)"
@@ -539,7 +555,7 @@ for video in "${videos[@]}"; do
 done
 
 {
-    echo "One run, $(nproc) cores; CPU idle just before the run $idle_before; load average at start $loadavg_before, at end $(cut -d' ' -f1-3 /proc/loadavg); rounds started on a busy CPU: $busy_rounds. Cold chunk: medians of $reps rounds; sequential: medians of $seq_reps rounds; JPEG q$quality, $chunk_size frames per chunk. Baseline: PyAV $("$baseline_py" -c 'import av; print(av.__version__)') (FFmpeg $("$baseline_py" -c 'import av; print(av.ffmpeg_version_info)')), Pillow $("$baseline_py" -c 'import PIL; print(PIL.__version__)')."
+    echo "One run, $(nproc) cores; CPU idle just before the run $idle_before; load average at start $loadavg_before, at end $(cut -d' ' -f1-3 /proc/loadavg); rounds started on a busy CPU: $busy_rounds. Cold chunk: medians of $reps rounds; sequential: medians of $seq_reps rounds; ratios vs floor and baseline: median of the per-round ratios; JPEG q$quality, $chunk_size frames per chunk. Baseline: PyAV $("$baseline_py" -c 'import av; print(av.__version__)') (FFmpeg $("$baseline_py" -c 'import av; print(av.ffmpeg_version_info)')), Pillow $("$baseline_py" -c 'import PIL; print(PIL.__version__)')."
     echo
     echo "$table"
     if [[ -n "$notes" ]]; then
