@@ -354,7 +354,11 @@ impl Store {
     pub fn task(&self, id: i64) -> Result<Option<TaskRow>> {
         let c = self.conn();
         let sql = format!("SELECT {} FROM tasks WHERE id = ?1", Self::TASK_COLUMNS);
-        Ok(c.query_row(&sql, [id], Self::task_from_row).optional()?)
+        let row = c
+            .prepare_cached(&sql)?
+            .query_row([id], Self::task_from_row)
+            .optional()?;
+        Ok(row)
     }
 
     /// All tasks, newest first.
@@ -456,8 +460,7 @@ impl Store {
     pub fn data_of_task(&self, task_id: i64) -> Result<Option<DataRow>> {
         let c = self.conn();
         let row = c
-            .query_row(
-                "SELECT id, task_id, version, chunks_updated_date, spec FROM data WHERE task_id = ?1",
+            .prepare_cached("SELECT id, task_id, version, chunks_updated_date, spec FROM data WHERE task_id = ?1")?.query_row(
                 [task_id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, parse_ts(r.get(3)?)?, r.get::<_, String>(4)?)),
             )
@@ -510,12 +513,13 @@ impl Store {
     /// A job by id.
     pub fn job(&self, id: i64) -> Result<Option<JobRow>> {
         let c = self.conn();
-        Ok(c.query_row(
-            "SELECT id, task_id, segment_start, segment_stop FROM jobs WHERE id = ?1",
-            [id],
-            Self::job_from_row,
-        )
-        .optional()?)
+        let row = c
+            .prepare_cached(
+                "SELECT id, task_id, segment_start, segment_stop FROM jobs WHERE id = ?1",
+            )?
+            .query_row([id], Self::job_from_row)
+            .optional()?;
+        Ok(row)
     }
 
     /// All jobs (optionally of one task), by id.
@@ -548,9 +552,8 @@ impl Store {
     pub fn request(&self, id: &str) -> Result<Option<RequestRow>> {
         let c = self.conn();
         let s: Option<String> = c
-            .query_row("SELECT info FROM requests WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT info FROM requests WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
             .optional()?;
         Ok(match s {
             Some(s) => Some(serde_json::from_str(&s)?),
@@ -639,10 +642,9 @@ impl Store {
 
     /// A user by name.
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
-        Ok(self
-            .conn()
+        Ok(self.conn()
+            .prepare_cached("SELECT id, username, password_hash, is_admin, created_date FROM users WHERE username = ?1")?
             .query_row(
-                "SELECT id, username, password_hash, is_admin, created_date FROM users WHERE username = ?1",
                 [username],
                 Self::user_from_row,
             )
@@ -651,10 +653,9 @@ impl Store {
 
     /// A user by id.
     pub fn user(&self, id: i64) -> Result<Option<UserRow>> {
-        Ok(self
-            .conn()
+        Ok(self.conn()
+            .prepare_cached("SELECT id, username, password_hash, is_admin, created_date FROM users WHERE id = ?1")?
             .query_row(
-                "SELECT id, username, password_hash, is_admin, created_date FROM users WHERE id = ?1",
                 [id],
                 Self::user_from_row,
             )
@@ -705,11 +706,8 @@ impl Store {
     pub fn session(&self, token_hash: &str) -> Result<Option<(UserRow, String)>> {
         let c = self.conn();
         let row: Option<(i64, String, String)> = c
-            .query_row(
-                "SELECT user_id, csrf, expires FROM sessions WHERE token_hash = ?1",
-                [token_hash],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .prepare_cached("SELECT user_id, csrf, expires FROM sessions WHERE token_hash = ?1")?
+            .query_row([token_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         drop(c);
         let Some((user_id, csrf, expires)) = row else {
@@ -768,8 +766,7 @@ impl Store {
     pub fn token_by_hash(&self, token_hash: &str) -> Result<Option<(TokenRow, UserRow)>> {
         let c = self.conn();
         let t = c
-            .query_row(
-                "SELECT id, user_id, name, created_date, expiry_date, last_used_date FROM access_tokens WHERE token_hash = ?1",
+            .prepare_cached("SELECT id, user_id, name, created_date, expiry_date, last_used_date FROM access_tokens WHERE token_hash = ?1")?.query_row(
                 [token_hash],
                 Self::token_from_row,
             )
@@ -778,10 +775,13 @@ impl Store {
         if t.expiry_date.is_some_and(|e| e < Utc::now()) {
             return Ok(None);
         }
-        c.execute(
-            "UPDATE access_tokens SET last_used_date = ?2 WHERE id = ?1",
-            params![t.id, ts(&Utc::now())],
-        )?;
+        // Record use at most once a minute: a write on every request would serialise them.
+        if t.last_used_date
+            .is_none_or(|u| Utc::now() - u > chrono::Duration::minutes(1))
+        {
+            c.prepare_cached("UPDATE access_tokens SET last_used_date = ?2 WHERE id = ?1")?
+                .execute(params![t.id, ts(&Utc::now())])?;
+        }
         drop(c);
         Ok(self.user(t.user_id)?.map(|u| (t, u)))
     }
