@@ -587,6 +587,40 @@ fn chapters_meta(l: &Loaded, seg: Option<SegmentRange>) -> Value {
     }
 }
 
+/// `DataMetaRead` of a task (`seg` None) or of a job's segment, fields in CVAT's order.
+fn meta_json(l: &Loaded, seg: Option<SegmentRange>) -> Value {
+    let spec = &l.data.spec;
+    let frames = seg.unwrap_or(SegmentRange {
+        start: 0,
+        stop: spec.range.size - 1,
+    });
+    let (start, stop) = match seg {
+        None => (spec.range.start, spec.range.stop),
+        Some(s) => (
+            spec.range.abs(s.start),
+            spec.range.abs(s.stop).min(spec.range.stop),
+        ),
+    };
+    let mut m = serde_json::Map::new();
+    m.insert("chapters".into(), chapters_meta(l, seg));
+    m.insert(
+        "chunks_updated_date".into(),
+        iso_utc(l.data.chunks_updated_date).into(),
+    );
+    m.insert("chunk_size".into(), spec.chunk_size.into());
+    m.insert("size".into(), frames.len().into());
+    m.insert("image_quality".into(), spec.image_quality.into());
+    m.insert("start_frame".into(), start.into());
+    m.insert("stop_frame".into(), stop.into());
+    m.insert("frame_filter".into(), spec.frame_filter.clone().into());
+    m.insert("frames".into(), frames_meta(l, frames.start..=frames.stop));
+    m.insert("deleted_frames".into(), json!([]));
+    m.insert("included_frames".into(), Value::Null);
+    m.insert("storage".into(), spec.storage.clone().into());
+    m.insert("cloud_storage_id".into(), Value::Null);
+    Value::Object(m)
+}
+
 /// `GET /api/tasks/{id}/data/meta` (field order as in CVAT, spec §15.4)
 #[utoipa::path(get, path = "/api/tasks/{id}/data/meta", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 200, description = "DataMetaRead", body = Object)))]
 pub(crate) async fn task_meta(
@@ -602,25 +636,7 @@ pub(crate) async fn task_meta(
             e
         }
     })?;
-    let spec = &l.data.spec;
-    let mut m = serde_json::Map::new();
-    m.insert("chapters".into(), chapters_meta(&l, None));
-    m.insert(
-        "chunks_updated_date".into(),
-        iso_utc(l.data.chunks_updated_date).into(),
-    );
-    m.insert("chunk_size".into(), spec.chunk_size.into());
-    m.insert("size".into(), spec.range.size.into());
-    m.insert("image_quality".into(), spec.image_quality.into());
-    m.insert("start_frame".into(), spec.range.start.into());
-    m.insert("stop_frame".into(), spec.range.stop.into());
-    m.insert("frame_filter".into(), spec.frame_filter.clone().into());
-    m.insert("frames".into(), frames_meta(&l, 0..spec.range.size));
-    m.insert("deleted_frames".into(), json!([]));
-    m.insert("included_frames".into(), Value::Null);
-    m.insert("storage".into(), spec.storage.clone().into());
-    m.insert("cloud_storage_id".into(), Value::Null);
-    Ok(Json(Value::Object(m)))
+    Ok(Json(meta_json(&l, None)))
 }
 
 /// `GET /api/jobs/{id}/data/meta`
@@ -632,29 +648,7 @@ pub(crate) async fn job_meta(
 ) -> Result<Json<Value>, ApiError> {
     let job = job_or_404(&st, id, &me)?;
     let l = loaded(&st, job.task_id)?;
-    let spec = &l.data.spec;
-    let seg = job.range;
-    let mut m = serde_json::Map::new();
-    m.insert("chapters".into(), chapters_meta(&l, Some(seg)));
-    m.insert(
-        "chunks_updated_date".into(),
-        iso_utc(l.data.chunks_updated_date).into(),
-    );
-    m.insert("chunk_size".into(), spec.chunk_size.into());
-    m.insert("size".into(), seg.len().into());
-    m.insert("image_quality".into(), spec.image_quality.into());
-    m.insert("start_frame".into(), spec.range.abs(seg.start).into());
-    m.insert(
-        "stop_frame".into(),
-        spec.range.abs(seg.stop).min(spec.range.stop).into(),
-    );
-    m.insert("frame_filter".into(), spec.frame_filter.clone().into());
-    m.insert("frames".into(), frames_meta(&l, seg.start..=seg.stop));
-    m.insert("deleted_frames".into(), json!([]));
-    m.insert("included_frames".into(), Value::Null);
-    m.insert("storage".into(), spec.storage.clone().into());
-    m.insert("cloud_storage_id".into(), Value::Null);
-    Ok(Json(Value::Object(m)))
+    Ok(Json(meta_json(&l, Some(job.range))))
 }
 
 /// `POST /api/tasks/{id}/data`: the upload protocol (Upload-Start / Upload-Multiple /
