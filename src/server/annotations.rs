@@ -37,11 +37,7 @@ fn task_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiErro
 }
 
 fn job_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError> {
-    let job = st
-        .store
-        .job(id)?
-        .ok_or_else(|| ApiError::not_found("Not found."))?;
-    task_or_404(st, job.task_id, me)?;
+    let job = super::data::job_or_404(st, id, me)?;
     Ok(Scope {
         task_id: job.task_id,
         frames: (job.range.start, job.range.stop),

@@ -425,7 +425,8 @@ pub(crate) async fn task_data(
     }
 }
 
-fn job_or_404(st: &AppState, id: i64, me: &CurrentUser) -> Result<JobRow, ApiError> {
+/// A job visible to `me` (through its task), or 404.
+pub(crate) fn job_or_404(st: &AppState, id: i64, me: &CurrentUser) -> Result<JobRow, ApiError> {
     let job = st
         .store
         .job(id)?

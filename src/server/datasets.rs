@@ -72,6 +72,15 @@ struct Scope {
     job: Option<(i64, u64, u64)>,
 }
 
+/// The scope of a job visible to `me`.
+fn job_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError> {
+    let job = super::data::job_or_404(st, id, me)?;
+    Ok(Scope {
+        task_id: job.task_id,
+        job: Some((job.id, job.range.start, job.range.stop)),
+    })
+}
+
 /// Loads everything a format needs (labels, frames, annotations) for a task or a job.
 struct Loaded {
     labels: LabelIndex,
@@ -573,22 +582,8 @@ pub(crate) async fn export_job(
     Query(q): Query<ExportQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    let job = st
-        .store
-        .job(id)?
-        .ok_or_else(|| ApiError::not_found("Not found."))?;
-    task_or_404(&st, job.task_id, &me)?;
-    start_export(
-        st,
-        Scope {
-            task_id: job.task_id,
-            job: Some((job.id, job.range.start, job.range.stop)),
-        },
-        q,
-        me,
-        base_url(&headers),
-    )
-    .await
+    let scope = job_scope(&st, id, &me)?;
+    start_export(st, scope, q, me, base_url(&headers)).await
 }
 
 /// `GET /api/exports/{file_id}`: an export result (streamed from disk).
@@ -852,22 +847,8 @@ pub(crate) async fn import_job(
     Query(q): Query<ImportQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let job = st
-        .store
-        .job(id)?
-        .ok_or_else(|| ApiError::not_found("Not found."))?;
-    task_or_404(&st, job.task_id, &me)?;
-    start_import(
-        st,
-        Scope {
-            task_id: job.task_id,
-            job: Some((job.id, job.range.start, job.range.stop)),
-        },
-        q,
-        me,
-        req,
-    )
-    .await
+    let scope = job_scope(&st, id, &me)?;
+    start_import(st, scope, q, me, req).await
 }
 
 #[cfg(test)]
