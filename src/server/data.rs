@@ -122,8 +122,20 @@ async fn task_chunk_item(
     let spec = &l.data.spec;
     let r = task_chunk(spec.range.size, spec.chunk_size, n)
         .ok_or_else(|| chunk_range_error(n, spec.range.size, spec.chunk_size))?;
+    range_chunk_item(st, l, ItemKind::TaskChunk, n, r, quality).await
+}
+
+/// The chunk item holding task-relative frames `r`, cached under (`kind`, `n`).
+async fn range_chunk_item(
+    st: &Arc<AppState>,
+    l: &Arc<Loaded>,
+    kind: ItemKind,
+    n: u64,
+    r: SegmentRange,
+    quality: Quality,
+) -> Result<Arc<Item>, ApiError> {
     let frames = abs_frames(l, r);
-    item(st, l, key(l, ItemKind::TaskChunk, n, quality), move |src| {
+    item(st, l, key(l, kind, n, quality), move |src| {
         chunks::build_chunk(src, &frames, quality)
     })
     .await
@@ -468,14 +480,7 @@ pub(crate) async fn job_data(
                     let r = seg
                         .chunk(i, cs)
                         .ok_or_else(|| chunk_range_error(i, seg.len(), cs))?;
-                    let frames = abs_frames(&l, r);
-                    item(
-                        &st,
-                        &l,
-                        key(&l, ItemKind::SegmentChunk(job.id), i, quality),
-                        move |src| chunks::build_chunk(src, &frames, quality),
-                    )
-                    .await?
+                    range_chunk_item(&st, &l, ItemKind::SegmentChunk(job.id), i, r, quality).await?
                 }
                 (Some(n), None) => {
                     // Deprecated: task chunk n limited to the job's frames.
@@ -493,14 +498,8 @@ pub(crate) async fn job_data(
                     if whole {
                         task_chunk_item(&st, &l, n, quality).await?
                     } else {
-                        let frames = abs_frames(&l, r);
-                        item(
-                            &st,
-                            &l,
-                            key(&l, ItemKind::JobTaskChunk(job.id), n, quality),
-                            move |src| chunks::build_chunk(src, &frames, quality),
-                        )
-                        .await?
+                        range_chunk_item(&st, &l, ItemKind::JobTaskChunk(job.id), n, r, quality)
+                            .await?
                     }
                 }
             };
