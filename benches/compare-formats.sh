@@ -13,7 +13,7 @@
 #      shape a `car` with a select attribute, the others `person`) loaded with one
 #      `PUT /api/tasks/{id}/annotations`. N times each (default 3), medians:
 #        ours:     export "CVAT for images 1.1" and "Datumaro 1.0" with save_images=False, timed
-#                  from the export POST to the finished request (polled every 10 ms) plus the
+#                  from the export POST to the finished request (polled every 1 ms) plus the
 #                  download of result_url; import of each export ("CVAT 1.1", "Datumaro 1.0",
 #                  multipart POST) into a second task with the same labels and frames, until
 #                  the request is finished (the annotations are then stored).

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 pub use model::{Annotations, AttributeVal, Shape, ShapeType, Tag, Track, TrackedShape};
 
-use crate::store::{AnnotationRow, LabelRow};
+use crate::store::LabelRow;
 
 /// An attribute spec, as validation needs it.
 #[derive(Debug, Clone)]
@@ -441,19 +441,6 @@ pub fn validate(ctx: &Context<'_>, a: &Annotations) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// Assembles stored rows into `LabeledData`.
-pub fn from_rows(rows: &[AnnotationRow]) -> Result<Annotations, serde_json::Error> {
-    let mut a = Annotations::default();
-    for r in rows {
-        match r.kind.as_str() {
-            "tag" => a.tags.push(serde_json::from_value(r.body.clone())?),
-            "shape" => a.shapes.push(serde_json::from_value(r.body.clone())?),
-            _ => a.tracks.push(serde_json::from_value(r.body.clone())?),
-        }
-    }
-    Ok(a)
-}
-
 /// Number of nested objects that need ids (track shapes, elements).
 pub fn nested_count(a: &Annotations) -> usize {
     fn track(t: &Track) -> usize {
@@ -488,36 +475,6 @@ pub fn assign_nested_ids(a: &mut Annotations, ids: &mut impl Iterator<Item = i64
     for t in &mut a.tracks {
         track(t, ids, keep);
     }
-}
-
-/// `(kind, start frame, JSON)` of each top-level object, for storing.
-pub fn to_rows(a: &Annotations) -> Vec<(String, u64, serde_json::Value, Option<i64>)> {
-    let mut out = Vec::with_capacity(a.len());
-    for t in &a.tags {
-        out.push((
-            "tag".into(),
-            t.frame,
-            serde_json::to_value(t).expect("serialisable"),
-            t.id,
-        ));
-    }
-    for s in &a.shapes {
-        out.push((
-            "shape".into(),
-            s.frame,
-            serde_json::to_value(s).expect("serialisable"),
-            s.id,
-        ));
-    }
-    for t in &a.tracks {
-        out.push((
-            "track".into(),
-            t.frame,
-            serde_json::to_value(t).expect("serialisable"),
-            t.id,
-        ));
-    }
-    out
 }
 
 #[cfg(test)]

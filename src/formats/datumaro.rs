@@ -22,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Map, Value};
 
@@ -770,6 +771,46 @@ impl Exporter<'_> {
         }
     }
 
+    /// An attribute's value as Datumaro types it (CVAT's `_convert_attrs`).
+    fn attr_value<'v>(
+        &self,
+        spec: &AttrSpec,
+        raw: &'v str,
+        at: &str,
+    ) -> Result<AttrValue<'v>, FormatError> {
+        Ok(match spec.input_type.as_str() {
+            "number" => AttrValue::Num(raw.trim().parse().map_err(|_| {
+                FormatError::invalid(
+                    &self.file,
+                    at,
+                    format!(
+                        "failed to convert attribute '{}'='{raw}': not a number",
+                        spec.name
+                    ),
+                )
+            })?),
+            "checkbox" => AttrValue::Bool(raw.eq_ignore_ascii_case("true")),
+            _ => AttrValue::Str(raw),
+        })
+    }
+
+    /// All of the label's attributes `(spec, value given or default)`, in declaration order.
+    fn attr_pairs<'l, 'v>(
+        label: &'l LabelInfo,
+        vals: &'v [AttributeVal],
+    ) -> impl Iterator<Item = (&'l AttrSpec, &'v str)>
+    where
+        'l: 'v,
+    {
+        label.attributes.iter().map(move |(spec_id, spec)| {
+            let raw = vals
+                .iter()
+                .find(|a| a.spec_id == *spec_id)
+                .map_or(spec.default_value.as_str(), |a| a.value.as_str());
+            (spec, raw)
+        })
+    }
+
     /// All of the label's attributes, values given or defaults (CVAT's `_convert_attrs`).
     fn attributes(
         &self,
@@ -778,27 +819,11 @@ impl Exporter<'_> {
         at: &str,
     ) -> Result<Map<String, Value>, FormatError> {
         let mut out = Map::new();
-        for (spec_id, spec) in &label.attributes {
-            let raw = vals
-                .iter()
-                .find(|a| a.spec_id == *spec_id)
-                .map_or(spec.default_value.as_str(), |a| a.value.as_str());
-            let v = match spec.input_type.as_str() {
-                "number" => {
-                    let f: f64 = raw.trim().parse().map_err(|_| {
-                        FormatError::invalid(
-                            &self.file,
-                            at,
-                            format!(
-                                "failed to convert attribute '{}'='{raw}': not a number",
-                                spec.name
-                            ),
-                        )
-                    })?;
-                    json!(f)
-                }
-                "checkbox" => Value::Bool(raw.eq_ignore_ascii_case("true")),
-                _ => Value::String(raw.to_owned()),
+        for (spec, raw) in Self::attr_pairs(label, vals) {
+            let v = match self.attr_value(spec, raw, at)? {
+                AttrValue::Num(f) => json!(f),
+                AttrValue::Bool(b) => Value::Bool(b),
+                AttrValue::Str(s) => Value::String(s.to_owned()),
             };
             out.insert(spec.name.clone(), v);
         }
@@ -811,6 +836,146 @@ impl Exporter<'_> {
         Ok(
             json!({"id": 0, "type": "label", "attributes": attrs, "group": t.group, "label_id": index}),
         )
+    }
+
+    /// The common shapes (boxes, polygons, polylines, points, ellipses) written straight as
+    /// JSON: the same bytes as [`Exporter::shape`] + serde_json, without building a `Value` per
+    /// shape (that was most of the export's time). Returns false when the shape needs the
+    /// general path: other types, too few points (the general path reports it), or a label
+    /// attribute named like one of the attributes Datumaro adds (they would be replaced in place).
+    fn write_common_shape(
+        &self,
+        out: &mut Vec<u8>,
+        s: &ShapeView<'_>,
+        at: &str,
+    ) -> Result<bool, FormatError> {
+        let type_name = match s.kind {
+            ShapeType::Rectangle if s.points.len() >= 4 => "bbox",
+            ShapeType::Ellipse if s.points.len() >= 4 => "ellipse",
+            ShapeType::Polygon => "polygon",
+            ShapeType::Polyline => "polyline",
+            ShapeType::Points => "points",
+            _ => return Ok(false),
+        };
+        let (label, index) = self.label(s.label_id, at)?;
+        if label
+            .attributes
+            .iter()
+            .any(|(_, a)| ADDED_ATTRIBUTES.contains(&a.name.as_str()))
+        {
+            return Ok(false);
+        }
+        out.extend_from_slice(br#"{"id":0,"type":""#);
+        out.extend_from_slice(type_name.as_bytes());
+        out.extend_from_slice(br#"","attributes":{"#);
+        for (spec, raw) in Self::attr_pairs(label, s.attributes) {
+            put_json(out, &spec.name);
+            out.push(b':');
+            match self.attr_value(spec, raw, at)? {
+                AttrValue::Num(f) => put_json(out, &f),
+                AttrValue::Bool(b) => put_json(out, &b),
+                AttrValue::Str(v) => put_json(out, v),
+            }
+            out.push(b',');
+        }
+        out.extend_from_slice(br#""occluded":"#);
+        put_json(out, &s.occluded);
+        if matches!(s.kind, ShapeType::Rectangle | ShapeType::Ellipse) {
+            out.extend_from_slice(br#","rotation":"#);
+            put_json(out, &s.rotation);
+        }
+        if let Some((track_id, keyframe)) = s.track {
+            out.extend_from_slice(br#","track_id":"#);
+            put_json(out, &track_id);
+            out.extend_from_slice(br#","keyframe":"#);
+            put_json(out, &keyframe);
+        }
+        out.extend_from_slice(br#"},"group":"#);
+        put_json(out, &s.group);
+        out.extend_from_slice(br#","label_id":"#);
+        put_json(out, &index);
+        let p = s.points;
+        let z_order = |out: &mut Vec<u8>| {
+            out.extend_from_slice(br#","z_order":"#);
+            put_json(out, &s.z_order);
+        };
+        match s.kind {
+            ShapeType::Rectangle => {
+                z_order(out);
+                out.extend_from_slice(br#","bbox":"#);
+                put_json(out, &[p[0], p[1], p[2] - p[0], p[3] - p[1]]);
+            }
+            ShapeType::Ellipse => {
+                let (cx, cy) = (p[0], p[1]);
+                let (rx, ry) = (p[2] - cx, cy - p[3]);
+                out.extend_from_slice(br#","points":"#);
+                put_json(out, &[cx - rx, cy - ry, cx + rx, cy + ry]);
+                z_order(out);
+            }
+            _ => {
+                out.extend_from_slice(br#","points":"#);
+                put_json(out, p);
+                z_order(out);
+                if s.kind == ShapeType::Points {
+                    out.extend_from_slice(br#","visibility":"#);
+                    put_json(out, &vec![2; p.len() / 2]);
+                }
+            }
+        }
+        out.push(b'}');
+        Ok(true)
+    }
+
+    /// One item (frame) of the annotation file.
+    fn write_item(
+        &self,
+        out: &mut Vec<u8>,
+        f: &DatasetFrame,
+        path: &str,
+        tags: &[usize],
+        shapes: &[FrameItem],
+    ) -> Result<(), FormatError> {
+        let at = format!("frame {} ('{}')", f.rel, f.name);
+        let a = self.ds.annotations;
+        out.extend_from_slice(br#"{"id":"#);
+        put_json(out, split_ext(&f.name).0);
+        out.extend_from_slice(br#","annotations":["#);
+        // The list so far ends with '[' (empty) or with an annotation.
+        let sep = |out: &mut Vec<u8>| {
+            if out.last() != Some(&b'[') {
+                out.push(b',');
+            }
+        };
+        for &ti in tags {
+            sep(out);
+            put_json(out, &self.tag(&a.tags[ti], &at)?);
+        }
+        for s in shapes {
+            let view = match s {
+                FrameItem::Plain(k) => ShapeView::plain(&a.shapes[*k]),
+                FrameItem::Tracked(ti, fs) => ShapeView::tracked(fs, *ti, a.tracks[*ti].group),
+            };
+            let mark = out.len();
+            sep(out);
+            if self.write_common_shape(out, &view, &at)? {
+                continue;
+            }
+            match self.shape(&view, f, &at)? {
+                Some(v) => put_json(out, &v),
+                // Not exported (cuboid): take the separator back.
+                None => out.truncate(mark),
+            }
+        }
+        out.extend_from_slice(br#"],"attr":{"frame":"#);
+        put_json(out, &f.abs);
+        out.extend_from_slice(br#"},"image":{"path":"#);
+        put_json(out, path);
+        out.extend_from_slice(br#","size":["#);
+        put_json(out, &f.height);
+        out.push(b',');
+        put_json(out, &f.width);
+        out.extend_from_slice(b"]}}");
+        Ok(())
     }
 
     /// One shape as a Datumaro annotation; `None` for shapes Datumaro 2D has no type for
@@ -1054,45 +1219,72 @@ fn export(
     serde_json::to_writer(&mut w, &ex.cats.to_json(ds.labels))
         .map_err(|e| FormatError::Io(e.to_string()))?;
     w.write_all(br#","items":["#).map_err(io)?;
-    for (i, f) in ds.frames.iter().enumerate() {
-        let at = format!("frame {} ('{}')", f.rel, f.name);
-        let mut anns: Vec<Value> = Vec::new();
-        for &ti in &tags[i] {
-            anns.push(ex.tag(&ds.annotations.tags[ti], &at)?);
-        }
-        let bucket = &mut shapes[i];
+    // Items in batches: a batch is serialised on all cores while the previous one is written
+    // (and deflated) by this thread; memory holds two batches, whatever the task size.
+    for bucket in shapes.iter_mut() {
         bucket.sort_by_key(|s| match s {
             FrameItem::Plain(k) => ds.annotations.shapes[*k].z_order,
             FrameItem::Tracked(_, fs) => fs.z_order,
         });
-        for s in bucket.iter() {
-            let view = match s {
-                FrameItem::Plain(k) => ShapeView::plain(&ds.annotations.shapes[*k]),
-                FrameItem::Tracked(ti, fs) => {
-                    ShapeView::tracked(fs, *ti, ds.annotations.tracks[*ti].group)
-                }
-            };
-            if let Some(v) = ex.shape(&view, f, &at)? {
-                anns.push(v);
+    }
+    const BATCH: usize = 128;
+    let make = |start: usize| -> Result<Vec<Vec<u8>>, FormatError> {
+        (start..(start + BATCH).min(n))
+            .into_par_iter()
+            .map(|i| {
+                let mut out = Vec::with_capacity(256 + 200 * shapes[i].len());
+                ex.write_item(&mut out, &ds.frames[i], &paths[i], &tags[i], &shapes[i])?;
+                Ok(out)
+            })
+            .collect()
+    };
+    let write = |w: &mut BufWriter<_>, batch: Vec<Vec<u8>>, start: usize| {
+        for (k, item) in batch.into_iter().enumerate() {
+            if start + k > 0 {
+                w.write_all(b",")?;
             }
+            w.write_all(&item)?;
         }
-        bucket.clear();
-        let item = json!({
-            "id": split_ext(&f.name).0,
-            "annotations": anns,
-            "attr": {"frame": f.abs},
-            "image": {"path": paths[i], "size": [f.height, f.width]},
-        });
-        if i > 0 {
-            w.write_all(b",").map_err(io)?;
-        }
-        serde_json::to_writer(&mut w, &item).map_err(|e| FormatError::Io(e.to_string()))?;
-        progress(image_share + (1.0 - image_share) * (i + 1) as f64 / n.max(1) as f64);
+        Ok::<(), std::io::Error>(())
+    };
+    let mut pending = make(0)?;
+    let mut start = 0;
+    while start < n {
+        let next = start + BATCH;
+        let (made, wrote) = rayon::join(
+            || {
+                if next < n {
+                    make(next).map(Some)
+                } else {
+                    Ok(None)
+                }
+            },
+            || write(&mut w, std::mem::take(&mut pending), start),
+        );
+        wrote.map_err(io)?;
+        pending = made?.unwrap_or_default();
+        start = next;
+        progress(image_share + (1.0 - image_share) * start.min(n) as f64 / n.max(1) as f64);
     }
     w.write_all(b"]}").map_err(io)?;
     w.flush().map_err(io)?;
     progress(1.0);
     Ok(())
+}
+
+/// Attributes Datumaro's CVAT converter adds to a shape's own (`occluded`, …).
+const ADDED_ATTRIBUTES: [&str; 4] = ["occluded", "rotation", "track_id", "keyframe"];
+
+/// An attribute value as Datumaro types it.
+enum AttrValue<'v> {
+    Num(f64),
+    Bool(bool),
+    Str(&'v str),
+}
+
+/// Appends `v` as JSON with serde_json's formatting.
+fn put_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    serde_json::to_writer(&mut *out, v).expect("JSON into memory cannot fail");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1236,21 +1428,43 @@ impl<'de, S: Sink> DeserializeSeed<'de> for Items<'_, '_, S> {
 
 /// Streams one Datumaro JSON file into `sink`: categories first (items met before them are
 /// kept until they come), then the items one by one.
+/// Annotation files up to this size are read whole and parsed from memory (serde_json parses
+/// a slice about twice as fast as a reader); larger ones are streamed.
+const IN_MEMORY_MAX: u64 = 256 << 20;
+
 fn parse_file<S: Sink>(
     reader: impl Read,
     file: &str,
     limit: u64,
     sink: &mut S,
 ) -> Result<(), FormatError> {
-    let reader = BufReader::with_capacity(
-        1 << 16,
-        Limited {
-            inner: reader,
-            left: limit,
-            limit,
-        },
-    );
-    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut reader = Limited {
+        inner: reader,
+        left: limit,
+        limit,
+    };
+    let mut head = Vec::new();
+    if let Err(e) = (&mut reader).take(IN_MEMORY_MAX + 1).read_to_end(&mut head) {
+        return Err(
+            match e.get_ref().and_then(|r| r.downcast_ref::<TooLarge>()) {
+                Some(t) => FormatError::invalid(file, "", t.to_string()),
+                None => FormatError::Io(format!("{file}: {e}")),
+            },
+        );
+    }
+    if head.len() as u64 <= IN_MEMORY_MAX {
+        parse_json(serde_json::Deserializer::from_slice(&head), file, sink)
+    } else {
+        let rest = BufReader::with_capacity(1 << 16, std::io::Cursor::new(head).chain(reader));
+        parse_json(serde_json::Deserializer::from_reader(rest), file, sink)
+    }
+}
+
+fn parse_json<'de, R: serde_json::de::Read<'de>, S: Sink>(
+    mut de: serde_json::Deserializer<R>,
+    file: &str,
+    sink: &mut S,
+) -> Result<(), FormatError> {
     let mut st = ParseState {
         sink,
         file,

@@ -2,6 +2,8 @@
 //! and `DELETE` on tasks and jobs. Every request is validated first and stored in one
 //! transaction: a failed request changes nothing. Jobs see and edit only their frames.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -11,7 +13,7 @@ use super::api::{task_or_404, St};
 use super::auth::CurrentUser;
 use super::{ApiError, AppState};
 use crate::annotations::{self, Annotations, Context, LabelIndex};
-use crate::store::{AnnotationChange, AnnotationStoreError};
+use crate::store::{AnnotationChange, AnnotationStoreError, ALL_FRAMES};
 
 /// The scope of a request: a task, or a job's frames of it.
 struct Scope {
@@ -45,13 +47,10 @@ fn job_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError
     })
 }
 
-fn read(st: &AppState, scope: &Scope) -> Result<Annotations, ApiError> {
-    let range = scope.job.then_some(scope.frames);
-    let rows = st.store.annotations(scope.task_id, range)?;
-    let mut a = annotations::from_rows(&rows)
-        .map_err(|e| ApiError::internal(format!("corrupt stored annotation: {e}")))?;
-    a.version = 0;
-    Ok(a)
+fn read(st: &AppState, scope: &Scope) -> Result<Arc<Annotations>, ApiError> {
+    Ok(st
+        .store
+        .annotations(scope.task_id, scope.job.then_some(scope.frames))?)
 }
 
 fn parse_body(
@@ -78,30 +77,11 @@ fn validate(st: &AppState, scope: &Scope, a: &Annotations) -> Result<(), ApiErro
     .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-/// Rows to insert, with fresh nested ids.
-fn prepare_insert(
-    st: &AppState,
-    mut a: Annotations,
-) -> Result<Vec<(String, u64, serde_json::Value)>, ApiError> {
-    let ids = st.store.allocate_ids(annotations::nested_count(&a))?;
-    annotations::assign_nested_ids(&mut a, &mut ids.into_iter(), false);
-    Ok(annotations::to_rows(&a)
-        .into_iter()
-        .map(|(k, f, v, _)| (k, f, v))
-        .collect())
-}
-
 fn store_err(e: AnnotationStoreError) -> ApiError {
     match e {
         AnnotationStoreError::UnknownId(_) => ApiError::bad_request(e.to_string()),
         AnnotationStoreError::Store(s) => ApiError::from(s),
     }
-}
-
-fn inserted_json(rows: Vec<crate::store::AnnotationRow>) -> Result<Json<Annotations>, ApiError> {
-    Ok(Json(
-        annotations::from_rows(&rows).map_err(|e| ApiError::internal(e.to_string()))?,
-    ))
 }
 
 /// Replaces the scope's annotations with `a` (validated), in one transaction.
@@ -111,21 +91,20 @@ pub(crate) fn replace(
     frames: Option<(u64, u64)>,
     a: Annotations,
 ) -> Result<(), ApiError> {
-    let (lo, hi) = frames.unwrap_or((0, u64::MAX >> 1));
-    let insert = prepare_insert(st, a)?;
+    let (lo, hi) = frames.unwrap_or(ALL_FRAMES);
     st.store
         .change_annotations(
             task_id,
             vec![
                 AnnotationChange::DeleteRange(lo, hi),
-                AnnotationChange::Insert(insert),
+                AnnotationChange::Insert(a),
             ],
         )
         .map_err(store_err)?;
     Ok(())
 }
 
-async fn do_get(st: &AppState, scope: Scope) -> Result<Json<Annotations>, ApiError> {
+async fn do_get(st: &AppState, scope: Scope) -> Result<Json<Arc<Annotations>>, ApiError> {
     Ok(Json(read(st, &scope)?))
 }
 
@@ -133,7 +112,7 @@ async fn do_put(
     st: &AppState,
     scope: Scope,
     a: Annotations,
-) -> Result<Json<Annotations>, ApiError> {
+) -> Result<Json<Arc<Annotations>>, ApiError> {
     validate(st, &scope, &a)?;
     replace(
         st,
@@ -151,10 +130,14 @@ pub(crate) struct ActionQuery {
 
 /// Ids of the top-level objects of `a`; all must be present.
 fn ids_of(a: &Annotations) -> Result<Vec<i64>, ApiError> {
-    annotations::to_rows(a)
-        .into_iter()
-        .enumerate()
-        .map(|(i, (kind, _, _, id))| {
+    let ids = a
+        .tags
+        .iter()
+        .map(|t| ("tag", t.id))
+        .chain(a.shapes.iter().map(|s| ("shape", s.id)))
+        .chain(a.tracks.iter().map(|t| ("track", t.id)));
+    ids.enumerate()
+        .map(|(i, (kind, id))| {
             id.ok_or_else(|| ApiError::bad_request(format!("object {i} ({kind}) has no 'id'")))
         })
         .collect()
@@ -162,12 +145,9 @@ fn ids_of(a: &Annotations) -> Result<Vec<i64>, ApiError> {
 
 /// Checks that every id is an object of the scope (for jobs: starting in its frames).
 fn check_ids_in_scope(st: &AppState, scope: &Scope, ids: &[i64]) -> Result<(), ApiError> {
-    let existing: std::collections::HashSet<i64> = st
+    let existing = st
         .store
-        .annotations(scope.task_id, scope.job.then_some(scope.frames))?
-        .iter()
-        .map(|r| r.id)
-        .collect();
+        .annotation_ids(scope.task_id, scope.job.then_some(scope.frames))?;
     match ids.iter().find(|id| !existing.contains(id)) {
         Some(id) => Err(ApiError::bad_request(format!(
             "there is no annotation object with id {id} here"
@@ -181,32 +161,16 @@ async fn do_patch(
     scope: Scope,
     action: Option<String>,
     a: Annotations,
-) -> Result<Json<Annotations>, ApiError> {
-    match action.as_deref() {
+) -> Result<Json<Arc<Annotations>>, ApiError> {
+    let change = match action.as_deref() {
         Some("create") => {
             validate(st, &scope, &a)?;
-            let insert = prepare_insert(st, a)?;
-            let rows = st
-                .store
-                .change_annotations(scope.task_id, vec![AnnotationChange::Insert(insert)])
-                .map_err(store_err)?;
-            inserted_json(rows)
+            AnnotationChange::Insert(a)
         }
         Some("update") => {
             validate(st, &scope, &a)?;
-            let ids = ids_of(&a)?;
-            check_ids_in_scope(st, &scope, &ids)?;
-            let mut a2 = a.clone();
-            let fresh = st.store.allocate_ids(annotations::nested_count(&a2))?;
-            annotations::assign_nested_ids(&mut a2, &mut fresh.into_iter(), true);
-            let updates = annotations::to_rows(&a2)
-                .into_iter()
-                .map(|(k, f, v, id)| (id.expect("checked"), k, f, v))
-                .collect();
-            st.store
-                .change_annotations(scope.task_id, vec![AnnotationChange::Update(updates)])
-                .map_err(store_err)?;
-            Ok(Json(a2))
+            check_ids_in_scope(st, &scope, &ids_of(&a)?)?;
+            AnnotationChange::Update(a)
         }
         Some("delete") => {
             let ids = ids_of(&a)?;
@@ -214,23 +178,26 @@ async fn do_patch(
             st.store
                 .change_annotations(scope.task_id, vec![AnnotationChange::Delete(ids)])
                 .map_err(store_err)?;
-            Ok(Json(a))
+            return Ok(Json(Arc::new(a)));
         }
-        other => Err(ApiError::bad_request(format!(
-            "action must be create, update or delete, got {}",
-            other
-                .map(|a| format!("'{a}'"))
-                .unwrap_or_else(|| "nothing".into())
-        ))),
-    }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "action must be create, update or delete, got {}",
+                other
+                    .map(|a| format!("'{a}'"))
+                    .unwrap_or_else(|| "nothing".into())
+            )))
+        }
+    };
+    let written = st
+        .store
+        .change_annotations(scope.task_id, vec![change])
+        .map_err(store_err)?;
+    Ok(Json(Arc::new(written)))
 }
 
 async fn do_delete(st: &AppState, scope: Scope) -> Result<StatusCode, ApiError> {
-    let (lo, hi) = if scope.job {
-        scope.frames
-    } else {
-        (0, u64::MAX >> 1)
-    };
+    let (lo, hi) = if scope.job { scope.frames } else { ALL_FRAMES };
     st.store
         .change_annotations(scope.task_id, vec![AnnotationChange::DeleteRange(lo, hi)])
         .map_err(store_err)?;
@@ -243,7 +210,7 @@ pub(crate) async fn get_task(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
-) -> Result<Json<Annotations>, ApiError> {
+) -> Result<Json<Arc<Annotations>>, ApiError> {
     do_get(&st, task_scope(&st, id, &me)?).await
 }
 
@@ -254,7 +221,7 @@ pub(crate) async fn put_task(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Annotations>, ApiError> {
+) -> Result<Json<Arc<Annotations>>, ApiError> {
     let scope = task_scope(&st, id, &me)?;
     do_put(&st, scope, parse_body(body)?).await
 }
@@ -267,7 +234,7 @@ pub(crate) async fn patch_task(
     Path(id): Path<i64>,
     Query(q): Query<ActionQuery>,
     body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Annotations>, ApiError> {
+) -> Result<Json<Arc<Annotations>>, ApiError> {
     let scope = task_scope(&st, id, &me)?;
     do_patch(&st, scope, q.action, parse_body(body)?).await
 }
@@ -288,7 +255,7 @@ pub(crate) async fn get_job(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
-) -> Result<Json<Annotations>, ApiError> {
+) -> Result<Json<Arc<Annotations>>, ApiError> {
     do_get(&st, job_scope(&st, id, &me)?).await
 }
 
@@ -299,7 +266,7 @@ pub(crate) async fn put_job(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Annotations>, ApiError> {
+) -> Result<Json<Arc<Annotations>>, ApiError> {
     let scope = job_scope(&st, id, &me)?;
     do_put(&st, scope, parse_body(body)?).await
 }
@@ -312,7 +279,7 @@ pub(crate) async fn patch_job(
     Path(id): Path<i64>,
     Query(q): Query<ActionQuery>,
     body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Annotations>, ApiError> {
+) -> Result<Json<Arc<Annotations>>, ApiError> {
     let scope = job_scope(&st, id, &me)?;
     do_patch(&st, scope, q.action, parse_body(body)?).await
 }

@@ -84,7 +84,7 @@ fn job_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError
 /// Loads everything a format needs (labels, frames, annotations) for a task or a job.
 struct Loaded {
     labels: LabelIndex,
-    annotations: Annotations,
+    annotations: Arc<Annotations>,
     frames: Vec<DatasetFrame>,
     meta: TaskMeta,
 }
@@ -147,13 +147,11 @@ fn load(
         .collect();
     let labels = LabelIndex::new(&st.store.labels(scope.task_id).map_err(|e| e.to_string())?);
     let annotations = if with_annotations {
-        let rows = st
-            .store
+        st.store
             .annotations(scope.task_id, scope.job.map(|(_, a, b)| (a, b)))
-            .map_err(|e| e.to_string())?;
-        annotations::from_rows(&rows).map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
     } else {
-        Annotations::default()
+        Arc::default()
     };
     let jobs = st
         .store
@@ -787,20 +785,10 @@ fn import_file(
     )
     .map_err(|e| format!("import failed: the file does not fit the task: {e}"))?;
     if append {
-        let ids = st
-            .store
-            .allocate_ids(annotations::nested_count(&imported))
-            .map_err(|e| e.to_string())?;
-        let mut a = imported;
-        annotations::assign_nested_ids(&mut a, &mut ids.into_iter(), false);
-        let rows = annotations::to_rows(&a)
-            .into_iter()
-            .map(|(k, f, v, _)| (k, f, v))
-            .collect();
         st.store
             .change_annotations(
                 scope.task_id,
-                vec![crate::store::AnnotationChange::Insert(rows)],
+                vec![crate::store::AnnotationChange::Insert(imported)],
             )
             .map_err(|e| e.to_string())?;
         Ok(())

@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::task::{ChunkType, FrameRange, SegmentRange};
 
+mod annotations;
+
+pub use annotations::{
+    AnnotationChange, AnnotationStoreError, ALL_FRAMES, DEFAULT_ANNOTATION_CACHE_BYTES,
+};
+
 /// Database errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -265,6 +271,7 @@ CREATE TABLE IF NOT EXISTS requests (
 /// The database.
 pub struct Store {
     conn: Mutex<Connection>,
+    annotations_cache: annotations::AnnotationCache,
 }
 
 fn ts(t: &DateTime<Utc>) -> String {
@@ -287,6 +294,7 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            annotations_cache: annotations::AnnotationCache::new(DEFAULT_ANNOTATION_CACHE_BYTES),
         })
     }
 
@@ -296,6 +304,7 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            annotations_cache: annotations::AnnotationCache::new(DEFAULT_ANNOTATION_CACHE_BYTES),
         })
     }
 
@@ -406,6 +415,8 @@ impl Store {
         tx.execute("DELETE FROM requests WHERE task_id = ?1", [id])?;
         tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
         tx.commit()?;
+        drop(c);
+        self.forget_annotations(id);
         Ok(data)
     }
 
@@ -914,170 +925,11 @@ impl Store {
     }
 }
 
-/// A stored annotation object: its kind (`tag`, `shape`, `track`), start frame and JSON.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AnnotationRow {
-    pub id: i64,
-    pub kind: String,
-    pub frame: u64,
-    pub body: serde_json::Value,
-}
-
-/// One change of an annotation transaction.
-#[derive(Debug, Clone)]
-pub enum AnnotationChange {
-    /// Delete every object of the task whose start frame is in the range (inclusive).
-    DeleteRange(u64, u64),
-    /// Delete objects by id.
-    Delete(Vec<i64>),
-    /// Insert objects `(kind, frame, body)`; the body's `id` is set to the new row id.
-    Insert(Vec<(String, u64, serde_json::Value)>),
-    /// Replace objects `(id, kind, frame, body)`.
-    Update(Vec<(i64, String, u64, serde_json::Value)>),
-}
-
-impl Store {
-    /// Annotations of a task whose start frame is in `range` (all when `None`), by id.
-    pub fn annotations(
-        &self,
-        task_id: i64,
-        range: Option<(u64, u64)>,
-    ) -> Result<Vec<AnnotationRow>> {
-        let c = self.conn();
-        let (lo, hi) = range
-            .map(|(a, b)| (a as i64, b as i64))
-            .unwrap_or((0, i64::MAX));
-        let mut st = c.prepare("SELECT id, kind, frame, body FROM annotations WHERE task_id = ?1 AND frame >= ?2 AND frame <= ?3 ORDER BY id")?;
-        let rows = st
-            .query_map(params![task_id, lo, hi], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter()
-            .map(|(id, kind, frame, body)| {
-                let mut body: serde_json::Value = serde_json::from_str(&body)?;
-                body["id"] = id.into();
-                Ok(AnnotationRow {
-                    id,
-                    kind,
-                    frame: frame as u64,
-                    body,
-                })
-            })
-            .collect()
-    }
-
-    /// Allocates `n` fresh ids for nested objects (track shapes, skeleton elements).
-    pub fn allocate_ids(&self, n: usize) -> Result<Vec<i64>> {
-        let c = self.conn();
-        let mut ids = Vec::with_capacity(n);
-        for _ in 0..n {
-            c.execute("INSERT INTO annotation_ids DEFAULT VALUES", [])?;
-            ids.push(c.last_insert_rowid());
-        }
-        Ok(ids)
-    }
-
-    /// Applies annotation changes in one transaction and moves the task's `updated_date`.
-    /// Returns the inserted rows. Nothing changes if any step fails (e.g. an update of an id
-    /// that is not the task's).
-    pub fn change_annotations(
-        &self,
-        task_id: i64,
-        changes: Vec<AnnotationChange>,
-    ) -> Result<Vec<AnnotationRow>, AnnotationStoreError> {
-        let mut c = self.conn();
-        let tx = c.transaction().map_err(StoreError::from)?;
-        let mut inserted = Vec::new();
-        for ch in changes {
-            match ch {
-                AnnotationChange::DeleteRange(lo, hi) => {
-                    tx.execute(
-                        "DELETE FROM annotations WHERE task_id = ?1 AND frame >= ?2 AND frame <= ?3",
-                        params![task_id, lo as i64, hi as i64],
-                    )
-                    .map_err(StoreError::from)?;
-                }
-                AnnotationChange::Delete(ids) => {
-                    for id in ids {
-                        let n = tx
-                            .execute(
-                                "DELETE FROM annotations WHERE task_id = ?1 AND id = ?2",
-                                params![task_id, id],
-                            )
-                            .map_err(StoreError::from)?;
-                        if n == 0 {
-                            return Err(AnnotationStoreError::UnknownId(id));
-                        }
-                    }
-                }
-                AnnotationChange::Insert(objs) => {
-                    // One prepared statement; the id lives in the row, not in the stored JSON
-                    // (it is added back on read), so each object is a single INSERT.
-                    let mut st = tx
-                        .prepare_cached("INSERT INTO annotations (task_id, kind, frame, body) VALUES (?1, ?2, ?3, ?4)")
-                        .map_err(StoreError::from)?;
-                    for (kind, frame, mut body) in objs {
-                        if let Some(m) = body.as_object_mut() {
-                            m.remove("id");
-                        }
-                        st.execute(params![task_id, kind, frame as i64, body.to_string()])
-                            .map_err(StoreError::from)?;
-                        let id = tx.last_insert_rowid();
-                        body["id"] = id.into();
-                        inserted.push(AnnotationRow {
-                            id,
-                            kind,
-                            frame,
-                            body,
-                        });
-                    }
-                }
-                AnnotationChange::Update(objs) => {
-                    for (id, kind, frame, body) in objs {
-                        let n = tx
-                            .execute(
-                                "UPDATE annotations SET kind = ?3, frame = ?4, body = ?5 WHERE task_id = ?1 AND id = ?2",
-                                params![task_id, id, kind, frame as i64, body.to_string()],
-                            )
-                            .map_err(StoreError::from)?;
-                        if n == 0 {
-                            return Err(AnnotationStoreError::UnknownId(id));
-                        }
-                    }
-                }
-            }
-        }
-        tx.execute(
-            "UPDATE tasks SET updated_date = ?2 WHERE id = ?1",
-            params![task_id, ts(&Utc::now())],
-        )
-        .map_err(StoreError::from)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(inserted)
-    }
-}
-
-/// Why an annotation transaction was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum AnnotationStoreError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// An update or delete named an object the task does not have.
-    #[error("the task has no annotation object with id {0}")]
-    UnknownId(i64),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn task() -> TaskRow {
+    pub(super) fn task() -> TaskRow {
         let now = Utc::now();
         TaskRow {
             id: 0,

@@ -182,7 +182,7 @@ def rest(http: Http, method: str, path: str, *, expect=(200, 201, 202, 204), **k
     return r
 
 
-def wait_request(http: Http, rq_id: str, period: float = 0.01, timeout: float = 3600) -> dict:
+def wait_request(http: Http, rq_id: str, period: float = 0.001, timeout: float = 3600) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         r = rest(http, "GET", f"/api/requests/{quote(rq_id, safe='')}")
