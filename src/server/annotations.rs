@@ -193,7 +193,7 @@ async fn do_patch(
         .store
         .change_annotations(scope.task_id, vec![change])
         .map_err(store_err)?;
-    Ok(Json(Arc::new(written)))
+    Ok(Json(written))
 }
 
 async fn do_delete(st: &AppState, scope: Scope) -> Result<StatusCode, ApiError> {

@@ -764,6 +764,7 @@ fn import_file(
     append: bool,
     progress: &dyn Fn(f64),
 ) -> Result<(), String> {
+    let t0 = std::time::Instant::now();
     let (l, _) = load(st, scope, false)?;
     let ds = dataset(scope.task_id, &l);
     let input = ImportInput::open(path).map_err(|e| e.to_string())?;
@@ -772,6 +773,7 @@ fn import_file(
         .import(&input, &ds)
         .map_err(|e| format!("import failed: {e}"))?;
     progress(0.8);
+    let t_parse = t0.elapsed();
     let frames = scope
         .job
         .map(|(_, a, b)| (a, b))
@@ -784,14 +786,16 @@ fn import_file(
         &imported,
     )
     .map_err(|e| format!("import failed: the file does not fit the task: {e}"))?;
-    if append {
+    let t_valid = t0.elapsed();
+    let objects = imported.len();
+    let stored = if append {
         st.store
             .change_annotations(
                 scope.task_id,
                 vec![crate::store::AnnotationChange::Insert(imported)],
             )
-            .map_err(|e| e.to_string())?;
-        Ok(())
+            .map(drop)
+            .map_err(|e| e.to_string())
     } else {
         ann_api::replace(
             st,
@@ -800,7 +804,17 @@ fn import_file(
             imported,
         )
         .map_err(|e| e.message)
-    }
+    };
+    tracing::info!(
+        task = scope.task_id,
+        format = %fmt.display_name(),
+        objects,
+        parse_ms = t_parse.as_millis() as u64,
+        validate_ms = (t_valid - t_parse).as_millis() as u64,
+        store_ms = (t0.elapsed() - t_valid).as_millis() as u64,
+        "annotations imported"
+    );
+    stored
 }
 
 /// `POST /api/tasks/{id}/annotations?format=`: import (Upload-Start, TUS, Upload-Finish; or multipart).

@@ -11,7 +11,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use rusqlite::params;
+use rayon::prelude::*;
+use rusqlite::{params, OptionalExtension};
 
 use super::{ts, Result, Store, StoreError};
 use crate::annotations::{assign_nested_ids, nested_count, Annotations, Shape, Tag, Track};
@@ -257,10 +258,35 @@ fn apply(a: &mut Annotations, change: &AnnotationChange) {
     }
 }
 
+/// Moves annotations from the table of earlier versions (`annotations`, ids from its own
+/// AUTOINCREMENT) into `annotation_objects` (ids from `annotation_ids`, clustered by task).
+pub(super) fn migrate(c: &rusqlite::Connection) -> Result<()> {
+    let old: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'annotations')",
+        [],
+        |r| r.get(0),
+    )?;
+    if old {
+        c.execute_batch(
+            "BEGIN;
+             INSERT INTO annotation_objects (task_id, id, kind, frame, body)
+                 SELECT task_id, id, kind, frame, body FROM annotations;
+             INSERT INTO annotation_ids (id)
+                 SELECT MAX(id) FROM annotations WHERE id > COALESCE(
+                     (SELECT seq FROM sqlite_sequence WHERE name = 'annotation_ids'), 0);
+             DELETE FROM annotation_ids;
+             DROP TABLE annotations;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
 /// Reads a task's annotations from the database, by id.
 fn load(c: &rusqlite::Connection, task_id: i64) -> Result<Annotations> {
-    let mut st =
-        c.prepare_cached("SELECT id, kind, body FROM annotations WHERE task_id = ?1 ORDER BY id")?;
+    let mut st = c.prepare_cached(
+        "SELECT id, kind, body FROM annotation_objects WHERE task_id = ?1 ORDER BY id",
+    )?;
     let mut rows = st.query(params![task_id])?;
     let mut a = Annotations::default();
     while let Some(r) = rows.next()? {
@@ -303,6 +329,35 @@ fn set_ids(a: &mut Annotations, ids: &[i64]) {
     }
 }
 
+/// Runs a deletion change inside `tx`.
+fn delete(
+    tx: &rusqlite::Transaction<'_>,
+    task_id: i64,
+    change: &AnnotationChange,
+) -> Result<(), AnnotationStoreError> {
+    match change {
+        AnnotationChange::DeleteRange(lo, hi) => {
+            tx.execute(
+                "DELETE FROM annotation_objects WHERE task_id = ?1 AND frame >= ?2 AND frame <= ?3",
+                params![task_id, *lo as i64, *hi as i64],
+            )
+            .map_err(StoreError::from)?;
+        }
+        AnnotationChange::Delete(ids) => {
+            let mut st = tx
+                .prepare_cached("DELETE FROM annotation_objects WHERE task_id = ?1 AND id = ?2")
+                .map_err(StoreError::from)?;
+            for &id in ids.iter() {
+                if st.execute(params![task_id, id]).map_err(StoreError::from)? == 0 {
+                    return Err(AnnotationStoreError::UnknownId(id));
+                }
+            }
+        }
+        AnnotationChange::Insert(_) | AnnotationChange::Update(_) => {}
+    }
+    Ok(())
+}
+
 impl Store {
     /// Annotations of a task whose start frame is in `range` (all when `None`), each list by
     /// id, ids set; `version` is 0.
@@ -329,84 +384,119 @@ impl Store {
         Ok(objects(&a).filter_map(|o| o.id()).collect())
     }
 
-    /// Allocates `n` fresh ids for nested objects (track shapes, skeleton elements).
-    fn allocate_ids(tx: &rusqlite::Transaction<'_>, n: usize) -> Result<Vec<i64>> {
-        let mut st = tx.prepare_cached("INSERT INTO annotation_ids DEFAULT VALUES")?;
-        (0..n)
-            .map(|_| {
-                st.execute([])?;
-                Ok(tx.last_insert_rowid())
-            })
-            .collect()
+    /// Reserves `n` consecutive fresh ids for nested objects (track shapes, skeleton elements):
+    /// one statement whatever `n` (AUTOINCREMENT never hands out an id below its high-water mark).
+    fn allocate_ids(&self, n: usize) -> Result<std::ops::Range<i64>> {
+        if n == 0 {
+            return Ok(0..0);
+        }
+        let mut c = self.conn();
+        let tx = c.transaction()?;
+        let seq: i64 = tx
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'annotation_ids'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let last = seq + n as i64;
+        tx.execute("INSERT INTO annotation_ids (id) VALUES (?1)", [last])?;
+        tx.execute("DELETE FROM annotation_ids", [])?;
+        tx.commit()?;
+        Ok(seq + 1..last + 1)
     }
 
     /// Applies annotation changes in one transaction and moves the task's `updated_date`.
     /// Returns the objects inserted or updated, with their ids. Nothing changes if any step
-    /// fails (e.g. an update of an id that is not the task's).
+    /// fails (e.g. an update of an id that is not the task's); nested ids reserved for a failed
+    /// change are simply never used.
     pub fn change_annotations(
         &self,
         task_id: i64,
         mut changes: Vec<AnnotationChange>,
-    ) -> Result<Annotations, AnnotationStoreError> {
+    ) -> Result<Arc<Annotations>, AnnotationStoreError> {
+        // Ids first (a short lock of their own): bodies contain the nested ids.
+        for ch in &mut changes {
+            let (objs, keep) = match ch {
+                AnnotationChange::Insert(o) => (o, false),
+                AnnotationChange::Update(o) => (o, true),
+                _ => continue,
+            };
+            let top = if keep { 0 } else { objs.len() };
+            let mut ids = self.allocate_ids(top + nested_count(objs))?;
+            if !keep {
+                let own: Vec<i64> = ids.by_ref().take(top).collect();
+                set_ids(objs, &own);
+            }
+            assign_nested_ids(objs, &mut ids, keep);
+        }
+
         let mut c = self.conn();
         let tx = c.transaction().map_err(StoreError::from)?;
-        let mut written = Annotations::default();
-        for ch in &mut changes {
-            match ch {
-                AnnotationChange::DeleteRange(lo, hi) => {
-                    tx.execute(
-                        "DELETE FROM annotations WHERE task_id = ?1 AND frame >= ?2 AND frame <= ?3",
-                        params![task_id, *lo as i64, *hi as i64],
-                    )
-                    .map_err(StoreError::from)?;
-                }
-                AnnotationChange::Delete(ids) => {
-                    let mut st = tx
-                        .prepare_cached("DELETE FROM annotations WHERE task_id = ?1 AND id = ?2")
-                        .map_err(StoreError::from)?;
-                    for &id in ids.iter() {
-                        if st.execute(params![task_id, id]).map_err(StoreError::from)? == 0 {
-                            return Err(AnnotationStoreError::UnknownId(id));
+        // The bodies are serialised on the other cores while this thread runs the deletions that
+        // come first (a replacement deletes as many rows as it writes).
+        let first_write = changes
+            .iter()
+            .position(|c| matches!(c, AnnotationChange::Insert(_) | AnnotationChange::Update(_)))
+            .unwrap_or(changes.len());
+        let (bodies, deleted) = std::thread::scope(|scope| {
+            let bodies = scope.spawn(|| {
+                changes
+                    .iter()
+                    .map(|ch| match ch {
+                        AnnotationChange::Insert(o) | AnnotationChange::Update(o) => {
+                            let list: Vec<Object<'_>> = objects(o).collect();
+                            list.par_iter().map(Object::body).collect()
                         }
-                    }
+                        _ => Vec::new(),
+                    })
+                    .collect::<Vec<Vec<String>>>()
+            });
+            let deleted = changes[..first_write]
+                .iter()
+                .try_for_each(|ch| delete(&tx, task_id, ch));
+            (
+                bodies
+                    .join()
+                    .expect("serialising annotations does not panic"),
+                deleted,
+            )
+        });
+        deleted?;
+        for (ch, bodies) in changes.iter_mut().zip(bodies).skip(first_write) {
+            match ch {
+                AnnotationChange::DeleteRange(..) | AnnotationChange::Delete(_) => {
+                    delete(&tx, task_id, ch)?
                 }
                 AnnotationChange::Insert(objs) => {
-                    let nested = Self::allocate_ids(&tx, nested_count(objs))?;
-                    assign_nested_ids(objs, &mut nested.into_iter(), false);
                     let mut st = tx
                         .prepare_cached(
-                            "INSERT INTO annotations (task_id, kind, frame, body) VALUES (?1, ?2, ?3, ?4)",
+                            "INSERT INTO annotation_objects (task_id, id, kind, frame, body) VALUES (?1, ?2, ?3, ?4, ?5)",
                         )
                         .map_err(StoreError::from)?;
-                    let mut ids = Vec::with_capacity(objs.len());
-                    for o in objects(objs) {
-                        st.execute(params![task_id, o.kind(), o.frame() as i64, o.body()])
+                    for (o, body) in objects(objs).zip(&bodies) {
+                        st.execute(params![task_id, o.id(), o.kind(), o.frame() as i64, body])
                             .map_err(StoreError::from)?;
-                        ids.push(tx.last_insert_rowid());
                     }
-                    set_ids(objs, &ids);
-                    apply(&mut written, &AnnotationChange::Insert(objs.clone()));
                 }
                 AnnotationChange::Update(objs) => {
-                    let nested = Self::allocate_ids(&tx, nested_count(objs))?;
-                    assign_nested_ids(objs, &mut nested.into_iter(), true);
                     let mut st = tx
                         .prepare_cached(
-                            "UPDATE annotations SET kind = ?3, frame = ?4, body = ?5 WHERE task_id = ?1 AND id = ?2",
+                            "UPDATE annotation_objects SET kind = ?3, frame = ?4, body = ?5 WHERE task_id = ?1 AND id = ?2",
                         )
                         .map_err(StoreError::from)?;
-                    for o in objects(objs) {
+                    for (o, body) in objects(objs).zip(&bodies) {
                         let Some(id) = o.id() else {
                             return Err(AnnotationStoreError::UnknownId(0));
                         };
                         let n = st
-                            .execute(params![task_id, id, o.kind(), o.frame() as i64, o.body()])
+                            .execute(params![task_id, id, o.kind(), o.frame() as i64, body])
                             .map_err(StoreError::from)?;
                         if n == 0 {
                             return Err(AnnotationStoreError::UnknownId(id));
                         }
                     }
-                    apply(&mut written, &AnnotationChange::Insert(objs.clone()));
                 }
             }
         }
@@ -416,31 +506,33 @@ impl Store {
         )
         .map_err(StoreError::from)?;
         tx.commit().map_err(StoreError::from)?;
+
         // Still under the connection lock: bring the in-memory copy to the committed state.
         let cache = &self.annotations_cache.tasks;
-        let whole_task = matches!(changes.first(), Some(AnnotationChange::DeleteRange(lo, hi)) if (*lo, *hi) == ALL_FRAMES);
-        let next = match (whole_task, cache.get(&task_id)) {
-            (true, _) => {
-                let mut a = Annotations::default();
-                for ch in &changes[1..] {
-                    apply(&mut a, ch);
-                }
-                Some(a)
+        if let [AnnotationChange::DeleteRange(lo, hi), AnnotationChange::Insert(objs)] =
+            changes.as_mut_slice()
+        {
+            if (*lo, *hi) == ALL_FRAMES {
+                // A replacement: the task now holds exactly what was written (no copy made).
+                let written = Arc::new(std::mem::take(objs));
+                cache.insert(task_id, written.clone());
+                return Ok(written);
             }
-            (false, Some(old)) => {
-                let mut a = Arc::unwrap_or_clone(old);
-                for ch in &changes {
-                    apply(&mut a, ch);
-                }
-                Some(a)
-            }
-            (false, None) => None,
-        };
-        match next {
-            Some(a) => cache.insert(task_id, Arc::new(a)),
-            None => cache.invalidate(&task_id),
         }
-        Ok(written)
+        if let Some(old) = cache.remove(&task_id) {
+            let mut a = Arc::unwrap_or_clone(old);
+            for ch in &changes {
+                apply(&mut a, ch);
+            }
+            cache.insert(task_id, Arc::new(a));
+        }
+        let mut written = Annotations::default();
+        for ch in changes {
+            if let AnnotationChange::Insert(objs) | AnnotationChange::Update(objs) = ch {
+                apply(&mut written, &AnnotationChange::Insert(objs));
+            }
+        }
+        Ok(Arc::new(written))
     }
 
     /// Drops a task's in-memory annotations (the task is being deleted).
@@ -551,5 +643,43 @@ mod tests {
         assert!(matches!(err, AnnotationStoreError::UnknownId(999_999)));
         assert_eq!(store.annotations(task, None).unwrap(), before);
         assert_eq!(*before, fresh(&store));
+    }
+
+    /// A database of an earlier version (annotations in their own AUTOINCREMENT table) opens
+    /// with its annotations and ids intact, and later ids do not collide with them.
+    #[test]
+    fn old_annotation_table_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let task = {
+            let store = Store::open(&path).unwrap();
+            let task = store.create_task(super::super::tests::task()).unwrap().id;
+            store
+                .conn()
+                .execute_batch(&format!(
+                    "CREATE TABLE annotations (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                         task_id INTEGER NOT NULL, kind TEXT NOT NULL, frame INTEGER NOT NULL,
+                         body TEXT NOT NULL);
+                     INSERT INTO annotations (id, task_id, kind, frame, body) VALUES (41, {task},
+                         'shape', 3, '{{\"type\":\"points\",\"frame\":3,\"label_id\":1,\"points\":[1,2]}}');"
+                ))
+                .unwrap();
+            task
+        };
+        let store = Store::open(&path).unwrap();
+        let a = store.annotations(task, None).unwrap();
+        assert_eq!(a.shapes.len(), 1);
+        assert_eq!(a.shapes[0].id, Some(41));
+        let written = store
+            .change_annotations(
+                task,
+                vec![AnnotationChange::Insert(Annotations {
+                    shapes: vec![shape(4, 1.0)],
+                    ..Default::default()
+                })],
+            )
+            .unwrap();
+        assert!(written.shapes[0].id.unwrap() > 41);
+        assert_eq!(store.annotations(task, None).unwrap().shapes.len(), 2);
     }
 }
