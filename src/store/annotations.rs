@@ -506,6 +506,7 @@ impl Store {
         )
         .map_err(StoreError::from)?;
         tx.commit().map_err(StoreError::from)?;
+        self.hot.tasks.invalidate(&task_id);
 
         // Still under the connection lock: bring the in-memory copy to the committed state.
         let cache = &self.annotations_cache.tasks;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::task::{ChunkType, FrameRange, SegmentRange};
 
 mod annotations;
+mod hot;
 
 pub use annotations::{
     AnnotationChange, AnnotationStoreError, ALL_FRAMES, DEFAULT_ANNOTATION_CACHE_BYTES,
@@ -272,6 +273,7 @@ CREATE TABLE IF NOT EXISTS requests (
 pub struct Store {
     conn: Mutex<Connection>,
     annotations_cache: annotations::AnnotationCache,
+    hot: hot::HotReads,
     /// Dropping it stops the background checkpoint thread.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
 }
@@ -320,6 +322,7 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             annotations_cache: annotations::AnnotationCache::new(DEFAULT_ANNOTATION_CACHE_BYTES),
+            hot: hot::HotReads::new(),
             _checkpointer: Some(stop),
         })
     }
@@ -331,8 +334,30 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             annotations_cache: annotations::AnnotationCache::new(DEFAULT_ANNOTATION_CACHE_BYTES),
+            hot: hot::HotReads::new(),
             _checkpointer: None,
         })
+    }
+
+    /// `key` from `cache`, else `load`ed and kept; see [`hot`] for why both happen under the
+    /// connection lock.
+    fn hot_get<K, V>(
+        &self,
+        cache: &moka::sync::Cache<K, V>,
+        key: K,
+        load: impl FnOnce(&Connection) -> Result<V>,
+    ) -> Result<V>
+    where
+        K: std::hash::Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        if let Some(v) = cache.get(&key) {
+            return Ok(v);
+        }
+        let c = self.conn();
+        let v = load(&c)?;
+        cache.insert(key, v.clone());
+        Ok(v)
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -362,6 +387,7 @@ impl Store {
         )?;
         task.id = c.last_insert_rowid();
         task.data_id = None;
+        self.hot.tasks.invalidate(&task.id);
         Ok(task)
     }
 
@@ -388,13 +414,12 @@ impl Store {
 
     /// A task by id.
     pub fn task(&self, id: i64) -> Result<Option<TaskRow>> {
-        let c = self.conn();
-        let sql = format!("SELECT {} FROM tasks WHERE id = ?1", Self::TASK_COLUMNS);
-        let row = c
-            .prepare_cached(&sql)?
-            .query_row([id], Self::task_from_row)
-            .optional()?;
-        Ok(row)
+        self.hot_get(&self.hot.tasks, id, |c| {
+            let sql = format!("SELECT {} FROM tasks WHERE id = ?1", Self::TASK_COLUMNS);
+            Ok(c.prepare_cached(&sql)?
+                .query_row([id], Self::task_from_row)
+                .optional()?)
+        })
     }
 
     /// All tasks, newest first.
@@ -410,7 +435,9 @@ impl Store {
 
     /// Updates the mutable task fields and `updated_date`.
     pub fn update_task(&self, task: &TaskRow) -> Result<()> {
-        self.conn().execute(
+        let c = self.conn();
+        self.hot.tasks.invalidate(&task.id);
+        c.execute(
             "UPDATE tasks SET name = ?2, labels = ?3, bug_tracker = ?4, subset = ?5, assignee_id = ?6, updated_date = ?7 WHERE id = ?1",
             params![
                 task.id,
@@ -427,7 +454,9 @@ impl Store {
 
     /// Moves a task's `updated_date` to now.
     pub fn touch_task(&self, id: i64) -> Result<()> {
-        self.conn().execute(
+        let c = self.conn();
+        self.hot.tasks.invalidate(&id);
+        c.execute(
             "UPDATE tasks SET updated_date = ?2 WHERE id = ?1",
             params![id, ts(&Utc::now())],
         )?;
@@ -442,6 +471,8 @@ impl Store {
         tx.execute("DELETE FROM requests WHERE task_id = ?1", [id])?;
         tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
         tx.commit()?;
+        self.hot.tasks.invalidate(&id);
+        self.hot.data.invalidate(&id);
         drop(c);
         self.forget_annotations(id);
         Ok(data)
@@ -485,6 +516,8 @@ impl Store {
             params![task_id, data_id, ts(&now)],
         )?;
         tx.commit()?;
+        self.hot.tasks.invalidate(&task_id);
+        self.hot.data.invalidate(&task_id);
         Ok(DataRow {
             id: data_id,
             task_id,
@@ -496,7 +529,10 @@ impl Store {
 
     /// The data of a task, if it has any.
     pub fn data_of_task(&self, task_id: i64) -> Result<Option<DataRow>> {
-        let c = self.conn();
+        self.hot_get(&self.hot.data, task_id, |c| Self::load_data(c, task_id))
+    }
+
+    fn load_data(c: &Connection, task_id: i64) -> Result<Option<DataRow>> {
         let row = c
             .prepare_cached("SELECT id, task_id, version, chunks_updated_date, spec FROM data WHERE task_id = ?1")?.query_row(
                 [task_id],
@@ -667,7 +703,10 @@ impl Store {
             params![username, password_hash, is_admin as i64, ts(&now)],
         ) {
             Ok(_) => Ok(Some(UserRow {
-                id: c.last_insert_rowid(),
+                id: {
+                    self.hot.users.invalidate(&c.last_insert_rowid());
+                    c.last_insert_rowid()
+                },
                 username: username.to_owned(),
                 password_hash: password_hash.to_owned(),
                 is_admin,
@@ -691,13 +730,13 @@ impl Store {
 
     /// A user by id.
     pub fn user(&self, id: i64) -> Result<Option<UserRow>> {
-        Ok(self.conn()
-            .prepare_cached("SELECT id, username, password_hash, is_admin, created_date FROM users WHERE id = ?1")?
-            .query_row(
-                [id],
-                Self::user_from_row,
-            )
+        self.hot_get(&self.hot.users, id, |c| {
+            Ok(c.prepare_cached(
+                "SELECT id, username, password_hash, is_admin, created_date FROM users WHERE id = ?1",
+            )?
+            .query_row([id], Self::user_from_row)
             .optional()?)
+        })
     }
 
     /// All users by id.
@@ -722,6 +761,8 @@ impl Store {
         )?;
         tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
         tx.commit()?;
+        self.hot.users.invalidate(&user_id);
+        self.hot.sessions.invalidate_all();
         Ok(())
     }
 
@@ -733,25 +774,30 @@ impl Store {
         csrf: &str,
         expires: DateTime<Utc>,
     ) -> Result<()> {
-        self.conn().execute(
+        let c = self.conn();
+        c.execute(
             "INSERT INTO sessions (token_hash, user_id, csrf, expires) VALUES (?1, ?2, ?3, ?4)",
             params![token_hash, user_id, csrf, ts(&expires)],
         )?;
+        self.hot.sessions.invalidate(token_hash);
         Ok(())
     }
 
     /// The user and CSRF token of a live session.
     pub fn session(&self, token_hash: &str) -> Result<Option<(UserRow, String)>> {
-        let c = self.conn();
-        let row: Option<(i64, String, String)> = c
-            .prepare_cached("SELECT user_id, csrf, expires FROM sessions WHERE token_hash = ?1")?
-            .query_row([token_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
-        drop(c);
+        let row = self.hot_get(&self.hot.sessions, token_hash.to_owned(), |c| {
+            Ok(c.prepare_cached(
+                "SELECT user_id, csrf, expires FROM sessions WHERE token_hash = ?1",
+            )?
+            .query_row([token_hash], |r| {
+                Ok((r.get(0)?, r.get(1)?, parse_ts(r.get(2)?)?))
+            })
+            .optional()?)
+        })?;
         let Some((user_id, csrf, expires)) = row else {
             return Ok(None);
         };
-        if parse_ts(expires)? < Utc::now() {
+        if expires < Utc::now() {
             self.delete_session(token_hash)?;
             return Ok(None);
         }
@@ -760,8 +806,9 @@ impl Store {
 
     /// Ends a session.
     pub fn delete_session(&self, token_hash: &str) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+        let c = self.conn();
+        c.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+        self.hot.sessions.invalidate(token_hash);
         Ok(())
     }
 
@@ -779,6 +826,7 @@ impl Store {
             "INSERT INTO access_tokens (user_id, name, token_hash, created_date, expiry_date) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![user_id, name, token_hash, ts(&now), expiry.as_ref().map(ts)],
         )?;
+        self.hot.tokens.invalidate(token_hash);
         Ok(TokenRow {
             id: c.last_insert_rowid(),
             user_id,
@@ -802,25 +850,32 @@ impl Store {
 
     /// The token and its user, if the token exists and has not expired; records its use.
     pub fn token_by_hash(&self, token_hash: &str) -> Result<Option<(TokenRow, UserRow)>> {
-        let c = self.conn();
-        let t = c
-            .prepare_cached("SELECT id, user_id, name, created_date, expiry_date, last_used_date FROM access_tokens WHERE token_hash = ?1")?.query_row(
-                [token_hash],
-                Self::token_from_row,
-            )
-            .optional()?;
-        let Some(t) = t else { return Ok(None) };
+        let t = self.hot_get(&self.hot.tokens, token_hash.to_owned(), |c| {
+            Ok(c.prepare_cached("SELECT id, user_id, name, created_date, expiry_date, last_used_date FROM access_tokens WHERE token_hash = ?1")?
+                .query_row([token_hash], Self::token_from_row)
+                .optional()?)
+        })?;
+        let Some(mut t) = t else { return Ok(None) };
         if t.expiry_date.is_some_and(|e| e < Utc::now()) {
             return Ok(None);
         }
         // Record use at most once a minute: a write on every request would serialise them.
+        let now = Utc::now();
         if t.last_used_date
-            .is_none_or(|u| Utc::now() - u > chrono::Duration::minutes(1))
+            .is_none_or(|u| now - u > chrono::Duration::minutes(1))
         {
-            c.prepare_cached("UPDATE access_tokens SET last_used_date = ?2 WHERE id = ?1")?
-                .execute(params![t.id, ts(&Utc::now())])?;
+            let c = self.conn();
+            let n = c
+                .prepare_cached("UPDATE access_tokens SET last_used_date = ?2 WHERE id = ?1")?
+                .execute(params![t.id, ts(&now)])?;
+            t.last_used_date = Some(now);
+            // Only a token that still exists goes back (a revoke may have run in between).
+            if n > 0 {
+                self.hot
+                    .tokens
+                    .insert(token_hash.to_owned(), Some(t.clone()));
+            }
         }
-        drop(c);
         Ok(self.user(t.user_id)?.map(|u| (t, u)))
     }
 
@@ -838,15 +893,20 @@ impl Store {
 
     /// Revokes (deletes) a user's token; false if there was no such token of theirs.
     pub fn revoke_token(&self, user_id: i64, token_id: i64) -> Result<bool> {
-        Ok(self.conn().execute(
+        let c = self.conn();
+        let n = c.execute(
             "DELETE FROM access_tokens WHERE id = ?1 AND user_id = ?2",
             params![token_id, user_id],
-        )? > 0)
+        )?;
+        self.hot.tokens.invalidate_all();
+        Ok(n > 0)
     }
 
     /// Sets a task's owner.
     pub fn set_task_owner(&self, task_id: i64, owner_id: Option<i64>) -> Result<()> {
-        self.conn().execute(
+        let c = self.conn();
+        self.hot.tasks.invalidate(&task_id);
+        c.execute(
             "UPDATE tasks SET owner_id = ?2 WHERE id = ?1",
             params![task_id, owner_id],
         )?;
@@ -1019,5 +1079,44 @@ mod tests {
         assert!(s.task(t.id).unwrap().is_none());
         assert!(s.images(d.id).unwrap().is_empty());
         assert!(s.jobs(None).unwrap().is_empty());
+    }
+
+    /// The in-memory copies (`hot`) never outlive a change made through the store.
+    #[test]
+    fn cached_reads_follow_writes() {
+        let s = Store::in_memory().unwrap();
+        // A miss is cached too: creating the row must replace it.
+        assert!(s.task(1).unwrap().is_none());
+        let t = s.create_task(task()).unwrap();
+        assert_eq!(t.id, 1);
+        assert!(s.task(1).unwrap().is_some());
+        let mut renamed = s.task(1).unwrap().unwrap();
+        renamed.name = "renamed".into();
+        s.update_task(&renamed).unwrap();
+        assert_eq!(s.task(1).unwrap().unwrap().name, "renamed");
+        s.set_task_owner(1, Some(7)).unwrap();
+        assert_eq!(s.task(1).unwrap().unwrap().owner_id, Some(7));
+
+        let u = s.create_user("ann", "h1", false).unwrap().unwrap();
+        let later = Utc::now() + chrono::Duration::hours(1);
+        assert!(s.session("sess").unwrap().is_none());
+        s.create_session("sess", u.id, "csrf", later).unwrap();
+        assert_eq!(s.session("sess").unwrap().unwrap().0.username, "ann");
+        s.delete_session("sess").unwrap();
+        assert!(s.session("sess").unwrap().is_none());
+        s.create_session("sess2", u.id, "csrf", later).unwrap();
+        assert!(s.session("sess2").unwrap().is_some());
+        s.set_password(u.id, "h2").unwrap();
+        assert!(
+            s.session("sess2").unwrap().is_none(),
+            "a new password ends sessions"
+        );
+        assert_eq!(s.user(u.id).unwrap().unwrap().password_hash, "h2");
+
+        assert!(s.token_by_hash("tok").unwrap().is_none());
+        let tok = s.create_token(u.id, "ci", "tok", None).unwrap();
+        assert!(s.token_by_hash("tok").unwrap().is_some());
+        assert!(s.revoke_token(u.id, tok.id).unwrap());
+        assert!(s.token_by_hash("tok").unwrap().is_none());
     }
 }
