@@ -3,7 +3,8 @@
 # image_quality 70) against the in-process floor and against CVAT's method in Python.
 #
 # Usage (from anywhere; paths are relative to the repository root):
-#   benches/compare-chunks.sh [--reps N] [--seq-reps N] [--wrk-seconds S] [--no-build] [VIDEO...]
+#   benches/compare-chunks.sh [--reps N] [--seq-reps N] [--wrk-seconds S] [--no-build]
+#                             [--parts cold,seq,hits] [VIDEO...]
 #
 # Per video (default: target/bench-media/h264_1080p_gop250.mp4, generated when missing, and the
 # shared real clip cup.mp4), in one run:
@@ -71,6 +72,7 @@ wrk_seconds="${BENCH_WRK_SECONDS:-10}"
 cache_size="${BENCH_CACHE_SIZE:-268435456}"
 baseline_seq="${BENCH_BASELINE_SEQ:-1}"
 build=1
+parts="${BENCH_PARTS:-cold,seq,hits}"
 quality=70
 chunk_size=36
 
@@ -81,6 +83,7 @@ while [[ $# -gt 0 ]]; do
         --seq-reps) seq_reps="$2"; shift 2 ;;
         --wrk-seconds) wrk_seconds="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
+        --parts) parts="$2"; shift 2 ;;
         -h|--help) awk 'NR > 1 && /^set -euo/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
         *)
             [[ -f "$1" ]] || { echo "no such file: $1" >&2; exit 2; }
@@ -387,6 +390,7 @@ for video in "${videos[@]}"; do
     for c in "${test_chunks[@]}"; do chunk_args+=(--chunk "$c"); done
 
     # -- 1. cold chunks ----------------------------------------------------------------
+    if [[ ",$parts," == *,cold,* ]]; then
     start_server "v$vi-cold" "$vdir"
     cold_pid=$SRV_PID cold_url=$SRV_URL
     warm_task="$(create_task "$cold_url" "$vname")"
@@ -430,7 +434,9 @@ for video in "${videos[@]}"; do
         row "$vname | $label vs CVAT method (PyAV) | $(fmt_s "$srv") | $(fmt_s "$bas") | $rb faster | ≥ 3x | $(verdict "${rb%x}" '>=' 3)"
     done
 
+    fi
     # -- 2. sequential playback -----------------------------------------------------------
+    if [[ ",$parts," == *,seq,* ]]; then
     seq_srv=() seq_floor=() seq_decoded=() seq_seeks=() seq_first=() seq_maxwait=()
     urls=()
     for ((r = 1; r <= seq_reps; r++)); do
@@ -497,7 +503,9 @@ for video in "${videos[@]}"; do
         note "\`$vname\` CVAT-way playback decodes $(kv decoded <<<"$ball") frames for $frames."
     fi
 
+    fi
     # -- 3. cache hits --------------------------------------------------------------------
+    if [[ ",$parts," == *,hits,* ]]; then
     # frameserver and the loopback floor (examples/bytes_server: the same bytes from a minimal
     # axum server) are driven alternately, twice each for chunks; the better pass of each is
     # reported (other load on the machine only ever slows a pass down).
@@ -551,6 +559,7 @@ for video in "${videos[@]}"; do
         row "$vname | (info) cache hits on chunk 0 authenticated with a Bearer access token instead of the session cookie | $(printf '%.0f' "$rps_bearer")/s, p99 $p99_bearer ms | $(printf '%.0f' "$rps_ref_chunk")/s, p99 $p99_ref_chunk ms | $(ratio "$rps_bearer" "$rps_ref_chunk") | |"
     fi
     note "\`$vname\` cache hits: hit counter +$((h1 - h0)) during the chunk passes; peak RSS after the frame run $(awk -v k="$hwm2_kb" 'BEGIN { printf "%.0f", k / 1024 }') MB."
+    fi
     unset t_floor t_base t_srv
 done
 
