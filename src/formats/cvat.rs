@@ -36,6 +36,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
+
+use rayon::prelude::*;
 use std::path::Path;
 
 use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
@@ -770,7 +772,7 @@ fn element_track(t: &Track, label_id: i64) -> Option<&Track> {
     t.elements.iter().find(|e| e.label_id == label_id)
 }
 
-fn write_images_body<W: Write>(
+fn write_images_body<W: Write + Send>(
     x: &mut Xml<W>,
     ds: &TaskDataset<'_>,
     fr: &Frames<'_>,
@@ -802,66 +804,114 @@ fn write_images_body<W: Write>(
             tags[i].push(t);
         }
     }
-    let n = ds.frames.len().max(1) as f64;
-    for (i, frame) in ds.frames.iter().enumerate() {
-        x.begin("image");
-        x.attr_num("id", frame.abs);
-        let name = if fr.video {
-            split_ext(&frame.name).0
-        } else {
-            frame.name.as_str()
-        };
-        x.attr("name", name);
-        x.attr_num("width", frame.width);
-        x.attr_num("height", frame.height);
-        x.open()?;
-        let mut here = std::mem::take(&mut items[i]);
+    for here in items.iter_mut() {
         here.sort_by_key(Item::z_order);
-        for item in &here {
-            match item {
-                Item::Plain(s) => {
-                    let els: Vec<View<'_>> = s.elements.iter().map(View::shape).collect();
-                    write_image_shape(x, ds.labels, &View::shape(s), &els, false)?;
+    }
+    // Images in batches: a batch is rendered on all cores while the previous one is written
+    // (and deflated) by this thread. Each image is rendered by its own `Xml` at the same
+    // indentation level, so the bytes are those of a serial writer.
+    const BATCH: usize = 128;
+    let n = ds.frames.len();
+    let level = x.level;
+    let render = |start: usize| -> io::Result<Vec<Vec<u8>>> {
+        (start..(start + BATCH).min(n))
+            .into_par_iter()
+            .map(|i| {
+                let mut img = Xml::new(Vec::with_capacity(256 + 300 * items[i].len()));
+                img.level = level;
+                write_image(&mut img, ds, fr, &ds.frames[i], &items[i], &tags[i])?;
+                Ok(img.w.into_inner())
+            })
+            .collect()
+    };
+    let mut pending = render(0)?;
+    let mut start = 0;
+    while start < n {
+        let next = start + BATCH;
+        let out = x.w.get_mut();
+        let (made, wrote) = rayon::join(
+            || {
+                if next < n {
+                    render(next)
+                } else {
+                    Ok(Vec::new())
                 }
-                Item::Tracked(t, f) => {
-                    let els: Vec<View<'_>> = f
-                        .elements
-                        .iter()
-                        .map(|e| {
-                            let et = element_track(t, e.label_id);
-                            View::frame(
-                                e,
-                                et.map_or(t.source.as_str(), |et| et.source.as_str()),
-                                et.map_or(0, |et| et.group),
-                            )
-                        })
-                        .collect();
-                    write_image_shape(
-                        x,
-                        ds.labels,
-                        &View::frame(f, &t.source, t.group),
-                        &els,
-                        false,
-                    )?;
-                }
-            }
-        }
-        drop(here);
-        for t in std::mem::take(&mut tags[i]) {
-            x.begin("tag");
-            x.attr("label", label_name(ds.labels, t.label_id));
-            x.attr("source", &t.source);
-            if t.group != 0 {
-                x.attr_num("group_id", t.group);
-            }
-            x.open()?;
-            write_attributes(x, ds.labels, t.label_id, &t.attributes)?;
-            x.close("tag")?;
-        }
-        x.close("image")?;
-        progress((i + 1) as f64 / n);
+            },
+            || {
+                std::mem::take(&mut pending)
+                    .iter()
+                    .try_for_each(|b| out.write_all(b))
+            },
+        );
+        wrote?;
+        pending = made?;
+        start = next;
+        progress(start.min(n) as f64 / n.max(1) as f64);
     }
     Ok(())
+}
+
+/// One `<image>` element with its shapes (sorted by z-order) and tags.
+fn write_image<W: Write>(
+    x: &mut Xml<W>,
+    ds: &TaskDataset<'_>,
+    fr: &Frames<'_>,
+    frame: &crate::formats::DatasetFrame,
+    items: &[Item<'_>],
+    tags: &[&Tag],
+) -> io::Result<()> {
+    x.begin("image");
+    x.attr_num("id", frame.abs);
+    let name = if fr.video {
+        split_ext(&frame.name).0
+    } else {
+        frame.name.as_str()
+    };
+    x.attr("name", name);
+    x.attr_num("width", frame.width);
+    x.attr_num("height", frame.height);
+    x.open()?;
+    for item in items {
+        match item {
+            Item::Plain(s) => {
+                let els: Vec<View<'_>> = s.elements.iter().map(View::shape).collect();
+                write_image_shape(x, ds.labels, &View::shape(s), &els, false)?;
+            }
+            Item::Tracked(t, f) => {
+                let els: Vec<View<'_>> = f
+                    .elements
+                    .iter()
+                    .map(|e| {
+                        let et = element_track(t, e.label_id);
+                        View::frame(
+                            e,
+                            et.map_or(t.source.as_str(), |et| et.source.as_str()),
+                            et.map_or(0, |et| et.group),
+                        )
+                    })
+                    .collect();
+                write_image_shape(
+                    x,
+                    ds.labels,
+                    &View::frame(f, &t.source, t.group),
+                    &els,
+                    false,
+                )?;
+            }
+        }
+    }
+    for t in tags {
+        x.begin("tag");
+        x.attr("label", label_name(ds.labels, t.label_id));
+        x.attr("source", &t.source);
+        if t.group != 0 {
+            x.attr_num("group_id", t.group);
+        }
+        x.open()?;
+        write_attributes(x, ds.labels, t.label_id, &t.attributes)?;
+        x.close("tag")?;
+    }
+    x.close("image")
 }
 
 fn open_track<W: Write>(
@@ -957,7 +1007,7 @@ fn write_video_body<W: Write>(
 /// Writes `annotations.xml` for `ds` into `out` ("CVAT for video 1.1" when `video`, else "CVAT
 /// for images 1.1") and returns `out`. Tracks are interpolated with
 /// [`crate::annotations::interpolate::interpolate`].
-pub fn write_xml<W: Write>(
+pub fn write_xml<W: Write + Send>(
     ds: &TaskDataset<'_>,
     video: bool,
     out: W,

@@ -530,9 +530,10 @@ async fn start_export(
                 progress,
             )
             .map_err(|e| e.to_string())?;
+            // No fsync: a result is transient and can be made again; the rename below is what
+            // keeps a half-written file from ever being served.
             let mut f = zip.finish().map_err(|e| e.to_string())?;
             f.flush().map_err(|e| e.to_string())?;
-            f.sync_all().map_err(|e| e.to_string())?;
             std::fs::write(dir.join(format!("{file_id}.name")), &download_name)
                 .map_err(|e| e.to_string())?;
             std::fs::rename(&part, dir.join(format!("{file_id}.zip")))

@@ -50,6 +50,11 @@ pub enum AnnotationStoreError {
 /// The typed annotations of recently used tasks (whole tasks, ids set, each list by id).
 pub(super) struct AnnotationCache {
     tasks: moka::sync::Cache<i64, Arc<Annotations>>,
+    /// The next free object id, once read from the database (0: not yet). Ids are handed out
+    /// here, without a database round trip (a commit costs an fsync), and each change records
+    /// its highest id in `annotation_ids` inside its own transaction, so a restarted server
+    /// continues above every committed id.
+    next_id: std::sync::Mutex<i64>,
 }
 
 impl AnnotationCache {
@@ -59,6 +64,7 @@ impl AnnotationCache {
                 .max_capacity(max_bytes)
                 .weigher(|_, a: &Arc<Annotations>| approx_bytes(a))
                 .build(),
+            next_id: std::sync::Mutex::new(0),
         }
     }
 }
@@ -220,6 +226,18 @@ fn insert_sorted<T>(v: &mut Vec<T>, x: T, id: impl Fn(&T) -> Option<i64>) {
     v.insert(at, x);
 }
 
+/// Appends `new` to `v` (both by id), keeping `v` sorted by id.
+fn append_by_id<T: Clone>(v: &mut Vec<T>, new: &[T], id: impl Fn(&T) -> Option<i64>) {
+    let sorted = match (v.last(), new.first()) {
+        (Some(a), Some(b)) => id(a) < id(b),
+        _ => true,
+    };
+    v.extend_from_slice(new);
+    if !sorted {
+        v.sort_by_key(|x| id(x));
+    }
+}
+
 /// Applies a committed change to an in-memory copy.
 fn apply(a: &mut Annotations, change: &AnnotationChange) {
     match change {
@@ -236,11 +254,12 @@ fn apply(a: &mut Annotations, change: &AnnotationChange) {
             a.shapes.retain(|s| keep(s.id));
             a.tracks.retain(|t| keep(t.id));
         }
-        // Fresh ids are larger than every existing one: appending keeps each list by id.
+        // Fresh ids are usually larger than every existing one (appending keeps each list by
+        // id); a change that reserved its ids before another committed is sorted in.
         AnnotationChange::Insert(new) => {
-            a.tags.extend(new.tags.iter().cloned());
-            a.shapes.extend(new.shapes.iter().cloned());
-            a.tracks.extend(new.tracks.iter().cloned());
+            append_by_id(&mut a.tags, &new.tags, |t| t.id);
+            append_by_id(&mut a.shapes, &new.shapes, |s| s.id);
+            append_by_id(&mut a.tracks, &new.tracks, |t| t.id);
         }
         AnnotationChange::Update(new) => {
             let ids: Vec<i64> = objects(new).filter_map(|o| o.id()).collect();
@@ -384,27 +403,28 @@ impl Store {
         Ok(objects(&a).filter_map(|o| o.id()).collect())
     }
 
-    /// Reserves `n` consecutive fresh ids for nested objects (track shapes, skeleton elements):
-    /// one statement whatever `n` (AUTOINCREMENT never hands out an id below its high-water mark).
+    /// Reserves `n` consecutive fresh object ids.
     fn allocate_ids(&self, n: usize) -> Result<std::ops::Range<i64>> {
-        if n == 0 {
-            return Ok(0..0);
+        let mut next = self
+            .annotations_cache
+            .next_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *next == 0 {
+            let seq: i64 = self
+                .conn()
+                .query_row(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'annotation_ids'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            *next = seq + 1;
         }
-        let mut c = self.conn();
-        let tx = c.transaction()?;
-        let seq: i64 = tx
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'annotation_ids'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0);
-        let last = seq + n as i64;
-        tx.execute("INSERT INTO annotation_ids (id) VALUES (?1)", [last])?;
-        tx.execute("DELETE FROM annotation_ids", [])?;
-        tx.commit()?;
-        Ok(seq + 1..last + 1)
+        let first = *next;
+        *next += n as i64;
+        Ok(first..*next)
     }
 
     /// Applies annotation changes in one transaction and moves the task's `updated_date`.
@@ -416,7 +436,8 @@ impl Store {
         task_id: i64,
         mut changes: Vec<AnnotationChange>,
     ) -> Result<Arc<Annotations>, AnnotationStoreError> {
-        // Ids first (a short lock of their own): bodies contain the nested ids.
+        // Ids first: bodies contain the nested ids.
+        let mut highest = 0;
         for ch in &mut changes {
             let (objs, keep) = match ch {
                 AnnotationChange::Insert(o) => (o, false),
@@ -425,6 +446,7 @@ impl Store {
             };
             let top = if keep { 0 } else { objs.len() };
             let mut ids = self.allocate_ids(top + nested_count(objs))?;
+            highest = highest.max(ids.end - 1);
             if !keep {
                 let own: Vec<i64> = ids.by_ref().take(top).collect();
                 set_ids(objs, &own);
@@ -499,6 +521,13 @@ impl Store {
                     }
                 }
             }
+        }
+        if highest > 0 {
+            // The sequence only grows (AUTOINCREMENT keeps the largest id ever inserted).
+            tx.execute("INSERT INTO annotation_ids (id) VALUES (?1)", [highest])
+                .map_err(StoreError::from)?;
+            tx.execute("DELETE FROM annotation_ids", [])
+                .map_err(StoreError::from)?;
         }
         tx.execute(
             "UPDATE tasks SET updated_date = ?2 WHERE id = ?1",

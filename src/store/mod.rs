@@ -262,11 +262,6 @@ CREATE TABLE IF NOT EXISTS annotation_objects (
     PRIMARY KEY (task_id, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS annotation_ids (id INTEGER PRIMARY KEY AUTOINCREMENT);
-CREATE TABLE IF NOT EXISTS requests (
-    id TEXT PRIMARY KEY,
-    task_id INTEGER,
-    info TEXT NOT NULL
-);
 ";
 
 /// The database.
@@ -290,6 +285,34 @@ fn parse_ts(s: String) -> rusqlite::Result<DateTime<Utc>> {
         })
 }
 
+/// The database of background requests beside the main one (`frameserver-requests.sqlite3`).
+fn requests_path(main: &Path) -> PathBuf {
+    let stem = main
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("frameserver");
+    main.with_file_name(format!("{stem}-requests.sqlite3"))
+}
+
+/// Attaches the requests database as `rq`. Requests are transient status (CVAT keeps them in
+/// Redis): their commits skip the fsync (`synchronous = NORMAL`, ~4 ms per commit on this
+/// class of disk, three per export or import), which a crash can only cost a status update.
+/// Requests of earlier versions (in the main database) are dropped.
+fn attach_requests(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute("ATTACH DATABASE ?1 AS rq", [path.to_string_lossy()])?;
+    conn.execute_batch(
+        "PRAGMA rq.journal_mode = WAL;
+         PRAGMA rq.synchronous = NORMAL;
+         CREATE TABLE IF NOT EXISTS rq.requests (
+             id TEXT PRIMARY KEY,
+             task_id INTEGER,
+             info TEXT NOT NULL
+         );
+         DROP TABLE IF EXISTS main.requests;",
+    )?;
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Store> {
@@ -297,6 +320,8 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         annotations::migrate(&conn)?;
+        let requests_db = requests_path(path);
+        attach_requests(&conn, &requests_db)?;
         // Checkpoints (copying the WAL back into the database) run on a background connection,
         // not inside whichever request's commit crosses the WAL size limit: a large annotation
         // import otherwise pays ~30 ms for it.
@@ -304,6 +329,7 @@ impl Store {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let checkpointer = Connection::open(path)?;
         checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
+        attach_requests(&checkpointer, &requests_db)?;
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
@@ -331,6 +357,7 @@ impl Store {
     pub fn in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
+        attach_requests(&conn, Path::new(":memory:"))?;
         Ok(Store {
             conn: Mutex::new(conn),
             annotations_cache: annotations::AnnotationCache::new(DEFAULT_ANNOTATION_CACHE_BYTES),
@@ -468,7 +495,7 @@ impl Store {
         let data = self.data_of_task(id)?;
         let mut c = self.conn();
         let tx = c.transaction()?;
-        tx.execute("DELETE FROM requests WHERE task_id = ?1", [id])?;
+        tx.execute("DELETE FROM rq.requests WHERE task_id = ?1", [id])?;
         tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
         tx.commit()?;
         self.hot.tasks.invalidate(&id);
@@ -616,7 +643,7 @@ impl Store {
     /// Inserts or replaces a request.
     pub fn put_request(&self, r: &RequestRow) -> Result<()> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO requests (id, task_id, info) VALUES (?1, ?2, ?3)",
+            "INSERT OR REPLACE INTO rq.requests (id, task_id, info) VALUES (?1, ?2, ?3)",
             params![r.id, r.task_id, serde_json::to_string(r)?],
         )?;
         Ok(())
@@ -626,7 +653,7 @@ impl Store {
     pub fn request(&self, id: &str) -> Result<Option<RequestRow>> {
         let c = self.conn();
         let s: Option<String> = c
-            .prepare_cached("SELECT info FROM requests WHERE id = ?1")?
+            .prepare_cached("SELECT info FROM rq.requests WHERE id = ?1")?
             .query_row([id], |r| r.get(0))
             .optional()?;
         Ok(match s {
@@ -638,7 +665,7 @@ impl Store {
     /// All requests, newest first.
     pub fn requests(&self) -> Result<Vec<RequestRow>> {
         let c = self.conn();
-        let mut st = c.prepare("SELECT info FROM requests ORDER BY rowid DESC")?;
+        let mut st = c.prepare("SELECT info FROM rq.requests ORDER BY rowid DESC")?;
         let rows = st
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
