@@ -156,14 +156,15 @@ impl DecoderPool {
 }
 
 /// Decodes the frames numbered `wanted` (ascending, absolute) of the video at `path` and calls
-/// `emit` with each, in order. `owner` (data id, version) keys the pool.
+/// `emit` with each, in order (the frame is handed over: it may go to another thread).
+/// `owner` (data id, version) keys the pool.
 pub fn decode_frames<E: From<FrameError>>(
     path: &Path,
     seek: &SeekTable,
     pool: &DecoderPool,
     owner: (i64, i64),
     wanted: &[u64],
-    mut emit: impl FnMut(u64, &DecodedFrame) -> Result<(), E>,
+    mut emit: impl FnMut(u64, DecodedFrame) -> Result<(), E>,
 ) -> Result<(), E> {
     let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
         return Ok(());
@@ -214,7 +215,7 @@ pub fn decode_frames<E: From<FrameError>>(
             w += 1;
         }
         if w < wanted.len() && wanted[w] == number {
-            emit(number, &frame)?;
+            emit(number, frame)?;
             w += 1;
         }
         if number >= last || w >= wanted.len() {
