@@ -10,9 +10,11 @@
 #   1. Cold chunk, for chunk 0 and for the chunk whose cold build decodes the most frames from
 #      its key frame ("worst", from the manifest). N rounds (default 5), each round running:
 #        floor:    target/release/examples/chunk_floor VIDEO --chunk 0 --chunk W --warmup 1 --reps 1
-#                  (examples/chunk_floor/floor.rs: FrameReader seek + decode forward, JPEGs
-#                  encoded on other threads meanwhile by the server's pixel path
-#                  (codec::encode_jpegs_overlapped), ZipChunk; in-process, timed with Instant)
+#                  (examples/chunk_floor/floor.rs: seek + decode forward as the server does,
+#                  non-reference frames before the chunk not decoded (frames::decode_frames
+#                  without the reader pool), JPEGs encoded on other threads meanwhile by the
+#                  server's pixel path (codec::encode_jpegs_overlapped), ZipChunk; in-process,
+#                  timed with Instant)
 #        baseline: benches/baseline/cvat_chunk.py, CVAT's method with PyAV 16.0.1 + Pillow
 #                  (seek to the key frame pts, decode forward, frame.to_image(), JPEG q70
 #                  optimize, zipfile STORED; timed in-process with perf_counter, after one
@@ -438,13 +440,15 @@ for video in "${videos[@]}"; do
         bas="$(tr ' ' '\n' <<<"${t_base[$c]}" | grep . | median)"
         fl_line="$(line_for chunk "n=$c" <"$wd/floor.1.txt")"
         decoded="$(kv decoded <<<"$fl_line")"
+        skipped="$(kv skipped <<<"$fl_line")"
+        [[ "${skipped:-0}" == 0 ]] && skipped_txt="" || skipped_txt=", $skipped non-reference frames before the chunk skipped"
         first="$(kv first <<<"$fl_line")"; last="$(kv last <<<"$fl_line")"
         if cmp -s "$wd/server_chunk_$c.zip" "$wd/floor/chunk_$c.zip"; then same_floor=yes; else same_floor=no; failed=1; fi
         close_base="$(close_jpegs "$wd/server_chunk_$c.zip" "$wd/base/chunk_$c.zip")"
         [[ "$close_base" == yes* ]] || failed=1
         kb=$(( $(stat -c %s "$wd/server_chunk_$c.zip") / 1024 ))
-        note "\`$vname\` chunk $c (frames $first–$last, $decoded decoded from the key frame, $kb KiB): server bytes identical to the floor's: $same_floor; JPEG pixels within mean abs diff 1.5 of the baseline's: $close_base."
-        label="cold chunk $c ($decoded frames decoded)"
+        note "\`$vname\` chunk $c (frames $first–$last, $decoded decoded from the key frame$skipped_txt, $kb KiB): server bytes identical to the floor's: $same_floor; JPEG pixels within mean abs diff 1.5 of the baseline's: $close_base."
+        label="cold chunk $c ($decoded frames decoded${skipped_txt:+, $skipped skipped})"
         rf="$(pratio "${t_srv[$c]}" "${t_floor[$c]}")"
         rb="$(pratio "${t_base[$c]}" "${t_srv[$c]}")"
         row "$vname | $label vs floor | $(fmt_s "$srv") | $(fmt_s "$flo") | $rf | ≤ 1.3x | $(verdict "${rf%x}" '<=' 1.3)"

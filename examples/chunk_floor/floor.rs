@@ -1,7 +1,9 @@
 //! The chunk floor: the least work a compressed zip chunk of a video needs, done in-process with
 //! the crate's public media and codec API and nothing else (no HTTP, no cache, no decoder pool):
 //! open the video, seek to the manifest key frame at or before the chunk's first frame, decode
-//! forward (skipping frames before the key frame's pts and frames before the chunk), JPEG-encode
+//! forward (skipping frames before the key frame's pts and frames before the chunk; frames
+//! before the chunk that no other frame uses are not decoded at all: `frames::decode_frames`,
+//! the server's own frame reading without its reader pool), JPEG-encode
 //! each wanted frame with libjpeg-turbo on other threads while decoding goes on, by the same
 //! pixel path as the server (`codec::FrameJpegEncoder`: straight from the YUV 4:2:0 planes, else
 //! through CVAT's RGB conversion), and store them in the zip. The output is the same bytes the
@@ -13,9 +15,11 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use frameserver::codec::{encode_jpegs_overlapped, entry_name, FrameJpegEncoder, ZipChunk};
+use frameserver::frames::{self, DecoderPool, SeekTable};
 use frameserver::manifest::{self, Manifest, VideoOptions};
 use frameserver::media::{DecodedFrame, FrameReader};
 
@@ -87,59 +91,42 @@ impl Plan {
     }
 }
 
-/// A built chunk and the number of frames decoded for it.
+/// A built chunk and the number of frames decoded for it (and skipped: non-reference frames
+/// before the chunk, not decoded).
 pub struct Built {
     pub zip: Vec<u8>,
     pub decoded: u64,
+    pub skipped: u64,
 }
 
-/// Opens `path` and positions a reader for chunk `n`, then decodes forward, handing each of the
-/// chunk's frames to `submit` in order. Returns the frames decoded.
+/// Decodes chunk `n`'s frames as the server does (`frames::decode_frames`: a fresh reader, a
+/// seek to the key frame, non-reference frames before the chunk skipped, no reader kept),
+/// handing each to `submit` in order. Returns the frames decoded and skipped.
 fn decode_chunk(
     path: &Path,
     plan: &Plan,
     n: u64,
     submit: &mut dyn FnMut(DecodedFrame) -> Result<()>,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let (first, last) = plan.chunk_frames(n);
-    let mut reader = FrameReader::open(path)?;
-    // Numbering is known from the start without a seek; after one, from the first frame at or
-    // after the key frame's pts (earlier ones are open-GOP leading frames: skipped, as CVAT does).
-    let (mut next, skip_before) = match plan.key_before(first) {
-        Some((number, pts)) => {
-            reader.seek(pts)?;
-            (None, Some((number, pts)))
-        }
-        None => (Some(0), None),
-    };
-    let mut decoded = 0u64;
-    loop {
-        let frame = reader
-            .next_frame()?
-            .ok_or_else(|| anyhow!("the video ended before frame {last}"))?;
-        decoded += 1;
-        let number = match (next, skip_before) {
-            (Some(n), _) => n,
-            (None, Some((kf_number, kf_pts))) => {
-                if frame
-                    .pts()
-                    .or(frame.best_effort_timestamp())
-                    .is_some_and(|p| p < kf_pts)
-                {
-                    continue;
-                }
-                kf_number
-            }
-            (None, None) => unreachable!(),
-        };
-        next = Some(number + 1);
-        if number >= first {
-            submit(frame)?;
-        }
-        if number >= last {
-            return Ok(decoded);
-        }
-    }
+    let seek = SeekTable::from_keyframes(plan.keyframes.clone(), Some(plan.frames));
+    let wanted: Vec<u64> = (first..=last).collect();
+    let (decoded, skipped) = (
+        frames::FRAMES_DECODED.load(Ordering::Relaxed),
+        frames::FRAMES_SKIPPED.load(Ordering::Relaxed),
+    );
+    frames::decode_frames::<anyhow::Error>(
+        path,
+        &seek,
+        &DecoderPool::new(0),
+        (0, 0),
+        &wanted,
+        |_, f| submit(f),
+    )?;
+    Ok((
+        frames::FRAMES_DECODED.load(Ordering::Relaxed) - decoded,
+        frames::FRAMES_SKIPPED.load(Ordering::Relaxed) - skipped,
+    ))
 }
 
 /// The zip of a chunk's JPEGs, as the server writes it.
@@ -155,14 +142,15 @@ fn zip_of(jpegs: &[Vec<u8>]) -> Result<Vec<u8>> {
 /// frames are JPEG-encoded on other threads while decoding goes on
 /// (`codec::encode_jpegs_overlapped`, as the server does).
 pub fn build_chunk(path: &Path, plan: &Plan, n: u64, quality: u8) -> Result<Built> {
-    let mut decoded = 0;
+    let mut counts = (0, 0);
     let jpegs = encode_jpegs_overlapped::<anyhow::Error>(quality, 0.0, |submit| {
-        decoded = decode_chunk(path, plan, n, submit)?;
+        counts = decode_chunk(path, plan, n, submit)?;
         Ok(())
     })?;
     Ok(Built {
         zip: zip_of(&jpegs)?,
-        decoded,
+        decoded: counts.0,
+        skipped: counts.1,
     })
 }
 
@@ -171,37 +159,21 @@ pub fn build_chunk(path: &Path, plan: &Plan, n: u64, quality: u8) -> Result<Buil
 pub fn build_chunk_serial(path: &Path, plan: &Plan, n: u64, quality: u8) -> Result<Built> {
     let mut enc = FrameJpegEncoder::new(quality, 0.0);
     let mut jpegs = Vec::new();
-    let decoded = decode_chunk(path, plan, n, &mut |f| {
+    let (decoded, skipped) = decode_chunk(path, plan, n, &mut |f| {
         jpegs.push(enc.encode(&f)?);
         Ok(())
     })?;
     Ok(Built {
         zip: zip_of(&jpegs)?,
         decoded,
+        skipped,
     })
 }
 
-/// Decodes chunk `n`'s frames from its key frame and nothing else (no RGB, no JPEG): the
-/// decode share of a cold build. Returns the frames decoded.
+/// Decodes chunk `n`'s frames from its key frame and nothing else (no JPEG, no zip), as
+/// [`build_chunk`] does: the decode share of a cold build. Returns the frames decoded.
 pub fn decode_only(path: &Path, plan: &Plan, n: u64) -> Result<u64> {
-    let (first, last) = plan.chunk_frames(n);
-    let mut reader = FrameReader::open(path)?;
-    let mut number = match plan.key_before(first) {
-        Some((k, pts)) => {
-            reader.seek(pts)?;
-            k
-        }
-        None => 0,
-    };
-    let mut decoded = 0;
-    while number <= last {
-        reader
-            .next_frame()?
-            .ok_or_else(|| anyhow!("the video ended before frame {last}"))?;
-        decoded += 1;
-        number += 1;
-    }
-    Ok(decoded)
+    Ok(decode_chunk(path, plan, n, &mut |_| Ok(()))?.0)
 }
 
 /// Sequential playback's floor: one decode of the whole video from the start, every frame

@@ -143,8 +143,9 @@ fn main() -> Result<()> {
             std::fs::write(dir.join(format!("chunk_{n}.zip")), &built.zip)?;
         }
         println!(
-            "chunk\tn={n}\tfirst={first}\tlast={last}\tdecoded={}\tbytes={}\t{}",
+            "chunk\tn={n}\tfirst={first}\tlast={last}\tdecoded={}\tskipped={}\tbytes={}\t{}",
             built.decoded,
+            built.skipped,
             built.zip.len(),
             stats(&times)
         );
