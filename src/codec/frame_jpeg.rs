@@ -34,8 +34,9 @@ const MAX_IN_FLIGHT: usize = 6;
 /// the luma term and each chroma term, so R, G and B come out ~1, ~1.5 and ~1 levels low, which
 /// is -1.28 in Y and +0.17 / +0.21 in Cb / Cr (measured over random in-gamut YUV, FFmpeg 5.1
 /// x86). Luma takes the offset so the JPEG's colours match the RGB path's on average (without
-/// it, +1.3 levels: mean abs error vs the RGB path 1.52 instead of 0.64 on cup.mp4); the chroma
-/// offsets are below rounding.
+/// it, +1.3 levels: mean abs error vs the RGB path 1.52 instead of ~0.7 on cup.mp4); the chroma
+/// offsets are below rounding. Full-range frames are passed as they are (no copy), which leaves
+/// them up to ~1 level brighter than the RGB path (fullrange.mp4: mean abs difference 1.25).
 const SWSCALE_Y_BIAS: f64 = -1.28;
 
 /// Optimised Huffman tables (PIL `optimize=True`, as CVAT and [`encode_jpeg`]). Measured on this
