@@ -1,6 +1,7 @@
 //! Criterion benches of the chunk path's floor (issue #3): what a cold compressed zip chunk costs
 //! in-process with nothing but the crate's public media/codec API (see
-//! `examples/chunk_floor/floor.rs`), and its parts: decode only, RGB conversion, JPEG encoding.
+//! `examples/chunk_floor/floor.rs`), and its parts: decode only, RGB conversion, JPEG encoding
+//! from RGB, and from the YUV planes (`FrameJpegEncoder`, what chunks use).
 //!
 //! Clips: `target/bench-media/h264_1080p_gop250.mp4` (`testdata/generate.sh --bench
 //! target/bench-media`) and the shared real clip `cup.mp4` (640x480, GOP 30), when present
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use frameserver::codec::{encode_jpeg, Raster, RgbImage};
+use frameserver::codec::{encode_jpeg, FrameJpegEncoder, Raster, RgbImage};
 use frameserver::media::{ColorMode, FrameReader, RgbConverter};
 
 const QUALITY: u8 = 70;
@@ -95,6 +96,11 @@ fn benches(c: &mut Criterion) {
         let raster = Raster::Rgb(RgbImage::new(w, h, data).unwrap());
         g.bench_function("jpeg_q70_one_frame", |b| {
             b.iter(|| encode_jpeg(&raster, QUALITY).unwrap().len())
+        });
+        // What chunks use: JPEG straight from the YUV planes (no RGB step).
+        let mut enc = FrameJpegEncoder::new(QUALITY, 0.0);
+        g.bench_function("frame_jpeg_q70_one_frame", |b| {
+            b.iter(|| enc.encode(&frame).unwrap().len())
         });
 
         if plan.frames <= 300 {

@@ -108,28 +108,25 @@ fn frame_raster(
     })
 }
 
+/// Decodes on this thread while other threads encode the JPEGs (`codec::FrameJpegEncoder`:
+/// straight from the YUV planes when the frame allows it).
 fn video_jpeg_zip(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, BuildError> {
     let (path, rotation, stamp) = video_info(src);
     frames::check_source(path, stamp)?;
-    let mut zip = ZipChunk::new();
-    let mut rgb = RgbConverter::new(ColorMode::Untagged);
-    let mut idx = 0usize;
-    frames::decode_frames::<BuildError>(
-        path,
-        src.seek,
-        src.pool,
-        (src.data_id, src.version),
-        frames,
-        |_, f| {
-            let raster = frame_raster(&mut rgb, f, rotation)?;
-            zip.add(
-                &codec::entry_name(idx, "jpeg"),
-                &codec::encode_jpeg(&raster, quality)?,
-            )?;
-            idx += 1;
-            Ok(())
-        },
-    )?;
+    let jpegs = codec::encode_jpegs_overlapped::<BuildError>(quality, rotation, |submit| {
+        frames::decode_frames::<BuildError>(
+            path,
+            src.seek,
+            src.pool,
+            (src.data_id, src.version),
+            frames,
+            |_, f| submit(f),
+        )
+    })?;
+    let mut zip = ZipChunk::with_capacity(jpegs.iter().map(|j| j.len() + 100).sum::<usize>() + 100);
+    for (idx, jpeg) in jpegs.iter().enumerate() {
+        zip.add(&codec::entry_name(idx, "jpeg"), jpeg)?;
+    }
     Ok(Item {
         bytes: Bytes::from(zip.finish()?),
         mime: "application/zip",
@@ -150,7 +147,7 @@ fn video_mp4(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, Buil
         frames,
         |_, f| {
             if rotation != 0.0 {
-                let raster = frame_raster(&mut rgb, f, rotation)?;
+                let raster = frame_raster(&mut rgb, &f, rotation)?;
                 let Raster::Rgb(img) = raster else {
                     unreachable!("video frames are RGB")
                 };
@@ -174,7 +171,7 @@ fn video_mp4(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, Buil
                         compressed,
                     )?),
                 };
-                enc.push_decoded(f)?;
+                enc.push_decoded(&f)?;
             }
             Ok(())
         },
@@ -394,7 +391,7 @@ fn video_frame_raster(src: &Source<'_>, abs: u64) -> Result<Raster, BuildError> 
         (src.data_id, src.version),
         &[abs],
         |_, f| {
-            out = Some(frame_raster(&mut rgb, f, rotation)?);
+            out = Some(frame_raster(&mut rgb, &f, rotation)?);
             Ok(())
         },
     )?;

@@ -5,6 +5,7 @@
 //! the last build stopped, so chunk n+1 continues where chunk n ended without a new seek.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -15,6 +16,8 @@ use crate::store::FileStamp;
 /// Frames decoded and seeks made since start (exported at `/metrics`; sequential playback
 /// should decode each frame once).
 pub static FRAMES_DECODED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Frames not decoded at all since start: non-reference frames before a chunk's first frame.
+pub static FRAMES_SKIPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Seeks made by chunk builds.
 pub static SEEKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -47,11 +50,24 @@ pub fn check_source(path: &Path, stamp: &FileStamp) -> Result<(), FrameError> {
 }
 
 /// A video's seek points: `(number, pts)` of each manifest key frame, ascending.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct SeekTable {
     keyframes: Vec<(u64, i64)>,
     /// Frames in the video, when known: a reader that reached the end is not kept.
     frames: Option<u64>,
+    /// Skipping non-reference frames before a chunk could not number frames exactly on this
+    /// video (its timestamps do not prove the order): do not try again.
+    no_skip: AtomicBool,
+}
+
+impl Clone for SeekTable {
+    fn clone(&self) -> Self {
+        SeekTable {
+            keyframes: self.keyframes.clone(),
+            frames: self.frames,
+            no_skip: AtomicBool::new(self.no_skip.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl SeekTable {
@@ -64,10 +80,20 @@ impl SeekTable {
             } => Ok(SeekTable {
                 keyframes: keyframes.iter().map(|k| (k.number, k.pts)).collect(),
                 frames: Some(properties.length),
+                no_skip: AtomicBool::new(false),
             }),
             Manifest::Images { .. } => Err(FrameError::Manifest(
                 "an image manifest was given for a video".into(),
             )),
+        }
+    }
+
+    /// Seek points `(number, pts)` of key frames (ascending) of a video of `frames` frames.
+    pub fn from_keyframes(keyframes: Vec<(u64, i64)>, frames: Option<u64>) -> SeekTable {
+        SeekTable {
+            keyframes,
+            frames,
+            no_skip: AtomicBool::new(false),
         }
     }
 
@@ -155,15 +181,25 @@ impl DecoderPool {
     }
 }
 
+/// Pre-rolls shorter than this many frames decode every frame: skipping would save little.
+const MIN_SKIP_PREROLL: u64 = 8;
+
 /// Decodes the frames numbered `wanted` (ascending, absolute) of the video at `path` and calls
-/// `emit` with each, in order. `owner` (data id, version) keys the pool.
+/// `emit` with each, in order (the frame is handed over: it may go to another thread).
+/// `owner` (data id, version) keys the pool.
+///
+/// After a seek, the frames between the key frame and the first wanted one are decoded only as
+/// far as later frames need them: non-reference frames are skipped
+/// ([`FrameReader::skip_nonref_before`]) and frames are numbered by pts rank until the first
+/// wanted one. If the packets' timestamps cannot prove that numbering, the build starts over
+/// from the key frame decoding every frame (and the video is not skipped on again).
 pub fn decode_frames<E: From<FrameError>>(
     path: &Path,
     seek: &SeekTable,
     pool: &DecoderPool,
     owner: (i64, i64),
     wanted: &[u64],
-    mut emit: impl FnMut(u64, &DecodedFrame) -> Result<(), E>,
+    mut emit: impl FnMut(u64, DecodedFrame) -> Result<(), E>,
 ) -> Result<(), E> {
     let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
         return Ok(());
@@ -176,7 +212,11 @@ pub fn decode_frames<E: From<FrameError>>(
             match key {
                 Some((number, pts)) => {
                     r.seek(pts).map_err(FrameError::from)?;
-                    SEEKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    SEEKS.fetch_add(1, Ordering::Relaxed);
+                    if first - number >= MIN_SKIP_PREROLL && !seek.no_skip.load(Ordering::Relaxed) {
+                        // A no-op for codecs where skipping is not exact.
+                        r.skip_nonref_before(pts, first - number);
+                    }
                     // Until the first frame at or after the key frame's pts, numbering is unknown.
                     (r, None, Some((number, pts)))
                 }
@@ -184,13 +224,16 @@ pub fn decode_frames<E: From<FrameError>>(
             }
         }
     };
+    // During a pre-roll: frames decoded (not skipped) before the first wanted one, and the
+    // number of the last of them.
+    let (mut preroll_decoded, mut ranked_before) = (0u64, None::<u64>);
     let mut w = 0usize;
     loop {
         let Some(frame) = reader.next_frame().map_err(FrameError::from)? else {
             let reached = next.unwrap_or(0);
             return Err(FrameError::FrameMissing(wanted[w], reached).into());
         };
-        FRAMES_DECODED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        FRAMES_DECODED.fetch_add(1, Ordering::Relaxed);
         let number = match (next, skip_before) {
             (Some(n), _) => n,
             (None, Some((kf_number, kf_pts))) => {
@@ -203,8 +246,49 @@ pub fn decode_frames<E: From<FrameError>>(
                 {
                     continue;
                 }
-                skip_before = None;
-                kf_number
+                if reader.in_preroll() {
+                    // Frames may be skipped: number by pts rank up to the first wanted frame.
+                    let ranked = frame
+                        .pts()
+                        .and_then(|p| reader.rank_since_seek(p))
+                        .map(|r| kf_number + r);
+                    match ranked {
+                        Some(n) if n < first => {
+                            ranked_before = Some(n);
+                            preroll_decoded += 1;
+                            continue;
+                        }
+                        Some(n) if n == first || !reader.skipped_nonref() => {
+                            let skipped = (first - kf_number).saturating_sub(preroll_decoded);
+                            FRAMES_SKIPPED.fetch_add(skipped, Ordering::Relaxed);
+                            reader.end_preroll();
+                            skip_before = None;
+                            n
+                        }
+                        // Nothing skipped yet: counting from the last ranked frame is exact.
+                        None if !reader.skipped_nonref() => {
+                            reader.end_preroll();
+                            skip_before = None;
+                            ranked_before.map_or(kf_number, |n| n + 1)
+                        }
+                        // Not provable, or the first wanted frame did not come out: decode
+                        // again from the key frame, every frame, numbering by counting.
+                        _ => {
+                            tracing::debug!(
+                                path = %path.display(),
+                                "frames cannot be numbered by pts rank; not skipping frames on this video"
+                            );
+                            seek.no_skip.store(true, Ordering::Relaxed);
+                            reader.seek(kf_pts).map_err(FrameError::from)?;
+                            SEEKS.fetch_add(1, Ordering::Relaxed);
+                            (preroll_decoded, ranked_before) = (0, None);
+                            continue;
+                        }
+                    }
+                } else {
+                    skip_before = None;
+                    kf_number
+                }
             }
             (None, None) => unreachable!("numbering is known when no seek happened"),
         };
@@ -214,7 +298,7 @@ pub fn decode_frames<E: From<FrameError>>(
             w += 1;
         }
         if w < wanted.len() && wanted[w] == number {
-            emit(number, &frame)?;
+            emit(number, frame)?;
             w += 1;
         }
         if number >= last || w >= wanted.len() {
@@ -237,6 +321,7 @@ mod tests {
         let t = SeekTable {
             keyframes: vec![(0, 0), (30, 3000), (60, 6000)],
             frames: Some(90),
+            no_skip: AtomicBool::new(false),
         };
         assert_eq!(t.before(0), Some((0, 0)));
         assert_eq!(t.before(29), Some((0, 0)));

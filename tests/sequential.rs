@@ -109,3 +109,83 @@ fn seeking_to_each_key_frame_then_decoding_is_frame_accurate() {
         }
     }
 }
+
+/// Chunks built cold (a seek to the key frame, then non-reference frames between it and the
+/// first wanted frame skipped, frames numbered by pts rank) give exactly the frames of a full
+/// sequential decode, on every video: for small videos with every frame as the first wanted
+/// one, for the 1080p bench clip (when generated) at a few chunks. Skipping must actually
+/// happen on the videos with B-frames; videos whose timestamps cannot prove the numbering
+/// (vfr.mkv: packets without dts) fall back to decoding every frame, and must be exact too.
+#[test]
+fn skipping_non_reference_frames_before_a_chunk_keeps_every_frame_exact() {
+    use std::sync::atomic::Ordering;
+
+    use frameserver::frames::{self, DecoderPool, FrameError, SeekTable, FRAMES_SKIPPED};
+
+    let mut videos = common::all_videos();
+    let bench =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-media/h264_1080p_gop250.mp4");
+    if bench.exists() {
+        videos.push(bench);
+    } else {
+        eprintln!("(the 1080p bench clip is not generated: testdata/generate.sh --bench target/bench-media)");
+    }
+    let must_skip = [
+        "h264_bframes.mp4",
+        "open_gop.mp4",
+        "hevc.mp4",
+        "hevc_closed_gop.mp4",
+        "gop_long.mp4",
+        "single_keyframe.mp4",
+        "h264_1080p_gop250.mp4",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for video in videos {
+        let name = video.file_name().unwrap().to_string_lossy().into_owned();
+        let opts = VideoOptions {
+            force: true,
+            ..Default::default()
+        };
+        let Ok(index) = manifest::index_video(&video, &opts, &|_| {}) else {
+            continue;
+        };
+        let manifest_dir = dir.path().join(&name);
+        std::fs::create_dir_all(&manifest_dir).unwrap();
+        let seek =
+            SeekTable::from_manifest(&index.manifest.write_to_dir(&manifest_dir).unwrap()).unwrap();
+        let frames = decode_all(&video);
+        let starts: Vec<usize> = if frames.len() > 300 {
+            [1, 6, 7, 13, 20, 24]
+                .iter()
+                .map(|c| c * 36)
+                .filter(|&s| s < frames.len())
+                .collect()
+        } else {
+            (0..frames.len()).collect()
+        };
+        let skipped_before = FRAMES_SKIPPED.load(Ordering::Relaxed);
+        let mut rgb = RgbConverter::new(ColorMode::Untagged);
+        for s in starts {
+            let wanted: Vec<u64> = (s..frames.len().min(s + 3)).map(|n| n as u64).collect();
+            // No reader is kept: every build seeks.
+            let pool = DecoderPool::new(0);
+            let mut got = Vec::new();
+            frames::decode_frames::<FrameError>(&video, &seek, &pool, (1, 1), &wanted, |n, f| {
+                assert_eq!(
+                    (f.pts(), rgb.md5_hex(&f).unwrap()),
+                    frames[n as usize],
+                    "{name}: frame {n} of a build from frame {s}"
+                );
+                got.push(n);
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{name}: build from frame {s}: {e}"));
+            assert_eq!(got, wanted, "{name}: frames of a build from frame {s}");
+        }
+        let skipped = FRAMES_SKIPPED.load(Ordering::Relaxed) - skipped_before;
+        eprintln!("{name}: {skipped} frames skipped");
+        if must_skip.contains(&name.as_str()) {
+            assert!(skipped > 0, "{name}: no frame was skipped");
+        }
+    }
+}

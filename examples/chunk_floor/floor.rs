@@ -1,9 +1,13 @@
 //! The chunk floor: the least work a compressed zip chunk of a video needs, done in-process with
 //! the crate's public media and codec API and nothing else (no HTTP, no cache, no decoder pool):
 //! open the video, seek to the manifest key frame at or before the chunk's first frame, decode
-//! forward (skipping frames before the key frame's pts and frames before the chunk), convert
-//! each wanted frame to RGB24 (CVAT's conversion), JPEG-encode it with libjpeg-turbo and store it
-//! in the zip. The output is the same bytes the server sends for the chunk.
+//! forward (skipping frames before the key frame's pts and frames before the chunk; frames
+//! before the chunk that no other frame uses are not decoded at all: `frames::decode_frames`,
+//! the server's own frame reading without its reader pool), JPEG-encode
+//! each wanted frame with libjpeg-turbo on other threads while decoding goes on, by the same
+//! pixel path as the server (`codec::FrameJpegEncoder`: straight from the YUV 4:2:0 planes, else
+//! through CVAT's RGB conversion), and store them in the zip. The output is the same bytes the
+//! server sends for the chunk.
 //!
 //! Shared by `examples/chunk_floor` (used by `benches/compare-chunks.sh`) and the criterion
 //! bench `benches/chunks.rs`.
@@ -11,11 +15,13 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
-use anyhow::{anyhow, bail, Result};
-use frameserver::codec::{encode_jpeg, entry_name, Raster, RgbImage, ZipChunk};
+use anyhow::{bail, Result};
+use frameserver::codec::{encode_jpegs_overlapped, entry_name, FrameJpegEncoder, ZipChunk};
+use frameserver::frames::{self, DecoderPool, SeekTable};
 use frameserver::manifest::{self, Manifest, VideoOptions};
-use frameserver::media::{ColorMode, DecodedFrame, FrameReader, RgbConverter};
+use frameserver::media::{DecodedFrame, FrameReader};
 
 /// What a chunk build needs to know about the video: its frame count and seek points.
 #[derive(Debug, Clone)]
@@ -85,205 +91,110 @@ impl Plan {
     }
 }
 
-/// A built chunk and the number of frames decoded for it.
+/// A built chunk and the number of frames decoded for it (and skipped: non-reference frames
+/// before the chunk, not decoded).
 pub struct Built {
     pub zip: Vec<u8>,
     pub decoded: u64,
+    pub skipped: u64,
 }
 
-fn frame_jpeg(rgb: &mut RgbConverter, f: &DecodedFrame, quality: u8) -> Result<Vec<u8>> {
-    let (w, h, data) = rgb.to_rgb(f)?;
-    Ok(encode_jpeg(
-        &Raster::Rgb(RgbImage::new(w, h, data)?),
-        quality,
-    )?)
-}
-
-/// Builds chunk `n` cold: a fresh reader, a seek to its key frame, decode forward.
-pub fn build_chunk(path: &Path, plan: &Plan, n: u64, quality: u8) -> Result<Built> {
-    let (first, last) = plan.chunk_frames(n);
-    let mut reader = FrameReader::open(path)?;
-    // Numbering is known from the start without a seek; after one, from the first frame at or
-    // after the key frame's pts (earlier ones are open-GOP leading frames: skipped, as CVAT does).
-    let (mut next, skip_before) = match plan.key_before(first) {
-        Some((number, pts)) => {
-            reader.seek(pts)?;
-            (None, Some((number, pts)))
-        }
-        None => (Some(0), None),
-    };
-    let mut rgb = RgbConverter::new(ColorMode::Untagged);
-    let mut zip = ZipChunk::new();
-    let mut decoded = 0u64;
-    loop {
-        let frame = reader
-            .next_frame()?
-            .ok_or_else(|| anyhow!("the video ended before frame {last}"))?;
-        decoded += 1;
-        let number = match (next, skip_before) {
-            (Some(n), _) => n,
-            (None, Some((kf_number, kf_pts))) => {
-                if frame
-                    .pts()
-                    .or(frame.best_effort_timestamp())
-                    .is_some_and(|p| p < kf_pts)
-                {
-                    continue;
-                }
-                kf_number
-            }
-            (None, None) => unreachable!(),
-        };
-        next = Some(number + 1);
-        if number >= first {
-            let jpeg = frame_jpeg(&mut rgb, &frame, quality)?;
-            zip.add(&entry_name((number - first) as usize, "jpeg"), &jpeg)?;
-        }
-        if number >= last {
-            break;
-        }
-    }
-    Ok(Built {
-        zip: zip.finish()?,
-        decoded,
-    })
-}
-
-/// A prototype (not what the server does today): like [`build_chunk`], but the RGB conversion and
-/// JPEG encoding of wanted frames run on `workers` threads while the decoder goes on; the zip
-/// is written in frame order at the end. Shows what overlapping encode with decode would gain.
-pub fn build_chunk_parallel(
+/// Decodes chunk `n`'s frames as the server does (`frames::decode_frames`: a fresh reader, a
+/// seek to the key frame, non-reference frames before the chunk skipped, no reader kept),
+/// handing each to `submit` in order. Returns the frames decoded and skipped.
+fn decode_chunk(
     path: &Path,
     plan: &Plan,
     n: u64,
-    quality: u8,
-    workers: usize,
-) -> Result<Built> {
-    use std::sync::mpsc;
-    use std::sync::{Arc, Mutex};
-
+    submit: &mut dyn FnMut(DecodedFrame) -> Result<()>,
+) -> Result<(u64, u64)> {
     let (first, last) = plan.chunk_frames(n);
-    let count = (last - first + 1) as usize;
-    let (tx, rx) = mpsc::sync_channel::<(usize, DecodedFrame)>(workers * 2);
-    let rx = Arc::new(Mutex::new(rx));
-    let jpegs: Arc<Mutex<Vec<Option<Vec<u8>>>>> = Arc::new(Mutex::new(vec![None; count]));
-    let mut decoded = 0u64;
-    std::thread::scope(|scope| -> Result<()> {
-        let mut handles = Vec::new();
-        for _ in 0..workers.max(1) {
-            let rx = Arc::clone(&rx);
-            let jpegs = Arc::clone(&jpegs);
-            handles.push(scope.spawn(move || -> Result<()> {
-                let mut rgb = RgbConverter::new(ColorMode::Untagged);
-                loop {
-                    let job = rx.lock().unwrap().recv();
-                    let Ok((idx, frame)) = job else { return Ok(()) };
-                    let jpeg = frame_jpeg(&mut rgb, &frame, quality)?;
-                    jpegs.lock().unwrap()[idx] = Some(jpeg);
-                }
-            }));
-        }
-        let mut reader = FrameReader::open(path)?;
-        let (mut next, skip_before) = match plan.key_before(first) {
-            Some((number, pts)) => {
-                reader.seek(pts)?;
-                (None, Some((number, pts)))
-            }
-            None => (Some(0), None),
-        };
-        loop {
-            let frame = reader
-                .next_frame()?
-                .ok_or_else(|| anyhow!("the video ended before frame {last}"))?;
-            decoded += 1;
-            let number = match (next, skip_before) {
-                (Some(n), _) => n,
-                (None, Some((kf_number, kf_pts))) => {
-                    if frame
-                        .pts()
-                        .or(frame.best_effort_timestamp())
-                        .is_some_and(|p| p < kf_pts)
-                    {
-                        continue;
-                    }
-                    kf_number
-                }
-                (None, None) => unreachable!(),
-            };
-            next = Some(number + 1);
-            if number >= first {
-                tx.send(((number - first) as usize, frame))
-                    .map_err(|_| anyhow!("an encoder thread failed"))?;
-            }
-            if number >= last {
-                break;
-            }
-        }
-        drop(tx);
-        for h in handles {
-            h.join()
-                .map_err(|_| anyhow!("an encoder thread panicked"))??;
-        }
+    let seek = SeekTable::from_keyframes(plan.keyframes.clone(), Some(plan.frames));
+    let wanted: Vec<u64> = (first..=last).collect();
+    let (decoded, skipped) = (
+        frames::FRAMES_DECODED.load(Ordering::Relaxed),
+        frames::FRAMES_SKIPPED.load(Ordering::Relaxed),
+    );
+    frames::decode_frames::<anyhow::Error>(
+        path,
+        &seek,
+        &DecoderPool::new(0),
+        (0, 0),
+        &wanted,
+        |_, f| submit(f),
+    )?;
+    Ok((
+        frames::FRAMES_DECODED.load(Ordering::Relaxed) - decoded,
+        frames::FRAMES_SKIPPED.load(Ordering::Relaxed) - skipped,
+    ))
+}
+
+/// The zip of a chunk's JPEGs, as the server writes it.
+fn zip_of(jpegs: &[Vec<u8>]) -> Result<Vec<u8>> {
+    let mut zip = ZipChunk::with_capacity(jpegs.iter().map(|j| j.len() + 100).sum::<usize>() + 100);
+    for (i, j) in jpegs.iter().enumerate() {
+        zip.add(&entry_name(i, "jpeg"), j)?;
+    }
+    Ok(zip.finish()?)
+}
+
+/// Builds chunk `n` cold: a fresh reader, a seek to its key frame, decode forward; the wanted
+/// frames are JPEG-encoded on other threads while decoding goes on
+/// (`codec::encode_jpegs_overlapped`, as the server does).
+pub fn build_chunk(path: &Path, plan: &Plan, n: u64, quality: u8) -> Result<Built> {
+    let mut counts = (0, 0);
+    let jpegs = encode_jpegs_overlapped::<anyhow::Error>(quality, 0.0, |submit| {
+        counts = decode_chunk(path, plan, n, submit)?;
         Ok(())
     })?;
-    let mut zip = ZipChunk::new();
-    let jpegs = std::mem::take(&mut *jpegs.lock().unwrap());
-    for (i, j) in jpegs.into_iter().enumerate() {
-        zip.add(
-            &entry_name(i, "jpeg"),
-            &j.ok_or_else(|| anyhow!("frame {i} missing"))?,
-        )?;
-    }
     Ok(Built {
-        zip: zip.finish()?,
-        decoded,
+        zip: zip_of(&jpegs)?,
+        decoded: counts.0,
+        skipped: counts.1,
     })
 }
 
-/// Decodes chunk `n`'s frames from its key frame and nothing else (no RGB, no JPEG): the
-/// decode share of a cold build. Returns the frames decoded.
+/// Like [`build_chunk`], but every frame is encoded on the decoding thread (no overlap): what
+/// the overlap gains. Same bytes.
+pub fn build_chunk_serial(path: &Path, plan: &Plan, n: u64, quality: u8) -> Result<Built> {
+    let mut enc = FrameJpegEncoder::new(quality, 0.0);
+    let mut jpegs = Vec::new();
+    let (decoded, skipped) = decode_chunk(path, plan, n, &mut |f| {
+        jpegs.push(enc.encode(&f)?);
+        Ok(())
+    })?;
+    Ok(Built {
+        zip: zip_of(&jpegs)?,
+        decoded,
+        skipped,
+    })
+}
+
+/// Decodes chunk `n`'s frames from its key frame and nothing else (no JPEG, no zip), as
+/// [`build_chunk`] does: the decode share of a cold build. Returns the frames decoded.
 pub fn decode_only(path: &Path, plan: &Plan, n: u64) -> Result<u64> {
-    let (first, last) = plan.chunk_frames(n);
-    let mut reader = FrameReader::open(path)?;
-    let mut number = match plan.key_before(first) {
-        Some((k, pts)) => {
-            reader.seek(pts)?;
-            k
-        }
-        None => 0,
-    };
-    let mut decoded = 0;
-    while number <= last {
-        reader
-            .next_frame()?
-            .ok_or_else(|| anyhow!("the video ended before frame {last}"))?;
-        decoded += 1;
-        number += 1;
-    }
-    Ok(decoded)
+    Ok(decode_chunk(path, plan, n, &mut |_| Ok(()))?.0)
 }
 
 /// Sequential playback's floor: one decode of the whole video from the start, every frame
 /// JPEG-encoded, zips cut every `chunk_size` frames. Returns the chunks and the frames decoded.
 pub fn build_all(path: &Path, plan: &Plan, quality: u8) -> Result<(Vec<Vec<u8>>, u64)> {
     let mut reader = FrameReader::open(path)?;
-    let mut rgb = RgbConverter::new(ColorMode::Untagged);
     let mut chunks = Vec::with_capacity(plan.chunks() as usize);
-    let mut zip = ZipChunk::new();
     let mut number = 0u64;
-    while number < plan.frames {
-        let Some(frame) = reader.next_frame()? else {
-            bail!("the video ended at frame {number} of {}", plan.frames);
-        };
-        let idx = (number % plan.chunk_size) as usize;
-        zip.add(
-            &entry_name(idx, "jpeg"),
-            &frame_jpeg(&mut rgb, &frame, quality)?,
-        )?;
-        number += 1;
-        if idx + 1 == plan.chunk_size as usize || number == plan.frames {
-            chunks.push(std::mem::take(&mut zip).finish()?);
-        }
+    for n in 0..plan.chunks() {
+        let (_, last) = plan.chunk_frames(n);
+        let jpegs = encode_jpegs_overlapped::<anyhow::Error>(quality, 0.0, |submit| {
+            while number <= last {
+                let Some(frame) = reader.next_frame()? else {
+                    bail!("the video ended at frame {number} of {}", plan.frames);
+                };
+                submit(frame)?;
+                number += 1;
+            }
+            Ok(())
+        })?;
+        chunks.push(zip_of(&jpegs)?);
     }
     Ok((chunks, number))
 }

@@ -46,10 +46,9 @@ struct Args {
     /// Only decode the chunks' frames (no RGB, no JPEG, no zip): where the time goes.
     #[arg(long)]
     decode_only: bool,
-    /// Prototype: RGB + JPEG on this many threads, overlapped with decoding (0: off, the floor
-    /// as the server builds chunks today).
-    #[arg(long, default_value_t = 0)]
-    parallel: usize,
+    /// Encode on the decoding thread instead of overlapping (what the overlap gains; same bytes).
+    #[arg(long)]
+    serial: bool,
     /// Write the built zips here.
     #[arg(long)]
     out_dir: Option<PathBuf>,
@@ -124,8 +123,8 @@ fn main() -> Result<()> {
         let mut times = Vec::with_capacity(args.reps);
         let mut out = None;
         let build = |n| {
-            if args.parallel > 0 {
-                floor::build_chunk_parallel(&args.video, &plan, n, args.quality, args.parallel)
+            if args.serial {
+                floor::build_chunk_serial(&args.video, &plan, n, args.quality)
             } else {
                 floor::build_chunk(&args.video, &plan, n, args.quality)
             }
@@ -144,8 +143,9 @@ fn main() -> Result<()> {
             std::fs::write(dir.join(format!("chunk_{n}.zip")), &built.zip)?;
         }
         println!(
-            "chunk\tn={n}\tfirst={first}\tlast={last}\tdecoded={}\tbytes={}\t{}",
+            "chunk\tn={n}\tfirst={first}\tlast={last}\tdecoded={}\tskipped={}\tbytes={}\t{}",
             built.decoded,
+            built.skipped,
             built.zip.len(),
             stats(&times)
         );

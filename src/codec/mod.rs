@@ -5,6 +5,8 @@
 //!   lossless 90° [`rotate`] for display matrices, [`exif_transpose`] and a PIL-like
 //!   [`thumbnail`].
 //! * [`encode_jpeg`] (libjpeg-turbo) and [`encode_png`] for single frames and zip chunks.
+//! * [`FrameJpegEncoder`]: decoded video frames → JPEG, straight from YUV 4:2:0 planes when it
+//!   can; [`encode_jpegs_overlapped`] runs it on other threads while the caller decodes.
 //! * [`ZipChunk`]: the zip chunk writer (stored entries `000000.jpeg`, …), plus
 //!   [`read_zip_entry`] / [`zip_entry_count`] to serve one frame out of a cached chunk.
 //! * [`Mp4Encoder`]: H.264 Constrained Baseline MP4 video chunks (libx264 through FFmpeg).
@@ -12,12 +14,14 @@
 //! All encoders are `Send` (they run on blocking worker threads) and report bad input as
 //! [`CodecError`], never by panicking.
 
+mod frame_jpeg;
 mod jpeg;
 mod mp4;
 mod png;
 mod raster;
 mod zip;
 
+pub use self::frame_jpeg::{encode_jpegs_overlapped, FrameJpegEncoder};
 pub use self::jpeg::encode_jpeg;
 pub use self::mp4::{chunk_video_size, qp_from_quality, Mp4Encoder, MAX_VIDEO_PIXELS};
 pub use self::png::encode_png;
@@ -45,6 +49,12 @@ pub enum CodecError {
         height: u32,
         reason: String,
     },
+    /// Converting a decoded frame failed.
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
+    /// A JPEG encoder thread stopped or lost a frame.
+    #[error("JPEG encoding: {0}")]
+    EncoderThread(String),
     /// The PNG encoder failed.
     #[error("PNG encoding of a {width}x{height} image failed: {reason}")]
     Png {

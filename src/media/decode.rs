@@ -1,5 +1,6 @@
 //! Decoding: one key-frame packet on its own, or forward from a seek point.
 
+use std::collections::VecDeque;
 use std::path::Path;
 
 use ff::ffi;
@@ -155,6 +156,76 @@ pub struct FrameReader {
     eof_sent: bool,
     decode_errors: usize,
     packets_sent: usize,
+    preroll: Option<Preroll>,
+    /// The codec's "non-reference" frames are never used by other frames (see `open`).
+    nonref_skippable: bool,
+}
+
+/// Decoding from a key frame up to a later first wanted frame ("pre-roll"), skipping the
+/// non-reference frames nobody will see ([`FrameReader::skip_nonref_before`]).
+///
+/// A frame's number after a seek is the key frame's number plus the rank of its pts among the
+/// packets at or after the key frame's pts (spec: frames are numbered by pts rank). Packets are
+/// read ahead of the decoder until that rank is final: dts never decrease and pts >= dts, so
+/// once a packet with dts > p has been read, no packet still to come has a pts below p. Every
+/// packet is checked for that (pts and dts present, dts non-decreasing, pts >= dts, pts unique);
+/// on the first that fails, ranks are no longer exact: no more skipping, and
+/// [`FrameReader::rank_since_seek`] answers `None`.
+struct Preroll {
+    key_pts: i64,
+    /// Ranks below this are not wanted: their non-reference frames need not be decoded.
+    skip_below: u64,
+    /// pts of the frame packets (not demuxer-discarded) read since the seek at or after
+    /// `key_pts`, ascending.
+    pts: Vec<i64>,
+    last_dts: Option<i64>,
+    /// Packets read but not yet sent to the decoder.
+    ahead: VecDeque<ff::Packet>,
+    exact: bool,
+    skipped: bool,
+    eof: bool,
+    /// No more reading ahead: send what was read, then drop the pre-roll.
+    ending: bool,
+}
+
+impl Preroll {
+    fn note(&mut self, packet: ff::Packet) {
+        match (packet.pts(), packet.dts()) {
+            (Some(pts), Some(dts)) if pts >= dts && self.last_dts.is_none_or(|d| dts >= d) => {
+                self.last_dts = Some(dts);
+                // Demuxer-discarded packets (MP4 edit lists) are not frames of the video.
+                if !packet_info(&packet).discard && pts >= self.key_pts {
+                    match self.pts.binary_search(&pts) {
+                        Ok(_) => self.exact = false,
+                        Err(i) => self.pts.insert(i, pts),
+                    }
+                }
+            }
+            _ => self.exact = false,
+        }
+        self.ahead.push_back(packet);
+    }
+
+    /// No packet still to come can have a pts below `pts`.
+    fn settled(&self, pts: i64) -> bool {
+        self.exact && (self.eof || self.last_dts.is_some_and(|d| d > pts))
+    }
+
+    fn rank(&self, pts: i64) -> Option<u64> {
+        (pts >= self.key_pts && self.settled(pts))
+            .then(|| self.pts.partition_point(|&p| p < pts) as u64)
+    }
+
+    /// Whether `packet` may be decoded without its frame if that frame is not a reference.
+    fn may_skip(&self, packet: &ff::Packet) -> bool {
+        match packet.pts() {
+            Some(pts) if !self.ending && self.settled(pts) => {
+                // Frames before the key frame (open-GOP leading frames) are never wanted.
+                pts < self.key_pts || self.rank(pts).is_some_and(|r| r < self.skip_below)
+            }
+            _ => false,
+        }
+    }
 }
 
 // SAFETY: the demuxer and codec contexts are owned exclusively by this value.
@@ -164,13 +235,17 @@ impl FrameReader {
     /// Opens `path` for reading frames with a threaded decoder.
     pub fn open(path: &Path) -> Result<Self> {
         let source = VideoSource::open(path)?;
-        let decoder = open_decoder(path, source.parameters(), Threads::Auto)?;
+        let params = source.parameters();
+        let nonref_skippable = nonref_skippable(&params);
+        let decoder = open_decoder(path, params, Threads::Auto)?;
         Ok(FrameReader {
             source,
             decoder,
             eof_sent: false,
             decode_errors: 0,
             packets_sent: 0,
+            preroll: None,
+            nonref_skippable,
         })
     }
 
@@ -184,7 +259,65 @@ impl FrameReader {
         self.source.seek(pts)?;
         self.decoder.flush();
         self.eof_sent = false;
+        self.preroll = None;
+        self.decoder.skip_frame(ff::Discard::Default);
         Ok(())
+    }
+
+    /// Right after a [`seek`](Self::seek) to the key frame at `key_pts`: the frames before the
+    /// one `frames` frames after the key frame are not wanted, so their non-reference frames
+    /// (most B-frames) are not decoded at all (`AVDISCARD_NONREF`, packet by packet: the first
+    /// wanted frame and everything after it decode normally). Skipped frames produce no output,
+    /// so frames must then be numbered by [`rank_since_seek`](Self::rank_since_seek) instead of
+    /// by counting, until [`end_preroll`](Self::end_preroll). Packets whose timestamps do not
+    /// prove the ranks stop the skipping (see `rank_since_seek`). Returns false (and does
+    /// nothing) for codecs where a skipped frame could still be a reference (see `open`).
+    pub fn skip_nonref_before(&mut self, key_pts: i64, frames: u64) -> bool {
+        if !self.nonref_skippable {
+            return false;
+        }
+        self.preroll = Some(Preroll {
+            key_pts,
+            skip_below: frames,
+            pts: Vec::new(),
+            last_dts: None,
+            ahead: VecDeque::new(),
+            exact: true,
+            skipped: false,
+            eof: false,
+            ending: false,
+        });
+        true
+    }
+
+    /// During a pre-roll: the rank of `pts` among the pts of the frames at or after the key
+    /// frame, i.e. the frame's number counted from the key frame. `None` when it is not provably
+    /// exact (no pre-roll, `pts` before the key frame, or packet timestamps that break the
+    /// rules: missing pts or dts, dts going back, pts < dts, repeated pts).
+    pub fn rank_since_seek(&self, pts: i64) -> Option<u64> {
+        self.preroll.as_ref()?.rank(pts)
+    }
+
+    /// A pre-roll is under way (and not ending).
+    pub fn in_preroll(&self) -> bool {
+        self.preroll.as_ref().is_some_and(|p| !p.ending)
+    }
+
+    /// During a pre-roll: whether any packet was decoded with its non-reference frame skipped
+    /// (so counting output frames no longer numbers them).
+    pub fn skipped_nonref(&self) -> bool {
+        self.preroll.as_ref().is_some_and(|p| p.skipped)
+    }
+
+    /// Ends a pre-roll: no more skipping; packets read ahead are decoded first.
+    pub fn end_preroll(&mut self) {
+        if let Some(p) = &mut self.preroll {
+            p.ending = true;
+            if p.ahead.is_empty() {
+                self.preroll = None;
+            }
+        }
+        self.decoder.skip_frame(ff::Discard::Default);
     }
 
     /// Reads packets only (no decoding) until the next packet of the video stream, e.g. to see
@@ -223,7 +356,7 @@ impl FrameReader {
             if self.eof_sent {
                 return Ok(None);
             }
-            match self.source.read_packet()? {
+            match self.next_packet_to_send()? {
                 Some(p) => self.send(&p),
                 None => {
                     // Ask the decoder to drain what it still holds.
@@ -234,9 +367,73 @@ impl FrameReader {
         }
     }
 
+    /// The next packet for the decoder: straight from the demuxer, or during a pre-roll from
+    /// the packets read ahead (with the decoder's frame skipping set for it).
+    fn next_packet_to_send(&mut self) -> Result<Option<ff::Packet>> {
+        let Some(pre) = &mut self.preroll else {
+            return self.source.read_packet();
+        };
+        // Read ahead until the next packet's rank is settled (a few packets: the reordering
+        // depth), or while nothing is left to send.
+        loop {
+            let settled = match pre.ahead.front() {
+                None => false,
+                Some(p) => pre.ending || !pre.exact || p.pts().is_none_or(|t| pre.settled(t)),
+            };
+            if settled || pre.eof {
+                break;
+            }
+            match self.source.read_packet()? {
+                Some(p) => pre.note(p),
+                None => pre.eof = true,
+            }
+        }
+        let Some(packet) = pre.ahead.pop_front() else {
+            // The end of the video; the pre-roll stays (frames are still to be numbered).
+            self.decoder.skip_frame(ff::Discard::Default);
+            return Ok(None);
+        };
+        let skip = pre.may_skip(&packet);
+        pre.skipped |= skip;
+        if pre.ending && pre.ahead.is_empty() {
+            self.preroll = None;
+        }
+        // Frame threads copy this setting when the packet is submitted, so it applies per packet.
+        self.decoder.skip_frame(if skip {
+            ff::Discard::NonReference
+        } else {
+            ff::Discard::Default
+        });
+        Ok(Some(packet))
+    }
+
     /// Packets the decoder rejected or frames it failed on since opening.
     pub fn decode_errors(&self) -> usize {
         self.decode_errors
+    }
+}
+
+/// Whether FFmpeg's `AVDISCARD_NONREF` only drops frames no other frame uses: H.264
+/// (`nal_ref_idc` 0), and HEVC with a single temporal sub-layer (its "sub-layer non-reference"
+/// pictures may be references for higher sub-layers; the MP4 `hvcC` record tells the count).
+/// Other codecs decode every frame.
+fn nonref_skippable(params: &ff::codec::Parameters) -> bool {
+    match params.id() {
+        ff::codec::Id::H264 => true,
+        ff::codec::Id::HEVC => {
+            // SAFETY: reading the extradata buffer of valid codec parameters.
+            let extradata = unsafe {
+                let p = &*params.as_ptr();
+                if p.extradata.is_null() || p.extradata_size < 23 {
+                    return false;
+                }
+                std::slice::from_raw_parts(p.extradata, p.extradata_size as usize)
+            };
+            // hvcC: configurationVersion 1; byte 21 = constantFrameRate(2) numTemporalLayers(3)
+            // temporalIdNested(1) lengthSizeMinusOne(2).
+            extradata[0] == 1 && (extradata[21] >> 3) & 7 == 1
+        }
+        _ => false,
     }
 }
 

@@ -5,7 +5,8 @@
 //!   ([`VideoInfo`]), a demux-only scan of every packet ([`VideoSource::scan_packets`]) and a
 //!   per-stream seek by pts ([`VideoSource::seek`]).
 //! * [`KeyframeDecoder`]: decodes one key-frame packet on its own (for checksums).
-//! * [`FrameReader`]: seeks to a key frame and decodes forward, frame by frame.
+//! * [`FrameReader`]: seeks to a key frame and decodes forward, frame by frame (optionally not
+//!   decoding the non-reference frames before the wanted ones).
 //! * [`RgbConverter`]: decoded frame → packed RGB24, exactly as CVAT's checksum wants it.
 //! * [`image`]: still images decoded in their native pixel mode (for image checksums).
 

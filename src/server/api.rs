@@ -927,5 +927,9 @@ pub(crate) async fn metrics(State(st): St) -> impl IntoResponse {
         crate::frames::FRAMES_DECODED.load(std::sync::atomic::Ordering::Relaxed),
         crate::frames::SEEKS.load(std::sync::atomic::Ordering::Relaxed)
     ));
+    body.push_str(&format!(
+        "# HELP frameserver_frames_skipped_total Non-reference frames before a chunk's first frame left undecoded.\n# TYPE frameserver_frames_skipped_total counter\nframeserver_frames_skipped_total {}\n",
+        crate::frames::FRAMES_SKIPPED.load(std::sync::atomic::Ordering::Relaxed)
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -325,7 +325,7 @@ impl ExportFrames {
                 (data_id, version),
                 &wanted,
                 |_, f| {
-                    let (w, h, data) = rgb.to_rgb(f)?;
+                    let (w, h, data) = rgb.to_rgb(&f)?;
                     let mut raster = codec::Raster::Rgb(codec::RgbImage::new(w, h, data)?);
                     if rotation != 0.0 {
                         raster = codec::rotate(raster, rotation)?;
