@@ -4,10 +4,6 @@
 //! and "Datumaro 1.0", and each export parsed back (import without storing). The live-server
 //! numbers against Datumaro 1.13 come from `benches/compare-formats.sh`.
 
-// The server's allocator (src/main.rs).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};

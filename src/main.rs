@@ -2,11 +2,6 @@
 //! server; `manifest` offers the manifest tools (the same as the standalone `manifest` binary).
 
 use clap::{Parser, Subcommand};
-
-// mimalloc instead of glibc's malloc: annotation imports and JSON exports allocate millions of
-// small objects across threads; measured 20–25% faster imports (`benches/formats.rs`).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use frameserver::cli::manifest::{self, ManifestCommand};
 use frameserver::server::{self, ServeConfig};
 
