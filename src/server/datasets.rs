@@ -28,7 +28,7 @@ use crate::formats::{
     ZipSink,
 };
 use crate::frames;
-use crate::media::{ColorMode, RgbConverter};
+use crate::media::{ColorMode, DecodedFrame, RgbConverter};
 use crate::store::{MediaSource, RequestRow};
 use crate::task::iso_utc;
 
@@ -296,27 +296,62 @@ impl ExportFrames {
         };
         let (data_id, version) = (src.data_id, src.version);
         let (st, data) = (Arc::clone(&self.st), Arc::clone(&self.data));
-        std::thread::spawn(move || {
-            let mut rgb = RgbConverter::new(ColorMode::Untagged);
-            let mut batch: Vec<(u64, codec::Raster)> = Vec::new();
-            let flush = |batch: &mut Vec<(u64, codec::Raster)>,
-                         tx: &std::sync::mpsc::SyncSender<(u64, Result<Vec<u8>, String>)>|
-             -> bool {
-                use rayon::prelude::*;
-                let encoded: Vec<(u64, Result<Vec<u8>, String>)> = batch
-                    .par_iter()
-                    .map(|(rel, r)| {
-                        let bytes = if jpeg {
-                            codec::encode_jpeg(r, 95)
+        // Decoding (this thread), conversion + encoding (one thread per core, each frame as
+        // soon as it is decoded) and reordering (one thread) overlap; every queue is bounded, so
+        // a slow zip writer stops the decoder instead of growing memory.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4);
+        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(usize, DecodedFrame)>(workers);
+        let job_rx = Arc::new(std::sync::Mutex::new(job_rx));
+        type Encoded = (usize, Result<Vec<u8>, String>);
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Encoded>(2 * workers);
+        for _ in 0..workers {
+            let (job_rx, done_tx) = (Arc::clone(&job_rx), done_tx.clone());
+            std::thread::spawn(move || {
+                let mut rgb = RgbConverter::new(ColorMode::Untagged);
+                loop {
+                    let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((i, f)) = job else { return };
+                    let encoded = (|| -> Result<Vec<u8>, chunks::BuildError> {
+                        let (w, h, data) = rgb.to_rgb(&f)?;
+                        drop(f);
+                        let mut raster = codec::Raster::Rgb(codec::RgbImage::new(w, h, data)?);
+                        if rotation != 0.0 {
+                            raster = codec::rotate(raster, rotation)?;
+                        }
+                        Ok(if jpeg {
+                            codec::encode_jpeg(&raster, 95)?
                         } else {
-                            codec::encode_png(r)
-                        };
-                        (*rel, bytes.map_err(|e| e.to_string()))
-                    })
-                    .collect();
-                batch.clear();
-                encoded.into_iter().all(|e| tx.send(e).is_ok())
-            };
+                            codec::encode_png(&raster)?
+                        })
+                    })();
+                    if done_tx
+                        .send((i, encoded.map_err(|e| e.to_string())))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+        let order_rels = rels.clone();
+        std::thread::spawn(move || {
+            let mut pending = std::collections::BTreeMap::new();
+            let mut next = 0usize;
+            for (i, r) in done_rx.iter() {
+                pending.insert(i, r);
+                while let Some(r) = pending.remove(&next) {
+                    let failed = r.is_err();
+                    let rel = order_rels.get(next).copied().unwrap_or(0);
+                    if tx.send((rel, r)).is_err() || failed {
+                        return;
+                    }
+                    next += 1;
+                }
+            }
+        });
+        std::thread::spawn(move || {
             let mut i = 0usize;
             let r = frames::decode_frames::<chunks::BuildError>(
                 &path,
@@ -325,29 +360,17 @@ impl ExportFrames {
                 (data_id, version),
                 &wanted,
                 |_, f| {
-                    let (w, h, data) = rgb.to_rgb(&f)?;
-                    let mut raster = codec::Raster::Rgb(codec::RgbImage::new(w, h, data)?);
-                    if rotation != 0.0 {
-                        raster = codec::rotate(raster, rotation)?;
-                    }
-                    batch.push((rels[i], raster));
+                    job_tx.send((i, f)).map_err(|_| chunks::BuildError::Read {
+                        path: String::new(),
+                        reason: "export cancelled".into(),
+                    })?;
                     i += 1;
-                    if batch.len() >= 8 && !flush(&mut batch, &tx) {
-                        return Err(chunks::BuildError::Read {
-                            path: String::new(),
-                            reason: "export cancelled".into(),
-                        });
-                    }
                     Ok(())
                 },
             );
-            match r {
-                Ok(()) => {
-                    flush(&mut batch, &tx);
-                }
-                Err(e) => {
-                    let _ = tx.send((rels.get(i).copied().unwrap_or(0), Err(e.to_string())));
-                }
+            if let Err(e) = r {
+                // In order after the frames already submitted.
+                let _ = done_tx.send((i, Err(e.to_string())));
             }
         });
         rx
