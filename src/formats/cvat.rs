@@ -36,8 +36,6 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
-
-use rayon::prelude::*;
 use std::path::Path;
 
 use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
@@ -772,6 +770,16 @@ fn element_track(t: &Track, label_id: i64) -> Option<&Track> {
     t.elements.iter().find(|e| e.label_id == label_id)
 }
 
+/// A skeleton track's element on one frame, with its own track's source and group.
+fn element_view<'a>(t: &'a Track, e: &'a FrameShape) -> View<'a> {
+    let et = element_track(t, e.label_id);
+    View::frame(
+        e,
+        et.map_or(t.source.as_str(), |et| et.source.as_str()),
+        et.map_or(0, |et| et.group),
+    )
+}
+
 fn write_images_body<W: Write + Send>(
     x: &mut Xml<W>,
     ds: &TaskDataset<'_>,
@@ -807,47 +815,22 @@ fn write_images_body<W: Write + Send>(
     for here in items.iter_mut() {
         here.sort_by_key(Item::z_order);
     }
-    // Images in batches: a batch is rendered on all cores while the previous one is written
-    // (and deflated) by this thread. Each image is rendered by its own `Xml` at the same
-    // indentation level, so the bytes are those of a serial writer.
-    const BATCH: usize = 128;
+    // Each image is rendered by its own `Xml` at the same indentation level, so the bytes are
+    // those of a serial writer.
     let n = ds.frames.len();
     let level = x.level;
-    let render = |start: usize| -> io::Result<Vec<Vec<u8>>> {
-        (start..(start + BATCH).min(n))
-            .into_par_iter()
-            .map(|i| {
-                let mut img = Xml::new(Vec::with_capacity(256 + 300 * items[i].len()));
-                img.level = level;
-                write_image(&mut img, ds, fr, &ds.frames[i], &items[i], &tags[i])?;
-                Ok(img.w.into_inner())
-            })
-            .collect()
-    };
-    let mut pending = render(0)?;
-    let mut start = 0;
-    while start < n {
-        let next = start + BATCH;
-        let out = x.w.get_mut();
-        let (made, wrote) = rayon::join(
-            || {
-                if next < n {
-                    render(next)
-                } else {
-                    Ok(Vec::new())
-                }
-            },
-            || {
-                std::mem::take(&mut pending)
-                    .iter()
-                    .try_for_each(|b| out.write_all(b))
-            },
-        );
-        wrote?;
-        pending = made?;
-        start = next;
-        progress(start.min(n) as f64 / n.max(1) as f64);
-    }
+    let out = x.w.get_mut();
+    crate::formats::write_in_parallel_batches(
+        n,
+        |i| {
+            let mut img = Xml::new(Vec::with_capacity(256 + 300 * items[i].len()));
+            img.level = level;
+            write_image(&mut img, ds, fr, &ds.frames[i], &items[i], &tags[i])?;
+            Ok(img.w.into_inner())
+        },
+        |_, bytes| out.write_all(bytes),
+        |done| progress(done as f64 / n.max(1) as f64),
+    )?;
     Ok(())
 }
 
@@ -878,18 +861,7 @@ fn write_image<W: Write>(
                 write_image_shape(x, ds.labels, &View::shape(s), &els, false)?;
             }
             Item::Tracked(t, f) => {
-                let els: Vec<View<'_>> = f
-                    .elements
-                    .iter()
-                    .map(|e| {
-                        let et = element_track(t, e.label_id);
-                        View::frame(
-                            e,
-                            et.map_or(t.source.as_str(), |et| et.source.as_str()),
-                            et.map_or(0, |et| et.group),
-                        )
-                    })
-                    .collect();
+                let els: Vec<View<'_>> = f.elements.iter().map(|e| element_view(t, e)).collect();
                 write_image_shape(
                     x,
                     ds.labels,
@@ -959,14 +931,7 @@ fn write_video_body<W: Write>(
                     .elements
                     .iter()
                     .filter(|e| e.keep_in_track_export())
-                    .map(|e| {
-                        let et = element_track(t, e.label_id);
-                        View::frame(
-                            e,
-                            et.map_or(t.source.as_str(), |et| et.source.as_str()),
-                            et.map_or(0, |et| et.group),
-                        )
-                    })
+                    .map(|e| element_view(t, e))
                     .collect();
                 let v = View::frame(f, &t.source, t.group);
                 write_track_shape(x, ds.labels, Some(fr.abs(f.frame)), &v, &els)?;

@@ -22,13 +22,12 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::sync::OnceLock;
 
-use rayon::prelude::*;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Map, Value};
 
 use super::{
-    DatasetFrame, ExportOptions, Format, FormatError, FrameSource, ImportInput, TaskDataset,
-    ZipSink,
+    write_in_parallel_batches, DatasetFrame, ExportOptions, Format, FormatError, FrameSource,
+    ImportInput, TaskDataset, ZipSink,
 };
 use crate::annotations::interpolate::{interpolate, FrameShape};
 use crate::annotations::{
@@ -1219,53 +1218,27 @@ fn export(
     serde_json::to_writer(&mut w, &ex.cats.to_json(ds.labels))
         .map_err(|e| FormatError::Io(e.to_string()))?;
     w.write_all(br#","items":["#).map_err(io)?;
-    // Items in batches: a batch is serialised on all cores while the previous one is written
-    // (and deflated) by this thread; memory holds two batches, whatever the task size.
     for bucket in shapes.iter_mut() {
         bucket.sort_by_key(|s| match s {
             FrameItem::Plain(k) => ds.annotations.shapes[*k].z_order,
             FrameItem::Tracked(_, fs) => fs.z_order,
         });
     }
-    const BATCH: usize = 128;
-    let make = |start: usize| -> Result<Vec<Vec<u8>>, FormatError> {
-        (start..(start + BATCH).min(n))
-            .into_par_iter()
-            .map(|i| {
-                let mut out = Vec::with_capacity(256 + 200 * shapes[i].len());
-                ex.write_item(&mut out, &ds.frames[i], &paths[i], &tags[i], &shapes[i])?;
-                Ok(out)
-            })
-            .collect()
-    };
-    let write = |w: &mut BufWriter<_>, batch: Vec<Vec<u8>>, start: usize| {
-        for (k, item) in batch.into_iter().enumerate() {
-            if start + k > 0 {
-                w.write_all(b",")?;
+    write_in_parallel_batches(
+        n,
+        |i| {
+            let mut out = Vec::with_capacity(256 + 200 * shapes[i].len());
+            ex.write_item(&mut out, &ds.frames[i], &paths[i], &tags[i], &shapes[i])?;
+            Ok(out)
+        },
+        |i, item| {
+            if i > 0 {
+                w.write_all(b",").map_err(io)?;
             }
-            w.write_all(&item)?;
-        }
-        Ok::<(), std::io::Error>(())
-    };
-    let mut pending = make(0)?;
-    let mut start = 0;
-    while start < n {
-        let next = start + BATCH;
-        let (made, wrote) = rayon::join(
-            || {
-                if next < n {
-                    make(next).map(Some)
-                } else {
-                    Ok(None)
-                }
-            },
-            || write(&mut w, std::mem::take(&mut pending), start),
-        );
-        wrote.map_err(io)?;
-        pending = made?.unwrap_or_default();
-        start = next;
-        progress(image_share + (1.0 - image_share) * start.min(n) as f64 / n.max(1) as f64);
-    }
+            w.write_all(item).map_err(io)
+        },
+        |done| progress(image_share + (1.0 - image_share) * done as f64 / n.max(1) as f64),
+    )?;
     w.write_all(b"]}").map_err(io)?;
     w.flush().map_err(io)?;
     progress(1.0);

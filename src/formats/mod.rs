@@ -259,6 +259,45 @@ pub trait Format: Send + Sync {
     }
 }
 
+/// Writes `n` rendered items in order: each batch of items is rendered on all cores
+/// (`render(i)`) while this thread writes the previous batch (`write(i, bytes)`, typically into a
+/// deflating zip entry), so serialising and compressing overlap; memory holds two batches,
+/// whatever `n`. `progress(items written)` is called after each batch.
+pub(crate) fn write_in_parallel_batches<E: Send>(
+    n: usize,
+    render: impl Fn(usize) -> Result<Vec<u8>, E> + Sync,
+    mut write: impl FnMut(usize, &[u8]) -> Result<(), E> + Send,
+    mut progress: impl FnMut(usize),
+) -> Result<(), E> {
+    use rayon::prelude::*;
+    const BATCH: usize = 128;
+    let make = |start: usize| -> Result<Vec<Vec<u8>>, E> {
+        (start..(start + BATCH).min(n))
+            .into_par_iter()
+            .map(&render)
+            .collect()
+    };
+    let mut pending = make(0)?;
+    let mut start = 0;
+    while start < n {
+        let next = start + BATCH;
+        let (made, wrote) = rayon::join(
+            || if next < n { make(next) } else { Ok(Vec::new()) },
+            || {
+                pending
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(k, b)| write(start + k, b))
+            },
+        );
+        wrote?;
+        pending = made?;
+        start = next;
+        progress(start.min(n));
+    }
+    Ok(())
+}
+
 /// Every format frameserver knows, implemented or not.
 pub fn registry() -> Vec<Box<dyn Format>> {
     vec![

@@ -131,72 +131,15 @@ impl Object<'_> {
         }
     }
 
-    /// The stored body: the object's JSON with `"id": null` (the row holds the id).
+    /// The stored body: the object's JSON (its id is the row's; the one in the body is
+    /// ignored on read).
     fn body(&self) -> String {
         let r = match self {
-            Object::Tag(t) => serde_json::to_string(&Tag {
-                id: None,
-                ..(*t).clone()
-            }),
-            Object::Shape(s) => serde_json::to_string(&WithoutId(s)),
-            Object::Track(t) => serde_json::to_string(&Track {
-                id: None,
-                ..(*t).clone()
-            }),
+            Object::Tag(t) => serde_json::to_string(t),
+            Object::Shape(s) => serde_json::to_string(s),
+            Object::Track(t) => serde_json::to_string(t),
         };
         r.expect("annotations serialise")
-    }
-}
-
-/// Serialises a shape with `id: null` without cloning its points.
-struct WithoutId<'a>(&'a Shape);
-
-impl serde::Serialize for WithoutId<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        #[derive(serde::Serialize)]
-        struct View<'a> {
-            id: Option<i64>,
-            #[serde(flatten)]
-            rest: ShapeBody<'a>,
-        }
-        #[derive(serde::Serialize)]
-        struct ShapeBody<'a> {
-            #[serde(rename = "type")]
-            kind: crate::annotations::ShapeType,
-            frame: u64,
-            label_id: i64,
-            group: u64,
-            source: &'a str,
-            occluded: bool,
-            outside: bool,
-            z_order: i64,
-            rotation: f64,
-            points: &'a [f64],
-            attributes: &'a [crate::annotations::AttributeVal],
-            elements: &'a [Shape],
-            #[serde(skip_serializing_if = "Option::is_none")]
-            score: Option<f64>,
-        }
-        let x = self.0;
-        View {
-            id: None,
-            rest: ShapeBody {
-                kind: x.kind,
-                frame: x.frame,
-                label_id: x.label_id,
-                group: x.group,
-                source: &x.source,
-                occluded: x.occluded,
-                outside: x.outside,
-                z_order: x.z_order,
-                rotation: x.rotation,
-                points: &x.points,
-                attributes: &x.attributes,
-                elements: &x.elements,
-                score: x.score,
-            },
-        }
-        .serialize(s)
     }
 }
 
@@ -399,8 +342,11 @@ impl Store {
 
     /// Ids of a task's objects whose start frame is in `range` (all when `None`).
     pub fn annotation_ids(&self, task_id: i64, range: Option<(u64, u64)>) -> Result<HashSet<i64>> {
-        let a = self.annotations(task_id, range)?;
-        Ok(objects(&a).filter_map(|o| o.id()).collect())
+        let (lo, hi) = range.unwrap_or((0, u64::MAX));
+        Ok(objects(&*self.annotations(task_id, None)?)
+            .filter(|o| (lo..=hi).contains(&o.frame()))
+            .filter_map(|o| o.id())
+            .collect())
     }
 
     /// Reserves `n` consecutive fresh object ids.

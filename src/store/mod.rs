@@ -729,16 +729,17 @@ impl Store {
             "INSERT INTO users (username, password_hash, is_admin, created_date) VALUES (?1, ?2, ?3, ?4)",
             params![username, password_hash, is_admin as i64, ts(&now)],
         ) {
-            Ok(_) => Ok(Some(UserRow {
-                id: {
-                    self.hot.users.invalidate(&c.last_insert_rowid());
-                    c.last_insert_rowid()
-                },
-                username: username.to_owned(),
-                password_hash: password_hash.to_owned(),
-                is_admin,
-                created_date: now,
-            })),
+            Ok(_) => {
+                let id = c.last_insert_rowid();
+                self.hot.users.invalidate(&id);
+                Ok(Some(UserRow {
+                    id,
+                    username: username.to_owned(),
+                    password_hash: password_hash.to_owned(),
+                    is_admin,
+                    created_date: now,
+                }))
+            }
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => Ok(None),
             Err(e) => Err(e.into()),
         }
