@@ -1,7 +1,8 @@
 //! Criterion benches of the dataset formats (issue #5), in-process: the synthetic task of
 //! `benches/compare-formats.sh` (2,000 frames, 30,000 shapes: 10 boxes + 5 polygons per frame,
 //! a select attribute on every other shape) exported to a zip on disk with "CVAT for images 1.1"
-//! and "Datumaro 1.0", and each export parsed back (import without storing). The live-server
+//! and "Datumaro 1.0", each export parsed back (import without storing), and the store's
+//! replacement of the task's annotations (what an import does after parsing). The live-server
 //! numbers against Datumaro 1.13 come from `benches/compare-formats.sh`.
 
 use std::time::Duration;
@@ -163,6 +164,42 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // Storing an import: replace the task's 30,000 shapes (delete + insert, one fsync).
+    let store = frameserver::store::Store::open(&dir.path().join("db.sqlite3")).unwrap();
+    let now = chrono::Utc::now();
+    let task = store
+        .create_task(frameserver::store::TaskRow {
+            id: 0,
+            name: "formats bench".into(),
+            labels: json!([]),
+            segment_size: 0,
+            overlap: None,
+            bug_tracker: String::new(),
+            subset: String::new(),
+            owner_id: None,
+            assignee_id: None,
+            created_date: now,
+            updated_date: now,
+            data_id: None,
+        })
+        .unwrap()
+        .id;
+    let replace = |a: Annotations| {
+        use frameserver::store::{AnnotationChange, ALL_FRAMES};
+        store
+            .change_annotations(
+                task,
+                vec![
+                    AnnotationChange::DeleteRange(ALL_FRAMES.0, ALL_FRAMES.1),
+                    AnnotationChange::Insert(a),
+                ],
+            )
+            .unwrap()
+    };
+    replace(a.clone());
+    g.bench_function("store: replace 30,000 shapes", |b| {
+        b.iter_batched(|| a.clone(), replace, criterion::BatchSize::LargeInput)
+    });
     g.finish();
 }
 

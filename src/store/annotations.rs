@@ -1,14 +1,19 @@
-//! Annotation storage: one row per top-level object (tag, shape, track) holding its JSON body
-//! (the id lives in the row), and an in-memory copy of recently used tasks' annotations.
+//! Annotation storage: one row per task frame holding the JSON of the objects (tags, shapes,
+//! tracks, with their ids) that start on that frame, and an in-memory copy of recently used
+//! tasks' annotations.
 //!
-//! Exports and `GET …/annotations` read a task's whole annotation set; parsing 30,000 JSON rows
-//! back into the typed model costs far more than writing any dataset format, so the typed set is
-//! kept in memory per task, bounded in bytes. The copy is only touched while holding the
-//! database connection lock, after the transaction committed, so it can never disagree with the
-//! database: a change either updates it in place (cheap, e.g. the UI's `PATCH ?action=create`)
-//! or replaces it (a whole-task `PUT` or import).
+//! Why rows per frame: SQLite's cost is per row, and a whole-task replacement (PUT, import) of
+//! 30,000 objects wrote and deleted 30,000 rows (~70 ms); per frame it is ~2,000. The annotation
+//! UI edits one frame at a time, so a change rewrites only the frames it touches.
+//!
+//! Exports and `GET …/annotations` read a task's whole annotation set; parsing it back into the
+//! typed model costs far more than writing any dataset format, so the typed set is kept in
+//! memory per task, bounded in bytes. A change takes the copy out (loading it when evicted),
+//! applies itself to it, writes the frames it touched from it, and puts it back only after the
+//! transaction committed, all under the database connection lock: the copy never disagrees
+//! with the database, and a failed change leaves no copy (the next read loads the database's).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -99,56 +104,77 @@ fn approx_bytes(a: &Annotations) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// A top-level object as stored.
-enum Object<'a> {
-    Tag(&'a Tag),
-    Shape(&'a Shape),
-    Track(&'a Track),
+/// The objects of one frame, as a row's body (ids included).
+#[derive(Default, serde::Serialize)]
+struct FrameOut<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<&'a Tag>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    shapes: Vec<&'a Shape>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tracks: Vec<&'a Track>,
 }
 
-impl Object<'_> {
-    fn kind(&self) -> &'static str {
-        match self {
-            Object::Tag(_) => "tag",
-            Object::Shape(_) => "shape",
-            Object::Track(_) => "track",
-        }
-    }
+/// A row's body as read back.
+#[derive(serde::Deserialize)]
+struct FrameIn {
+    #[serde(default)]
+    tags: Vec<Tag>,
+    #[serde(default)]
+    shapes: Vec<Shape>,
+    #[serde(default)]
+    tracks: Vec<Track>,
+}
 
-    fn frame(&self) -> u64 {
-        match self {
-            Object::Tag(t) => t.frame,
-            Object::Shape(s) => s.frame,
-            Object::Track(t) => t.frame,
-        }
+/// The objects of `a` whose start frame `want`s, grouped by frame (each group by id).
+fn by_frame(a: &Annotations, want: impl Fn(u64) -> bool) -> BTreeMap<u64, FrameOut<'_>> {
+    let mut out: BTreeMap<u64, FrameOut<'_>> = BTreeMap::new();
+    for t in a.tags.iter().filter(|t| want(t.frame)) {
+        out.entry(t.frame).or_default().tags.push(t);
     }
-
-    fn id(&self) -> Option<i64> {
-        match self {
-            Object::Tag(t) => t.id,
-            Object::Shape(s) => s.id,
-            Object::Track(t) => t.id,
-        }
+    for s in a.shapes.iter().filter(|s| want(s.frame)) {
+        out.entry(s.frame).or_default().shapes.push(s);
     }
+    for t in a.tracks.iter().filter(|t| want(t.frame)) {
+        out.entry(t.frame).or_default().tracks.push(t);
+    }
+    out
+}
 
-    /// The stored body: the object's JSON (its id is the row's; the one in the body is
-    /// ignored on read).
-    fn body(&self) -> String {
-        let r = match self {
-            Object::Tag(t) => serde_json::to_string(t),
-            Object::Shape(s) => serde_json::to_string(s),
-            Object::Track(t) => serde_json::to_string(t),
-        };
-        r.expect("annotations serialise")
+/// The frames a change rewrites: whole ranges, and single frames.
+#[derive(Default)]
+struct Touched {
+    ranges: Vec<(u64, u64)>,
+    frames: BTreeSet<u64>,
+}
+
+impl Touched {
+    fn contains(&self, f: u64) -> bool {
+        self.frames.contains(&f) || self.ranges.iter().any(|&(lo, hi)| lo <= f && f <= hi)
     }
 }
 
-fn objects(a: &Annotations) -> impl Iterator<Item = Object<'_>> {
+/// The start frame of the object with top-level id `id` (each list is sorted by id).
+fn frame_of(a: &Annotations, id: i64) -> Option<u64> {
+    fn find<T>(v: &[T], id: i64, key: impl Fn(&T) -> (Option<i64>, u64)) -> Option<u64> {
+        let at = v.partition_point(|x| key(x).0 < Some(id));
+        v.get(at)
+            .map(&key)
+            .filter(|(i, _)| *i == Some(id))
+            .map(|(_, f)| f)
+    }
+    find(&a.tags, id, |t| (t.id, t.frame))
+        .or_else(|| find(&a.shapes, id, |s| (s.id, s.frame)))
+        .or_else(|| find(&a.tracks, id, |t| (t.id, t.frame)))
+}
+
+/// Top-level ids and start frames of `a`'s objects.
+fn ids_and_frames(a: &Annotations) -> impl Iterator<Item = (Option<i64>, u64)> + '_ {
     a.tags
         .iter()
-        .map(Object::Tag)
-        .chain(a.shapes.iter().map(Object::Shape))
-        .chain(a.tracks.iter().map(Object::Track))
+        .map(|t| (t.id, t.frame))
+        .chain(a.shapes.iter().map(|s| (s.id, s.frame)))
+        .chain(a.tracks.iter().map(|t| (t.id, t.frame)))
 }
 
 /// Keeps only objects whose start frame is in `lo..=hi`.
@@ -181,16 +207,27 @@ fn append_by_id<T: Clone>(v: &mut Vec<T>, new: &[T], id: impl Fn(&T) -> Option<i
     }
 }
 
-/// Applies a committed change to an in-memory copy.
-fn apply(a: &mut Annotations, change: &AnnotationChange) {
+/// Applies a change to an in-memory set, recording the frames it touches; refuses ids the set
+/// does not have.
+fn apply(
+    a: &mut Annotations,
+    change: &AnnotationChange,
+    touched: &mut Touched,
+) -> Result<(), AnnotationStoreError> {
     match change {
         AnnotationChange::DeleteRange(lo, hi) => {
+            touched.ranges.push((*lo, *hi));
             let keep = |f: u64| f < *lo || f > *hi;
             a.tags.retain(|t| keep(t.frame));
             a.shapes.retain(|s| keep(s.frame));
             a.tracks.retain(|t| keep(t.frame));
         }
         AnnotationChange::Delete(ids) => {
+            for &id in ids {
+                touched
+                    .frames
+                    .insert(frame_of(a, id).ok_or(AnnotationStoreError::UnknownId(id))?);
+            }
             let ids: HashSet<i64> = ids.iter().copied().collect();
             let keep = |id: Option<i64>| id.is_none_or(|i| !ids.contains(&i));
             a.tags.retain(|t| keep(t.id));
@@ -200,13 +237,20 @@ fn apply(a: &mut Annotations, change: &AnnotationChange) {
         // Fresh ids are usually larger than every existing one (appending keeps each list by
         // id); a change that reserved its ids before another committed is sorted in.
         AnnotationChange::Insert(new) => {
+            touched.frames.extend(ids_and_frames(new).map(|(_, f)| f));
             append_by_id(&mut a.tags, &new.tags, |t| t.id);
             append_by_id(&mut a.shapes, &new.shapes, |s| s.id);
             append_by_id(&mut a.tracks, &new.tracks, |t| t.id);
         }
         AnnotationChange::Update(new) => {
-            let ids: Vec<i64> = objects(new).filter_map(|o| o.id()).collect();
-            apply(a, &AnnotationChange::Delete(ids));
+            let mut ids = Vec::new();
+            for (id, frame) in ids_and_frames(new) {
+                let id = id.ok_or(AnnotationStoreError::UnknownId(0))?;
+                ids.push(id);
+                touched.frames.insert(frame);
+            }
+            // Deleting them first also records (and checks) their old frames.
+            apply(a, &AnnotationChange::Delete(ids), touched)?;
             for t in &new.tags {
                 insert_sorted(&mut a.tags, t.clone(), |t| t.id);
             }
@@ -218,105 +262,143 @@ fn apply(a: &mut Annotations, change: &AnnotationChange) {
             }
         }
     }
+    Ok(())
 }
 
-/// Moves annotations from the table of earlier versions (`annotations`, ids from its own
-/// AUTOINCREMENT) into `annotation_objects` (ids from `annotation_ids`, clustered by task).
-pub(super) fn migrate(c: &rusqlite::Connection) -> Result<()> {
-    let old: bool = c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'annotations')",
-        [],
-        |r| r.get(0),
+/// Reads a task's annotations from the database (each list by id).
+fn load(c: &rusqlite::Connection, task_id: i64) -> Result<Annotations> {
+    let mut st = c.prepare_cached("SELECT body FROM annotation_frames WHERE task_id = ?1")?;
+    let mut rows = st.query(params![task_id])?;
+    let mut a = Annotations::default();
+    while let Some(r) = rows.next()? {
+        // Borrowed text: parsed straight into the typed model, no intermediate `Value`.
+        let body = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        let f: FrameIn = serde_json::from_str(body)?;
+        a.tags.extend(f.tags);
+        a.shapes.extend(f.shapes);
+        a.tracks.extend(f.tracks);
+    }
+    a.tags.sort_unstable_by_key(|t| t.id);
+    a.shapes.sort_unstable_by_key(|s| s.id);
+    a.tracks.sort_unstable_by_key(|t| t.id);
+    Ok(a)
+}
+
+/// Writes the rows of the `touched` frames of task `task_id` from its new state `a` inside
+/// `tx`: the old rows are deleted while the new bodies are serialised on the other cores.
+fn write_frames(
+    tx: &rusqlite::Transaction<'_>,
+    task_id: i64,
+    a: &Annotations,
+    touched: &Touched,
+) -> Result<()> {
+    let groups: Vec<(u64, FrameOut<'_>)> =
+        by_frame(a, |f| touched.contains(f)).into_iter().collect();
+    let (bodies, deleted) = std::thread::scope(|scope| {
+        let bodies = scope.spawn(|| {
+            groups
+                .par_iter()
+                .map(|(_, g)| serde_json::to_string(g).expect("annotations serialise"))
+                .collect::<Vec<String>>()
+        });
+        let deleted = (|| -> Result<()> {
+            for &(lo, hi) in &touched.ranges {
+                tx.execute(
+                    "DELETE FROM annotation_frames WHERE task_id = ?1 AND frame >= ?2 AND frame <= ?3",
+                    params![task_id, lo.min(i64::MAX as u64) as i64, hi.min(i64::MAX as u64) as i64],
+                )?;
+            }
+            let mut st = tx.prepare_cached(
+                "DELETE FROM annotation_frames WHERE task_id = ?1 AND frame = ?2",
+            )?;
+            for &f in &touched.frames {
+                st.execute(params![task_id, f as i64])?;
+            }
+            Ok(())
+        })();
+        (
+            bodies
+                .join()
+                .expect("serialising annotations does not panic"),
+            deleted,
+        )
+    });
+    deleted?;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO annotation_frames (task_id, frame, body) VALUES (?1, ?2, ?3)",
     )?;
-    if old {
-        c.execute_batch(
-            "BEGIN;
-             INSERT INTO annotation_objects (task_id, id, kind, frame, body)
-                 SELECT task_id, id, kind, frame, body FROM annotations;
-             INSERT INTO annotation_ids (id)
-                 SELECT MAX(id) FROM annotations WHERE id > COALESCE(
-                     (SELECT seq FROM sqlite_sequence WHERE name = 'annotation_ids'), 0);
-             DELETE FROM annotation_ids;
-             DROP TABLE annotations;
-             COMMIT;",
-        )?;
+    for ((frame, _), body) in groups.iter().zip(&bodies) {
+        st.execute(params![task_id, *frame as i64, body])?;
     }
     Ok(())
 }
 
-/// Reads a task's annotations from the database, by id.
-fn load(c: &rusqlite::Connection, task_id: i64) -> Result<Annotations> {
-    let mut st = c.prepare_cached(
-        "SELECT id, kind, body FROM annotation_objects WHERE task_id = ?1 ORDER BY id",
-    )?;
-    let mut rows = st.query(params![task_id])?;
-    let mut a = Annotations::default();
-    while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
-        // Borrowed text: parsed straight into the typed model, no intermediate `Value`.
-        let kind = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-        let body = r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
-        match kind {
-            "tag" => {
-                let mut t: Tag = serde_json::from_str(body)?;
-                t.id = Some(id);
-                a.tags.push(t);
-            }
-            "shape" => {
-                let mut s: Shape = serde_json::from_str(body)?;
-                s.id = Some(id);
-                a.shapes.push(s);
-            }
-            _ => {
-                let mut t: Track = serde_json::from_str(body)?;
-                t.id = Some(id);
-                a.tracks.push(t);
+/// Moves annotations of earlier versions into `annotation_frames`: from `annotations` (one row
+/// per object, ids from its own AUTOINCREMENT) and from `annotation_objects` (one row per
+/// object, ids from `annotation_ids`). Object ids are kept.
+pub(super) fn migrate(c: &rusqlite::Connection) -> Result<()> {
+    let mut tables = Vec::new();
+    for name in ["annotations", "annotation_objects"] {
+        let exists: bool = c.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+            [name],
+            |r| r.get(0),
+        )?;
+        if exists {
+            tables.push(name);
+        }
+    }
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+    if tables.contains(&"annotations") {
+        // Its ids came from its own sequence: continue above them.
+        tx.execute_batch(
+            "INSERT INTO annotation_ids (id)
+                 SELECT MAX(id) FROM annotations WHERE id > COALESCE(
+                     (SELECT seq FROM sqlite_sequence WHERE name = 'annotation_ids'), 0);
+             DELETE FROM annotation_ids;",
+        )?;
+    }
+    let mut tasks: BTreeMap<i64, Annotations> = BTreeMap::new();
+    for table in &tables {
+        let mut st = tx.prepare(&format!("SELECT task_id, id, kind, body FROM {table}"))?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let a = tasks.entry(r.get(0)?).or_default();
+            let id = Some(r.get::<_, i64>(1)?);
+            let body = r.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?;
+            match r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)? {
+                "tag" => a.tags.push(Tag {
+                    id,
+                    ..serde_json::from_str(body)?
+                }),
+                "shape" => a.shapes.push(Shape {
+                    id,
+                    ..serde_json::from_str(body)?
+                }),
+                _ => a.tracks.push(Track {
+                    id,
+                    ..serde_json::from_str(body)?
+                }),
             }
         }
     }
-    Ok(a)
-}
-
-/// Sets each top-level object's id from `ids`, in `objects` order.
-fn set_ids(a: &mut Annotations, ids: &[i64]) {
-    let mut it = ids.iter().copied();
-    for t in &mut a.tags {
-        t.id = it.next();
+    let all = Touched {
+        ranges: vec![ALL_FRAMES],
+        ..Default::default()
+    };
+    for (task_id, mut a) in tasks {
+        a.tags.sort_unstable_by_key(|t| t.id);
+        a.shapes.sort_unstable_by_key(|s| s.id);
+        a.tracks.sort_unstable_by_key(|t| t.id);
+        write_frames(&tx, task_id, &a, &all)?;
     }
-    for s in &mut a.shapes {
-        s.id = it.next();
+    for table in tables {
+        tx.execute_batch(&format!("DROP TABLE {table};"))?;
     }
-    for t in &mut a.tracks {
-        t.id = it.next();
-    }
-}
-
-/// Runs a deletion change inside `tx`.
-fn delete(
-    tx: &rusqlite::Transaction<'_>,
-    task_id: i64,
-    change: &AnnotationChange,
-) -> Result<(), AnnotationStoreError> {
-    match change {
-        AnnotationChange::DeleteRange(lo, hi) => {
-            tx.execute(
-                "DELETE FROM annotation_objects WHERE task_id = ?1 AND frame >= ?2 AND frame <= ?3",
-                params![task_id, *lo as i64, *hi as i64],
-            )
-            .map_err(StoreError::from)?;
-        }
-        AnnotationChange::Delete(ids) => {
-            let mut st = tx
-                .prepare_cached("DELETE FROM annotation_objects WHERE task_id = ?1 AND id = ?2")
-                .map_err(StoreError::from)?;
-            for &id in ids.iter() {
-                if st.execute(params![task_id, id]).map_err(StoreError::from)? == 0 {
-                    return Err(AnnotationStoreError::UnknownId(id));
-                }
-            }
-        }
-        AnnotationChange::Insert(_) | AnnotationChange::Update(_) => {}
-    }
+    tx.commit()?;
     Ok(())
 }
 
@@ -343,9 +425,9 @@ impl Store {
     /// Ids of a task's objects whose start frame is in `range` (all when `None`).
     pub fn annotation_ids(&self, task_id: i64, range: Option<(u64, u64)>) -> Result<HashSet<i64>> {
         let (lo, hi) = range.unwrap_or((0, u64::MAX));
-        Ok(objects(&*self.annotations(task_id, None)?)
-            .filter(|o| (lo..=hi).contains(&o.frame()))
-            .filter_map(|o| o.id())
+        Ok(ids_and_frames(&*self.annotations(task_id, None)?)
+            .filter(|(_, f)| (lo..=hi).contains(f))
+            .filter_map(|(id, _)| id)
             .collect())
     }
 
@@ -401,73 +483,35 @@ impl Store {
         }
 
         let mut c = self.conn();
-        let tx = c.transaction().map_err(StoreError::from)?;
-        // The bodies are serialised on the other cores while this thread runs the deletions that
-        // come first (a replacement deletes as many rows as it writes).
-        let first_write = changes
-            .iter()
-            .position(|c| matches!(c, AnnotationChange::Insert(_) | AnnotationChange::Update(_)))
-            .unwrap_or(changes.len());
-        let (bodies, deleted) = std::thread::scope(|scope| {
-            let bodies = scope.spawn(|| {
-                changes
-                    .iter()
-                    .map(|ch| match ch {
-                        AnnotationChange::Insert(o) | AnnotationChange::Update(o) => {
-                            let list: Vec<Object<'_>> = objects(o).collect();
-                            list.par_iter().map(Object::body).collect()
-                        }
-                        _ => Vec::new(),
-                    })
-                    .collect::<Vec<Vec<String>>>()
-            });
-            let deleted = changes[..first_write]
-                .iter()
-                .try_for_each(|ch| delete(&tx, task_id, ch));
-            (
-                bodies
-                    .join()
-                    .expect("serialising annotations does not panic"),
-                deleted,
-            )
-        });
-        deleted?;
-        for (ch, bodies) in changes.iter_mut().zip(bodies).skip(first_write) {
-            match ch {
-                AnnotationChange::DeleteRange(..) | AnnotationChange::Delete(_) => {
-                    delete(&tx, task_id, ch)?
-                }
-                AnnotationChange::Insert(objs) => {
-                    let mut st = tx
-                        .prepare_cached(
-                            "INSERT INTO annotation_objects (task_id, id, kind, frame, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        )
-                        .map_err(StoreError::from)?;
-                    for (o, body) in objects(objs).zip(&bodies) {
-                        st.execute(params![task_id, o.id(), o.kind(), o.frame() as i64, body])
-                            .map_err(StoreError::from)?;
-                    }
-                }
-                AnnotationChange::Update(objs) => {
-                    let mut st = tx
-                        .prepare_cached(
-                            "UPDATE annotation_objects SET kind = ?3, frame = ?4, body = ?5 WHERE task_id = ?1 AND id = ?2",
-                        )
-                        .map_err(StoreError::from)?;
-                    for (o, body) in objects(objs).zip(&bodies) {
-                        let Some(id) = o.id() else {
-                            return Err(AnnotationStoreError::UnknownId(0));
-                        };
-                        let n = st
-                            .execute(params![task_id, id, o.kind(), o.frame() as i64, body])
-                            .map_err(StoreError::from)?;
-                        if n == 0 {
-                            return Err(AnnotationStoreError::UnknownId(id));
-                        }
-                    }
-                }
+        let cache = &self.annotations_cache.tasks;
+        // The task's new state. A replacement is simply what it writes (no copy, no read of
+        // the old state); any other change applies itself to the current state, which stays
+        // out of the cache until the commit.
+        let mut touched = Touched::default();
+        let mut replacement = false;
+        let state = match changes.as_mut_slice() {
+            [AnnotationChange::DeleteRange(lo, hi), AnnotationChange::Insert(objs)]
+                if (*lo, *hi) == ALL_FRAMES =>
+            {
+                cache.invalidate(&task_id);
+                touched.ranges.push(ALL_FRAMES);
+                replacement = true;
+                std::mem::take(objs)
             }
-        }
+            _ => {
+                let current = match cache.remove(&task_id) {
+                    Some(a) => a,
+                    None => Arc::new(load(&c, task_id)?),
+                };
+                let mut a = Arc::unwrap_or_clone(current);
+                for ch in &changes {
+                    apply(&mut a, ch, &mut touched)?;
+                }
+                a
+            }
+        };
+        let tx = c.transaction().map_err(StoreError::from)?;
+        write_frames(&tx, task_id, &state, &touched)?;
         if highest > 0 {
             // The sequence only grows (AUTOINCREMENT keeps the largest id ever inserted).
             tx.execute("INSERT INTO annotation_ids (id) VALUES (?1)", [highest])
@@ -483,29 +527,21 @@ impl Store {
         tx.commit().map_err(StoreError::from)?;
         self.hot.tasks.invalidate(&task_id);
 
-        // Still under the connection lock: bring the in-memory copy to the committed state.
-        let cache = &self.annotations_cache.tasks;
-        if let [AnnotationChange::DeleteRange(lo, hi), AnnotationChange::Insert(objs)] =
-            changes.as_mut_slice()
-        {
-            if (*lo, *hi) == ALL_FRAMES {
-                // A replacement: the task now holds exactly what was written (no copy made).
-                let written = Arc::new(std::mem::take(objs));
-                cache.insert(task_id, written.clone());
-                return Ok(written);
-            }
-        }
-        if let Some(old) = cache.remove(&task_id) {
-            let mut a = Arc::unwrap_or_clone(old);
-            for ch in &changes {
-                apply(&mut a, ch);
-            }
-            cache.insert(task_id, Arc::new(a));
+        // Still under the connection lock: the committed state becomes the in-memory copy.
+        let state = Arc::new(state);
+        cache.insert(task_id, state.clone());
+        if replacement {
+            // A replacement: what was written is the whole state.
+            return Ok(state);
         }
         let mut written = Annotations::default();
         for ch in changes {
             if let AnnotationChange::Insert(objs) | AnnotationChange::Update(objs) = ch {
-                apply(&mut written, &AnnotationChange::Insert(objs));
+                apply(
+                    &mut written,
+                    &AnnotationChange::Insert(objs),
+                    &mut Touched::default(),
+                )?;
             }
         }
         Ok(Arc::new(written))
@@ -514,6 +550,20 @@ impl Store {
     /// Drops a task's in-memory annotations (the task is being deleted).
     pub(super) fn forget_annotations(&self, task_id: i64) {
         self.annotations_cache.tasks.invalidate(&task_id);
+    }
+}
+
+/// Sets each top-level object's id from `ids`, in tags, shapes, tracks order.
+fn set_ids(a: &mut Annotations, ids: &[i64]) {
+    let mut it = ids.iter().copied();
+    for t in &mut a.tags {
+        t.id = it.next();
+    }
+    for s in &mut a.shapes {
+        s.id = it.next();
+    }
+    for t in &mut a.tracks {
+        t.id = it.next();
     }
 }
 
@@ -527,6 +577,17 @@ mod tests {
             "type": "rectangle", "frame": frame, "label_id": 1, "points": [x, 0.0, x + 1.0, 1.0]
         }))
         .unwrap()
+    }
+
+    /// Inserts one shape on frame 4; returns what was written.
+    fn insert_one(store: &Store, task: i64) -> Arc<Annotations> {
+        let one = Annotations {
+            shapes: vec![shape(4, 1.0)],
+            ..Default::default()
+        };
+        store
+            .change_annotations(task, vec![AnnotationChange::Insert(one)])
+            .unwrap()
     }
 
     fn track(frame: u64) -> Track {
@@ -646,16 +707,91 @@ mod tests {
         let a = store.annotations(task, None).unwrap();
         assert_eq!(a.shapes.len(), 1);
         assert_eq!(a.shapes[0].id, Some(41));
-        let written = store
-            .change_annotations(
-                task,
-                vec![AnnotationChange::Insert(Annotations {
-                    shapes: vec![shape(4, 1.0)],
-                    ..Default::default()
-                })],
-            )
-            .unwrap();
+        let written = insert_one(&store, task);
         assert!(written.shapes[0].id.unwrap() > 41);
         assert_eq!(store.annotations(task, None).unwrap().shapes.len(), 2);
+    }
+
+    /// A database of the previous version (one `annotation_objects` row per object) opens with
+    /// every object, its id and nested ids intact, one row per frame afterwards; a deleted task
+    /// takes its rows with it.
+    #[test]
+    fn object_rows_are_migrated_to_frame_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let (task, before) = {
+            let store = Store::open(&path).unwrap();
+            let task = store.create_task(super::super::tests::task()).unwrap().id;
+            let mut t = track(2);
+            t.id = Some(7);
+            t.shapes[0].id = Some(8);
+            let mut shapes: Vec<Shape> = (0..3).map(|f| shape(f, f as f64)).collect();
+            for (i, s) in shapes.iter_mut().enumerate() {
+                s.id = Some(10 + i as i64);
+            }
+            let c = store.conn();
+            c.execute_batch(
+                "DELETE FROM annotation_frames;
+                 CREATE TABLE annotation_objects (task_id INTEGER NOT NULL, id INTEGER NOT NULL,
+                     kind TEXT NOT NULL, frame INTEGER NOT NULL, body TEXT NOT NULL,
+                     PRIMARY KEY (task_id, id)) WITHOUT ROWID;
+                 INSERT INTO annotation_ids (id) VALUES (12); DELETE FROM annotation_ids;",
+            )
+            .unwrap();
+            let mut ins = c
+                .prepare("INSERT INTO annotation_objects VALUES (?1, ?2, ?3, ?4, ?5)")
+                .unwrap();
+            ins.execute(params![
+                task,
+                7,
+                "track",
+                2,
+                serde_json::to_string(&t).unwrap()
+            ])
+            .unwrap();
+            for s in &shapes {
+                let body = serde_json::to_string(&Shape {
+                    id: None,
+                    ..s.clone()
+                })
+                .unwrap();
+                ins.execute(params![task, s.id, "shape", s.frame as i64, body])
+                    .unwrap();
+            }
+            let before = Annotations {
+                shapes,
+                tracks: vec![t],
+                ..Default::default()
+            };
+            (task, before)
+        };
+        let store = Store::open(&path).unwrap();
+        assert_eq!(*store.annotations(task, None).unwrap(), before);
+        let c = store.conn();
+        let rows: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM annotation_frames WHERE task_id = ?1",
+                [task],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 3, "frames 0, 1, 2 (the track starts on 2)");
+        let old: bool = c
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'annotation_objects')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!old, "the old table is dropped");
+        drop(c);
+        let written = insert_one(&store, task);
+        assert!(written.shapes[0].id.unwrap() > 12);
+        store.delete_task(task).unwrap();
+        let left: i64 = store
+            .conn()
+            .query_row("SELECT COUNT(*) FROM annotation_frames", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "a deleted task takes its rows with it");
     }
 }

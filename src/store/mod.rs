@@ -187,6 +187,9 @@ pub struct RequestRow {
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA foreign_keys = ON;
+-- 32 MiB of page cache (SQLite's default is 2 MiB): replacing a large task's annotations
+-- reads every page it frees, and re-reading them from the WAL cost more than the writes.
+PRAGMA cache_size = -32768;
 CREATE TABLE IF NOT EXISTS tasks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
@@ -253,14 +256,12 @@ CREATE TABLE IF NOT EXISTS attributes (
     label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
     info TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS annotation_objects (
+CREATE TABLE IF NOT EXISTS annotation_frames (
     task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
-    id INTEGER NOT NULL,
-    kind TEXT NOT NULL,
     frame INTEGER NOT NULL,
     body TEXT NOT NULL,
-    PRIMARY KEY (task_id, id)
-) WITHOUT ROWID;
+    PRIMARY KEY (task_id, frame)
+);
 CREATE TABLE IF NOT EXISTS annotation_ids (id INTEGER PRIMARY KEY AUTOINCREMENT);
 ";
 
