@@ -11,19 +11,24 @@
 //! (what Datumaro writes and the only form its reader accepts). The JSON is streamed item by item.
 //!
 //! **Import** reads `annotations/*.json` (any depth, any subset) from a zip or one bare `.json`,
-//! streaming items one by one. It converts like CVAT's `import_dm_annotations`: labels by name,
-//! attributes by name (others dropped), groups with ≥ 2 shapes renumbered per item, `occluded` /
-//! `rotation` / `source` / `score` / `outside` / `keyframe` / `track_id` special attributes, tracks
-//! rebuilt from `track_id` + `keyframe` with CVAT's keyframe inference, masks → CVAT RLE over the
-//! tight box, ellipses `(x1, y1, x2, y2)` → `(cx, cy, x2, y1)`, frames matched by §6
+//! streaming items one by one, each straight into typed fields (no `Value` trees). Files are
+//! read by a fast JSON reader of ours first; what it does not read (any malformed file among
+//! them) is read again by serde_json, which words the errors. It converts like CVAT's
+//! `import_dm_annotations`: labels by name, attributes by name (others dropped), groups with ≥ 2
+//! shapes renumbered per item, `occluded` / `rotation` / `source` / `score` / `outside` /
+//! `keyframe` / `track_id` special attributes, tracks rebuilt from `track_id` + `keyframe` with
+//! CVAT's keyframe inference, masks → CVAT RLE over the tight box, ellipses `(x1, y1, x2, y2)` →
+//! `(cx, cy, x2, y1)`, frames matched by §6
 //! ([`FrameMatcher`]). Errors name the file, the item and the annotation.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read, Write};
 use std::sync::OnceLock;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::{json, Map, Number, Value};
 
 use super::{
     write_in_parallel_batches, DatasetFrame, DeflatedEntry, ExportOptions, Format, FormatError,
@@ -1288,12 +1293,18 @@ impl<R: Read> Read for Limited<R> {
 }
 
 /// What the streaming parser hands over.
-trait Sink {
-    fn categories(&mut self, file: &str, cats: &Value) -> Result<(), FormatError>;
-    fn item(&mut self, file: &str, index: usize, item: Value) -> Result<(), FormatError>;
+trait Sink<'de> {
+    fn categories(&mut self, file: &str, cats: Value) -> Result<(), FormatError>;
+    /// Takes one item; gives back lists to reuse for the next one.
+    fn item(
+        &mut self,
+        file: &str,
+        index: usize,
+        item: Item<'de>,
+    ) -> Result<Buffers<'de>, FormatError>;
 }
 
-struct ParseState<'s, S: Sink> {
+struct ParseState<'s, 'de, S: Sink<'de>> {
     sink: &'s mut S,
     file: &'s str,
     /// The item being parsed (for syntax errors inside `items`).
@@ -1303,19 +1314,21 @@ struct ParseState<'s, S: Sink> {
     has_categories: bool,
     has_items: bool,
     /// Items seen before `categories`.
-    pending: Vec<(usize, Value)>,
+    pending: Vec<(usize, Item<'de>)>,
 }
 
-impl<S: Sink> ParseState<'_, S> {
+impl<'de, S: Sink<'de>> ParseState<'_, 'de, S> {
     fn fail<E: de::Error>(&mut self, e: FormatError) -> E {
         self.failed = Some(e);
         E::custom("conversion failed")
     }
 
-    fn item<E: de::Error>(&mut self, index: usize, v: Value) -> Result<(), E> {
+    /// Hands an item over (or keeps it until the categories come); gives back its emptied
+    /// lists for the next one.
+    fn item<E: de::Error>(&mut self, index: usize, v: Item<'de>) -> Result<Buffers<'de>, E> {
         if !self.has_categories {
             self.pending.push((index, v));
-            return Ok(());
+            return Ok(Buffers::default());
         }
         self.sink
             .item(self.file, index, v)
@@ -1323,9 +1336,9 @@ impl<S: Sink> ParseState<'_, S> {
     }
 }
 
-struct Top<'a, 's, S: Sink>(&'a mut ParseState<'s, S>);
+struct Top<'a, 's, 'de, S: Sink<'de>>(&'a mut ParseState<'s, 'de, S>);
 
-impl<'de, S: Sink> Visitor<'de> for Top<'_, '_, S> {
+impl<'de, S: Sink<'de>> Visitor<'de> for Top<'_, '_, 'de, S> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a Datumaro annotation file (a JSON object with \"categories\" and \"items\")")
@@ -1337,7 +1350,7 @@ impl<'de, S: Sink> Visitor<'de> for Top<'_, '_, S> {
                 "categories" => {
                     let v: Value = map.next_value()?;
                     st.sink
-                        .categories(st.file, &v)
+                        .categories(st.file, v)
                         .map_err(|e| st.fail::<A::Error>(e))?;
                     st.has_categories = true;
                     for (i, item) in std::mem::take(&mut st.pending) {
@@ -1357,16 +1370,16 @@ impl<'de, S: Sink> Visitor<'de> for Top<'_, '_, S> {
     }
 }
 
-impl<'de, S: Sink> DeserializeSeed<'de> for Top<'_, '_, S> {
+impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Top<'_, '_, 'de, S> {
     type Value = ();
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-struct Items<'a, 's, S: Sink>(&'a mut ParseState<'s, S>);
+struct Items<'a, 's, 'de, S: Sink<'de>>(&'a mut ParseState<'s, 'de, S>);
 
-impl<'de, S: Sink> Visitor<'de> for Items<'_, '_, S> {
+impl<'de, S: Sink<'de>> Visitor<'de> for Items<'_, '_, 'de, S> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a list of items")
@@ -1374,12 +1387,13 @@ impl<'de, S: Sink> Visitor<'de> for Items<'_, '_, S> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let st = self.0;
         let mut i = 0;
+        let mut lists = Buffers::default();
         loop {
             st.current = Some(i);
-            let Some(v) = seq.next_element::<Value>()? else {
+            let Some(v) = seq.next_element_seed(ItemSeed { lists })? else {
                 break;
             };
-            st.item::<A::Error>(i, v)?;
+            lists = st.item::<A::Error>(i, v)?;
             i += 1;
         }
         st.current = None;
@@ -1387,61 +1401,1281 @@ impl<'de, S: Sink> Visitor<'de> for Items<'_, '_, S> {
     }
 }
 
-impl<'de, S: Sink> DeserializeSeed<'de> for Items<'_, '_, S> {
+impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Items<'_, '_, 'de, S> {
     type Value = ();
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-/// Streams one Datumaro JSON file into `sink`: categories first (items met before them are
-/// kept until they come), then the items one by one.
+// ------------------------------------------------------------------------------------------------
+// Import: typed items
+//
+// Items are read straight into the types below instead of `Value` trees: strings borrowed from
+// the input where possible, number lists as `f64`s, unknown fields dropped. Nothing here
+// rejects a value of the wrong type: it is kept (or marked) so that the conversion reports it
+// with the same message and in the same order as when items were `Value`s. Everything is read
+// through `deserialize_any`, so syntax errors (and what counts as one: UTF-8, escapes, number
+// range, nesting depth) are those of a `Value` parse.
+
+/// Visitor methods for JSON scalars: `null` gives `$null`, any other scalar `$other`.
+macro_rules! visit_scalars {
+    ($null:expr, $other:expr) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($null)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+    };
+}
+
+/// Visitor methods that read and drop a list (`seq`) or an object (`map`), giving `$v`.
+macro_rules! skip_containers {
+    (seq: $s:expr, map: $m:expr) => {
+        skip_containers!(seq: $s);
+        skip_containers!(map: $m);
+    };
+    (seq: $v:expr) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Skip.visit_seq(seq)?;
+            Ok($v)
+        }
+    };
+    (map: $v:expr) => {
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Skip.visit_map(map)?;
+            Ok($v)
+        }
+    };
+}
+
+/// `impl Deserialize for $t`: `deserialize_any` with visitor `$v`.
+macro_rules! deserialize_any_with {
+    ($t:ty, $v:expr) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any($v)
+            }
+        }
+    };
+}
+
+/// Any JSON value, read and dropped. Unlike [`IgnoredAny`] it checks what a `Value` parse
+/// checks (UTF-8 in strings, number range), so unknown fields fail as they used to.
+struct Skip;
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = Skip;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    visit_scalars!(Skip, Skip);
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+}
+
+deserialize_any_with!(Skip, Skip);
+
+/// A JSON value as the importer keeps it: scalars typed (strings borrowed from the input where
+/// possible), lists and objects, which no field the importer reads holds, as a `Value`.
+#[derive(Debug)]
+enum Json<'de> {
+    Null,
+    Bool(bool),
+    Num(Number),
+    Str(Cow<'de, str>),
+    Other(Box<Value>),
+}
+
+impl<'de> Json<'de> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            Json::Num(n) => n.as_f64(),
+            _ => None,
+        }
+    }
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Json::Num(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+    fn is_null(&self) -> bool {
+        matches!(self, Json::Null)
+    }
+    /// The list or object, if it is one.
+    fn as_value(&self) -> Option<&Value> {
+        match self {
+            Json::Other(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn to_value(&self) -> Value {
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Num(n) => Value::Number(n.clone()),
+            Json::Str(s) => Value::String(s.to_string()),
+            Json::Other(v) => (**v).clone(),
+        }
+    }
+    fn from_value(v: &'de Value) -> Self {
+        match v {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Number(n) => Json::Num(n.clone()),
+            Value::String(s) => Json::Str(Cow::Borrowed(s)),
+            other => Json::Other(Box::new(other.clone())),
+        }
+    }
+}
+
+/// As JSON text, like `Value`'s `Display`.
+impl std::fmt::Display for Json<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_value().fmt(f)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Json<'de>, E> {
+        Ok(Json::Bool(b))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json<'de>, E> {
+        Ok(Json::Num(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json<'de>, E> {
+        Ok(Json::Num(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json<'de>, E> {
+        Ok(Number::from_f64(v).map_or(Json::Null, Json::Num))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Borrowed(s)))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(s.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(s)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Json<'de>, A::Error> {
+        let v = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(Json::Other(Box::new(v)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Json<'de>, A::Error> {
+        let v = Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(Json::Other(Box::new(v)))
+    }
+}
+
+deserialize_any_with!(Json<'de>, JsonVisitor);
+
+/// One element of a number list: `Some` if it is a number.
+struct Num(Option<f64>);
+
+impl<'de> Visitor<'de> for Num {
+    type Value = Num;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Num, E> {
+        Ok(Num(Some(v as f64)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Num, E> {
+        Ok(Num(Some(v as f64)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Num, E> {
+        Ok(Num(Some(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Num, E> {
+        Ok(Num(None))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Num, E> {
+        Ok(Num(None))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Num, E> {
+        Ok(Num(None))
+    }
+    skip_containers!(seq: Num(None), map: Num(None));
+}
+
+deserialize_any_with!(Num, Num(None));
+
+/// A list of numbers as `f64`s; `None` for anything else (`numbers` gives the error).
+struct Numbers(Option<Vec<f64>>);
+
+impl<'de> Visitor<'de> for Numbers {
+    type Value = Numbers;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    visit_scalars!(Numbers(None), Numbers(None));
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Numbers, A::Error> {
+        // Most lists are short: gathered on the stack, then allocated once at their length.
+        let mut head = [0.0; 16];
+        let mut n = 0;
+        let mut long: Vec<f64> = Vec::new();
+        let mut ok = true;
+        while let Some(Num(x)) = seq.next_element()? {
+            match x {
+                Some(x) if ok => {
+                    if n < head.len() {
+                        head[n] = x;
+                        n += 1;
+                    } else {
+                        if long.is_empty() {
+                            long.reserve(4 * head.len());
+                            long.extend_from_slice(&head);
+                        }
+                        long.push(x);
+                    }
+                }
+                _ => ok = false,
+            }
+        }
+        Ok(Numbers(ok.then(|| {
+            if long.is_empty() {
+                head[..n].to_vec()
+            } else {
+                long
+            }
+        })))
+    }
+    skip_containers!(map: Numbers(None));
+}
+
+deserialize_any_with!(Numbers, Numbers(None));
+
+/// An attribute name, borrowed from the input where possible.
+struct Name<'de>(Cow<'de, str>);
+
+struct NameVisitor;
+
+impl<'de> Visitor<'de> for NameVisitor {
+    type Value = Name<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Borrowed(s)))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Owned(s.to_owned())))
+    }
+}
+
+deserialize_any_with!(Name<'de>, NameVisitor);
+
+/// One entry of an `attributes` object.
+type Attr<'de> = (Cow<'de, str>, Json<'de>);
+
+/// CVAT's special attributes of an annotation, found in one pass.
+#[derive(Default)]
+struct Special<'a, 'de> {
+    source: Option<&'a Json<'de>>,
+    rotation: Option<&'a Json<'de>>,
+    occluded: Option<&'a Json<'de>>,
+    outside: Option<&'a Json<'de>>,
+    keyframe: Option<&'a Json<'de>>,
+    score: Option<&'a Json<'de>>,
+    track_id: Option<&'a Json<'de>>,
+}
+
+impl<'a, 'de> Special<'a, 'de> {
+    fn of(attrs: &'a [Attr<'de>]) -> Self {
+        let mut s = Special::default();
+        for (k, v) in attrs {
+            let slot = match k.as_ref() {
+                "source" => &mut s.source,
+                "rotation" => &mut s.rotation,
+                "occluded" => &mut s.occluded,
+                "outside" => &mut s.outside,
+                "keyframe" => &mut s.keyframe,
+                "score" => &mut s.score,
+                "track_id" => &mut s.track_id,
+                _ => continue,
+            };
+            *slot = Some(v);
+        }
+        s
+    }
+}
+
+/// The entries of a parsed object (skeleton point attributes).
+fn attrs_of(m: &Map<String, Value>) -> Vec<Attr<'_>> {
+    m.iter()
+        .map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::from_value(v)))
+        .collect()
+}
+
+/// Merges repeated names in `attrs[start..]` as a `serde_json::Map` does: first place, last
+/// value. Repetitions are rare, so they are looked for first, without allocating for a few
+/// names.
+fn merge_repeated(attrs: &mut Vec<Attr<'_>>, start: usize) {
+    let new = &attrs[start..];
+    let n = new.len();
+    let repeated = if n <= 16 {
+        (1..n).any(|i| new[..i].iter().any(|(k, _)| *k == new[i].0))
+    } else {
+        let mut seen = HashSet::with_capacity(n);
+        !new.iter().all(|(k, _)| seen.insert(k.as_ref()))
+    };
+    if !repeated {
+        return;
+    }
+    let mut at: HashMap<Cow<'_, str>, usize> = HashMap::new();
+    let mut merged: Vec<Attr<'_>> = Vec::with_capacity(n);
+    for (k, v) in attrs.drain(start..) {
+        match at.get(&k) {
+            Some(&i) => merged[i].1 = v,
+            None => {
+                at.insert(k.clone(), merged.len());
+                merged.push((k, v));
+            }
+        }
+    }
+    attrs.append(&mut merged);
+}
+
+/// The `attributes` field of an annotation.
+#[derive(Debug, Default)]
+enum AttrsField {
+    /// Missing or `null`.
+    #[default]
+    Absent,
+    /// Its entries in the item's [`DmItem::attrs`].
+    Object(std::ops::Range<usize>),
+    NotObject,
+}
+
+/// Reads an `attributes` field, appending an object's entries to the item's attribute list.
+struct AttrsSeed<'a, 'de>(&'a mut Vec<Attr<'de>>);
+
+impl<'de> Visitor<'de> for AttrsSeed<'_, 'de> {
+    type Value = AttrsField;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    visit_scalars!(AttrsField::Absent, AttrsField::NotObject);
+    skip_containers!(seq: AttrsField::NotObject);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AttrsField, A::Error> {
+        let start = self.0.len();
+        while let Some((Name(k), v)) = map.next_entry()? {
+            self.0.push((k, v));
+        }
+        merge_repeated(self.0, start);
+        Ok(AttrsField::Object(start..self.0.len()))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for AttrsSeed<'_, 'de> {
+    type Value = AttrsField;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<AttrsField, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// The fields of an annotation that the importer reads (the last value of a repeated one;
+/// number lists `None` when missing or not lists of numbers).
+#[derive(Debug, Default)]
+struct DmAnnotation<'de> {
+    ty: Option<Json<'de>>,
+    label_id: Option<Json<'de>>,
+    group: Option<Json<'de>>,
+    z_order: Option<Json<'de>>,
+    attributes: AttrsField,
+    points: Option<Vec<f64>>,
+    bbox: Option<Vec<f64>>,
+    position: Option<Vec<f64>>,
+    rotation: Option<Vec<f64>>,
+    scale: Option<Vec<f64>>,
+    rle: Option<Json<'de>>,
+    points_attributes: Option<Json<'de>>,
+}
+
+/// An element of an item's `annotations`: its fields, `None` if it is not a JSON object.
+#[derive(Debug, Default)]
+struct Annotation<'de>(Option<DmAnnotation<'de>>);
+
+impl Annotation<'_> {
+    /// The `type`, if it is a string.
+    fn ty(&self) -> Option<&str> {
+        self.0.as_ref()?.ty.as_ref()?.as_str()
+    }
+}
+
+/// The annotation field a key names.
+enum AnnKey {
+    Type,
+    LabelId,
+    Group,
+    ZOrder,
+    Attributes,
+    Points,
+    Bbox,
+    Position,
+    Rotation,
+    Scale,
+    Rle,
+    PointsAttributes,
+    Other,
+}
+
+impl<'de> Visitor<'de> for AnnKey {
+    type Value = AnnKey;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<AnnKey, E> {
+        Ok(match s {
+            "type" => AnnKey::Type,
+            "label_id" => AnnKey::LabelId,
+            "group" => AnnKey::Group,
+            "z_order" => AnnKey::ZOrder,
+            "attributes" => AnnKey::Attributes,
+            "points" => AnnKey::Points,
+            "bbox" => AnnKey::Bbox,
+            "position" => AnnKey::Position,
+            "rotation" => AnnKey::Rotation,
+            "scale" => AnnKey::Scale,
+            "rle" => AnnKey::Rle,
+            "points_attributes" => AnnKey::PointsAttributes,
+            _ => AnnKey::Other,
+        })
+    }
+}
+
+deserialize_any_with!(AnnKey, AnnKey::Other);
+
+/// Reads an annotation into `slot`, its attributes into `attrs`.
+struct AnnotationSeed<'a, 'de> {
+    slot: &'a mut Annotation<'de>,
+    attrs: &'a mut Vec<Attr<'de>>,
+}
+
+impl<'de> Visitor<'de> for AnnotationSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    visit_scalars!((), ());
+    skip_containers!(seq: ());
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let a = self.slot.0.insert(DmAnnotation::default());
+        while let Some(key) = map.next_key::<AnnKey>()? {
+            match key {
+                AnnKey::Type => a.ty = Some(map.next_value()?),
+                AnnKey::LabelId => a.label_id = Some(map.next_value()?),
+                AnnKey::Group => a.group = Some(map.next_value()?),
+                AnnKey::ZOrder => a.z_order = Some(map.next_value()?),
+                AnnKey::Attributes => {
+                    a.attributes = map.next_value_seed(AttrsSeed(&mut *self.attrs))?
+                }
+                AnnKey::Points => a.points = map.next_value::<Numbers>()?.0,
+                AnnKey::Bbox => a.bbox = map.next_value::<Numbers>()?.0,
+                AnnKey::Position => a.position = map.next_value::<Numbers>()?.0,
+                AnnKey::Rotation => a.rotation = map.next_value::<Numbers>()?.0,
+                AnnKey::Scale => a.scale = map.next_value::<Numbers>()?.0,
+                AnnKey::Rle => a.rle = Some(map.next_value()?),
+                AnnKey::PointsAttributes => a.points_attributes = Some(map.next_value()?),
+                AnnKey::Other => {
+                    map.next_value::<Skip>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for AnnotationSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// What an item's `annotations` field is.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+enum AnnotationsField {
+    /// Missing or `null`.
+    #[default]
+    Absent,
+    /// A list, in [`DmItem::annotations`].
+    List,
+    NotList,
+}
+
+/// Reads an `annotations` field into the item's (reused) lists.
+struct AnnotationsSeed<'a, 'de>(&'a mut Buffers<'de>);
+
+impl<'de> Visitor<'de> for AnnotationsSeed<'_, 'de> {
+    type Value = AnnotationsField;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    visit_scalars!(AnnotationsField::Absent, AnnotationsField::NotList);
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AnnotationsField, A::Error> {
+        let Buffers { annotations, attrs } = self.0;
+        loop {
+            annotations.push(Annotation::default());
+            let slot = annotations.last_mut().expect("just pushed");
+            let seed = AnnotationSeed {
+                slot,
+                attrs: &mut *attrs,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                annotations.pop();
+                return Ok(AnnotationsField::List);
+            }
+        }
+    }
+    skip_containers!(map: AnnotationsField::NotList);
+}
+
+impl<'de> DeserializeSeed<'de> for AnnotationsSeed<'_, 'de> {
+    type Value = AnnotationsField;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<AnnotationsField, D::Error> {
+        self.0.clear();
+        d.deserialize_any(self)
+    }
+}
+
+/// An item's annotations and their attributes; kept from item to item so that their memory is
+/// reused.
+#[derive(Debug, Default)]
+struct Buffers<'de> {
+    annotations: Vec<Annotation<'de>>,
+    attrs: Vec<Attr<'de>>,
+}
+
+impl Buffers<'_> {
+    fn clear(&mut self) {
+        self.annotations.clear();
+        self.attrs.clear();
+    }
+}
+
+/// One field of an object: `None` if the value is not an object, else the field's (last)
+/// value if it has it.
+struct FieldOf(&'static str);
+
+impl<'de> Visitor<'de> for FieldOf {
+    type Value = Option<Option<Json<'de>>>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    visit_scalars!(None, None);
+    skip_containers!(seq: None);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(Name(key)) = map.next_key()? {
+            if key == self.0 {
+                found = Some(map.next_value()?);
+            } else {
+                map.next_value::<Skip>()?;
+            }
+        }
+        Ok(Some(found))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for FieldOf {
+    type Value = Option<Option<Json<'de>>>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// The fields of an item that the importer reads (the last value of a repeated one).
+#[derive(Debug, Default)]
+struct DmItem<'de> {
+    id: Option<Json<'de>>,
+    /// `image.path`; `None` if `image` is missing or not an object.
+    image_path: Option<Option<Json<'de>>>,
+    /// `attr.frame`; `None` if `attr` is missing or not an object.
+    frame_attr: Option<Option<Json<'de>>>,
+    annotations: AnnotationsField,
+    /// The annotations (if `annotations` is a list) and their attributes.
+    lists: Buffers<'de>,
+}
+
+/// An element of the `items` list.
+#[derive(Debug)]
+enum Item<'de> {
+    Object(DmItem<'de>),
+    NotObject,
+}
+
+impl<'de> Item<'de> {
+    /// The item's lists, emptied, for the next item.
+    fn into_buffers(self) -> Buffers<'de> {
+        match self {
+            Item::Object(DmItem { mut lists, .. }) => {
+                lists.clear();
+                lists
+            }
+            Item::NotObject => Buffers::default(),
+        }
+    }
+}
+
+/// Reads an item, reusing `lists`.
+struct ItemSeed<'de> {
+    lists: Buffers<'de>,
+}
+
+impl<'de> Visitor<'de> for ItemSeed<'de> {
+    type Value = Item<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    visit_scalars!(Item::NotObject, Item::NotObject);
+    skip_containers!(seq: Item::NotObject);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut it = DmItem {
+            lists: self.lists,
+            ..DmItem::default()
+        };
+        while let Some(Name(key)) = map.next_key()? {
+            match key.as_ref() {
+                "id" => it.id = Some(map.next_value()?),
+                "image" => it.image_path = map.next_value_seed(FieldOf("path"))?,
+                "attr" => it.frame_attr = map.next_value_seed(FieldOf("frame"))?,
+                "annotations" => {
+                    it.annotations = map.next_value_seed(AnnotationsSeed(&mut it.lists))?
+                }
+                _ => {
+                    map.next_value::<Skip>()?;
+                }
+            }
+        }
+        Ok(Item::Object(it))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ItemSeed<'de> {
+    type Value = Item<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Import: the fast JSON reader
+//
+// `Fast` is a plain JSON reader over a whole file checked as UTF-8 once (serde_json checks each
+// string), scanning strings eight bytes at a time; it reads the bench file's items in about two
+// thirds of serde_json's time. It feeds the same visitors, so it builds the same items, and parses
+// numbers with serde_json's own arithmetic, so they are the same to the bit. It reports no
+// errors: on anything malformed, or unusual (numbers past `u64` or `i32` exponents, lone
+// surrogates, deep nesting), it stops with `Unhandled` and the import is redone with
+// serde_json, which gives the result or the exact error.
+
+/// What the fast reader stops with: the file is to be read by serde_json.
+#[derive(Debug)]
+struct Unhandled;
+
+impl std::fmt::Display for Unhandled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("left to serde_json")
+    }
+}
+
+impl std::error::Error for Unhandled {}
+
+impl de::Error for Unhandled {
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        Unhandled
+    }
+}
+
+/// Nesting depth past which the fast reader gives up (serde_json's limit is 128).
+const FAST_MAX_DEPTH: u32 = 100;
+
+/// serde_json's table for `f64_from_parts`: `10^i` for `i` in `0..=308`, parsed as its literals
+/// are (correctly rounded).
+fn pow10() -> &'static [f64; 309] {
+    static POW10: OnceLock<[f64; 309]> = OnceLock::new();
+    POW10.get_or_init(|| {
+        let mut t = [0.0; 309];
+        for (i, p) in t.iter_mut().enumerate() {
+            *p = format!("1e{i}").parse().expect("a float literal");
+        }
+        t
+    })
+}
+
+/// A number as serde_json parses it (`ParserNumber`).
+enum ParsedNumber {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+}
+
+/// The fast reader: a position in a whole file.
+struct Fast<'de> {
+    text: &'de str,
+    pos: usize,
+    depth: u32,
+}
+
+impl<'de> Fast<'de> {
+    fn new(text: &'de str) -> Self {
+        Fast {
+            text,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    /// The next byte that is not whitespace (not consumed).
+    fn peek(&mut self) -> Result<u8, Unhandled> {
+        let b = self.text.as_bytes();
+        while let Some(&c) = b.get(self.pos) {
+            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                return Ok(c);
+            }
+            self.pos += 1;
+        }
+        Err(Unhandled)
+    }
+
+    /// Consumes `c`, the next byte that is not whitespace.
+    fn expect(&mut self, c: u8) -> Result<(), Unhandled> {
+        if self.peek()? != c {
+            return Err(Unhandled);
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// Only whitespace is left.
+    fn end(&mut self) -> Result<(), Unhandled> {
+        match self.peek() {
+            Err(Unhandled) => Ok(()),
+            Ok(_) => Err(Unhandled),
+        }
+    }
+
+    /// The byte at the position, whitespace or not.
+    fn byte(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    /// Past the opening bracket of a list or object, one level deeper.
+    fn enter(&mut self) -> Result<(), Unhandled> {
+        self.depth += 1;
+        if self.depth > FAST_MAX_DEPTH {
+            return Err(Unhandled);
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// A string, the opening quote next: borrowed unless it has escapes.
+    fn string(&mut self) -> Result<Cow<'de, str>, Unhandled> {
+        let b = self.text.as_bytes();
+        let start = self.pos + 1;
+        let mut end = string_stop(b, start);
+        if b.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            return Ok(Cow::Borrowed(&self.text[start..end]));
+        }
+        let mut out = String::from(&self.text[start..end]);
+        loop {
+            match b.get(end) {
+                Some(b'"') => {
+                    self.pos = end + 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(b'\\') => {}
+                // A control character, or the end.
+                _ => return Err(Unhandled),
+            }
+            self.pos = end + 2;
+            out.push(match b.get(end + 1).ok_or(Unhandled)? {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\x08',
+                b'f' => '\x0c',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => self.unicode_escape()?,
+                _ => return Err(Unhandled),
+            });
+            let run = self.pos;
+            end = string_stop(b, run);
+            out.push_str(&self.text[run..end]);
+        }
+    }
+
+    /// The character of a `\u` escape (a surrogate pair as one), `\u` just read.
+    fn unicode_escape(&mut self) -> Result<char, Unhandled> {
+        let hex4 = |f: &mut Self| -> Result<u32, Unhandled> {
+            let h = f.text.get(f.pos..f.pos + 4).ok_or(Unhandled)?;
+            if !h.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err(Unhandled);
+            }
+            f.pos += 4;
+            u32::from_str_radix(h, 16).map_err(|_| Unhandled)
+        };
+        let n = hex4(self)?;
+        let c = match n {
+            0xD800..=0xDBFF => {
+                if self.text.as_bytes().get(self.pos..self.pos + 2) != Some(b"\\u") {
+                    return Err(Unhandled);
+                }
+                self.pos += 2;
+                let m = hex4(self)?;
+                if !(0xDC00..=0xDFFF).contains(&m) {
+                    return Err(Unhandled);
+                }
+                0x10000 + ((n - 0xD800) << 10) + (m - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return Err(Unhandled),
+            _ => n,
+        };
+        char::from_u32(c).ok_or(Unhandled)
+    }
+
+    /// Digits accumulated into `acc` (`acc * 10 + digit`, as serde_json); returns how many.
+    /// `Unhandled` where `acc` would overflow (serde_json goes on with a slower float parse).
+    fn digits(&mut self, acc: &mut u64) -> Result<usize, Unhandled> {
+        let b = self.text.as_bytes();
+        let (start, mut i, mut a) = (self.pos, self.pos, *acc);
+        while let Some(&c @ b'0'..=b'9') = b.get(i) {
+            a = a
+                .checked_mul(10)
+                .and_then(|a| a.checked_add(u64::from(c - b'0')))
+                .ok_or(Unhandled)?;
+            i += 1;
+        }
+        (self.pos, *acc) = (i, a);
+        Ok(i - start)
+    }
+
+    /// A number, exactly as serde_json (without `float_roundtrip`) parses it; `Unhandled`
+    /// where serde_json would fail or take its slower paths (digits past `u64`, exponents
+    /// past `i32`).
+    fn number(&mut self) -> Result<ParsedNumber, Unhandled> {
+        let positive = self.byte() != Some(b'-');
+        if !positive {
+            self.pos += 1;
+        }
+        let mut significand = 0;
+        match self.byte() {
+            Some(b'0') => {
+                self.pos += 1;
+                if matches!(self.byte(), Some(b'0'..=b'9')) {
+                    return Err(Unhandled);
+                }
+            }
+            Some(b'1'..=b'9') => {
+                self.digits(&mut significand)?;
+            }
+            _ => return Err(Unhandled),
+        }
+        let mut exponent = 0;
+        let mut float = false;
+        if self.byte() == Some(b'.') {
+            self.pos += 1;
+            let fraction = self.digits(&mut significand)?;
+            if fraction == 0 {
+                return Err(Unhandled);
+            }
+            // (At most 20 digits: more would have overflowed.)
+            exponent = -(fraction as i32);
+            float = true;
+        }
+        if matches!(self.byte(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            let positive_exp = match self.byte() {
+                Some(b'+') => {
+                    self.pos += 1;
+                    true
+                }
+                Some(b'-') => {
+                    self.pos += 1;
+                    false
+                }
+                _ => true,
+            };
+            let mut exp = 0;
+            if self.digits(&mut exp)? == 0 {
+                return Err(Unhandled);
+            }
+            let exp = i32::try_from(exp).map_err(|_| Unhandled)?;
+            exponent = if positive_exp {
+                exponent.saturating_add(exp)
+            } else {
+                exponent.saturating_sub(exp)
+            };
+            float = true;
+        }
+        if float {
+            return f64_from_parts(positive, significand, exponent).map(ParsedNumber::F64);
+        }
+        Ok(if positive {
+            ParsedNumber::U64(significand)
+        } else {
+            let neg = (significand as i64).wrapping_neg();
+            // As serde_json: a float if it does not fit `i64`, or for `-0`.
+            if neg >= 0 {
+                ParsedNumber::F64(-(significand as f64))
+            } else {
+                ParsedNumber::I64(neg)
+            }
+        })
+    }
+}
+
+/// The index of the first byte from `i` on that ends a run of plain string bytes: `"`, `\\`
+/// or a control character (`b.len()` if none). Eight bytes at a time, as the bytes of a word.
+fn string_stop(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    // High bit of each byte that is zero in `x` (the lowest one exact; others may be wrong).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let hits = zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !matches!(b[i], b'"' | b'\\' | 0..=0x1f) {
+        i += 1;
+    }
+    i
+}
+
+/// serde_json's `f64_from_parts` (without `float_roundtrip`); `Unhandled` where it fails.
+fn f64_from_parts(positive: bool, significand: u64, mut exponent: i32) -> Result<f64, Unhandled> {
+    let pow10 = pow10();
+    let mut f = significand as f64;
+    loop {
+        match pow10.get(exponent.wrapping_abs() as usize) {
+            Some(&pow) => {
+                if exponent >= 0 {
+                    f *= pow;
+                    if f.is_infinite() {
+                        return Err(Unhandled);
+                    }
+                } else {
+                    f /= pow;
+                }
+                break;
+            }
+            None => {
+                if f == 0.0 {
+                    break;
+                }
+                if exponent >= 0 {
+                    return Err(Unhandled);
+                }
+                f /= 1e308;
+                exponent += 308;
+            }
+        }
+    }
+    Ok(if positive { f } else { -f })
+}
+
+impl<'de> de::Deserializer<'de> for &mut Fast<'de> {
+    type Error = Unhandled;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unhandled> {
+        match self.peek()? {
+            b'{' => {
+                self.enter()?;
+                let v = visitor.visit_map(FastAccess {
+                    de: &mut *self,
+                    first: true,
+                })?;
+                self.depth -= 1;
+                self.expect(b'}')?;
+                Ok(v)
+            }
+            b'[' => {
+                self.enter()?;
+                let v = visitor.visit_seq(FastAccess {
+                    de: &mut *self,
+                    first: true,
+                })?;
+                self.depth -= 1;
+                self.expect(b']')?;
+                Ok(v)
+            }
+            b'"' => match self.string()? {
+                Cow::Borrowed(s) => visitor.visit_borrowed_str(s),
+                Cow::Owned(s) => visitor.visit_string(s),
+            },
+            b't' => self.literal("true", visitor.visit_bool(true)),
+            b'f' => self.literal("false", visitor.visit_bool(false)),
+            b'n' => self.literal("null", visitor.visit_unit()),
+            _ => match self.number()? {
+                ParsedNumber::U64(n) => visitor.visit_u64(n),
+                ParsedNumber::I64(n) => visitor.visit_i64(n),
+                ParsedNumber::F64(f) => visitor.visit_f64(f),
+            },
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl Fast<'_> {
+    /// Consumes `word` (a literal), then gives `v`.
+    fn literal<T>(&mut self, word: &str, v: Result<T, Unhandled>) -> Result<T, Unhandled> {
+        if !self.text[self.pos..].starts_with(word) {
+            return Err(Unhandled);
+        }
+        self.pos += word.len();
+        v
+    }
+}
+
+/// The entries of an object or the elements of a list, for the visitors.
+struct FastAccess<'a, 'de> {
+    de: &'a mut Fast<'de>,
+    first: bool,
+}
+
+impl FastAccess<'_, '_> {
+    /// Past the separator before the next entry; `false` at the closing `close`.
+    fn next(&mut self, close: u8) -> Result<bool, Unhandled> {
+        let c = self.de.peek()?;
+        if c == close {
+            return Ok(false);
+        }
+        if !self.first {
+            if c != b',' {
+                return Err(Unhandled);
+            }
+            self.de.pos += 1;
+            // No trailing comma.
+            if self.de.peek()? == close {
+                return Err(Unhandled);
+            }
+        }
+        self.first = false;
+        Ok(true)
+    }
+}
+
+impl<'de> MapAccess<'de> for FastAccess<'_, 'de> {
+    type Error = Unhandled;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Unhandled> {
+        if !self.next(b'}')? {
+            return Ok(None);
+        }
+        if self.de.peek()? != b'"' {
+            return Err(Unhandled);
+        }
+        seed.deserialize(&mut *self.de).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Unhandled> {
+        self.de.expect(b':')?;
+        seed.deserialize(&mut *self.de)
+    }
+}
+
+impl<'de> SeqAccess<'de> for FastAccess<'_, 'de> {
+    type Error = Unhandled;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Unhandled> {
+        if !self.next(b']')? {
+            return Ok(None);
+        }
+        seed.deserialize(&mut *self.de).map(Some)
+    }
+}
+
 /// Annotation files up to this size are read whole and parsed from memory (serde_json parses
-/// a slice about twice as fast as a reader); larger ones are streamed.
+/// a slice about twice as fast as a reader, and strings can be borrowed); larger ones are
+/// streamed.
 const IN_MEMORY_MAX: u64 = 256 << 20;
 
-fn parse_file<S: Sink>(
+/// Reads up to `IN_MEMORY_MAX + 1` bytes of `reader` into `head`, as `read_to_end` does, but
+/// into a zeroed buffer of the `expected` size first: `calloc` hands out fresh pages without
+/// writing them, where `read_to_end` would zero its spare capacity before each read.
+fn read_head(reader: &mut impl Read, expected: usize, head: &mut Vec<u8>) -> std::io::Result<()> {
+    *head = vec![0; expected];
+    let mut filled = 0;
+    while filled < head.len() {
+        match reader.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(filled);
+    if filled == expected {
+        // The size was not known, or is wrong: read what is left.
+        reader
+            .take(IN_MEMORY_MAX + 1 - filled as u64)
+            .read_to_end(head)?;
+    }
+    Ok(())
+}
+
+/// How `parse_file` reads a file held in memory.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Reader {
+    /// [`Fast`], giving up with [`Failed::Unhandled`].
+    Fast,
+    /// serde_json.
+    Serde,
+}
+
+/// Why an import stopped.
+#[derive(Debug)]
+enum Failed {
+    Error(FormatError),
+    /// The fast reader left the file to serde_json.
+    Unhandled,
+}
+
+impl From<FormatError> for Failed {
+    fn from(e: FormatError) -> Self {
+        Failed::Error(e)
+    }
+}
+
+/// Streams one Datumaro JSON file into `sink`: categories first (items met before them are
+/// kept until they come), then the items one by one. `size` (the file's size as its container
+/// says, if known) sizes the in-memory buffer.
+fn parse_file<S: for<'de> Sink<'de>>(
     reader: impl Read,
+    size: Option<u64>,
     file: &str,
     limit: u64,
     sink: &mut S,
-) -> Result<(), FormatError> {
+    how: Reader,
+) -> Result<(), Failed> {
     let mut reader = Limited {
         inner: reader,
         left: limit,
         limit,
     };
+    let expected = size.unwrap_or(0).min(limit).min(IN_MEMORY_MAX) as usize;
     let mut head = Vec::new();
-    if let Err(e) = (&mut reader).take(IN_MEMORY_MAX + 1).read_to_end(&mut head) {
-        return Err(
+    if let Err(e) = read_head(&mut reader, expected, &mut head) {
+        return Err(Failed::Error(
             match e.get_ref().and_then(|r| r.downcast_ref::<TooLarge>()) {
                 Some(t) => FormatError::invalid(file, "", t.to_string()),
                 None => FormatError::Io(format!("{file}: {e}")),
             },
-        );
+        ));
     }
     if head.len() as u64 <= IN_MEMORY_MAX {
-        parse_json(serde_json::Deserializer::from_slice(&head), file, sink)
-    } else {
-        let rest = BufReader::with_capacity(1 << 16, std::io::Cursor::new(head).chain(reader));
-        parse_json(serde_json::Deserializer::from_reader(rest), file, sink)
+        return match how {
+            Reader::Fast => {
+                let text = std::str::from_utf8(&head).map_err(|_| Failed::Unhandled)?;
+                parse_fast(text, file, sink)
+            }
+            Reader::Serde => Ok(parse_json(
+                serde_json::Deserializer::from_slice(&head),
+                file,
+                sink,
+            )?),
+        };
+    }
+    let rest = BufReader::with_capacity(1 << 16, std::io::Cursor::new(head).chain(reader));
+    Ok(parse_json(
+        serde_json::Deserializer::from_reader(rest),
+        file,
+        sink,
+    )?)
+}
+
+impl<'s, 'de, S: Sink<'de>> ParseState<'s, 'de, S> {
+    fn new(sink: &'s mut S, file: &'s str) -> Self {
+        ParseState {
+            sink,
+            file,
+            current: None,
+            failed: None,
+            has_categories: false,
+            has_items: false,
+            pending: Vec::new(),
+        }
+    }
+
+    /// After the whole file: it must have had both keys.
+    fn check_keys(&self) -> Result<(), FormatError> {
+        if !self.has_categories || !self.has_items {
+            return Err(FormatError::NotThisFormat {
+                format: DISPLAY.into(),
+                reason: format!(
+                    "{} must be a JSON object with \"categories\" and \"items\" keys",
+                    self.file
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
-fn parse_json<'de, R: serde_json::de::Read<'de>, S: Sink>(
+fn parse_json<'de, R: serde_json::de::Read<'de>, S: Sink<'de>>(
     mut de: serde_json::Deserializer<R>,
     file: &str,
     sink: &mut S,
 ) -> Result<(), FormatError> {
-    let mut st = ParseState {
-        sink,
-        file,
-        current: None,
-        failed: None,
-        has_categories: false,
-        has_items: false,
-        pending: Vec::new(),
-    };
+    let mut st = ParseState::new(sink, file);
     let res = Top(&mut st).deserialize(&mut de).and_then(|_| de.end());
     if let Some(e) = st.failed.take() {
         return Err(e);
@@ -1464,13 +2698,20 @@ fn parse_json<'de, R: serde_json::de::Read<'de>, S: Sink>(
             format!("invalid JSON: {e}"),
         ));
     }
-    if !st.has_categories || !st.has_items {
-        return Err(FormatError::NotThisFormat {
-            format: DISPLAY.into(),
-            reason: format!("{file} must be a JSON object with \"categories\" and \"items\" keys"),
-        });
+    st.check_keys()
+}
+
+/// [`parse_json`] with the fast reader: the sink's errors as they are, the reader's as
+/// `Unhandled`.
+fn parse_fast<'de, S: Sink<'de>>(text: &'de str, file: &str, sink: &mut S) -> Result<(), Failed> {
+    let mut de = Fast::new(text);
+    let mut st = ParseState::new(sink, file);
+    let res = Top(&mut st).deserialize(&mut de).and_then(|_| de.end());
+    if let Some(e) = st.failed.take() {
+        return Err(Failed::Error(e));
     }
-    Ok(())
+    res.map_err(|_| Failed::Unhandled)?;
+    Ok(st.check_keys()?)
 }
 
 /// The annotation files of an import: `annotations/*.json` in a zip (any depth), or the bare file.
@@ -1503,16 +2744,18 @@ fn annotation_files(input: &ImportInput) -> Result<Vec<String>, FormatError> {
     }
 }
 
-fn with_reader<T>(
+/// Runs `f` on a reader of file `name` of the input, with the file's size if known.
+fn with_reader<T, E: From<FormatError>>(
     input: &ImportInput,
     name: &str,
-    f: impl FnOnce(&mut dyn Read) -> Result<T, FormatError>,
-) -> Result<T, FormatError> {
+    f: impl FnOnce(&mut dyn Read, Option<u64>) -> Result<T, E>,
+) -> Result<T, E> {
     match input {
         ImportInput::File(p) => {
             let mut file = std::fs::File::open(p)
                 .map_err(|e| FormatError::Io(format!("{}: {e}", p.display())))?;
-            f(&mut file)
+            let size = file.metadata().ok().map(|m| m.len());
+            f(&mut file, size)
         }
         ImportInput::Zip(p) => {
             let file = std::fs::File::open(p).map_err(|e| FormatError::Io(e.to_string()))?;
@@ -1522,7 +2765,8 @@ fn with_reader<T>(
             let mut entry = z.by_name(name).map_err(|e| {
                 FormatError::invalid(name, "", format!("cannot read it from the archive: {e}"))
             })?;
-            f(&mut entry)
+            let size = entry.size();
+            f(&mut entry, Some(size))
         }
     }
 }
@@ -1533,11 +2777,26 @@ fn import(
     limit: u64,
 ) -> Result<Annotations, FormatError> {
     let files = annotation_files(input)?;
-    let mut imp = Importer::new(ds);
-    for name in &files {
-        with_reader(input, name, |r| parse_file(r, name, limit, &mut imp))?;
+    let run = |how| -> Result<Annotations, Failed> {
+        let mut imp = Importer::new(ds);
+        for name in &files {
+            with_reader(input, name, |r, size| {
+                parse_file(r, size, name, limit, &mut imp, how)
+            })?;
+        }
+        Ok(imp.finish()?)
+    };
+    // The fast reader first; what it does not read (malformed files among them) is read
+    // again from the start by serde_json, which also words the errors.
+    match run(Reader::Fast) {
+        Ok(a) => Ok(a),
+        Err(Failed::Error(e)) => Err(e),
+        Err(Failed::Unhandled) => match run(Reader::Serde) {
+            Ok(a) => Ok(a),
+            Err(Failed::Error(e)) => Err(e),
+            Err(Failed::Unhandled) => unreachable!("serde_json reads every file"),
+        },
     }
-    imp.finish()
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1656,32 +2915,36 @@ struct Importer<'d> {
     matcher: FrameMatcher<'d>,
     last_frame: u64,
     cats: Option<DmCategories>,
+    /// The task label of each label category of `cats` (by name).
+    cat_labels: Vec<Option<&'d LabelInfo>>,
     items: Vec<ItemRef>,
-    tags: Vec<(usize, Tag)>,
-    shapes: Vec<(usize, Shape)>,
+    /// Tags and shapes, with their frames still to be set, and the items they come from.
+    tags: Vec<Tag>,
+    tag_items: Vec<usize>,
+    shapes: Vec<Shape>,
+    shape_items: Vec<usize>,
     tracks: Vec<TrackAcc>,
     track_index: HashMap<String, usize>,
 }
 
 /// `attrs.converters.to_bool`, as CVAT reads `occluded`, `outside`, `keyframe`.
-fn to_bool(v: Option<&Value>) -> bool {
+fn to_bool(v: Option<&Json>) -> bool {
     match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_f64() == Some(1.0),
-        Some(Value::String(s)) => matches!(
-            s.to_ascii_lowercase().as_str(),
-            "true" | "t" | "yes" | "y" | "on" | "1"
-        ),
+        Some(Json::Bool(b)) => *b,
+        Some(Json::Num(n)) => n.as_f64() == Some(1.0),
+        Some(Json::Str(s)) => ["true", "t", "yes", "y", "on", "1"]
+            .iter()
+            .any(|t| s.eq_ignore_ascii_case(t)),
         _ => false,
     }
 }
 
 /// An attribute value as text (integral numbers without a fraction, booleans lower-case).
-fn value_text(v: &Value) -> String {
+fn value_text(v: &Json) -> String {
     match v {
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => {
+        Json::Str(s) => s.to_string(),
+        Json::Bool(b) => b.to_string(),
+        Json::Num(n) => {
             if let Some(i) = n.as_i64() {
                 i.to_string()
             } else if let Some(f) = n.as_f64() {
@@ -1694,12 +2957,18 @@ fn value_text(v: &Value) -> String {
                 n.to_string()
             }
         }
-        Value::Null => String::new(),
-        other => other.to_string(),
+        Json::Null => String::new(),
+        Json::Other(v) => v.to_string(),
     }
 }
 
-fn numbers(v: Option<&Value>, what: &str) -> Result<Vec<f64>, String> {
+/// A number list read by [`Numbers`] (`None`: missing, or not a list of numbers).
+fn numbers(v: Option<Vec<f64>>, what: &str) -> Result<Vec<f64>, String> {
+    v.ok_or_else(|| format!("\"{what}\" must be a list of numbers"))
+}
+
+/// As [`numbers`], for a `serde_json` list (the mask's `rle.size`).
+fn value_numbers(v: Option<&Value>, what: &str) -> Result<Vec<f64>, String> {
     let arr = v
         .and_then(Value::as_array)
         .ok_or_else(|| format!("\"{what}\" must be a list of numbers"))?;
@@ -1730,9 +2999,50 @@ fn shape_kind(ty: &str) -> Option<ShapeType> {
     })
 }
 
-fn group_key(v: Option<&Value>) -> i64 {
-    v.and_then(|g| g.as_i64().or_else(|| g.as_f64().map(|f| f as i64)))
-        .unwrap_or(0)
+/// An integer field (`group`, `z_order`): truncated if fractional, 0 if not a number.
+fn group_key(v: Option<&Json>) -> i64 {
+    match v {
+        Some(Json::Num(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        _ => None,
+    }
+    .unwrap_or(0)
+}
+
+/// Groups of an item's shapes renumbered 1..n in key order, as `(key, number)` sorted by key;
+/// CVAT keeps only groups of two or more shapes.
+fn item_groups(anns: &[Annotation]) -> Vec<(i64, u64)> {
+    let mut keys: Vec<i64> = anns
+        .iter()
+        .filter(|a| a.ty().and_then(shape_kind).is_some())
+        .map(|a| group_key(a.0.as_ref().and_then(|a| a.group.as_ref())))
+        .collect();
+    keys.sort_unstable();
+    keys.chunk_by(|a, b| a == b)
+        .filter(|run| run[0] != 0 && run.len() > 1)
+        .enumerate()
+        .map(|(i, run)| (run[0], i as u64 + 1))
+        .collect()
+}
+
+/// The new number of group `key` (0: not kept).
+fn group_number(groups: &[(i64, u64)], key: i64) -> u64 {
+    groups
+        .binary_search_by_key(&key, |g| g.0)
+        .map_or(0, |i| groups[i].1)
+}
+
+/// CVAT's `source` special attribute: one of its four sources (lower-cased), else "file".
+fn source_of(source: Option<&Json>) -> String {
+    match source.and_then(Json::as_str) {
+        Some(s) => {
+            let s = s.to_ascii_lowercase();
+            match s.as_str() {
+                "auto" | "semi-auto" | "manual" | "file" => s,
+                _ => "file".to_owned(),
+            }
+        }
+        None => "file".to_owned(),
+    }
 }
 
 impl<'d> Importer<'d> {
@@ -1742,23 +3052,22 @@ impl<'d> Importer<'d> {
             matcher: FrameMatcher::new(&ds.frames, ds.mode == "interpolation"),
             last_frame: ds.frames.iter().map(|f| f.rel).max().unwrap_or(0),
             cats: None,
+            cat_labels: Vec::new(),
             items: Vec::new(),
             tags: Vec::new(),
+            tag_items: Vec::new(),
             shapes: Vec::new(),
+            shape_items: Vec::new(),
             tracks: Vec::new(),
             track_index: HashMap::new(),
         }
     }
 
     /// The label's attribute values by name (others dropped), normalised and checked.
-    fn attributes(
-        &self,
-        label: &LabelInfo,
-        attrs: &Map<String, Value>,
-    ) -> Result<Vec<AttributeVal>, String> {
+    fn attributes(&self, label: &LabelInfo, attrs: &[Attr]) -> Result<Vec<AttributeVal>, String> {
         let mut out = Vec::new();
         for (name, v) in attrs {
-            let Some((spec_id, spec)) = label.attributes.iter().find(|(_, s)| &s.name == name)
+            let Some((spec_id, spec)) = label.attributes.iter().find(|(_, s)| s.name == *name)
             else {
                 continue;
             };
@@ -1775,10 +3084,10 @@ impl<'d> Importer<'d> {
     fn top_label(
         &self,
         cats: &DmCategories,
-        v: Option<&Value>,
+        v: Option<&Json>,
     ) -> Result<(usize, &'d LabelInfo), String> {
         let idx = match v {
-            None | Some(Value::Null) => return Err("annotation has no label".into()),
+            None | Some(Json::Null) => return Err("annotation has no label".into()),
             Some(x) => x
                 .as_u64()
                 .ok_or_else(|| format!("label_id {x} is not a label index"))?
@@ -1788,14 +3097,17 @@ impl<'d> Importer<'d> {
             .labels
             .get(idx)
             .ok_or_else(|| format!("label_id {idx} is not in the label categories"))?;
-        let label = self
-            .labels
-            .by_name(&dm.name)
+        let label = self.cat_labels[idx]
             .ok_or_else(|| format!("Label '{}' is not registered for this task", dm.name))?;
         Ok((idx, label))
     }
 
-    fn add_item(&mut self, file: &str, index: usize, item: Value) -> Result<(), FormatError> {
+    fn add_item(
+        &mut self,
+        file: &str,
+        index: usize,
+        item: &mut Item<'_>,
+    ) -> Result<(), FormatError> {
         let cats = self.cats.take().unwrap_or_default();
         let res = self.add_item_with(&cats, file, index, item);
         self.cats = Some(cats);
@@ -1807,18 +3119,18 @@ impl<'d> Importer<'d> {
         cats: &DmCategories,
         file: &str,
         index: usize,
-        item: Value,
+        item: &mut Item<'_>,
     ) -> Result<(), FormatError> {
-        let Value::Object(mut obj) = item else {
+        let Item::Object(item) = item else {
             return Err(FormatError::invalid(
                 file,
                 format!("item #{index}"),
                 "an item must be a JSON object",
             ));
         };
-        let id = match obj.get("id") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
+        let id = match &item.id {
+            Some(Json::Str(s)) => s.to_string(),
+            Some(Json::Num(n)) => n.to_string(),
             _ => {
                 return Err(FormatError::invalid(
                     file,
@@ -1827,15 +3139,19 @@ impl<'d> Importer<'d> {
                 ))
             }
         };
-        let image_ext = obj.get("image").and_then(Value::as_object).map(|img| {
-            match img.get("path").and_then(Value::as_str) {
-                Some(p) if !p.is_empty() => {
-                    split_ext(p.rsplit('/').next().unwrap_or(p)).1.to_owned()
-                }
-                _ => ".jpg".to_owned(),
-            }
-        });
-        let frame_attr = obj.get("attr").and_then(|a| a.get("frame")).cloned();
+        let image_ext =
+            item.image_path
+                .as_ref()
+                .map(|path| match path.as_ref().and_then(Json::as_str) {
+                    Some(p) if !p.is_empty() => {
+                        split_ext(p.rsplit('/').next().unwrap_or(p)).1.to_owned()
+                    }
+                    _ => ".jpg".to_owned(),
+                });
+        let frame_attr = item
+            .frame_attr
+            .as_ref()
+            .and_then(|f| f.as_ref().map(Json::to_value));
         let item_ref = ItemRef {
             file: file.to_owned(),
             index,
@@ -1843,100 +3159,72 @@ impl<'d> Importer<'d> {
             image_ext,
             frame_attr,
         };
-        let loc = item_ref.location();
-        let anns = match obj.remove("annotations") {
-            Some(Value::Array(a)) => a,
-            Some(Value::Null) | None => {
+        match item.annotations {
+            AnnotationsField::List => {}
+            AnnotationsField::Absent => {
                 return Err(FormatError::invalid(
                     file,
-                    loc,
+                    item_ref.location(),
                     "the item has no \"annotations\" list",
                 ))
             }
-            Some(_) => {
+            AnnotationsField::NotList => {
                 return Err(FormatError::invalid(
                     file,
-                    loc,
+                    item_ref.location(),
                     "\"annotations\" must be a list",
                 ))
             }
-        };
+        }
         let item_no = self.items.len();
         self.items.push(item_ref);
 
-        // Groups: only groups of two or more shapes survive, renumbered 1..n per item.
-        let mut sizes: HashMap<i64, usize> = HashMap::new();
-        for a in &anns {
-            if a.get("type")
-                .and_then(Value::as_str)
-                .and_then(shape_kind)
-                .is_some()
-            {
-                *sizes.entry(group_key(a.get("group"))).or_default() += 1;
+        let Buffers { annotations, attrs } = &mut item.lists;
+        let groups = item_groups(annotations);
+        for (j, ann) in annotations.iter_mut().enumerate() {
+            if let Err(why) = self.add_annotation(cats, item_no, ann, attrs, &groups) {
+                let ty = ann.ty().unwrap_or("?");
+                let loc = self.items[item_no].location();
+                return Err(FormatError::invalid(
+                    file,
+                    format!("{loc}, annotation #{j} ({ty})"),
+                    why,
+                ));
             }
-        }
-        let mut kept: Vec<i64> = sizes
-            .iter()
-            .filter(|(g, n)| **g != 0 && **n > 1)
-            .map(|(g, _)| *g)
-            .collect();
-        kept.sort();
-        let groups: HashMap<i64, u64> = kept
-            .into_iter()
-            .enumerate()
-            .map(|(i, g)| (g, i as u64 + 1))
-            .collect();
-
-        for (j, ann) in anns.iter().enumerate() {
-            let ty = ann.get("type").and_then(Value::as_str).unwrap_or("?");
-            self.add_annotation(cats, item_no, ann, &groups)
-                .map_err(|why| {
-                    FormatError::invalid(file, format!("{loc}, annotation #{j} ({ty})"), why)
-                })?;
         }
         Ok(())
     }
 
+    /// Converts one annotation (its number lists are taken out of `ann`); `item_attrs` holds
+    /// the attributes of the item's annotations.
     fn add_annotation(
         &mut self,
         cats: &DmCategories,
         item: usize,
-        ann: &Value,
-        groups: &HashMap<i64, u64>,
+        ann: &mut Annotation<'_>,
+        item_attrs: &[Attr],
+        groups: &[(i64, u64)],
     ) -> Result<(), String> {
-        let obj = ann
-            .as_object()
-            .ok_or("an annotation must be a JSON object")?;
-        let ty = obj
-            .get("type")
-            .and_then(Value::as_str)
-            .ok_or("the annotation has no \"type\"")?;
+        let Some(a) = &mut ann.0 else {
+            return Err("an annotation must be a JSON object".into());
+        };
+        let ty =
+            a.ty.as_ref()
+                .and_then(Json::as_str)
+                .ok_or("the annotation has no \"type\"")?;
         let kind = shape_kind(ty);
         if kind.is_none() && ty != "label" {
             return Ok(()); // captions and other types CVAT has no use for
         }
-        let (label_idx, label) = self.top_label(cats, obj.get("label_id"))?;
-        let empty = Map::new();
-        let attrs = match obj.get("attributes") {
-            Some(Value::Object(m)) => m,
-            None | Some(Value::Null) => &empty,
-            Some(_) => return Err("\"attributes\" must be an object".into()),
+        let (label_idx, label) = self.top_label(cats, a.label_id.as_ref())?;
+        let attrs = match &a.attributes {
+            AttrsField::Object(r) => &item_attrs[r.clone()],
+            AttrsField::Absent => &[],
+            AttrsField::NotObject => return Err("\"attributes\" must be an object".into()),
         };
-        let group = groups
-            .get(&group_key(obj.get("group")))
-            .copied()
-            .unwrap_or(0);
-        let source = match attrs.get("source").and_then(Value::as_str) {
-            Some(s)
-                if matches!(
-                    s.to_ascii_lowercase().as_str(),
-                    "auto" | "semi-auto" | "manual" | "file"
-                ) =>
-            {
-                s.to_ascii_lowercase()
-            }
-            _ => "file".to_owned(),
-        };
+        let group = group_number(groups, group_key(a.group.as_ref()));
+        let special = Special::of(attrs);
+        let source = source_of(special.source);
         let attributes = self.attributes(label, attrs)?;
 
         let Some(kind) = kind else {
@@ -1946,17 +3234,15 @@ impl<'d> Importer<'d> {
                     label.name, label.kind
                 ));
             }
-            self.tags.push((
-                item,
-                Tag {
-                    id: None,
-                    frame: 0,
-                    label_id: label.id,
-                    group,
-                    source,
-                    attributes,
-                },
-            ));
+            self.tags.push(Tag {
+                id: None,
+                frame: 0,
+                label_id: label.id,
+                group,
+                source,
+                attributes,
+            });
+            self.tag_items.push(item);
             return Ok(());
         };
 
@@ -1970,31 +3256,31 @@ impl<'d> Importer<'d> {
         }
         let z_order = match kind {
             ShapeType::Cuboid => 0,
-            _ => obj
-                .get("z_order")
-                .and_then(|z| z.as_i64().or_else(|| z.as_f64().map(|f| f as i64)))
-                .unwrap_or(0),
+            _ => group_key(a.z_order.as_ref()),
         };
         let points: Vec<f64> = match kind {
             ShapeType::Rectangle => {
-                let b = numbers(obj.get("bbox"), "bbox")?;
+                let mut b = numbers(a.bbox.take(), "bbox")?;
                 if b.len() != 4 {
                     return Err(format!("\"bbox\" must have 4 numbers, got {}", b.len()));
                 }
-                vec![b[0], b[1], b[0] + b[2], b[1] + b[3]]
+                // (x, y, w, h) → (x1, y1, x2, y2)
+                b[2] += b[0];
+                b[3] += b[1];
+                b
             }
             ShapeType::Ellipse => {
-                let p = numbers(obj.get("points"), "points")?;
+                let p = numbers(a.points.take(), "points")?;
                 if p.len() != 4 {
                     return Err(format!("an ellipse needs 4 numbers, got {}", p.len()));
                 }
                 vec![(p[0] + p[2]) / 2.0, (p[1] + p[3]) / 2.0, p[2], p[1]]
             }
-            ShapeType::Mask => mask_points(obj.get("rle"))?,
+            ShapeType::Mask => mask_points(a.rle.as_ref().and_then(Json::as_value))?,
             ShapeType::Cuboid => {
-                let mut p = numbers(obj.get("position"), "position")?;
-                p.extend(numbers(obj.get("rotation"), "rotation")?);
-                p.extend(numbers(obj.get("scale"), "scale")?);
+                let mut p = numbers(a.position.take(), "position")?;
+                p.extend(numbers(a.rotation.take(), "rotation")?);
+                p.extend(numbers(a.scale.take(), "scale")?);
                 if p.len() != 9 {
                     return Err(
                         "a cuboid_3d needs 3 position, 3 rotation and 3 scale values".into(),
@@ -2004,21 +3290,21 @@ impl<'d> Importer<'d> {
                 p
             }
             ShapeType::Skeleton => Vec::new(),
-            _ => numbers(obj.get("points"), "points")?,
+            _ => numbers(a.points.take(), "points")?,
         };
         if kind != ShapeType::Skeleton {
             check_points(kind, &points)?;
         }
-        let rotation = attrs
-            .get("rotation")
-            .and_then(Value::as_f64)
+        let rotation = special
+            .rotation
+            .and_then(Json::as_f64)
             .unwrap_or(0.0)
             .rem_euclid(360.0);
-        let occluded = to_bool(attrs.get("occluded"));
-        let keyframe = to_bool(attrs.get("keyframe"));
-        let outside = to_bool(attrs.get("outside"));
-        let score = match attrs.get("score") {
-            None | Some(Value::Null) => None,
+        let occluded = to_bool(special.occluded);
+        let keyframe = to_bool(special.keyframe);
+        let outside = to_bool(special.outside);
+        let score = match special.score {
+            None | Some(Json::Null) => None,
             Some(v) => {
                 let s = v.as_f64().ok_or("the score must be a number")?;
                 if !(0.0..=1.0).contains(&s) {
@@ -2030,7 +3316,7 @@ impl<'d> Importer<'d> {
 
         let mut elements: Vec<RawElement> = Vec::new();
         if kind == ShapeType::Skeleton {
-            let p = numbers(obj.get("points"), "points")?;
+            let p = numbers(a.points.take(), "points")?;
             if p.len() % 3 != 0 {
                 return Err(format!(
                     "skeleton points have {} values, not (x, y, visibility) triplets",
@@ -2040,7 +3326,11 @@ impl<'d> Importer<'d> {
             let sub = cats.points.get(&label_idx).ok_or_else(|| {
                 format!("label '{}' has no points category (sub-labels)", label.name)
             })?;
-            let point_attrs = obj.get("points_attributes").and_then(Value::as_array);
+            let point_attrs = a
+                .points_attributes
+                .as_ref()
+                .and_then(Json::as_value)
+                .and_then(Value::as_array);
             for (i, t) in p.chunks(3).enumerate() {
                 let name = sub.get(i).ok_or_else(|| {
                     format!("skeleton point {i} has no sub-label in the points category")
@@ -2050,20 +3340,10 @@ impl<'d> Importer<'d> {
                     .child_by_name(label.id, name)
                     .ok_or_else(|| format!("Label '{name}' is not registered for this task"))?;
                 let ea = match point_attrs.and_then(|a| a.get(i)) {
-                    Some(Value::Object(m)) => m.clone(),
-                    _ => Map::new(),
+                    Some(Value::Object(m)) => attrs_of(m),
+                    _ => Vec::new(),
                 };
-                let esource = match ea.get("source").and_then(Value::as_str) {
-                    Some(s)
-                        if matches!(
-                            s.to_ascii_lowercase().as_str(),
-                            "auto" | "semi-auto" | "manual" | "file"
-                        ) =>
-                    {
-                        s.to_ascii_lowercase()
-                    }
-                    _ => "file".to_owned(),
-                };
+                let esource = source_of(Special::of(&ea).source);
                 let eattrs = self.attributes(el, &ea)?;
                 let vis = t[2].round() as i64;
                 elements.push(RawElement {
@@ -2077,10 +3357,10 @@ impl<'d> Importer<'d> {
             }
         }
 
-        let track_id = attrs.get("track_id").filter(|v| !v.is_null());
-        if let (Some(tid), true) = (track_id, attrs.contains_key("keyframe")) {
+        let track_id = special.track_id.filter(|v| !v.is_null());
+        if let (Some(tid), true) = (track_id, special.keyframe.is_some()) {
             let key = match tid {
-                Value::Number(n) => n
+                Json::Num(n) => n
                     .as_f64()
                     .filter(|f| f.fract() == 0.0)
                     .map(|f| (f as i64).to_string())
@@ -2163,25 +3443,23 @@ impl<'d> Importer<'d> {
                 score: None,
             })
             .collect();
-        self.shapes.push((
-            item,
-            Shape {
-                id: None,
-                kind,
-                frame: 0,
-                label_id: label.id,
-                group,
-                source,
-                occluded,
-                outside: false,
-                z_order,
-                rotation,
-                points,
-                attributes,
-                elements,
-                score,
-            },
-        ));
+        self.shapes.push(Shape {
+            id: None,
+            kind,
+            frame: 0,
+            label_id: label.id,
+            group,
+            source,
+            occluded,
+            outside: false,
+            z_order,
+            rotation,
+            points,
+            attributes,
+            elements,
+            score,
+        });
+        self.shape_items.push(item);
         Ok(())
     }
 
@@ -2252,17 +3530,19 @@ impl<'d> Importer<'d> {
                 })?;
             frames.push(f);
         }
-        let mut out = Annotations::default();
-        for (item, mut t) in std::mem::take(&mut self.tags) {
+        let mut out = Annotations {
+            tags: std::mem::take(&mut self.tags),
+            shapes: std::mem::take(&mut self.shapes),
+            ..Annotations::default()
+        };
+        for (t, &item) in out.tags.iter_mut().zip(&self.tag_items) {
             t.frame = frames[item];
-            out.tags.push(t);
         }
-        for (item, mut s) in std::mem::take(&mut self.shapes) {
+        for (s, &item) in out.shapes.iter_mut().zip(&self.shape_items) {
             s.frame = frames[item];
             for e in &mut s.elements {
                 e.frame = s.frame;
             }
-            out.shapes.push(s);
         }
         let err = |s: &Self, item: usize, why: String| {
             let it = &s.items[item];
@@ -2374,25 +3654,36 @@ impl<'d> Importer<'d> {
     }
 }
 
-impl Sink for Importer<'_> {
-    fn categories(&mut self, file: &str, cats: &Value) -> Result<(), FormatError> {
-        self.cats = Some(
-            parse_categories(cats).map_err(|why| FormatError::invalid(file, "categories", why))?,
-        );
+impl<'de> Sink<'de> for Importer<'_> {
+    fn categories(&mut self, file: &str, cats: Value) -> Result<(), FormatError> {
+        let cats =
+            parse_categories(&cats).map_err(|why| FormatError::invalid(file, "categories", why))?;
+        self.cat_labels = cats
+            .labels
+            .iter()
+            .map(|l| self.labels.by_name(&l.name))
+            .collect();
+        self.cats = Some(cats);
         Ok(())
     }
-    fn item(&mut self, file: &str, index: usize, item: Value) -> Result<(), FormatError> {
-        self.add_item(file, index, item)
+    fn item(
+        &mut self,
+        file: &str,
+        index: usize,
+        mut item: Item<'de>,
+    ) -> Result<Buffers<'de>, FormatError> {
+        self.add_item(file, index, &mut item)?;
+        Ok(item.into_buffers())
     }
 }
 
 /// A CVAT attribute value from a Datumaro one (CVAT's `_import_attribute`), checked against the
 /// spec.
-fn attribute_value(spec: &AttrSpec, v: &Value) -> Result<String, String> {
+fn attribute_value(spec: &AttrSpec, v: &Json) -> Result<String, String> {
     let mut text = value_text(v);
     if spec.input_type == "checkbox" && text != spec.default_value {
         text = match v {
-            Value::Number(n) => (n.as_f64() != Some(0.0)).to_string(),
+            Json::Num(n) => (n.as_f64() != Some(0.0)).to_string(),
             _ => text.to_ascii_lowercase(),
         };
     }
@@ -2405,7 +3696,7 @@ fn mask_points(rle: Option<&Value>) -> Result<Vec<f64>, String> {
     let rle = rle
         .and_then(Value::as_object)
         .ok_or("a mask needs an \"rle\" object")?;
-    let size = numbers(rle.get("size"), "rle.size")?;
+    let size = value_numbers(rle.get("size"), "rle.size")?;
     if size.len() != 2 || size.iter().any(|s| *s < 0.0 || s.fract() != 0.0) {
         return Err("\"rle.size\" must be [height, width]".into());
     }

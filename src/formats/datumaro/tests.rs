@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use super::*;
@@ -94,6 +95,13 @@ fn frame(rel: u64, abs: u64, name: &str, width: u32, height: u32) -> DatasetFram
         width,
         height,
     }
+}
+
+/// Frames `0.jpg`, `1.jpg`, … (`n` of them), 10x10.
+fn numbered_frames(n: u64) -> Vec<DatasetFrame> {
+    (0..n)
+        .map(|i| frame(i, i, &format!("{i}.jpg"), 10, 10))
+        .collect()
 }
 
 fn frames() -> Vec<DatasetFrame> {
@@ -756,19 +764,24 @@ struct Counter {
     by_type: BTreeMap<String, usize>,
 }
 
-impl Sink for Counter {
-    fn categories(&mut self, _: &str, _: &Value) -> Result<(), FormatError> {
+impl<'de> Sink<'de> for Counter {
+    fn categories(&mut self, _: &str, _: Value) -> Result<(), FormatError> {
         Ok(())
     }
-    fn item(&mut self, _: &str, _: usize, item: Value) -> Result<(), FormatError> {
+    fn item(&mut self, _: &str, _: usize, item: Item<'de>) -> Result<Buffers<'de>, FormatError> {
         self.items += 1;
-        for a in item["annotations"].as_array().unwrap() {
-            *self
-                .by_type
-                .entry(a["type"].as_str().unwrap().to_owned())
-                .or_default() += 1;
+        let Item::Object(DmItem {
+            annotations: AnnotationsField::List,
+            lists,
+            ..
+        }) = &item
+        else {
+            panic!("an item without an annotation list: {item:?}");
+        };
+        for a in &lists.annotations {
+            *self.by_type.entry(a.ty().unwrap().to_owned()).or_default() += 1;
         }
-        Ok(())
+        Ok(item.into_buffers())
     }
 }
 
@@ -782,9 +795,11 @@ fn count_dir(dir: &Path) -> Counter {
     for f in files {
         parse_file(
             std::fs::File::open(&f).unwrap(),
+            None,
             "f",
             DEFAULT_READ_LIMIT,
             &mut c,
+            Reader::Serde,
         )
         .unwrap();
     }
@@ -1088,10 +1103,7 @@ fn tracks_are_rebuilt_from_track_id_and_keyframe() {
     // keyframe), 3 a keyframe after a gap; the task has 5 frames.
     let l = labels();
     let a = Annotations::default();
-    let fr: Vec<DatasetFrame> = (0..5)
-        .map(|i| frame(i, i, &format!("{i}.jpg"), 10, 10))
-        .collect();
-    let ds = dataset(&l, &a, fr);
+    let ds = dataset(&l, &a, numbered_frames(5));
     let cats = json!({"label": {"labels": [{"name": "car", "parent": ""}]}});
     let b = |x: f64, kf: bool| {
         json!([{"type": "bbox", "label_id": 0, "bbox": [x, 0, 1, 1],
@@ -1245,6 +1257,442 @@ fn tracks_export_per_frame_and_round_trip() {
         .import(&ImportInput::open(&zip).unwrap(), &ds)
         .unwrap();
     assert_eq!(normalised(&back), normalised(&a));
+}
+
+// ---- the fast reader -----------------------------------------------------------------------------
+
+/// Records what a parse hands over, in text (`Debug` prints floats exactly).
+#[derive(Default)]
+struct Recorder(Vec<String>);
+
+impl<'de> Sink<'de> for Recorder {
+    fn categories(&mut self, _: &str, cats: Value) -> Result<(), FormatError> {
+        self.0.push(format!("categories {cats:?}"));
+        Ok(())
+    }
+    fn item(
+        &mut self,
+        _: &str,
+        index: usize,
+        item: Item<'de>,
+    ) -> Result<Buffers<'de>, FormatError> {
+        self.0.push(format!("#{index} {item:?}"));
+        Ok(Buffers::default())
+    }
+}
+
+fn parse_with(text: &str, how: Reader) -> (Result<(), Failed>, Vec<String>) {
+    let mut r = Recorder::default();
+    let res = parse_file(
+        text.as_bytes(),
+        None,
+        "f.json",
+        DEFAULT_READ_LIMIT,
+        &mut r,
+        how,
+    );
+    (res, r.0)
+}
+
+/// Parses `text` with both readers: the fast one must read it, and hand over what serde_json
+/// does.
+fn assert_same_items(text: &str) {
+    let (fast, fast_items) = parse_with(text, Reader::Fast);
+    let (serde, serde_items) = parse_with(text, Reader::Serde);
+    assert!(fast.is_ok(), "the fast reader gave up on {text}: {fast:?}");
+    assert!(serde.is_ok(), "{serde:?}");
+    assert!(!fast_items.is_empty());
+    assert_eq!(fast_items, serde_items, "{text}");
+}
+
+/// Odd but valid JSON, in every place the importer reads.
+const ODD_BUT_VALID: &str = r#" { "info" : {"a": [1, {"b": null}], "c": "\u00e9"},
+	"items": [
+	  {"id": "a\/b", "media": {"path": "x", "list": [[], {}, [true, false, null]]},
+	   "annotations": [
+	     {"id": 0, "type": "bbox", "label_id": 0, "group": 2, "z_order": -1.5,
+	      "bbox": [1, -0, -0.0, 1e2], "bbox": [0.1, 2.5E-3, 1.5e+3, 123456789012345678],
+	      "attributes": {"color": "r\u0065d", "note": "\ud83d\ude00 \"q\" \\ \/ \b\f\n\r\t",
+	                     "note": "last", "speed": 2.5, "parked": true, "list": [1, "x"],
+	                     "obj": {"k": [1.25]}, "n": null, "big": -9223372036854775808,
+	                     "u": 18446744073709551615, "f": 0.30000000000000004,
+	                     "e": 1e0000000001, "long": 0.12345678901234567890}},
+	     {"type": "polygon", "label_id": 0, "points": [4.9e-324, 1.7976931348623157e308,
+	      2.2250738585072014e-308, 1e-400, 0.1, 12.34567890123456789]},
+	     {"t\u0079pe": "points", "label_id": 0, "points": "not numbers"},
+	     {"type": "mask", "label_id": 0, "rle": {"counts": "52203", "size": [3, 3]}},
+	     {"type": "skeleton", "label_id": 0, "points": [1, 2, 2],
+	      "points_attributes": [{"source": "manual", "visible face": true}]},
+	     {"type": "cuboid_3d", "label_id": 0, "position": [1, 2, 3], "rotation": [0, 0, 0.5],
+	      "scale": [1, 1, 1]},
+	     [], "not an annotation", 3, null, {}
+	   ],
+	   "attr": {"frame": 7, "frame": 2}, "image": {"path": "x.PNG", "size": [2, 3]}},
+	  {"id": 3, "annotations": null, "annotations": [], "attr": [], "image": "no"},
+	  [], "not an item", {"annotations": {}}, {"id": "x", "annotations": 5}
+	],
+	"categories": {"label": {"labels": [{"name": "car", "parent": ""}]}}, "trailing": [] }
+	 "#;
+
+#[test]
+fn fast_reader_builds_what_serde_json_builds() {
+    assert_same_items(ODD_BUT_VALID);
+    for dir in ["v1.0", "diverse", "with_skeleton"] {
+        for f in std::fs::read_dir(shared().join(dir).join("annotations")).unwrap() {
+            assert_same_items(&std::fs::read_to_string(f.unwrap().path()).unwrap());
+        }
+    }
+    // An export: numbers as Rust writes them, empty items, a track.
+    let l = labels();
+    let a = track_annotations();
+    let (_dir, zip) = export_zip(&dataset(&l, &a, frames()), ExportOptions::default());
+    assert_same_items(&String::from_utf8(zip_entry(&zip, "annotations/default.json")).unwrap());
+}
+
+#[test]
+fn files_too_large_for_memory_stream_the_same_items() {
+    // Files over `IN_MEMORY_MAX` are parsed from a reader, where nothing is borrowed.
+    let mut streamed = Recorder::default();
+    let de = serde_json::Deserializer::from_reader(ODD_BUT_VALID.as_bytes());
+    parse_json(de, "f.json", &mut streamed).unwrap();
+    let (res, in_memory) = parse_with(ODD_BUT_VALID, Reader::Serde);
+    res.unwrap();
+    assert_eq!(streamed.0, in_memory);
+}
+
+#[test]
+fn fast_reader_leaves_the_rest_to_serde_json() {
+    let doc = |anns: &str| {
+        format!(
+            r#"{{"categories": {{"label": {{"labels": [{{"name": "car"}}]}}}},
+                "items": [{{"id": "0", "annotations": [{anns}]}}]}}"#
+        )
+    };
+    let deep = |n: usize| format!(r#"{{"x": {}{}}}"#, "[".repeat(n), "]".repeat(n));
+    // Valid JSON it does not read: serde_json reads it.
+    for text in [
+        doc(r#"{"type": "caption", "n": 98765432109876543210}"#),
+        doc(r#"{"type": "caption", "n": 0.98765432109876543210}"#),
+        doc(r#"{"type": "caption", "n": 1e-2147483649}"#),
+        doc(&deep(101)),
+        format!("\u{feff}{}", doc("")).replacen('\u{feff}', " ", 1) + "\n",
+    ] {
+        let (fast, _) = parse_with(&text, Reader::Fast);
+        let (serde, _) = parse_with(&text, Reader::Serde);
+        if text.starts_with(' ') {
+            // (Leading whitespace is read.)
+            assert!(fast.is_ok(), "{text}");
+            continue;
+        }
+        assert!(matches!(fast, Err(Failed::Unhandled)), "{text}: {fast:?}");
+        assert!(serde.is_ok(), "{text}: {serde:?}");
+    }
+    // Malformed JSON: the fast reader gives up, serde_json words the error.
+    for text in [
+        doc("{\"type\": \"bbox\",}"),
+        doc("{\"type\": \"bbox\" \"label_id\": 0}"),
+        doc("{\"type\": \"bbox\", \"bbox\": [1e400]}"),
+        doc("{\"type\": \"bbox\", \"bbox\": [01]}"),
+        doc("{\"type\": \"bbox\", \"bbox\": [1.]}"),
+        doc("{\"type\": \"bbox\", \"bbox\": [-]}"),
+        doc("{\"type\": \"b\\udc00\"}"),
+        doc("{\"type\": \"b\\ud800x\"}"),
+        doc("{\"type\": \"b\\x\"}"),
+        doc("{\"type\": \"b\tc\"}"),
+        doc("{\"type\": tru}"),
+        doc(&deep(129)),
+        doc("") + "x",
+        format!("\u{feff}{}", doc("")),
+        doc("")[..40].to_owned(),
+        String::new(),
+        "[]".into(),
+    ] {
+        let (fast, _) = parse_with(&text, Reader::Fast);
+        let (serde, _) = parse_with(&text, Reader::Serde);
+        assert!(matches!(fast, Err(Failed::Unhandled)), "{text}: {fast:?}");
+        let Err(Failed::Error(e)) = serde else {
+            panic!("serde_json read {text}");
+        };
+        assert!(e.to_string().contains("invalid JSON: "), "{e}");
+    }
+    // Not UTF-8.
+    let bytes = b"{\"items\": [], \"categories\": {\"x\": \"\xff\"}}";
+    let mut r = Recorder::default();
+    let fast = parse_file(
+        &bytes[..],
+        None,
+        "f",
+        DEFAULT_READ_LIMIT,
+        &mut r,
+        Reader::Fast,
+    );
+    assert!(matches!(fast, Err(Failed::Unhandled)), "{fast:?}");
+
+    // An import the fast reader gives up on is read again from the start.
+    let l = labels();
+    let a = Annotations::default();
+    let ds = dataset(&l, &a, frames());
+    let v = json!({"categories": {"label": {"labels": [{"name": "car"}]}}, "items": [
+        {"id": "b", "annotations": [{"type": "label", "label_id": 0}]},
+        {"id": "c/d.e", "annotations": [{"type": "label", "label_id": 0, "n": 12345678901234567890_u64}]},
+    ]});
+    let got = import_json(&v, &ds).unwrap();
+    assert_eq!(
+        got.tags.iter().map(|t| t.frame).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+}
+
+#[test]
+fn fast_numbers_are_serde_json_numbers() {
+    let mut rnd = rand::rngs::StdRng::seed_from_u64(7);
+    let mut nums: Vec<String> = [
+        "0",
+        "-0",
+        "0.0",
+        "-0.0",
+        "1",
+        "-1",
+        "9007199254740993",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "1844674407370955161",
+        "9999999999999999999",
+        "0.5e-5",
+        "4.9e-324",
+        "2.4e-324",
+        "1e-400",
+        "1.7976931348623157e308",
+        "1e308",
+        "123.456e-2",
+        "1E5",
+        "1e+5",
+        "0.30000000000000004",
+        "10.219999999999999",
+        "3.0500000000000007",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for _ in 0..20_000 {
+        let int = rnd.random_range(0..10_000_000u64);
+        let frac_digits = rnd.random_range(0..12usize);
+        let frac = rnd.random_range(0..10u64.pow(frac_digits as u32).max(1));
+        let mut s = if rnd.random_bool(0.2) {
+            "-".to_string()
+        } else {
+            String::new()
+        };
+        s += &int.to_string();
+        if frac_digits > 0 {
+            s += &format!(".{frac:0frac_digits$}");
+        }
+        if rnd.random_bool(0.2) {
+            s += &format!("e{}", rnd.random_range(-330..300i32));
+        }
+        nums.push(s);
+    }
+    nums.push(format!("{}", rnd.random::<f64>()));
+    let text = format!("[{}]", nums.join(","));
+    let fast = Value::deserialize(&mut Fast::new(&text)).unwrap();
+    let serde: Value = serde_json::from_str(&text).unwrap();
+    let (Value::Array(fast), Value::Array(serde)) = (fast, serde) else {
+        panic!("not lists");
+    };
+    for ((f, s), text) in fast.iter().zip(&serde).zip(&nums) {
+        assert_eq!(format!("{f:?}"), format!("{s:?}"), "{text}");
+    }
+}
+
+// ---- conversion errors ---------------------------------------------------------------------------
+
+#[test]
+fn wrong_types_name_the_field() {
+    let l = labels();
+    let a = Annotations::default();
+    let ds = dataset(&l, &a, frames());
+    let cats = json!({"label": {"labels": [{"name": "car"}, {"name": "person"}]}});
+    let one =
+        |ann: Value| json!({"categories": cats, "items": [{"id": "b", "annotations": [ann]}]});
+    let at = "bad.json, item 'b' (#0), annotation #0";
+    let cases = [
+        (
+            json!({"type": "bbox", "label_id": 0, "bbox": "1 2 3 4"}),
+            "(bbox): \"bbox\" must be a list of numbers",
+        ),
+        (
+            json!({"type": "bbox", "label_id": 0, "bbox": [1, "2", 3, 4]}),
+            "(bbox): \"bbox\" must be a list of numbers",
+        ),
+        (
+            json!({"type": "bbox", "label_id": 0, "points": [1, 2, 3, 4]}),
+            "(bbox): \"bbox\" must be a list of numbers",
+        ),
+        (
+            json!({"type": "polygon", "label_id": 0, "points": {"x": 1}}),
+            "(polygon): \"points\" must be a list of numbers",
+        ),
+        (
+            json!({"type": "cuboid_3d", "label_id": 0, "position": [1, 2, 3], "scale": [1, 1, 1]}),
+            "(cuboid_3d): \"rotation\" must be a list of numbers",
+        ),
+        (
+            json!({"type": "bbox", "bbox": [1, 2, 3, 4]}),
+            "(bbox): annotation has no label",
+        ),
+        (
+            json!({"type": "bbox", "label_id": null, "bbox": [1, 2, 3, 4]}),
+            "(bbox): annotation has no label",
+        ),
+        (
+            json!({"type": "label", "label_id": "0"}),
+            "(label): label_id \"0\" is not a label index",
+        ),
+        (
+            json!({"type": "label", "label_id": -1}),
+            "(label): label_id -1 is not a label index",
+        ),
+        (
+            json!({"type": "label", "label_id": 1.0}),
+            "(label): label_id 1.0 is not a label index",
+        ),
+        (
+            json!({"type": "label", "label_id": 2}),
+            "(label): label_id 2 is not in the label categories",
+        ),
+        (
+            json!({"label_id": 0}),
+            "(?): the annotation has no \"type\"",
+        ),
+        (
+            json!({"type": 3, "label_id": 0}),
+            "(?): the annotation has no \"type\"",
+        ),
+        (json!([1]), "(?): an annotation must be a JSON object"),
+        (
+            json!({"type": "label", "label_id": 0, "attributes": ["color"]}),
+            "(label): \"attributes\" must be an object",
+        ),
+        (
+            json!({"type": "label", "label_id": 0, "attributes": {"color": 1}}),
+            "(label): attribute 'color' of label 'car': '1' is not one of [\"red\", \"blue\"]",
+        ),
+        (
+            json!({"type": "label", "label_id": 0, "attributes": {"color": true}}),
+            "(label): attribute 'color' of label 'car': 'true' is not one of [\"red\", \"blue\"]",
+        ),
+        (
+            json!({"type": "label", "label_id": 0, "attributes": {"parked": "yes"}}),
+            "(label): attribute 'parked' of label 'car': 'yes' is not true or false",
+        ),
+        (
+            json!({"type": "label", "label_id": 0, "attributes": {"speed": [1]}}),
+            "(label): attribute 'speed' of label 'car': '[1]' is not a number",
+        ),
+        (
+            json!({"type": "bbox", "label_id": 0, "bbox": [1, 2, 3, 4], "attributes": {"score": "0.5"}}),
+            "(bbox): the score must be a number",
+        ),
+        (
+            json!({"type": "bbox", "label_id": 0, "bbox": [1, 2, 3, 4], "attributes": {"score": 2}}),
+            "(bbox): the score 2 is outside 0..1",
+        ),
+    ];
+    for (ann, want) in cases {
+        let e = import_json(&one(ann.clone()), &ds).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{at} {want}")),
+            "{ann}\n got: {e}\nwant: {at} {want}"
+        );
+    }
+    let e = import_json(&json!({"categories": cats, "items": [5]}), &ds)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "bad.json, item #0: an item must be a JSON object");
+    let e = import_json(
+        &json!({"categories": cats, "items": [{"id": [], "annotations": []}]}),
+        &ds,
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(e, "bad.json, item #0: the item has no string \"id\"");
+    let e = import_json(
+        &json!({"categories": cats, "items": [{"id": "b", "annotations": {}}]}),
+        &ds,
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(e, "bad.json, item 'b' (#0): \"annotations\" must be a list");
+
+    // Values of other types, as CVAT reads them.
+    let v = one(
+        json!({"type": "bbox", "label_id": 0, "bbox": [1, 2, 3, 4], "z_order": 2.7,
+        "attributes": {"note": ["x", 1], "parked": 1, "speed": 5.0, "occluded": "Yes",
+                       "rotation": 370, "source": "AUTO", "score": 1}}),
+    );
+    let got = import_json(&v, &ds).unwrap();
+    let s = &got.shapes[0];
+    assert_eq!(
+        (
+            s.z_order,
+            s.occluded,
+            s.rotation,
+            s.source.as_str(),
+            s.score
+        ),
+        (2, true, 10.0, "auto", Some(1.0))
+    );
+    assert_eq!(
+        s.attributes,
+        vec![av(13, "[\"x\",1]"), av(12, "true"), av(11, "5")]
+    );
+}
+
+#[test]
+fn track_ids_of_any_type_key_tracks() {
+    let l = labels();
+    let a = Annotations::default();
+    let ds = dataset(&l, &a, numbered_frames(5));
+    let cats = json!({"label": {"labels": [{"name": "car"}]}});
+    let b = |track_id: Value, keyframe: Option<bool>| {
+        let mut attrs = json!({"track_id": track_id});
+        if let Some(k) = keyframe {
+            attrs["keyframe"] = json!(k);
+        }
+        json!({"type": "bbox", "label_id": 0, "bbox": [0, 0, 1, 1], "attributes": attrs})
+    };
+    // 4 and 4.0 are one track, "4" another; without `keyframe` a box is no track shape.
+    let v = json!({"categories": cats, "items": [
+        {"id": "0", "annotations": [b(json!(4), Some(true)), b(json!("4"), Some(true)), b(json!(9), None)]},
+        {"id": "1", "annotations": [b(json!(4.0), Some(false)), b(json!(null), Some(true))]},
+    ]});
+    let got = import_json(&v, &ds).unwrap();
+    let frames: Vec<Vec<(u64, bool)>> = got
+        .tracks
+        .iter()
+        .map(|t| t.shapes.iter().map(|s| (s.frame, s.outside)).collect())
+        .collect();
+    assert_eq!(
+        frames,
+        vec![vec![(0, false), (2, true)], vec![(0, false), (1, true)]]
+    );
+    assert_eq!(got.shapes.len(), 2);
+
+    // Track errors name the track as its id reads.
+    for (id, key) in [
+        (json!("a"), "\"a\""),
+        (json!(2.5), "2.5"),
+        (json!(-3), "-3"),
+    ] {
+        let v = json!({"categories": cats, "items": [
+            {"id": "0", "annotations": [b(id.clone(), Some(true)), b(id, Some(true))]},
+        ]});
+        let e = import_json(&v, &ds).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("bad.json, item '0' (#0): track {key}: two shapes of the track are on frame 0")
+        );
+    }
 }
 
 /// Writes exports for a cross-check with Datumaro (`shared/tools/dataset-summary.py`):
