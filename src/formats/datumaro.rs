@@ -2095,454 +2095,6 @@ impl<'de> DeserializeSeed<'de> for ItemSeed<'de> {
     }
 }
 
-// ------------------------------------------------------------------------------------------------
-// Import: the fast JSON reader
-//
-// `Fast` is a plain JSON reader over a whole file checked as UTF-8 once (serde_json checks each
-// string), scanning strings eight bytes at a time; it reads the bench file's items in about two
-// thirds of serde_json's time. It feeds the same visitors, so it builds the same items, and parses
-// numbers with serde_json's own arithmetic, so they are the same to the bit. It reports no
-// errors: on anything malformed, or unusual (numbers past `u64` or `i32` exponents, lone
-// surrogates, deep nesting), it stops with `Unhandled` and the import is redone with
-// serde_json, which gives the result or the exact error.
-
-/// What the fast reader stops with: the file is to be read by serde_json.
-#[derive(Debug)]
-struct Unhandled;
-
-impl std::fmt::Display for Unhandled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("left to serde_json")
-    }
-}
-
-impl std::error::Error for Unhandled {}
-
-impl de::Error for Unhandled {
-    fn custom<T: std::fmt::Display>(_: T) -> Self {
-        Unhandled
-    }
-}
-
-/// Nesting depth past which the fast reader gives up (serde_json's limit is 128).
-const FAST_MAX_DEPTH: u32 = 100;
-
-/// serde_json's table for `f64_from_parts`: `10^i` for `i` in `0..=308`, parsed as its literals
-/// are (correctly rounded).
-fn pow10() -> &'static [f64; 309] {
-    static POW10: OnceLock<[f64; 309]> = OnceLock::new();
-    POW10.get_or_init(|| {
-        let mut t = [0.0; 309];
-        for (i, p) in t.iter_mut().enumerate() {
-            *p = format!("1e{i}").parse().expect("a float literal");
-        }
-        t
-    })
-}
-
-/// A number as serde_json parses it (`ParserNumber`).
-enum ParsedNumber {
-    U64(u64),
-    I64(i64),
-    F64(f64),
-}
-
-/// The fast reader: a position in a whole file.
-struct Fast<'de> {
-    text: &'de str,
-    pos: usize,
-    depth: u32,
-}
-
-impl<'de> Fast<'de> {
-    fn new(text: &'de str) -> Self {
-        Fast {
-            text,
-            pos: 0,
-            depth: 0,
-        }
-    }
-
-    /// The next byte that is not whitespace (not consumed).
-    fn peek(&mut self) -> Result<u8, Unhandled> {
-        let b = self.text.as_bytes();
-        while let Some(&c) = b.get(self.pos) {
-            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
-                return Ok(c);
-            }
-            self.pos += 1;
-        }
-        Err(Unhandled)
-    }
-
-    /// Consumes `c`, the next byte that is not whitespace.
-    fn expect(&mut self, c: u8) -> Result<(), Unhandled> {
-        if self.peek()? != c {
-            return Err(Unhandled);
-        }
-        self.pos += 1;
-        Ok(())
-    }
-
-    /// Only whitespace is left.
-    fn end(&mut self) -> Result<(), Unhandled> {
-        match self.peek() {
-            Err(Unhandled) => Ok(()),
-            Ok(_) => Err(Unhandled),
-        }
-    }
-
-    /// The byte at the position, whitespace or not.
-    fn byte(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.pos).copied()
-    }
-
-    /// Past the opening bracket of a list or object, one level deeper.
-    fn enter(&mut self) -> Result<(), Unhandled> {
-        self.depth += 1;
-        if self.depth > FAST_MAX_DEPTH {
-            return Err(Unhandled);
-        }
-        self.pos += 1;
-        Ok(())
-    }
-
-    /// A string, the opening quote next: borrowed unless it has escapes.
-    fn string(&mut self) -> Result<Cow<'de, str>, Unhandled> {
-        let b = self.text.as_bytes();
-        let start = self.pos + 1;
-        let mut end = string_stop(b, start);
-        if b.get(end) == Some(&b'"') {
-            self.pos = end + 1;
-            return Ok(Cow::Borrowed(&self.text[start..end]));
-        }
-        let mut out = String::from(&self.text[start..end]);
-        loop {
-            match b.get(end) {
-                Some(b'"') => {
-                    self.pos = end + 1;
-                    return Ok(Cow::Owned(out));
-                }
-                Some(b'\\') => {}
-                // A control character, or the end.
-                _ => return Err(Unhandled),
-            }
-            self.pos = end + 2;
-            out.push(match b.get(end + 1).ok_or(Unhandled)? {
-                b'"' => '"',
-                b'\\' => '\\',
-                b'/' => '/',
-                b'b' => '\x08',
-                b'f' => '\x0c',
-                b'n' => '\n',
-                b'r' => '\r',
-                b't' => '\t',
-                b'u' => self.unicode_escape()?,
-                _ => return Err(Unhandled),
-            });
-            let run = self.pos;
-            end = string_stop(b, run);
-            out.push_str(&self.text[run..end]);
-        }
-    }
-
-    /// The character of a `\u` escape (a surrogate pair as one), `\u` just read.
-    fn unicode_escape(&mut self) -> Result<char, Unhandled> {
-        let hex4 = |f: &mut Self| -> Result<u32, Unhandled> {
-            let h = f.text.get(f.pos..f.pos + 4).ok_or(Unhandled)?;
-            if !h.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return Err(Unhandled);
-            }
-            f.pos += 4;
-            u32::from_str_radix(h, 16).map_err(|_| Unhandled)
-        };
-        let n = hex4(self)?;
-        let c = match n {
-            0xD800..=0xDBFF => {
-                if self.text.as_bytes().get(self.pos..self.pos + 2) != Some(b"\\u") {
-                    return Err(Unhandled);
-                }
-                self.pos += 2;
-                let m = hex4(self)?;
-                if !(0xDC00..=0xDFFF).contains(&m) {
-                    return Err(Unhandled);
-                }
-                0x10000 + ((n - 0xD800) << 10) + (m - 0xDC00)
-            }
-            0xDC00..=0xDFFF => return Err(Unhandled),
-            _ => n,
-        };
-        char::from_u32(c).ok_or(Unhandled)
-    }
-
-    /// Digits accumulated into `acc` (`acc * 10 + digit`, as serde_json); returns how many.
-    /// `Unhandled` where `acc` would overflow (serde_json goes on with a slower float parse).
-    fn digits(&mut self, acc: &mut u64) -> Result<usize, Unhandled> {
-        let b = self.text.as_bytes();
-        let (start, mut i, mut a) = (self.pos, self.pos, *acc);
-        while let Some(&c @ b'0'..=b'9') = b.get(i) {
-            a = a
-                .checked_mul(10)
-                .and_then(|a| a.checked_add(u64::from(c - b'0')))
-                .ok_or(Unhandled)?;
-            i += 1;
-        }
-        (self.pos, *acc) = (i, a);
-        Ok(i - start)
-    }
-
-    /// A number, exactly as serde_json (without `float_roundtrip`) parses it; `Unhandled`
-    /// where serde_json would fail or take its slower paths (digits past `u64`, exponents
-    /// past `i32`).
-    fn number(&mut self) -> Result<ParsedNumber, Unhandled> {
-        let positive = self.byte() != Some(b'-');
-        if !positive {
-            self.pos += 1;
-        }
-        let mut significand = 0;
-        match self.byte() {
-            Some(b'0') => {
-                self.pos += 1;
-                if matches!(self.byte(), Some(b'0'..=b'9')) {
-                    return Err(Unhandled);
-                }
-            }
-            Some(b'1'..=b'9') => {
-                self.digits(&mut significand)?;
-            }
-            _ => return Err(Unhandled),
-        }
-        let mut exponent = 0;
-        let mut float = false;
-        if self.byte() == Some(b'.') {
-            self.pos += 1;
-            let fraction = self.digits(&mut significand)?;
-            if fraction == 0 {
-                return Err(Unhandled);
-            }
-            // (At most 20 digits: more would have overflowed.)
-            exponent = -(fraction as i32);
-            float = true;
-        }
-        if matches!(self.byte(), Some(b'e' | b'E')) {
-            self.pos += 1;
-            let positive_exp = match self.byte() {
-                Some(b'+') => {
-                    self.pos += 1;
-                    true
-                }
-                Some(b'-') => {
-                    self.pos += 1;
-                    false
-                }
-                _ => true,
-            };
-            let mut exp = 0;
-            if self.digits(&mut exp)? == 0 {
-                return Err(Unhandled);
-            }
-            let exp = i32::try_from(exp).map_err(|_| Unhandled)?;
-            exponent = if positive_exp {
-                exponent.saturating_add(exp)
-            } else {
-                exponent.saturating_sub(exp)
-            };
-            float = true;
-        }
-        if float {
-            return f64_from_parts(positive, significand, exponent).map(ParsedNumber::F64);
-        }
-        Ok(if positive {
-            ParsedNumber::U64(significand)
-        } else {
-            let neg = (significand as i64).wrapping_neg();
-            // As serde_json: a float if it does not fit `i64`, or for `-0`.
-            if neg >= 0 {
-                ParsedNumber::F64(-(significand as f64))
-            } else {
-                ParsedNumber::I64(neg)
-            }
-        })
-    }
-}
-
-/// The index of the first byte from `i` on that ends a run of plain string bytes: `"`, `\\`
-/// or a control character (`b.len()` if none). Eight bytes at a time, as the bytes of a word.
-fn string_stop(b: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
-    // High bit of each byte that is zero in `x` (the lowest one exact; others may be wrong).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        let hits = zero(w ^ (ONES * u64::from(b'"')))
-            | zero(w ^ (ONES * u64::from(b'\\')))
-            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
-        if hits != 0 {
-            return i + (hits.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < b.len() && !matches!(b[i], b'"' | b'\\' | 0..=0x1f) {
-        i += 1;
-    }
-    i
-}
-
-/// serde_json's `f64_from_parts` (without `float_roundtrip`); `Unhandled` where it fails.
-fn f64_from_parts(positive: bool, significand: u64, mut exponent: i32) -> Result<f64, Unhandled> {
-    let pow10 = pow10();
-    let mut f = significand as f64;
-    loop {
-        match pow10.get(exponent.wrapping_abs() as usize) {
-            Some(&pow) => {
-                if exponent >= 0 {
-                    f *= pow;
-                    if f.is_infinite() {
-                        return Err(Unhandled);
-                    }
-                } else {
-                    f /= pow;
-                }
-                break;
-            }
-            None => {
-                if f == 0.0 {
-                    break;
-                }
-                if exponent >= 0 {
-                    return Err(Unhandled);
-                }
-                f /= 1e308;
-                exponent += 308;
-            }
-        }
-    }
-    Ok(if positive { f } else { -f })
-}
-
-impl<'de> de::Deserializer<'de> for &mut Fast<'de> {
-    type Error = Unhandled;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unhandled> {
-        match self.peek()? {
-            b'{' => {
-                self.enter()?;
-                let v = visitor.visit_map(FastAccess {
-                    de: &mut *self,
-                    first: true,
-                })?;
-                self.depth -= 1;
-                self.expect(b'}')?;
-                Ok(v)
-            }
-            b'[' => {
-                self.enter()?;
-                let v = visitor.visit_seq(FastAccess {
-                    de: &mut *self,
-                    first: true,
-                })?;
-                self.depth -= 1;
-                self.expect(b']')?;
-                Ok(v)
-            }
-            b'"' => match self.string()? {
-                Cow::Borrowed(s) => visitor.visit_borrowed_str(s),
-                Cow::Owned(s) => visitor.visit_string(s),
-            },
-            b't' => self.literal("true", visitor.visit_bool(true)),
-            b'f' => self.literal("false", visitor.visit_bool(false)),
-            b'n' => self.literal("null", visitor.visit_unit()),
-            _ => match self.number()? {
-                ParsedNumber::U64(n) => visitor.visit_u64(n),
-                ParsedNumber::I64(n) => visitor.visit_i64(n),
-                ParsedNumber::F64(f) => visitor.visit_f64(f),
-            },
-        }
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
-    }
-}
-
-impl Fast<'_> {
-    /// Consumes `word` (a literal), then gives `v`.
-    fn literal<T>(&mut self, word: &str, v: Result<T, Unhandled>) -> Result<T, Unhandled> {
-        if !self.text[self.pos..].starts_with(word) {
-            return Err(Unhandled);
-        }
-        self.pos += word.len();
-        v
-    }
-}
-
-/// The entries of an object or the elements of a list, for the visitors.
-struct FastAccess<'a, 'de> {
-    de: &'a mut Fast<'de>,
-    first: bool,
-}
-
-impl FastAccess<'_, '_> {
-    /// Past the separator before the next entry; `false` at the closing `close`.
-    fn next(&mut self, close: u8) -> Result<bool, Unhandled> {
-        let c = self.de.peek()?;
-        if c == close {
-            return Ok(false);
-        }
-        if !self.first {
-            if c != b',' {
-                return Err(Unhandled);
-            }
-            self.de.pos += 1;
-            // No trailing comma.
-            if self.de.peek()? == close {
-                return Err(Unhandled);
-            }
-        }
-        self.first = false;
-        Ok(true)
-    }
-}
-
-impl<'de> MapAccess<'de> for FastAccess<'_, 'de> {
-    type Error = Unhandled;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, Unhandled> {
-        if !self.next(b'}')? {
-            return Ok(None);
-        }
-        if self.de.peek()? != b'"' {
-            return Err(Unhandled);
-        }
-        seed.deserialize(&mut *self.de).map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Unhandled> {
-        self.de.expect(b':')?;
-        seed.deserialize(&mut *self.de)
-    }
-}
-
-impl<'de> SeqAccess<'de> for FastAccess<'_, 'de> {
-    type Error = Unhandled;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, Unhandled> {
-        if !self.next(b']')? {
-            return Ok(None);
-        }
-        seed.deserialize(&mut *self.de).map(Some)
-    }
-}
-
 /// Annotation files up to this size are read whole and parsed from memory (serde_json parses
 /// a slice about twice as fast as a reader, and strings can be borrowed); larger ones are
 /// streamed.
@@ -2572,29 +2124,6 @@ fn read_head(reader: &mut impl Read, expected: usize, head: &mut Vec<u8>) -> std
     Ok(())
 }
 
-/// How `parse_file` reads a file held in memory.
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Reader {
-    /// [`Fast`], giving up with [`Failed::Unhandled`].
-    Fast,
-    /// serde_json.
-    Serde,
-}
-
-/// Why an import stopped.
-#[derive(Debug)]
-enum Failed {
-    Error(FormatError),
-    /// The fast reader left the file to serde_json.
-    Unhandled,
-}
-
-impl From<FormatError> for Failed {
-    fn from(e: FormatError) -> Self {
-        Failed::Error(e)
-    }
-}
-
 /// Streams one Datumaro JSON file into `sink`: categories first (items met before them are
 /// kept until they come), then the items one by one. `size` (the file's size as its container
 /// says, if known) sizes the in-memory buffer.
@@ -2604,8 +2133,7 @@ fn parse_file<S: for<'de> Sink<'de>>(
     file: &str,
     limit: u64,
     sink: &mut S,
-    how: Reader,
-) -> Result<(), Failed> {
+) -> Result<(), FormatError> {
     let mut reader = Limited {
         inner: reader,
         left: limit,
@@ -2614,32 +2142,18 @@ fn parse_file<S: for<'de> Sink<'de>>(
     let expected = size.unwrap_or(0).min(limit).min(IN_MEMORY_MAX) as usize;
     let mut head = Vec::new();
     if let Err(e) = read_head(&mut reader, expected, &mut head) {
-        return Err(Failed::Error(
+        return Err(
             match e.get_ref().and_then(|r| r.downcast_ref::<TooLarge>()) {
                 Some(t) => FormatError::invalid(file, "", t.to_string()),
                 None => FormatError::Io(format!("{file}: {e}")),
             },
-        ));
+        );
     }
     if head.len() as u64 <= IN_MEMORY_MAX {
-        return match how {
-            Reader::Fast => {
-                let text = std::str::from_utf8(&head).map_err(|_| Failed::Unhandled)?;
-                parse_fast(text, file, sink)
-            }
-            Reader::Serde => Ok(parse_json(
-                serde_json::Deserializer::from_slice(&head),
-                file,
-                sink,
-            )?),
-        };
+        return parse_json(serde_json::Deserializer::from_slice(&head), file, sink);
     }
     let rest = BufReader::with_capacity(1 << 16, std::io::Cursor::new(head).chain(reader));
-    Ok(parse_json(
-        serde_json::Deserializer::from_reader(rest),
-        file,
-        sink,
-    )?)
+    parse_json(serde_json::Deserializer::from_reader(rest), file, sink)
 }
 
 impl<'s, 'de, S: Sink<'de>> ParseState<'s, 'de, S> {
@@ -2699,19 +2213,6 @@ fn parse_json<'de, R: serde_json::de::Read<'de>, S: Sink<'de>>(
         ));
     }
     st.check_keys()
-}
-
-/// [`parse_json`] with the fast reader: the sink's errors as they are, the reader's as
-/// `Unhandled`.
-fn parse_fast<'de, S: Sink<'de>>(text: &'de str, file: &str, sink: &mut S) -> Result<(), Failed> {
-    let mut de = Fast::new(text);
-    let mut st = ParseState::new(sink, file);
-    let res = Top(&mut st).deserialize(&mut de).and_then(|_| de.end());
-    if let Some(e) = st.failed.take() {
-        return Err(Failed::Error(e));
-    }
-    res.map_err(|_| Failed::Unhandled)?;
-    Ok(st.check_keys()?)
 }
 
 /// The annotation files of an import: `annotations/*.json` in a zip (any depth), or the bare file.
@@ -2777,26 +2278,13 @@ fn import(
     limit: u64,
 ) -> Result<Annotations, FormatError> {
     let files = annotation_files(input)?;
-    let run = |how| -> Result<Annotations, Failed> {
-        let mut imp = Importer::new(ds);
-        for name in &files {
-            with_reader(input, name, |r, size| {
-                parse_file(r, size, name, limit, &mut imp, how)
-            })?;
-        }
-        Ok(imp.finish()?)
-    };
-    // The fast reader first; what it does not read (malformed files among them) is read
-    // again from the start by serde_json, which also words the errors.
-    match run(Reader::Fast) {
-        Ok(a) => Ok(a),
-        Err(Failed::Error(e)) => Err(e),
-        Err(Failed::Unhandled) => match run(Reader::Serde) {
-            Ok(a) => Ok(a),
-            Err(Failed::Error(e)) => Err(e),
-            Err(Failed::Unhandled) => unreachable!("serde_json reads every file"),
-        },
+    let mut imp = Importer::new(ds);
+    for name in &files {
+        with_reader(input, name, |r, size| {
+            parse_file(r, size, name, limit, &mut imp)
+        })?;
     }
+    imp.finish()
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use super::*;
@@ -799,7 +798,6 @@ fn count_dir(dir: &Path) -> Counter {
             "f",
             DEFAULT_READ_LIMIT,
             &mut c,
-            Reader::Serde,
         )
         .unwrap();
     }
@@ -1259,7 +1257,7 @@ fn tracks_export_per_frame_and_round_trip() {
     assert_eq!(normalised(&back), normalised(&a));
 }
 
-// ---- the fast reader -----------------------------------------------------------------------------
+// ---- the in-memory and streaming readers -----------------------------------------------------------------------------
 
 /// Records what a parse hands over, in text (`Debug` prints floats exactly).
 #[derive(Default)]
@@ -1281,28 +1279,10 @@ impl<'de> Sink<'de> for Recorder {
     }
 }
 
-fn parse_with(text: &str, how: Reader) -> (Result<(), Failed>, Vec<String>) {
+fn parse_with(text: &str) -> (Result<(), FormatError>, Vec<String>) {
     let mut r = Recorder::default();
-    let res = parse_file(
-        text.as_bytes(),
-        None,
-        "f.json",
-        DEFAULT_READ_LIMIT,
-        &mut r,
-        how,
-    );
+    let res = parse_file(text.as_bytes(), None, "f.json", DEFAULT_READ_LIMIT, &mut r);
     (res, r.0)
-}
-
-/// Parses `text` with both readers: the fast one must read it, and hand over what serde_json
-/// does.
-fn assert_same_items(text: &str) {
-    let (fast, fast_items) = parse_with(text, Reader::Fast);
-    let (serde, serde_items) = parse_with(text, Reader::Serde);
-    assert!(fast.is_ok(), "the fast reader gave up on {text}: {fast:?}");
-    assert!(serde.is_ok(), "{serde:?}");
-    assert!(!fast_items.is_empty());
-    assert_eq!(fast_items, serde_items, "{text}");
 }
 
 /// Odd but valid JSON, in every place the importer reads.
@@ -1335,173 +1315,14 @@ const ODD_BUT_VALID: &str = r#" { "info" : {"a": [1, {"b": null}], "c": "\u00e9"
 	 "#;
 
 #[test]
-fn fast_reader_builds_what_serde_json_builds() {
-    assert_same_items(ODD_BUT_VALID);
-    for dir in ["v1.0", "diverse", "with_skeleton"] {
-        for f in std::fs::read_dir(shared().join(dir).join("annotations")).unwrap() {
-            assert_same_items(&std::fs::read_to_string(f.unwrap().path()).unwrap());
-        }
-    }
-    // An export: numbers as Rust writes them, empty items, a track.
-    let l = labels();
-    let a = track_annotations();
-    let (_dir, zip) = export_zip(&dataset(&l, &a, frames()), ExportOptions::default());
-    assert_same_items(&String::from_utf8(zip_entry(&zip, "annotations/default.json")).unwrap());
-}
-
-#[test]
 fn files_too_large_for_memory_stream_the_same_items() {
     // Files over `IN_MEMORY_MAX` are parsed from a reader, where nothing is borrowed.
     let mut streamed = Recorder::default();
     let de = serde_json::Deserializer::from_reader(ODD_BUT_VALID.as_bytes());
     parse_json(de, "f.json", &mut streamed).unwrap();
-    let (res, in_memory) = parse_with(ODD_BUT_VALID, Reader::Serde);
+    let (res, in_memory) = parse_with(ODD_BUT_VALID);
     res.unwrap();
     assert_eq!(streamed.0, in_memory);
-}
-
-#[test]
-fn fast_reader_leaves_the_rest_to_serde_json() {
-    let doc = |anns: &str| {
-        format!(
-            r#"{{"categories": {{"label": {{"labels": [{{"name": "car"}}]}}}},
-                "items": [{{"id": "0", "annotations": [{anns}]}}]}}"#
-        )
-    };
-    let deep = |n: usize| format!(r#"{{"x": {}{}}}"#, "[".repeat(n), "]".repeat(n));
-    // Valid JSON it does not read: serde_json reads it.
-    for text in [
-        doc(r#"{"type": "caption", "n": 98765432109876543210}"#),
-        doc(r#"{"type": "caption", "n": 0.98765432109876543210}"#),
-        doc(r#"{"type": "caption", "n": 1e-2147483649}"#),
-        doc(&deep(101)),
-        format!("\u{feff}{}", doc("")).replacen('\u{feff}', " ", 1) + "\n",
-    ] {
-        let (fast, _) = parse_with(&text, Reader::Fast);
-        let (serde, _) = parse_with(&text, Reader::Serde);
-        if text.starts_with(' ') {
-            // (Leading whitespace is read.)
-            assert!(fast.is_ok(), "{text}");
-            continue;
-        }
-        assert!(matches!(fast, Err(Failed::Unhandled)), "{text}: {fast:?}");
-        assert!(serde.is_ok(), "{text}: {serde:?}");
-    }
-    // Malformed JSON: the fast reader gives up, serde_json words the error.
-    for text in [
-        doc("{\"type\": \"bbox\",}"),
-        doc("{\"type\": \"bbox\" \"label_id\": 0}"),
-        doc("{\"type\": \"bbox\", \"bbox\": [1e400]}"),
-        doc("{\"type\": \"bbox\", \"bbox\": [01]}"),
-        doc("{\"type\": \"bbox\", \"bbox\": [1.]}"),
-        doc("{\"type\": \"bbox\", \"bbox\": [-]}"),
-        doc("{\"type\": \"b\\udc00\"}"),
-        doc("{\"type\": \"b\\ud800x\"}"),
-        doc("{\"type\": \"b\\x\"}"),
-        doc("{\"type\": \"b\tc\"}"),
-        doc("{\"type\": tru}"),
-        doc(&deep(129)),
-        doc("") + "x",
-        format!("\u{feff}{}", doc("")),
-        doc("")[..40].to_owned(),
-        String::new(),
-        "[]".into(),
-    ] {
-        let (fast, _) = parse_with(&text, Reader::Fast);
-        let (serde, _) = parse_with(&text, Reader::Serde);
-        assert!(matches!(fast, Err(Failed::Unhandled)), "{text}: {fast:?}");
-        let Err(Failed::Error(e)) = serde else {
-            panic!("serde_json read {text}");
-        };
-        assert!(e.to_string().contains("invalid JSON: "), "{e}");
-    }
-    // Not UTF-8.
-    let bytes = b"{\"items\": [], \"categories\": {\"x\": \"\xff\"}}";
-    let mut r = Recorder::default();
-    let fast = parse_file(
-        &bytes[..],
-        None,
-        "f",
-        DEFAULT_READ_LIMIT,
-        &mut r,
-        Reader::Fast,
-    );
-    assert!(matches!(fast, Err(Failed::Unhandled)), "{fast:?}");
-
-    // An import the fast reader gives up on is read again from the start.
-    let l = labels();
-    let a = Annotations::default();
-    let ds = dataset(&l, &a, frames());
-    let v = json!({"categories": {"label": {"labels": [{"name": "car"}]}}, "items": [
-        {"id": "b", "annotations": [{"type": "label", "label_id": 0}]},
-        {"id": "c/d.e", "annotations": [{"type": "label", "label_id": 0, "n": 12345678901234567890_u64}]},
-    ]});
-    let got = import_json(&v, &ds).unwrap();
-    assert_eq!(
-        got.tags.iter().map(|t| t.frame).collect::<Vec<_>>(),
-        vec![1, 2]
-    );
-}
-
-#[test]
-fn fast_numbers_are_serde_json_numbers() {
-    let mut rnd = rand::rngs::StdRng::seed_from_u64(7);
-    let mut nums: Vec<String> = [
-        "0",
-        "-0",
-        "0.0",
-        "-0.0",
-        "1",
-        "-1",
-        "9007199254740993",
-        "-9223372036854775808",
-        "-9223372036854775809",
-        "1844674407370955161",
-        "9999999999999999999",
-        "0.5e-5",
-        "4.9e-324",
-        "2.4e-324",
-        "1e-400",
-        "1.7976931348623157e308",
-        "1e308",
-        "123.456e-2",
-        "1E5",
-        "1e+5",
-        "0.30000000000000004",
-        "10.219999999999999",
-        "3.0500000000000007",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for _ in 0..20_000 {
-        let int = rnd.random_range(0..10_000_000u64);
-        let frac_digits = rnd.random_range(0..12usize);
-        let frac = rnd.random_range(0..10u64.pow(frac_digits as u32).max(1));
-        let mut s = if rnd.random_bool(0.2) {
-            "-".to_string()
-        } else {
-            String::new()
-        };
-        s += &int.to_string();
-        if frac_digits > 0 {
-            s += &format!(".{frac:0frac_digits$}");
-        }
-        if rnd.random_bool(0.2) {
-            s += &format!("e{}", rnd.random_range(-330..300i32));
-        }
-        nums.push(s);
-    }
-    nums.push(format!("{}", rnd.random::<f64>()));
-    let text = format!("[{}]", nums.join(","));
-    let fast = Value::deserialize(&mut Fast::new(&text)).unwrap();
-    let serde: Value = serde_json::from_str(&text).unwrap();
-    let (Value::Array(fast), Value::Array(serde)) = (fast, serde) else {
-        panic!("not lists");
-    };
-    for ((f, s), text) in fast.iter().zip(&serde).zip(&nums) {
-        assert_eq!(format!("{f:?}"), format!("{s:?}"), "{text}");
-    }
 }
 
 // ---- conversion errors ---------------------------------------------------------------------------
