@@ -33,12 +33,14 @@
 //! are skipped, as CVAT does; bad values are an error), mutable ones go to the track's shapes and
 //! immutable ones to the track. Everything imported has source `file`.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
+use std::sync::mpsc;
 
-use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::events::{BytesEnd, BytesRef, BytesStart, BytesText, Event};
 use quick_xml::{Decoder, Reader, Writer};
 
 use super::{
@@ -47,8 +49,8 @@ use super::{
 };
 use crate::annotations::interpolate::{interpolate, FrameShape};
 use crate::annotations::{
-    self, check_points, check_value, Annotations, AttributeVal, Context, LabelIndex, LabelInfo,
-    Shape, ShapeType, Tag, Track, TrackedShape,
+    self, check_points, check_value, Annotations, AttrSpec, AttributeVal, Context, LabelIndex,
+    LabelInfo, Shape, ShapeType, Tag, Track, TrackedShape,
 };
 
 /// The CVAT XML formats: `video == false` is "CVAT for images 1.1", `true` is "CVAT for video
@@ -539,12 +541,8 @@ fn write_geometry<W: Write>(x: &mut Xml<W>, v: &View<'_>) {
             }
         }
         ShapeType::Cuboid => {
-            const NAMES: [&str; 16] = [
-                "xtl1", "ytl1", "xbl1", "ybl1", "xtr1", "ytr1", "xbr1", "ybr1", "xtl2", "ytl2",
-                "xbl2", "ybl2", "xtr2", "ytr2", "xbr2", "ybr2",
-            ];
-            for (i, n) in NAMES.iter().enumerate() {
-                x.attr_f2(n, g(i));
+            for (i, k) in CUBOID.iter().enumerate() {
+                x.attr_f2(k.name(), g(i));
             }
         }
         ShapeType::Mask => {
@@ -1091,20 +1089,168 @@ impl Source<'_> {
                 Ok(f(&mut BufReader::with_capacity(1 << 16, file)))
             }
             Source::Zip(p, name) => {
-                let file = std::fs::File::open(p).map_err(io_err)?;
-                let mut z = zip::ZipArchive::new(file).map_err(|e| {
-                    FormatError::invalid(
-                        &file_name(p),
-                        "",
-                        format!("not a readable zip archive: {e}"),
-                    )
-                })?;
-                let entry = z.by_name(name).map_err(|e| {
-                    FormatError::invalid(name, "", format!("cannot read it from the archive: {e}"))
-                })?;
-                let mut r = BufReader::with_capacity(1 << 16, entry);
-                let out = f(&mut r);
-                Ok(out)
+                let mut z = open_archive(p)?;
+                let mut entry = open_entry(&mut z, name)?;
+                Ok(f(&mut entry))
+            }
+        }
+    }
+
+    /// Calls `f` with the file's events as `FastXml` reads them; a large zip entry is read,
+    /// decompressed and cut into events on a second thread, while `f` parses them.
+    fn with_fast_events<T>(
+        &self,
+        f: impl FnOnce(&mut dyn XmlEvents) -> T,
+    ) -> Result<T, FormatError> {
+        let Source::Zip(p, name) = self else {
+            return self.with_reader(|r| f(&mut FastXml::new(r)));
+        };
+        let mut z = open_archive(p)?;
+        let mut entry = open_entry(&mut z, name)?;
+        if entry.get_ref().size() < AHEAD_MIN {
+            return Ok(f(&mut FastXml::new(&mut entry)));
+        }
+        match events_ahead(entry, f) {
+            Ok(out) => Ok(out),
+            // No thread to be had: all here.
+            Err(f) => Ok(f(&mut FastXml::new(&mut open_entry(&mut z, name)?))),
+        }
+    }
+}
+
+fn open_archive(p: &Path) -> Result<zip::ZipArchive<std::fs::File>, FormatError> {
+    let file = std::fs::File::open(p).map_err(io_err)?;
+    zip::ZipArchive::new(file).map_err(|e| {
+        FormatError::invalid(
+            &file_name(p),
+            "",
+            format!("not a readable zip archive: {e}"),
+        )
+    })
+}
+
+fn open_entry<'z>(
+    z: &'z mut zip::ZipArchive<std::fs::File>,
+    name: &str,
+) -> Result<BufReader<zip::read::ZipFile<'z, std::fs::File>>, FormatError> {
+    let entry = z.by_name(name).map_err(|e| {
+        FormatError::invalid(name, "", format!("cannot read it from the archive: {e}"))
+    })?;
+    Ok(BufReader::with_capacity(1 << 16, entry))
+}
+
+/// Zip entries this large are read on a second thread while they are parsed.
+const AHEAD_MIN: u64 = 1 << 20;
+
+/// Events that `FastXml` found on the reading thread, with the text they are in: `(kind,
+/// offset, start, end)`, `start..end` being offsets of the file too; `text` starts at `base`.
+struct Batch {
+    base: u64,
+    text: String,
+    events: Vec<(Found, u64, u64, u64)>,
+}
+
+/// Calls `f` with events that another thread reads ahead with `FastXml` (from `r`) and hands
+/// over in batches: decompressing and cutting into events overlap with parsing. `Err(f)` when
+/// no thread can be started.
+fn events_ahead<T, F: FnOnce(&mut dyn XmlEvents) -> T>(
+    mut r: impl BufRead + Send,
+    f: F,
+) -> Result<T, F> {
+    // `None`: `FastXml` gave up.
+    let (batches, batches_rx) = mpsc::sync_channel::<Option<Batch>>(4);
+    let (spent, spent_rx) = mpsc::channel::<Batch>();
+    std::thread::scope(|s| {
+        let reader = move || {
+            let mut fx = FastXml::new(&mut r);
+            let mut events = Vec::new();
+            loop {
+                let found = fx.next_found(true);
+                // A text that `fill` replaced holds the events found before (the texts
+                // after it in one call, none).
+                let mut retired = std::mem::take(&mut fx.retired).into_iter();
+                if let Some((base, text)) = retired.next() {
+                    let events = std::mem::take(&mut events);
+                    // A send fails when the parser has stopped early.
+                    if batches.send(Some(Batch { base, text, events })).is_err() {
+                        return;
+                    }
+                    if let Ok(b) = spent_rx.try_recv() {
+                        fx.spare.push(b.text);
+                    }
+                }
+                let end = match found {
+                    Ok((kind, pos, lo, hi)) => {
+                        events.push((kind, pos, fx.base + lo as u64, fx.base + hi as u64));
+                        matches!(kind, Found::Eof)
+                    }
+                    Err(_) => true,
+                };
+                if end {
+                    let text = std::mem::take(&mut fx.text);
+                    let _ = batches.send(Some(Batch {
+                        base: fx.base,
+                        text,
+                        events,
+                    }));
+                    if found.is_err() {
+                        let _ = batches.send(None);
+                    }
+                    return;
+                }
+            }
+        };
+        if std::thread::Builder::new()
+            .name("cvat-read-ahead".into())
+            .spawn_scoped(s, reader)
+            .is_err()
+        {
+            return Err(f);
+        }
+        let mut ahead = EventsAhead {
+            batches: batches_rx,
+            spent,
+            cur: Batch {
+                base: 0,
+                text: String::new(),
+                events: Vec::new(),
+            },
+            next: 0,
+        };
+        Ok(f(&mut ahead))
+    })
+}
+
+/// The parser's side of `events_ahead`.
+struct EventsAhead {
+    batches: mpsc::Receiver<Option<Batch>>,
+    /// Batches parsed, back to the reading thread for reuse.
+    spent: mpsc::Sender<Batch>,
+    cur: Batch,
+    next: usize,
+}
+
+impl XmlEvents for EventsAhead {
+    fn next_event(&mut self, text: bool) -> PResult<(u64, Event<'_>, Option<&str>)> {
+        loop {
+            if let Some(&(kind, pos, lo, hi)) = self.cur.events.get(self.next) {
+                self.next += 1;
+                if !text && matches!(kind, Found::Text | Found::Ref) {
+                    continue;
+                }
+                let at = |o: u64| usize::try_from(o - self.cur.base).ok();
+                let range = at(lo).zip(at(hi)).ok_or(Fail::Unsure)?;
+                let s = self.cur.text.get(range.0..range.1).ok_or(Fail::Unsure)?;
+                return Ok((pos, kind.event(s), Some(s)));
+            }
+            match self.batches.recv() {
+                Ok(Some(batch)) => {
+                    let _ = self.spent.send(std::mem::replace(&mut self.cur, batch));
+                    self.next = 0;
+                }
+                // It gave up (a thread that ended without its last batch, which cannot
+                // happen, counts as that too).
+                Ok(None) | Err(_) => return Err(Fail::Unsure),
             }
         }
     }
@@ -1112,14 +1258,7 @@ impl Source<'_> {
 
 /// `.xml` files of an archive at any depth (CVAT reads every one), skipping macOS metadata.
 fn xml_entries(p: &Path) -> Result<Vec<String>, FormatError> {
-    let file = std::fs::File::open(p).map_err(io_err)?;
-    let z = zip::ZipArchive::new(file).map_err(|e| {
-        FormatError::invalid(
-            &file_name(p),
-            "",
-            format!("not a readable zip archive: {e}"),
-        )
-    })?;
+    let z = open_archive(p)?;
     let mut names: Vec<String> = z
         .file_names()
         .filter(|n| {
@@ -1138,6 +1277,8 @@ fn xml_entries(p: &Path) -> Result<Vec<String>, FormatError> {
 enum Fail {
     At(u64, String),
     Other(FormatError),
+    /// `FastXml` gives up: read the file again with quick-xml.
+    Unsure,
 }
 
 type PResult<T> = Result<T, Fail>;
@@ -1153,13 +1294,23 @@ fn parse_source(
     matcher: &FrameMatcher,
     out: &mut Annotations,
 ) -> Result<(), FormatError> {
-    match src.with_reader(|r| parse_xml(r, ds, matcher, out))? {
+    let counts = (out.tags.len(), out.shapes.len(), out.tracks.len());
+    let mut parsed = src.with_fast_events(|events| parse_xml(events, ds, matcher, out))?;
+    if let Err(Fail::Unsure) = parsed {
+        out.tags.truncate(counts.0);
+        out.shapes.truncate(counts.1);
+        out.tracks.truncate(counts.2);
+        parsed = src.with_reader(|r| parse_xml(&mut QuickXml::new(r), ds, matcher, out))?;
+    }
+    match parsed {
         Ok(()) => Ok(()),
         Err(Fail::Other(e)) => Err(e),
         Err(Fail::At(pos, reason)) => {
             let line = src.with_reader(|r| line_at(r, pos))?;
             Err(FormatError::invalid(name, format!("line {line}"), reason))
         }
+        // Only `FastXml` is unsure, never quick-xml.
+        Err(Fail::Unsure) => Err(FormatError::invalid(name, "", "unreadable XML")),
     }
 }
 
@@ -1390,68 +1541,384 @@ fn label_accepts(label: &LabelInfo, kind: &str) -> bool {
     label.kind == "any" || label.kind == kind
 }
 
-/// The attributes of one start tag.
-struct Attrs(Vec<(String, String)>);
+/// Declares the attribute names the reader looks up: `Key`, their slots in `Attrs`.
+macro_rules! attr_keys {
+    ($($key:ident = $name:literal),* $(,)?) => {
+        /// An attribute name the reader looks up (a slot of `Attrs`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Key {
+            $($key),*
+        }
 
-impl Attrs {
-    fn read(e: &BytesStart<'_>, decoder: Decoder, pos: u64) -> PResult<Attrs> {
-        let mut v = Vec::new();
+        impl Key {
+            const COUNT: usize = [$($name),*].len();
+            #[cfg(test)]
+            const ALL: [Key; Key::COUNT] = [$(Key::$key),*];
+
+            fn name(self) -> &'static str {
+                match self {
+                    $(Key::$key => $name),*
+                }
+            }
+
+            fn of(name: &str) -> Option<Key> {
+                match name {
+                    $($name => Some(Key::$key),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+attr_keys! {
+    Name = "name", Id = "id", Label = "label", Source = "source", GroupId = "group_id",
+    Frame = "frame", Keyframe = "keyframe", Outside = "outside", Occluded = "occluded",
+    ZOrder = "z_order", Rotation = "rotation", Points = "points",
+    Xtl = "xtl", Ytl = "ytl", Xbr = "xbr", Ybr = "ybr", Cx = "cx", Cy = "cy", Rx = "rx", Ry = "ry",
+    Rle = "rle", Left = "left", Top = "top", Width = "width", Height = "height",
+    Xtl1 = "xtl1", Ytl1 = "ytl1", Xbl1 = "xbl1", Ybl1 = "ybl1",
+    Xtr1 = "xtr1", Ytr1 = "ytr1", Xbr1 = "xbr1", Ybr1 = "ybr1",
+    Xtl2 = "xtl2", Ytl2 = "ytl2", Xbl2 = "xbl2", Ybl2 = "ybl2",
+    Xtr2 = "xtr2", Ytr2 = "ytr2", Xbr2 = "xbr2", Ybr2 = "ybr2",
+}
+
+const _: () = assert!(Key::COUNT <= 64, "Attrs::set is a u64");
+
+/// A cuboid's coordinates, in the order of its points.
+const CUBOID: [Key; 16] = [
+    Key::Xtl1,
+    Key::Ytl1,
+    Key::Xbl1,
+    Key::Ybl1,
+    Key::Xtr1,
+    Key::Ytr1,
+    Key::Xbr1,
+    Key::Ybr1,
+    Key::Xtl2,
+    Key::Ytl2,
+    Key::Xbl2,
+    Key::Ybl2,
+    Key::Xtr2,
+    Key::Ytr2,
+    Key::Xbr2,
+    Key::Ybr2,
+];
+
+/// The attributes of one start tag that the reader looks up. Other attributes are checked
+/// (syntax, encoding, references, duplicates) and dropped.
+struct Attrs<'b> {
+    /// The tag's text (name and attributes), when it is UTF-8.
+    text: &'b str,
+    /// Bit `k` set: key `k` was given, its value is `text[spans[k]]`, or in `owned` when bit `k`
+    /// of `owned_set` is set too.
+    set: u64,
+    spans: [(u32, u32); Key::COUNT],
+    owned_set: u64,
+    /// Values unlike their text: unescaped, or of a tag that is not UTF-8.
+    owned: Vec<(Key, String)>,
+}
+
+impl<'b> Attrs<'b> {
+    fn empty() -> Attrs<'b> {
+        Attrs {
+            text: "",
+            set: 0,
+            spans: [(0, 0); Key::COUNT],
+            owned_set: 0,
+            owned: Vec::new(),
+        }
+    }
+
+    /// `text`: `e`'s text, when the caller has checked it is UTF-8.
+    #[inline] // Builds the (large) value in the caller's place.
+    fn read(e: &'b BytesStart<'_>, text: Option<&'b str>, pos: u64) -> PResult<Attrs<'b>> {
+        let decoder = e.decoder();
+        let mut a = Attrs::empty();
+        // The decoder is UTF-8's (borrowing) unless the document says otherwise.
+        let text = text.or_else(|| match decoder.decode(e) {
+            Ok(Cow::Borrowed(text)) => Some(text),
+            _ => None,
+        });
+        if let Some(text) = text {
+            a.text = text;
+            if a.scan(e.name().as_ref().len()).is_some() {
+                return Ok(a);
+            }
+            (a.set, a.owned_set) = (0, 0);
+            a.owned.clear();
+        }
+        a.read_with_quick_xml(e, decoder, pos)?;
+        Ok(a)
+    }
+
+    /// Reads the attributes of `text[from..]` as quick-xml's iterator does when that succeeds,
+    /// without its allocations and per-value UTF-8 checks. `None` (some attributes read) on
+    /// anything it would reject, a duplicate name included, and on more unknown names than
+    /// are tracked for duplicates: `read_with_quick_xml` then reads them again, for its error.
+    #[inline(never)]
+    fn scan(&mut self, from: usize) -> Option<()> {
+        let text = self.text;
+        let b = text.as_bytes();
+        let ws = |i: usize| i < b.len() && quick_xml::utils::is_whitespace(b[i]);
+        let mut others: [&str; 8] = [""; 8];
+        let mut n_others = 0;
+        let mut i = from;
+        loop {
+            while ws(i) {
+                i += 1;
+            }
+            if i >= b.len() {
+                return Some(());
+            }
+            // As quick-xml: the name's first byte is taken whatever it is.
+            let start = i;
+            i += 1;
+            while i < b.len() && b[i] != b'=' && !ws(i) {
+                i += 1;
+            }
+            let name = text.get(start..i)?;
+            while ws(i) {
+                i += 1;
+            }
+            if b.get(i) != Some(&b'=') {
+                return None;
+            }
+            i += 1;
+            while ws(i) {
+                i += 1;
+            }
+            let quote = *b.get(i).filter(|&&q| q == b'"' || q == b'\'')?;
+            let v0 = i + 1;
+            let mut refs = false;
+            let v1 = loop {
+                i += 1 + find_any(&b[i + 1..], [quote, b'&'])?;
+                if b[i] == quote {
+                    break i;
+                }
+                refs = true;
+            };
+            let value = text.get(v0..v1)?;
+            i += 1;
+            let owned = match refs {
+                true => match quick_xml::escape::unescape(value).ok()? {
+                    Cow::Owned(s) => Some(s),
+                    Cow::Borrowed(_) => None,
+                },
+                false => None,
+            };
+            let Some(k) = Key::of(name) else {
+                if n_others == others.len() || others[..n_others].contains(&name) {
+                    return None;
+                }
+                others[n_others] = name;
+                n_others += 1;
+                continue;
+            };
+            let bit = 1 << k as u32;
+            if self.set & bit != 0 {
+                return None;
+            }
+            self.set |= bit;
+            self.spans[k as usize] = (u32::try_from(v0).ok()?, u32::try_from(v1).ok()?);
+            if let Some(s) = owned {
+                self.owned_set |= bit;
+                self.owned.push((k, s));
+            }
+        }
+    }
+
+    /// quick-xml's own reading of the attributes, with its checks and errors.
+    #[inline(never)]
+    fn read_with_quick_xml(
+        &mut self,
+        e: &'b BytesStart<'_>,
+        decoder: Decoder,
+        pos: u64,
+    ) -> PResult<()> {
         for a in e.attributes() {
             let a = a.map_err(|err| Fail::At(pos, format!("malformed attribute: {err}")))?;
-            let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
-            let value = a
-                .decode_and_unescape_value(decoder)
-                .map_err(|err| Fail::At(pos, format!("attribute '{key}': {err}")))?
-                .into_owned();
-            v.push((key, value));
+            let value = a.decode_and_unescape_value(decoder).map_err(|err| {
+                Fail::At(
+                    pos,
+                    format!(
+                        "attribute '{}': {err}",
+                        String::from_utf8_lossy(a.key.as_ref())
+                    ),
+                )
+            })?;
+            if let Some(k) = std::str::from_utf8(a.key.as_ref()).ok().and_then(Key::of) {
+                let bit = 1 << k as u32;
+                self.set |= bit;
+                self.owned_set |= bit;
+                self.owned.push((k, value.into_owned()));
+            }
         }
-        Ok(Attrs(v))
+        Ok(())
     }
 
-    fn get(&self, k: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
+    fn get(&self, k: Key) -> Option<&str> {
+        let bit = 1 << k as u32;
+        if self.set & bit == 0 {
+            None
+        } else if self.owned_set & bit != 0 {
+            self.owned
+                .iter()
+                .find(|(o, _)| *o == k)
+                .map(|(_, v)| v.as_str())
+        } else {
+            let (a, b) = self.spans[k as usize];
+            self.text.get(a as usize..b as usize)
+        }
     }
 
-    fn req(&self, tag: &str, k: &str, pos: u64) -> PResult<&str> {
+    fn req(&self, tag: &str, k: Key, pos: u64) -> PResult<&str> {
         self.get(k)
-            .ok_or_else(|| Fail::At(pos, format!("<{tag}> has no '{k}' attribute")))
+            .ok_or_else(|| Fail::At(pos, format!("<{tag}> has no '{}' attribute", k.name())))
     }
 
-    fn float(&self, tag: &str, k: &str, pos: u64) -> PResult<f64> {
+    fn float(&self, tag: &str, k: Key, pos: u64) -> PResult<f64> {
         let v = self.req(tag, k, pos)?;
         parse_float(v).ok_or_else(|| {
             Fail::At(
                 pos,
-                format!("<{tag}> attribute '{k}': '{v}' is not a number"),
+                format!("<{tag}> attribute '{}': '{v}' is not a number", k.name()),
             )
         })
     }
 
-    fn int_or(&self, tag: &str, k: &str, default: i64, pos: u64) -> PResult<i64> {
+    fn int(&self, tag: &str, k: Key, pos: u64) -> PResult<i64> {
+        let v = self.req(tag, k, pos)?;
+        v.trim().parse::<i64>().map_err(|_| {
+            Fail::At(
+                pos,
+                format!("<{tag}> attribute '{}': '{v}' is not an integer", k.name()),
+            )
+        })
+    }
+
+    fn int_or(&self, tag: &str, k: Key, default: i64, pos: u64) -> PResult<i64> {
         match self.get(k) {
             None => Ok(default),
-            Some(v) => v.trim().parse::<i64>().map_err(|_| {
-                Fail::At(
-                    pos,
-                    format!("<{tag}> attribute '{k}': '{v}' is not an integer"),
-                )
-            }),
+            Some(_) => self.int(tag, k, pos),
         }
     }
 
     /// `attr == "1"`, CVAT's test for flags.
-    fn flag(&self, k: &str, default: bool) -> bool {
+    fn flag(&self, k: Key, default: bool) -> bool {
         self.get(k).map_or(default, |v| v == "1")
     }
 }
 
+/// The index of the first of `bytes` in `s`, eight bytes at a time.
+fn find_any<const N: usize>(s: &[u8], bytes: [u8; N]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `v` is zero when its bit 7 is set in `(v - ONES) & !v & HIGH` (bytes after
+    // a zero byte can be set too: only the lowest one is used).
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut words = s.chunks_exact(8);
+    for (n, w) in words.by_ref().enumerate() {
+        let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        let hit = bytes
+            .iter()
+            .fold(0, |hit, &b| hit | zero(v ^ (ONES * u64::from(b))));
+        if hit != 0 {
+            return Some(n * 8 + hit.trailing_zeros() as usize / 8);
+        }
+    }
+    let done = s.len() - words.remainder().len();
+    let rest = words.remainder().iter().position(|c| bytes.contains(c));
+    rest.map(|p| done + p)
+}
+
+/// quick-xml's `ElementParser`: the first `>` outside quotes, `'` or `"`.
+fn tag_end(b: &[u8]) -> Option<usize> {
+    // Most often the first `>`, after an even number of `"` and no `'`: outside quotes.
+    let k = find_any(b, [b'>'])?;
+    let (double, single) = count_quotes(&b[..k]);
+    if single == 0 && double % 2 == 0 {
+        return Some(k);
+    }
+    let mut i = 0;
+    loop {
+        i += find_any(&b[i..], [b'>', b'"', b'\''])?;
+        match b[i] {
+            b'>' => return Some(i),
+            quote => i += 2 + find_any(&b[i + 1..], [quote])?,
+        }
+    }
+}
+
+/// The numbers of `"` and of `'` in `s`, eight bytes at a time.
+fn count_quotes(s: &[u8]) -> (u32, u32) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // Bit 7 of each zero byte of `v`, exactly (no carry crosses bytes).
+    let zeros = |v: u64| !((v & LOW7).wrapping_add(LOW7) | v | LOW7);
+    let (mut double, mut single) = (0, 0);
+    let mut words = s.chunks_exact(8);
+    for w in words.by_ref() {
+        let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        double += zeros(v ^ (ONES * u64::from(b'"'))).count_ones();
+        single += zeros(v ^ (ONES * u64::from(b'\''))).count_ones();
+    }
+    for &c in words.remainder() {
+        double += u32::from(c == b'"');
+        single += u32::from(c == b'\'');
+    }
+    (double, single)
+}
+
 /// A finite number, as Python's `float()` reads it.
 fn parse_float(s: &str) -> Option<f64> {
+    if let Some(v) = plain_decimal(s.as_bytes()) {
+        return Some(v);
+    }
     let v: f64 = s.trim().parse().ok()?;
     v.is_finite().then_some(v)
+}
+
+/// `str::parse::<f64>` of `-?[0-9]*(\.[0-9]*)?` (a digit at least, 19 characters at most after
+/// the sign) whose digits, as an integer, are at most 2^53; `None` otherwise. That integer and
+/// a power of ten up to 10^18 are exact `f64`s, so their quotient, rounded once by the division,
+/// is the correctly rounded value that `str::parse` returns too (Clinger's fast path).
+fn plain_decimal(b: &[u8]) -> Option<f64> {
+    const POW10: [f64; 19] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18,
+    ];
+    let (neg, b) = match b {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, b),
+    };
+    // 19 digits always fit a u64.
+    if b.len() > 19 {
+        return None;
+    }
+    let mut m = 0u64;
+    let mut i = 0;
+    let mut digits = |i: &mut usize| {
+        let start = *i;
+        while let Some(d) = b.get(*i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d < 10) {
+            m = m * 10 + u64::from(d);
+            *i += 1;
+        }
+        *i - start
+    };
+    let whole = digits(&mut i);
+    let decimals = match b.get(i) {
+        Some(b'.') => {
+            i += 1;
+            digits(&mut i)
+        }
+        _ => 0,
+    };
+    if i != b.len() || whole + decimals == 0 || m > 1 << 53 {
+        return None;
+    }
+    let v = m as f64 / POW10[decimals];
+    Some(if neg { -v } else { v })
 }
 
 /// `float("{:.2f}".format(v))`.
@@ -1463,28 +1930,22 @@ fn round2(v: f64) -> f64 {
 fn read_geometry(kind: ShapeType, tag: &str, a: &Attrs, pos: u64) -> PResult<Vec<f64>> {
     Ok(match kind {
         ShapeType::Rectangle => vec![
-            a.float(tag, "xtl", pos)?,
-            a.float(tag, "ytl", pos)?,
-            a.float(tag, "xbr", pos)?,
-            a.float(tag, "ybr", pos)?,
+            a.float(tag, Key::Xtl, pos)?,
+            a.float(tag, Key::Ytl, pos)?,
+            a.float(tag, Key::Xbr, pos)?,
+            a.float(tag, Key::Ybr, pos)?,
         ],
         ShapeType::Ellipse => {
-            let (cx, cy) = (a.float(tag, "cx", pos)?, a.float(tag, "cy", pos)?);
-            let (rx, ry) = (a.float(tag, "rx", pos)?, a.float(tag, "ry", pos)?);
+            let (cx, cy) = (a.float(tag, Key::Cx, pos)?, a.float(tag, Key::Cy, pos)?);
+            let (rx, ry) = (a.float(tag, Key::Rx, pos)?, a.float(tag, Key::Ry, pos)?);
             vec![cx, cy, round2(cx + rx), round2(cy - ry)]
         }
-        ShapeType::Cuboid => {
-            const NAMES: [&str; 16] = [
-                "xtl1", "ytl1", "xbl1", "ybl1", "xtr1", "ytr1", "xbr1", "ybr1", "xtl2", "ytl2",
-                "xbl2", "ybl2", "xtr2", "ytr2", "xbr2", "ybr2",
-            ];
-            NAMES
-                .iter()
-                .map(|n| a.float(tag, n, pos))
-                .collect::<PResult<Vec<f64>>>()?
-        }
+        ShapeType::Cuboid => CUBOID
+            .iter()
+            .map(|&k| a.float(tag, k, pos))
+            .collect::<PResult<Vec<f64>>>()?,
         ShapeType::Mask => {
-            let rle = a.req(tag, "rle", pos)?;
+            let rle = a.req(tag, Key::Rle, pos)?;
             let mut pts = Vec::new();
             for c in rle.split(',') {
                 let n: u64 = c.trim().parse().map_err(|_| {
@@ -1495,32 +1956,25 @@ fn read_geometry(kind: ShapeType, tag: &str, a: &Attrs, pos: u64) -> PResult<Vec
                 })?;
                 pts.push(n as f64);
             }
-            let int = |k: &str| -> PResult<i64> {
-                let v = a.req(tag, k, pos)?;
-                v.trim().parse::<i64>().map_err(|_| {
-                    Fail::At(
-                        pos,
-                        format!("<mask> attribute '{k}': '{v}' is not an integer"),
-                    )
-                })
-            };
-            let (l, t, w, h) = (int("left")?, int("top")?, int("width")?, int("height")?);
+            let int = |k| a.int(tag, k, pos);
+            let (l, t) = (int(Key::Left)?, int(Key::Top)?);
+            let (w, h) = (int(Key::Width)?, int(Key::Height)?);
             pts.extend([l as f64, t as f64, (l + w - 1) as f64, (t + h - 1) as f64]);
             pts
         }
         ShapeType::Skeleton => Vec::new(),
         ShapeType::Polygon | ShapeType::Polyline | ShapeType::Points => {
-            let s = a.req(tag, "points", pos)?;
-            let mut pts = Vec::new();
-            for pair in s.split(';') {
-                for v in pair.split(',') {
-                    pts.push(parse_float(v).ok_or_else(|| {
-                        Fail::At(
-                            pos,
-                            format!("<{tag}> attribute 'points': '{v}' is not a number"),
-                        )
-                    })?);
-                }
+            let s = a.req(tag, Key::Points, pos)?;
+            // Splitting at both separators at once gives the same pieces as at ';' then ','.
+            let seps = s.bytes().filter(|&c| c == b';' || c == b',').count();
+            let mut pts = Vec::with_capacity(seps + 1);
+            for v in s.split([';', ',']) {
+                pts.push(parse_float(v).ok_or_else(|| {
+                    Fail::At(
+                        pos,
+                        format!("<{tag}> attribute 'points': '{v}' is not a number"),
+                    )
+                })?);
             }
             pts
         }
@@ -1539,18 +1993,310 @@ struct Parser<'a, 'l> {
     shape: Option<Pending<'l>>,
     element: Option<Pending<'l>>,
     tag: Option<TagB<'l>>,
-    attr: Option<(String, u64)>,
+    /// The `<attribute>` being read: its label's spec of that name (`None`: unknown, skipped).
+    attr: Option<(Option<&'l (i64, AttrSpec)>, u64)>,
     text: String,
-    decoder: Decoder,
+}
+
+/// XML events, each with the offset where it starts (at the end: the file's length), and for
+/// start tags their text when the reader has checked it is UTF-8.
+trait XmlEvents {
+    /// `text`: whether text and references are wanted (a reader may skip them otherwise).
+    fn next_event(&mut self, text: bool) -> PResult<(u64, Event<'_>, Option<&str>)>;
+}
+
+/// quick-xml's reader.
+struct QuickXml<'r> {
+    reader: Reader<&'r mut dyn BufRead>,
+    buf: Vec<u8>,
+}
+
+impl<'r> QuickXml<'r> {
+    fn new(r: &'r mut dyn BufRead) -> Self {
+        QuickXml {
+            reader: Reader::from_reader(r),
+            buf: Vec::with_capacity(4096),
+        }
+    }
+}
+
+impl XmlEvents for QuickXml<'_> {
+    fn next_event(&mut self, _: bool) -> PResult<(u64, Event<'_>, Option<&str>)> {
+        self.buf.clear();
+        let pos = self.reader.buffer_position();
+        match self.reader.read_event_into(&mut self.buf) {
+            Ok(Event::Eof) => Ok((self.reader.buffer_position(), Event::Eof, None)),
+            Ok(ev) => Ok((pos, ev, None)),
+            Err(e) => at(self.reader.error_position(), format!("malformed XML: {e}")),
+        }
+    }
+}
+
+/// A reader of the XML that CVAT writes, faster than quick-xml's: start, empty and end tags
+/// with plain names, text, references, `<?...?>` (skipped). On that it gives the events
+/// quick-xml gives, at the same offsets; on anything else, or anything malformed, it gives up
+/// (`Fail::Unsure`), and the file is read again with quick-xml.
+struct FastXml<'r> {
+    r: &'r mut dyn BufRead,
+    /// The text read (checked UTF-8 once, as it comes), unread from `lo` on; `text[0]` is at
+    /// offset `base` of the file.
+    text: String,
+    lo: usize,
+    base: u64,
+    /// The first bytes of a character that the next read completes.
+    partial: Vec<u8>,
+    eof: bool,
+    /// Texts that reading more replaced (with their `base`), and texts to reuse.
+    retired: Vec<(u64, String)>,
+    spare: Vec<String>,
+    /// Names of the open elements, end to end, and where each starts.
+    open: Vec<u8>,
+    starts: Vec<usize>,
+}
+
+impl<'r> FastXml<'r> {
+    fn new(r: &'r mut dyn BufRead) -> Self {
+        FastXml {
+            r,
+            text: String::new(),
+            lo: 0,
+            base: 0,
+            partial: Vec::new(),
+            eof: false,
+            retired: Vec::new(),
+            spare: Vec::new(),
+            open: Vec::new(),
+            starts: Vec::new(),
+        }
+    }
+
+    /// Reads more (`Unsure` on a read error or bytes that are not UTF-8: quick-xml reports
+    /// them).
+    fn fill(&mut self) -> PResult<()> {
+        if self.lo > 0 {
+            // The unread rest goes on in a new text; the old one is kept for the events in it.
+            let mut text = self.spare.pop().unwrap_or_default();
+            text.clear();
+            text.push_str(self.text.get(self.lo..).ok_or(Fail::Unsure)?);
+            let old = std::mem::replace(&mut self.text, text);
+            self.retired.push((self.base, old));
+            self.base += self.lo as u64;
+            self.lo = 0;
+        }
+        let b = loop {
+            match self.r.fill_buf() {
+                Ok(b) => break b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(Fail::Unsure),
+            }
+        };
+        let n = b.len();
+        if n == 0 {
+            self.eof = true;
+            return match self.partial.is_empty() {
+                true => Ok(()),
+                false => Err(Fail::Unsure),
+            };
+        }
+        let bytes = match self.partial.is_empty() {
+            true => b,
+            false => {
+                self.partial.extend_from_slice(b);
+                &self.partial[..]
+            }
+        };
+        let valid = match std::str::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) if e.error_len().is_none() => {
+                std::str::from_utf8(&bytes[..e.valid_up_to()]).map_err(|_| Fail::Unsure)?
+            }
+            Err(_) => return Err(Fail::Unsure),
+        };
+        self.text.push_str(valid);
+        let rest = bytes[valid.len()..].to_vec();
+        self.partial = rest;
+        self.r.consume(n);
+        Ok(())
+    }
+
+    /// Where `f` finds the end of an event in the unread text, reading more until it does
+    /// (`Unsure` when it never does).
+    fn find(&mut self, f: impl Fn(&[u8]) -> Option<usize>) -> PResult<usize> {
+        loop {
+            if let Some(k) = f(&self.text.as_bytes()[self.lo..]) {
+                return Ok(k);
+            }
+            if self.eof {
+                return Err(Fail::Unsure);
+            }
+            self.fill()?;
+        }
+    }
+}
+
+/// Bytes of the element names `FastXml` reads (quick-xml takes any but whitespace).
+fn name_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':')
+}
+
+/// The kind of an event `FastXml` found.
+#[derive(Debug, Clone, Copy)]
+enum Found {
+    Eof,
+    Text,
+    /// `&...;`: the bytes between.
+    Ref,
+    Start {
+        name_len: usize,
+    },
+    Empty {
+        name_len: usize,
+    },
+    End,
+}
+
+impl FastXml<'_> {
+    /// The next event, as `(kind, offset, range in text)`. `text`: whether to give text and
+    /// references (else they are checked and skipped).
+    fn next_found(&mut self, text: bool) -> PResult<(Found, u64, usize, usize)> {
+        loop {
+            if self.lo == self.text.len() {
+                if self.eof {
+                    let pos = self.base + self.lo as u64;
+                    return Ok((Found::Eof, pos, self.lo, self.lo));
+                }
+                self.fill()?;
+                continue;
+            }
+            let pos = self.base + self.lo as u64;
+            // quick-xml skips a byte order mark (0xEF 0xBB 0xBF).
+            let b = self.text.as_bytes();
+            if pos == 0 && b[0] == 0xEF {
+                return Err(Fail::Unsure);
+            }
+            let lo = self.lo;
+            if b[lo] == b'&' {
+                // quick-xml: a reference is `&` up to `;`, before any other `&` or `<`.
+                let k = self.find(|b| find_any(&b[1..], [b';', b'&', b'<']))?;
+                let (lo, hi) = (self.lo + 1, self.lo + 1 + k);
+                if self.text.as_bytes()[hi] != b';' {
+                    return Err(Fail::Unsure);
+                }
+                self.lo = hi + 1;
+                if !text {
+                    continue;
+                }
+                return Ok((Found::Ref, pos, lo, hi));
+            }
+            if b[lo] != b'<' {
+                let k = loop {
+                    let b = &self.text.as_bytes()[self.lo..];
+                    if let Some(k) = find_any(b, [b'<', b'&']) {
+                        break k;
+                    }
+                    if self.eof {
+                        break b.len();
+                    }
+                    self.fill()?;
+                };
+                // `fill` may have moved the bytes.
+                let (lo, hi) = (self.lo, self.lo + k);
+                self.lo = hi;
+                if !text {
+                    continue;
+                }
+                return Ok((Found::Text, pos, lo, hi));
+            }
+            let k = self.find(|b| {
+                if b.len() < 2 {
+                    return None;
+                }
+                match b[1] {
+                    // `</`: as quick-xml, unless the tag has a quote (then the name is wrong).
+                    b'/' | b'?' => b.iter().position(|&c| c == b'>'),
+                    // `<!`: comments, CDATA, DOCTYPE.
+                    b'!' => Some(0),
+                    _ => tag_end(b),
+                }
+            })?;
+            if k == 0 {
+                return Err(Fail::Unsure);
+            }
+            let (lo, hi) = (self.lo + 1, self.lo + k);
+            self.lo += k + 1;
+            let tag = &self.text.as_bytes()[lo..hi];
+            match tag.first() {
+                Some(b'/') => {
+                    let start = self.starts.pop().ok_or(Fail::Unsure)?;
+                    if tag[1..] != self.open[start..] {
+                        return Err(Fail::Unsure);
+                    }
+                    self.open.truncate(start);
+                    return Ok((Found::End, pos, lo + 1, hi));
+                }
+                // A declaration or processing instruction that quick-xml reads to the first
+                // `>` too: skipped (the parser ignores them).
+                Some(b'?') if tag.len() > 2 && tag.ends_with(b"?") => continue,
+                _ => {}
+            }
+            let (hi, empty) = match tag.strip_suffix(b"/") {
+                Some(c) => (lo + c.len(), true),
+                None => (hi, false),
+            };
+            let content = &self.text.as_bytes()[lo..hi];
+            let name_len = content
+                .iter()
+                .position(|&c| quick_xml::utils::is_whitespace(c))
+                .unwrap_or(content.len());
+            if name_len == 0 || !content[..name_len].iter().all(|&c| name_byte(c)) {
+                return Err(Fail::Unsure);
+            }
+            if empty {
+                return Ok((Found::Empty { name_len }, pos, lo, hi));
+            }
+            self.starts.push(self.open.len());
+            self.open
+                .extend_from_slice(&self.text.as_bytes()[lo..lo + name_len]);
+            return Ok((Found::Start { name_len }, pos, lo, hi));
+        }
+    }
+}
+
+impl Found {
+    /// The event, of its text.
+    fn event(self, text: &str) -> Event<'_> {
+        match self {
+            Found::Eof => Event::Eof,
+            Found::Text => Event::Text(BytesText::from_escaped(text)),
+            Found::Ref => Event::GeneralRef(BytesRef::new(text)),
+            Found::Start { name_len } => Event::Start(BytesStart::from_content(text, name_len)),
+            Found::Empty { name_len } => Event::Empty(BytesStart::from_content(text, name_len)),
+            Found::End => Event::End(BytesEnd::new(text)),
+        }
+    }
+}
+
+impl XmlEvents for FastXml<'_> {
+    fn next_event(&mut self, text: bool) -> PResult<(u64, Event<'_>, Option<&str>)> {
+        let (found, pos, lo, hi) = self.next_found(text)?;
+        // Nothing refers to replaced texts here: reuse one.
+        if let Some((_, t)) = self.retired.pop() {
+            self.retired.clear();
+            self.spare.clear();
+            self.spare.push(t);
+        }
+        // Events start and end at ASCII bytes: `get` always succeeds.
+        let text = self.text.get(lo..hi).ok_or(Fail::Unsure)?;
+        Ok((pos, found.event(text), Some(text)))
+    }
 }
 
 fn parse_xml(
-    r: &mut dyn BufRead,
+    events: &mut dyn XmlEvents,
     ds: &TaskDataset<'_>,
     matcher: &FrameMatcher,
     out: &mut Annotations,
 ) -> PResult<()> {
-    let mut reader = Reader::from_reader(r);
     let mut p = Parser {
         labels: ds.labels,
         matcher,
@@ -1564,25 +2310,18 @@ fn parse_xml(
         tag: None,
         attr: None,
         text: String::new(),
-        decoder: reader.decoder(),
     };
-    let mut buf = Vec::with_capacity(4096);
     let mut seen_root = false;
     loop {
-        let pos = reader.buffer_position();
-        p.decoder = reader.decoder();
-        let ev = match reader.read_event_into(&mut buf) {
-            Ok(ev) => ev,
-            Err(e) => return at(reader.error_position(), format!("malformed XML: {e}")),
-        };
+        let (pos, ev, text) = events.next_event(p.attr.is_some())?;
         match ev {
             Event::Start(e) => {
                 seen_root = true;
-                p.start(&e, pos)?;
+                p.start(&e, text, pos)?;
             }
             Event::Empty(e) => {
                 seen_root = true;
-                p.start(&e, pos)?;
+                p.start(&e, text, pos)?;
                 p.end(pos)?;
             }
             Event::End(_) => p.end(pos)?,
@@ -1627,7 +2366,7 @@ fn parse_xml(
                 }
                 if let Some(open) = p.stack.last() {
                     return at(
-                        reader.buffer_position(),
+                        pos,
                         format!(
                             "the file ends inside <{}> (truncated?)",
                             match open {
@@ -1647,7 +2386,6 @@ fn parse_xml(
             }
             _ => {}
         }
-        buf.clear();
     }
 }
 
@@ -1675,7 +2413,8 @@ impl<'a, 'l> Parser<'a, 'l> {
         })
     }
 
-    fn start(&mut self, e: &BytesStart<'_>, pos: u64) -> PResult<()> {
+    /// `text`: `e`'s text, when known to be UTF-8.
+    fn start(&mut self, e: &BytesStart<'_>, text: Option<&str>, pos: u64) -> PResult<()> {
         let name = e.name();
         let name = name.as_ref();
         let parent = self.stack.last().copied();
@@ -1695,27 +2434,27 @@ impl<'a, 'l> Parser<'a, 'l> {
             Some(Node::Root) => match name {
                 b"meta" => Node::Meta,
                 b"image" => {
-                    let a = Attrs::read(e, self.decoder, pos)?;
-                    let frame =
-                        self.matcher
-                            .image(a.get("name"), a.get("id"))
-                            .ok_or_else(|| {
-                                Fail::At(
-                                    pos,
-                                    format!(
-                                "<image name=\"{}\" id=\"{}\"> matches no frame of the task",
-                                a.get("name").unwrap_or(""),
-                                a.get("id").unwrap_or("")
-                            ),
-                                )
-                            })?;
+                    let a = Attrs::read(e, text, pos)?;
+                    let frame = self
+                        .matcher
+                        .image(a.get(Key::Name), a.get(Key::Id))
+                        .ok_or_else(|| {
+                            Fail::At(
+                                pos,
+                                format!(
+                                    "<image name=\"{}\" id=\"{}\"> matches no frame of the task",
+                                    a.get(Key::Name).unwrap_or(""),
+                                    a.get(Key::Id).unwrap_or("")
+                                ),
+                            )
+                        })?;
                     self.image = Some(frame);
                     Node::Image
                 }
                 b"track" => {
-                    let a = Attrs::read(e, self.decoder, pos)?;
-                    let label = self.label(a.req("track", "label", pos)?, pos)?;
-                    let group = a.int_or("track", "group_id", 0, pos)?.max(0) as u64;
+                    let a = Attrs::read(e, text, pos)?;
+                    let label = self.label(a.req("track", Key::Label, pos)?, pos)?;
+                    let group = a.int_or("track", Key::GroupId, 0, pos)?.max(0) as u64;
                     self.track = Some(TrackB::new(label, group, pos));
                     Node::Track
                 }
@@ -1723,14 +2462,14 @@ impl<'a, 'l> Parser<'a, 'l> {
             },
             Some(Node::Image) => {
                 if let Some(kind) = shape_kind(name) {
-                    let a = Attrs::read(e, self.decoder, pos)?;
+                    let a = Attrs::read(e, text, pos)?;
                     let tag = shape_tag(kind);
-                    let label = self.label(a.req(tag, "label", pos)?, pos)?;
+                    let label = self.label(a.req(tag, Key::Label, pos)?, pos)?;
                     self.shape = Some(self.pending(kind, label, &a, pos, false)?);
                     Node::Shape
                 } else if name == b"tag" {
-                    let a = Attrs::read(e, self.decoder, pos)?;
-                    let label = self.label(a.req("tag", "label", pos)?, pos)?;
+                    let a = Attrs::read(e, text, pos)?;
+                    let label = self.label(a.req("tag", Key::Label, pos)?, pos)?;
                     if !label_accepts(label, "tag") {
                         return at(
                             pos,
@@ -1740,7 +2479,7 @@ impl<'a, 'l> Parser<'a, 'l> {
                     self.tag = Some(TagB {
                         label,
                         frame: self.image.unwrap_or(0),
-                        group: a.int_or("tag", "group_id", 0, pos)?.max(0) as u64,
+                        group: a.int_or("tag", Key::GroupId, 0, pos)?.max(0) as u64,
                         attrs: Vec::new(),
                     });
                     Node::Tag
@@ -1751,13 +2490,13 @@ impl<'a, 'l> Parser<'a, 'l> {
             Some(Node::Track) => {
                 let label = self.track.as_ref().map(|t| t.label).expect("open track");
                 if let Some(kind) = shape_kind(name) {
-                    let a = Attrs::read(e, self.decoder, pos)?;
+                    let a = Attrs::read(e, text, pos)?;
                     self.shape = Some(self.pending(kind, label, &a, pos, true)?);
                     Node::Shape
                 } else if name == b"track" {
                     // The older layout: one nested track per skeleton element.
-                    let a = Attrs::read(e, self.decoder, pos)?;
-                    let sub = self.sublabel(label, a.req("track", "label", pos)?, pos)?;
+                    let a = Attrs::read(e, text, pos)?;
+                    let sub = self.sublabel(label, a.req("track", Key::Label, pos)?, pos)?;
                     self.track.as_mut().expect("open track").element(sub, pos);
                     self.elem_track = Some(sub);
                     Node::ElemTrack
@@ -1767,7 +2506,7 @@ impl<'a, 'l> Parser<'a, 'l> {
             }
             Some(Node::ElemTrack) => match shape_kind(name) {
                 Some(kind) => {
-                    let a = Attrs::read(e, self.decoder, pos)?;
+                    let a = Attrs::read(e, text, pos)?;
                     let label = self.elem_track.expect("open element track");
                     self.element = Some(self.pending(kind, label, &a, pos, true)?);
                     Node::Element
@@ -1780,17 +2519,17 @@ impl<'a, 'l> Parser<'a, 'l> {
                     (p.kind, p.label, p.frame_abs)
                 };
                 if name == b"attribute" {
-                    self.start_attr(e, pos)?;
+                    self.start_attr(e, text, pos)?;
                     Node::Attribute
                 } else if let (Some(kind), ShapeType::Skeleton) = (shape_kind(name), parent_kind) {
-                    let a = Attrs::read(e, self.decoder, pos)?;
+                    let a = Attrs::read(e, text, pos)?;
                     let tag = shape_tag(kind);
-                    let sub = self.sublabel(parent_label, a.req(tag, "label", pos)?, pos)?;
+                    let sub = self.sublabel(parent_label, a.req(tag, Key::Label, pos)?, pos)?;
                     let in_track = self.track.is_some();
                     let mut p = self.pending(kind, sub, &a, pos, false)?;
                     if in_track {
                         p.frame_abs = frame_abs;
-                        p.keyframe = a.flag("keyframe", true);
+                        p.keyframe = a.flag(Key::Keyframe, true);
                     }
                     self.element = Some(p);
                     Node::Element
@@ -1800,7 +2539,7 @@ impl<'a, 'l> Parser<'a, 'l> {
             }
             Some(Node::Element) | Some(Node::Tag) => {
                 if name == b"attribute" {
-                    self.start_attr(e, pos)?;
+                    self.start_attr(e, text, pos)?;
                     Node::Attribute
                 } else {
                     Node::Other
@@ -1812,10 +2551,20 @@ impl<'a, 'l> Parser<'a, 'l> {
         Ok(())
     }
 
-    fn start_attr(&mut self, e: &BytesStart<'_>, pos: u64) -> PResult<()> {
-        let a = Attrs::read(e, self.decoder, pos)?;
-        let name = a.req("attribute", "name", pos)?.to_owned();
-        self.attr = Some((name, pos));
+    /// Matches an `<attribute name>` to its label's spec by name (unknown names are skipped, as
+    /// CVAT does; their text is still read).
+    fn start_attr(&mut self, e: &BytesStart<'_>, text: Option<&str>, pos: u64) -> PResult<()> {
+        let a = Attrs::read(e, text, pos)?;
+        let name = a.req("attribute", Key::Name, pos)?;
+        let label = if let Some(p) = &self.element {
+            Some(p.label)
+        } else if let Some(p) = &self.shape {
+            Some(p.label)
+        } else {
+            self.tag.as_ref().map(|t| t.label)
+        };
+        let spec = label.and_then(|l| l.attributes.iter().find(|(_, s)| s.name == name));
+        self.attr = Some((spec, pos));
         self.text.clear();
         Ok(())
     }
@@ -1850,7 +2599,7 @@ impl<'a, 'l> Parser<'a, 'l> {
         if kind != ShapeType::Skeleton {
             check_points(kind, &points).map_err(|why| Fail::At(pos, why))?;
         }
-        let rotation = match a.get("rotation") {
+        let rotation = match a.get(Key::Rotation) {
             None => 0.0,
             Some(v) => parse_float(v).ok_or_else(|| {
                 Fail::At(
@@ -1865,7 +2614,7 @@ impl<'a, 'l> Parser<'a, 'l> {
             rotation.rem_euclid(360.0)
         };
         let frame_abs = if in_track {
-            let v = a.req(tag, "frame", pos)?;
+            let v = a.req(tag, Key::Frame, pos)?;
             Some(v.trim().parse::<u64>().map_err(|_| {
                 Fail::At(
                     pos,
@@ -1881,15 +2630,15 @@ impl<'a, 'l> Parser<'a, 'l> {
             pos,
             frame_abs,
             keyframe: if in_track {
-                a.flag("keyframe", true)
+                a.flag(Key::Keyframe, true)
             } else {
                 true
             },
-            outside: a.flag("outside", false),
-            occluded: a.flag("occluded", false),
-            z_order: a.int_or(tag, "z_order", 0, pos)?,
+            outside: a.flag(Key::Outside, false),
+            occluded: a.flag(Key::Occluded, false),
+            z_order: a.int_or(tag, Key::ZOrder, 0, pos)?,
             rotation,
-            group: a.int_or(tag, "group_id", 0, pos)?.max(0) as u64,
+            group: a.int_or(tag, Key::GroupId, 0, pos)?.max(0) as u64,
             points,
             attrs: Vec::new(),
             elements: Vec::new(),
@@ -2018,30 +2767,20 @@ impl<'a, 'l> Parser<'a, 'l> {
         Ok(())
     }
 
-    /// Matches an `<attribute name>` to its label's spec by name (unknown names are skipped, as
-    /// CVAT does) and checks the value.
+    /// Checks the value of the `<attribute>` just read and sets it.
     fn end_attr(&mut self) -> PResult<()> {
-        let Some((name, pos)) = self.attr.take() else {
+        let Some((spec, pos)) = self.attr.take() else {
             return Ok(());
         };
         let mut value = std::mem::take(&mut self.text);
-        let label = if let Some(p) = &self.element {
-            p.label
-        } else if let Some(p) = &self.shape {
-            p.label
-        } else if let Some(t) = &self.tag {
-            t.label
-        } else {
-            return Ok(());
-        };
-        let Some((spec_id, spec)) = label.attributes.iter().find(|(_, s)| s.name == name) else {
+        let Some((spec_id, spec)) = spec else {
             return Ok(());
         };
         if spec.input_type == "checkbox" && value != spec.default_value {
             value = value.to_lowercase();
         }
         check_value(spec, &value)
-            .map_err(|why| Fail::At(pos, format!("attribute '{name}': {why}")))?;
+            .map_err(|why| Fail::At(pos, format!("attribute '{}': {why}", spec.name)))?;
         let a = AttributeVal {
             spec_id: *spec_id,
             value,
@@ -2981,6 +3720,363 @@ blue</values>
         assert_eq!(m.image(Some("frame_000016"), Some("16")), Some(2));
         assert_eq!(m.image(Some("images/frame_000019.jpg"), None), Some(3));
         assert_eq!(m.image(Some("frame_000011"), None), None);
+    }
+
+    #[test]
+    fn numbers_read_as_str_parse_reads_them() {
+        use rand::{Rng, SeedableRng};
+        let std_parse = |s: &str| {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map(f64::to_bits)
+        };
+        let mut cases: Vec<String> = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.0",
+            "1",
+            "1.",
+            ".5",
+            "-.5",
+            "-5.",
+            ".",
+            "-",
+            "-.",
+            "",
+            " ",
+            "1.2.3",
+            "+1",
+            " 1.5",
+            "1.5 ",
+            "1e3",
+            "1E-3",
+            "inf",
+            "-inf",
+            "NaN",
+            "1_000",
+            "0x10",
+            "12,5",
+            "0.1",
+            "0.2",
+            "0.30000000000000004",
+            "123456789.123456789",
+            "9007199254740992",
+            "9007199254740993",
+            "9007199254740991.5",
+            "18446744073709551615",
+            "99999999999999999999",
+            "1234567890123456789",
+            "0.000000000000000001",
+            "000000000000000000012.5",
+            "4503599627370496.5",
+            "1.7976931348623157e308",
+            "1e309",
+            "2.2250738585072014e-308",
+            "\u{a0}1",
+            "１",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut rnd = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..200_000 {
+            let digits = rnd.random_range(1..=21);
+            let mut s: String = (0..digits)
+                .map(|_| char::from(b'0' + rnd.random_range(0..10u8)))
+                .collect();
+            if rnd.random_bool(0.8) {
+                s.insert(rnd.random_range(0..=s.len()), '.');
+            }
+            if rnd.random_bool(0.3) {
+                s.insert(0, '-');
+            }
+            cases.push(s);
+        }
+        for s in &cases {
+            assert_eq!(parse_float(s).map(f64::to_bits), std_parse(s), "{s:?}");
+        }
+    }
+
+    /// The values of every key of a tag, or the error.
+    type Values = Result<Vec<Option<String>>, String>;
+
+    /// `Attrs` of one tag by its fast scan, and by quick-xml's iterator alone.
+    fn attrs_both_ways(tag: &[u8]) -> (Values, Values) {
+        let mut reader = Reader::from_reader(tag);
+        let Ok(Event::Empty(e)) = reader.read_event() else {
+            panic!("not one empty tag: {}", String::from_utf8_lossy(tag));
+        };
+        let values = |a: PResult<Attrs<'_>>| match a {
+            Ok(a) => Ok(Key::ALL
+                .iter()
+                .map(|&k| a.get(k).map(str::to_owned))
+                .collect()),
+            Err(Fail::At(_, why)) => Err(why),
+            Err(Fail::Other(e)) => Err(e.to_string()),
+            Err(Fail::Unsure) => Err("unsure".into()),
+        };
+        let fast = values(Attrs::read(&e, None, 0));
+        let mut a = Attrs::empty();
+        let slow = a.read_with_quick_xml(&e, reader.decoder(), 0).map(|()| a);
+        (fast, values(slow))
+    }
+
+    #[test]
+    fn attributes_read_as_quick_xml_reads_them() {
+        let tags: &[&[u8]] = &[
+            b"<box label=\"car\" xtl=\"1.5\" ytl='2' xbr=\"3\" ybr=\"4\"/>",
+            b"<box/>",
+            b"<box   />",
+            b"<box label=\"car\"xtl=\"1\"/>",
+            b"<box label = \"car\" xtl\t=\n'1' />",
+            b"<box label=\"a'b\" note='a\"b'/>",
+            b"<box label=\"a &amp; b &#x41;&#66;\"/>",
+            b"<box label=\"a &bogus; b\"/>",
+            b"<box label=\"a & b\"/>",
+            b"<box note=\"a &bogus; b\"/>",
+            b"<box label=\"car\" label=\"car\"/>",
+            b"<box n1=\"\" n2=\"\" n1=\"\"/>",
+            b"<box n1=\"\" n2=\"\" n3=\"\" n4=\"\" n5=\"\" n6=\"\" n7=\"\" n8=\"\" n9=\"\" n10=\"\"/>",
+            b"<box n1=\"\" n2=\"\" n3=\"\" n4=\"\" n5=\"\" n6=\"\" n7=\"\" n8=\"\" n9=\"\" n1=\"\"/>",
+            b"<box label/>",
+            b"<box label />",
+            b"<box label x=\"1\"/>",
+            b"<box label=car/>",
+            b"<box label=/>",
+            b"<box label=\"car\" note=\"/>\"/>",
+            b"<box =\"x\"/>",
+            b"<box \xc3\xa9=\"1\" label=\"\xc3\xa9\"/>",
+            b"<box label=\"\xff\"/>",
+            b"<box \xff=\"1\"/>",
+            b"<box note=\"\xff\" label=\"&bogus;\"/>",
+            b"<box label=\"&bogus;\" note=\"\xff\"/>",
+            b"<box xtl=\"\" ytl=\"&lt;\" xbr=\"&#0;\"/>",
+        ];
+        for tag in tags {
+            let (fast, slow) = attrs_both_ways(tag);
+            assert_eq!(fast, slow, "{}", String::from_utf8_lossy(tag));
+        }
+        // Errors are quick-xml's.
+        let (fast, _) = attrs_both_ways(b"<box label=\"car\" label=\"car\"/>");
+        assert_eq!(
+            fast.unwrap_err(),
+            "malformed attribute: position 16: duplicated attribute, previous declaration at position 4"
+        );
+    }
+
+    #[test]
+    fn bad_attributes_report_quick_xmls_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = BAD
+            .replace("LABEL", "car")
+            .replace("XTL", "0")
+            .replace("COLOR", "red");
+        let with = |extra: &str| ok.replace("occluded=\"0\"", &format!("occluded=\"0\"{extra}"));
+        let cases = [
+            (with(" xtl=\"1\""), "malformed attribute: position 37: duplicated attribute, previous declaration at position 29"),
+            (with(" extra=\"1\" extra=\"2\""), "malformed attribute: position 39: duplicated attribute, previous declaration at position 29"),
+            (with(" note=\"a &bogus; b\""), "attribute 'note': at 3..8: unrecognized entity `bogus`"),
+            (with(" note=\"a & b\""), "attribute 'note': Error while escaping character at range 2..5: Cannot find ';' after '&'"),
+            (with(" note"), "malformed attribute: position 34: attribute key must be directly followed by `=` or space"),
+            (ok.replace("occluded=\"0\"", "occluded=0"), "malformed attribute: position 25: attribute value must be enclosed in `\"` or `'`"),
+        ];
+        for (i, (text, want)) in cases.iter().enumerate() {
+            let e = error_of(dir.path(), &format!("a{i}.xml"), text);
+            assert_eq!(e, format!("a{i}.xml, line 5: {want}"));
+        }
+        let mut bytes = ok.clone().into_bytes();
+        bytes[ok.find("ytl=\"0\"").unwrap() + 5] = 0xff;
+        let p = dir.path().join("utf.xml");
+        std::fs::write(&p, &bytes).unwrap();
+        let l = labels();
+        let a = Annotations::default();
+        let ds = dataset(&l, &a, false);
+        assert_eq!(
+            import(&p, &ds).unwrap_err().to_string(),
+            "utf.xml, line 5: attribute 'ytl': cannot decode input using UTF-8: invalid utf-8 sequence of 1 bytes from index 0"
+        );
+        // References resolve, unknown attributes of any name are skipped.
+        let text = ok.replace(
+            "label=\"car\"",
+            "label=\"c&#97;r\" \u{e9}=\"1\" n=\"\u{e9}\"",
+        );
+        let got = import(&write_file(dir.path(), "refs.xml", &text), &ds).unwrap();
+        assert_eq!(got.shapes.len(), 1);
+        assert_eq!(got.shapes[0].label_id, 1);
+    }
+
+    /// A reader of `data` that then fails.
+    struct ThenFail(io::Cursor<Vec<u8>>);
+
+    impl io::Read for ThenFail {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(io::Error::other("the disk is on fire")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    /// Events (offset and event) of `events` up to the end, or to `Unsure` (`None` last).
+    fn all_events(events: &mut dyn XmlEvents) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        loop {
+            match events.next_event(true) {
+                Ok((pos, ev, _)) => {
+                    let end = matches!(ev, Event::Eof);
+                    out.push(Some(format!("{pos} {ev:?}")));
+                    if end {
+                        return out;
+                    }
+                }
+                Err(_) => {
+                    out.push(None);
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn events_read_ahead_are_fast_xmls() {
+        let mut xml = String::from("<?xml version=\"1.0\"?>\n<annotations>\n");
+        for i in 0..3000 {
+            xml += &format!(
+                "  <image id=\"{i}\" name=\"\u{e9}t\u{e9} {i}\">\n    <box label=\"car\" xtl=\"{i}.5\"><attribute name=\"note\">a &amp; b</attribute></box>\n  </image>\n"
+            );
+        }
+        xml += "</annotations>\n";
+        let cases = [
+            xml.clone(),
+            // `FastXml` gives up near the end.
+            xml.replace("</annotations>", "<!-- c --></annotations>"),
+        ];
+        for text in &cases {
+            // Tiny reads: many texts replaced, characters cut between reads.
+            let direct = all_events(&mut FastXml::new(&mut io::BufReader::with_capacity(
+                7,
+                text.as_bytes(),
+            )));
+            let ahead = events_ahead(io::BufReader::with_capacity(7, text.as_bytes()), |e| {
+                all_events(e)
+            });
+            let Ok(ahead) = ahead else {
+                panic!("no thread")
+            };
+            assert!(direct.len() > 3000, "{}", direct.len());
+            for (i, (a, d)) in ahead.iter().zip(&direct).enumerate() {
+                assert_eq!(a, d, "event {i}");
+            }
+            assert_eq!(ahead.len(), direct.len());
+        }
+        assert_eq!(
+            all_events(&mut FastXml::new(&mut io::BufReader::new(
+                cases[0].as_bytes()
+            )))
+            .last(),
+            Some(&Some(format!("{} Eof", cases[0].len())))
+        );
+        assert_eq!(
+            all_events(&mut FastXml::new(&mut io::BufReader::new(
+                cases[1].as_bytes()
+            )))
+            .last(),
+            Some(&None)
+        );
+        // A read error: `FastXml` gives up there (quick-xml then reports it); a parser that
+        // stops early ends the reading thread.
+        let failing =
+            || io::BufReader::new(ThenFail(io::Cursor::new(cases[0].clone().into_bytes())));
+        let Ok(events) = events_ahead(failing(), |e| all_events(e)) else {
+            panic!("no thread")
+        };
+        assert_eq!(events.last(), Some(&None));
+        assert_eq!(events, all_events(&mut FastXml::new(&mut failing())));
+        let first = events_ahead(io::BufReader::new(cases[0].as_bytes()), |e| {
+            e.next_event(true).map(|(pos, _, _)| pos).ok()
+        });
+        let newline = cases[0].find('\n').map(|i| i as u64);
+        assert_eq!(first.ok(), Some(newline));
+    }
+
+    #[test]
+    fn large_zip_entries_import_like_the_bare_file() {
+        let l = labels();
+        let mut a = image_annotations();
+        let one = a.shapes.clone();
+        for i in 0..1500 {
+            a.shapes.extend(one.iter().cloned().map(|mut s| {
+                s.frame = i % 3;
+                s
+            }));
+        }
+        let ds = dataset(&l, &a, false);
+        let (dir, zip) = export(CvatXml::IMAGES, &ds, None);
+        let xml = zip_text(&zip, "annotations.xml");
+        assert!(xml.len() as u64 > AHEAD_MIN, "{}", xml.len());
+        let bare = write_file(dir.path(), "annotations.xml", &xml);
+        let empty = Annotations::default();
+        let ds = dataset(&l, &empty, false);
+        let from_zip = import(&zip, &ds).unwrap();
+        assert_eq!(from_zip.shapes.len(), a.shapes.len());
+        assert_eq!(from_zip, import(&bare, &ds).unwrap());
+    }
+
+    #[test]
+    fn tag_end_is_quick_xmls_first_unquoted_gt() {
+        use rand::{Rng, SeedableRng};
+        // quick-xml's `ElementParser`, byte by byte.
+        let reference = |b: &[u8]| {
+            let mut quote = None;
+            b.iter().position(|&c| match quote {
+                None if c == b'"' || c == b'\'' => {
+                    quote = Some(c);
+                    false
+                }
+                Some(q) if c == q => {
+                    quote = None;
+                    false
+                }
+                None => c == b'>',
+                Some(_) => false,
+            })
+        };
+        let mut rnd = rand::rngs::StdRng::seed_from_u64(8);
+        let alphabet = b"ab =>\"'\"\"";
+        for _ in 0..50_000 {
+            let len = rnd.random_range(0..60);
+            let s: Vec<u8> = (0..len)
+                .map(|_| alphabet[rnd.random_range(0..alphabet.len())])
+                .collect();
+            assert_eq!(
+                tag_end(&s),
+                reference(&s),
+                "{}",
+                String::from_utf8_lossy(&s)
+            );
+            let (d, q) = count_quotes(&s);
+            let count = |x| s.iter().filter(|&&c| c == x).count() as u32;
+            assert_eq!((d, q), (count(b'"'), count(b'\'')));
+        }
+    }
+
+    #[test]
+    fn find_any_finds_the_first_of_some_bytes() {
+        use rand::{Rng, SeedableRng};
+        let mut rnd = rand::rngs::StdRng::seed_from_u64(5);
+        for _ in 0..20_000 {
+            let len = rnd.random_range(0..40);
+            let s: Vec<u8> = (0..len).map(|_| rnd.random_range(b'"'..=b'*')).collect();
+            let want = s.iter().position(|&c| c == b'"' || c == b'&');
+            assert_eq!(find_any(&s, [b'"', b'&']), want, "{s:?}");
+            let want = s.iter().position(|&c| c == b'*');
+            assert_eq!(find_any(&s, [b'*']), want, "{s:?}");
+        }
+        assert_eq!(find_any(b"\x80\x00\xff&", [b'&']), Some(3));
+        assert_eq!(find_any(b"0123456789", [b'9', b'x', b'8']), Some(8));
     }
 
     #[test]
