@@ -422,8 +422,13 @@ pub fn validate(ctx: &Context<'_>, a: &Annotations) -> Result<(), Invalid> {
         }
         ctx.attributes(&what, label, &t.attributes)?;
     }
+    // One buffer for every shape's position: imports validate tens of thousands.
+    let mut what = String::new();
     for (i, s) in a.shapes.iter().enumerate() {
-        check_shape(ctx, &format!("shapes[{i}]"), s, None)?;
+        use std::fmt::Write;
+        what.clear();
+        write!(what, "shapes[{i}]").expect("writing into a String cannot fail");
+        check_shape(ctx, &what, s, None)?;
     }
     for (i, t) in a.tracks.iter().enumerate() {
         let what = format!("tracks[{i}]");
