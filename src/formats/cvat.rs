@@ -36,16 +36,13 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
 use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::{Decoder, Reader, Writer};
 
-use super::{
-    DeflatedEntry, ExportOptions, Format, FormatError, FrameSource, ImportInput, TaskDataset,
-    ZipSink,
-};
+use super::{ExportOptions, Format, FormatError, FrameSource, ImportInput, TaskDataset, ZipSink};
 use crate::annotations::interpolate::{interpolate, FrameShape};
 use crate::annotations::{
     self, check_points, check_value, Annotations, AttrSpec, AttributeVal, Context, LabelIndex,
@@ -102,9 +99,15 @@ impl Format for CvatXml {
         progress: &dyn Fn(f64),
     ) -> Result<(), FormatError> {
         let share = if opts.save_images { 0.2 } else { 1.0 };
-        let mut entry = DeflatedEntry::new(XML_NAME)?;
-        write_xml(ds, self.video, &mut entry, &|p| progress(p * share))?;
-        entry.finish(zip)?;
+        {
+            let entry = zip.file(XML_NAME)?;
+            let out = BufWriter::with_capacity(1 << 16, entry);
+            let out = write_xml(ds, self.video, out, &|p| progress(p * share))?;
+            out.into_inner()
+                .map_err(|e| FormatError::Io(e.error().to_string()))?
+                .flush()
+                .map_err(io_err)?;
+        }
         if opts.save_images {
             let src = images.ok_or_else(|| {
                 FormatError::Io("images were requested but there is no frame source".into())
@@ -774,8 +777,8 @@ fn element_view<'a>(t: &'a Track, e: &'a FrameShape) -> View<'a> {
     )
 }
 
-fn write_images_body(
-    x: &mut Xml<&mut DeflatedEntry>,
+fn write_images_body<W: Write + Send>(
+    x: &mut Xml<W>,
     ds: &TaskDataset<'_>,
     fr: &Frames<'_>,
     progress: &dyn Fn(f64),
@@ -813,15 +816,16 @@ fn write_images_body(
     // those of a serial writer.
     let n = ds.frames.len();
     let level = x.level;
+    let out = x.w.get_mut();
     crate::formats::write_in_parallel_batches(
         n,
         |i| {
             let mut img = Xml::new(Vec::with_capacity(256 + 300 * items[i].len()));
             img.level = level;
             write_image(&mut img, ds, fr, &ds.frames[i], &items[i], &tags[i])?;
-            Ok::<_, io::Error>(img.w.into_inner())
+            Ok(img.w.into_inner())
         },
-        x.w.get_mut(),
+        |_, bytes| out.write_all(bytes),
         |done| progress(done as f64 / n.max(1) as f64),
     )?;
     Ok(())
@@ -965,12 +969,12 @@ fn write_video_body<W: Write>(
 /// Writes `annotations.xml` for `ds` into `out` ("CVAT for video 1.1" when `video`, else "CVAT
 /// for images 1.1") and returns `out`. Tracks are interpolated with
 /// [`crate::annotations::interpolate::interpolate`].
-pub fn write_xml(
+pub fn write_xml<W: Write + Send>(
     ds: &TaskDataset<'_>,
     video: bool,
-    out: &mut DeflatedEntry,
+    out: W,
     progress: &dyn Fn(f64),
-) -> Result<(), FormatError> {
+) -> Result<W, FormatError> {
     let fr = Frames::new(ds);
     let mut x = Xml::new(out);
     (|| -> io::Result<()> {
@@ -988,7 +992,7 @@ pub fn write_xml(
         x.raw("\n")
     })()
     .map_err(io_err)?;
-    Ok(())
+    Ok(x.w.into_inner())
 }
 
 // ------------------------------------------------------------------------------------------------

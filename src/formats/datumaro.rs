@@ -23,7 +23,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::sync::OnceLock;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -31,8 +31,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Number, Value};
 
 use super::{
-    write_in_parallel_batches, DatasetFrame, DeflatedEntry, ExportOptions, Format, FormatError,
-    FrameSource, ImportInput, TaskDataset, ZipSink,
+    write_in_parallel_batches, DatasetFrame, ExportOptions, Format, FormatError, FrameSource,
+    ImportInput, TaskDataset, ZipSink,
 };
 use crate::annotations::interpolate::{interpolate, FrameShape};
 use crate::annotations::{
@@ -1215,11 +1215,14 @@ fn export(
         }
     }
 
-    let mut w = DeflatedEntry::new(&file)?;
-    w.write_all(br#"{"dm_format_version":"1.0","media_type":2,"infos":{},"categories":"#)?;
+    let w = zip.file(&file)?;
+    let mut w = BufWriter::with_capacity(1 << 16, w);
+    let io = |e: std::io::Error| FormatError::Io(e.to_string());
+    w.write_all(br#"{"dm_format_version":"1.0","media_type":2,"infos":{},"categories":"#)
+        .map_err(io)?;
     serde_json::to_writer(&mut w, &ex.cats.to_json(ds.labels))
         .map_err(|e| FormatError::Io(e.to_string()))?;
-    w.write_all(br#","items":["#)?;
+    w.write_all(br#","items":["#).map_err(io)?;
     for bucket in shapes.iter_mut() {
         bucket.sort_by_key(|s| match s {
             FrameItem::Plain(k) => ds.annotations.shapes[*k].z_order,
@@ -1230,17 +1233,19 @@ fn export(
         n,
         |i| {
             let mut out = Vec::with_capacity(256 + 200 * shapes[i].len());
-            if i > 0 {
-                out.push(b',');
-            }
             ex.write_item(&mut out, &ds.frames[i], &paths[i], &tags[i], &shapes[i])?;
-            Ok::<_, FormatError>(out)
+            Ok(out)
         },
-        &mut w,
+        |i, item| {
+            if i > 0 {
+                w.write_all(b",").map_err(io)?;
+            }
+            w.write_all(item).map_err(io)
+        },
         |done| progress(image_share + (1.0 - image_share) * done as f64 / n.max(1) as f64),
     )?;
-    w.write_all(b"]}")?;
-    w.finish(zip)?;
+    w.write_all(b"]}").map_err(io)?;
+    w.flush().map_err(io)?;
     progress(1.0);
     Ok(())
 }
