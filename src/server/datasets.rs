@@ -527,9 +527,12 @@ async fn start_export(
         "{what}_dataset_{stamp}_{}.zip",
         format.to_lowercase()
     ));
+    let format_name = fmt.display_name();
     run_request(st, req, move |st, progress| {
+        let t0 = std::time::Instant::now();
         let (l, data) = load(st, scope, true)?;
         let ds = dataset(scope.task_id, &l);
+        let t_load = t0.elapsed();
         let dir = exports_dir(st);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let part = dir.join(format!("{file_id}.zip.part"));
@@ -553,6 +556,7 @@ async fn start_export(
                 progress,
             )
             .map_err(|e| e.to_string())?;
+            let t_export = t0.elapsed();
             // No fsync: a result is transient and can be made again; the rename below is what
             // keeps a half-written file from ever being served.
             let mut f = zip.finish().map_err(|e| e.to_string())?;
@@ -561,6 +565,15 @@ async fn start_export(
                 .map_err(|e| e.to_string())?;
             std::fs::rename(&part, dir.join(format!("{file_id}.zip")))
                 .map_err(|e| e.to_string())?;
+            tracing::info!(
+                task = scope.task_id,
+                format = %format_name,
+                save_images,
+                load_ms = t_load.as_secs_f64() * 1e3,
+                export_ms = (t_export - t_load).as_secs_f64() * 1e3,
+                finish_ms = (t0.elapsed() - t_export).as_secs_f64() * 1e3,
+                "dataset exported"
+            );
             Ok(())
         })();
         if result.is_err() {
