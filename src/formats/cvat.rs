@@ -1484,17 +1484,12 @@ impl<'b> Attrs<'b> {
         }
     }
 
-    /// `text`: `e`'s text, when the caller has checked it is UTF-8.
     #[inline] // Builds the (large) value in the caller's place.
-    fn read(e: &'b BytesStart<'_>, text: Option<&'b str>, pos: u64) -> PResult<Attrs<'b>> {
+    fn read(e: &'b BytesStart<'_>, pos: u64) -> PResult<Attrs<'b>> {
         let decoder = e.decoder();
         let mut a = Attrs::empty();
         // The decoder is UTF-8's (borrowing) unless the document says otherwise.
-        let text = text.or_else(|| match decoder.decode(e) {
-            Ok(Cow::Borrowed(text)) => Some(text),
-            _ => None,
-        });
-        if let Some(text) = text {
+        if let Ok(Cow::Borrowed(text)) = decoder.decode(e) {
             a.text = text;
             if a.scan(e.name().as_ref().len()).is_some() {
                 return Ok(a);
@@ -1814,14 +1809,8 @@ struct Parser<'a, 'l> {
     text: String,
 }
 
-/// XML events, each with the offset where it starts (at the end: the file's length), and for
-/// start tags their text when the reader has checked it is UTF-8.
-trait XmlEvents {
-    /// `text`: whether text and references are wanted (a reader may skip them otherwise).
-    fn next_event(&mut self, text: bool) -> PResult<(u64, Event<'_>, Option<&str>)>;
-}
-
-/// quick-xml's reader.
+/// quick-xml's reader, giving each event with the offset where it starts (at the end: the
+/// file's length).
 struct QuickXml<'r> {
     reader: Reader<&'r mut dyn BufRead>,
     buf: Vec<u8>,
@@ -1834,22 +1823,20 @@ impl<'r> QuickXml<'r> {
             buf: Vec::with_capacity(4096),
         }
     }
-}
 
-impl XmlEvents for QuickXml<'_> {
-    fn next_event(&mut self, _: bool) -> PResult<(u64, Event<'_>, Option<&str>)> {
+    fn next_event(&mut self) -> PResult<(u64, Event<'_>)> {
         self.buf.clear();
         let pos = self.reader.buffer_position();
         match self.reader.read_event_into(&mut self.buf) {
-            Ok(Event::Eof) => Ok((self.reader.buffer_position(), Event::Eof, None)),
-            Ok(ev) => Ok((pos, ev, None)),
+            Ok(Event::Eof) => Ok((self.reader.buffer_position(), Event::Eof)),
+            Ok(ev) => Ok((pos, ev)),
             Err(e) => at(self.reader.error_position(), format!("malformed XML: {e}")),
         }
     }
 }
 
 fn parse_xml(
-    events: &mut dyn XmlEvents,
+    events: &mut QuickXml<'_>,
     ds: &TaskDataset<'_>,
     matcher: &FrameMatcher,
     out: &mut Annotations,
@@ -1870,15 +1857,15 @@ fn parse_xml(
     };
     let mut seen_root = false;
     loop {
-        let (pos, ev, text) = events.next_event(p.attr.is_some())?;
+        let (pos, ev) = events.next_event()?;
         match ev {
             Event::Start(e) => {
                 seen_root = true;
-                p.start(&e, text, pos)?;
+                p.start(&e, pos)?;
             }
             Event::Empty(e) => {
                 seen_root = true;
-                p.start(&e, text, pos)?;
+                p.start(&e, pos)?;
                 p.end(pos)?;
             }
             Event::End(_) => p.end(pos)?,
@@ -1971,7 +1958,7 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 
     /// `text`: `e`'s text, when known to be UTF-8.
-    fn start(&mut self, e: &BytesStart<'_>, text: Option<&str>, pos: u64) -> PResult<()> {
+    fn start(&mut self, e: &BytesStart<'_>, pos: u64) -> PResult<()> {
         let name = e.name();
         let name = name.as_ref();
         let parent = self.stack.last().copied();
@@ -1991,7 +1978,7 @@ impl<'a, 'l> Parser<'a, 'l> {
             Some(Node::Root) => match name {
                 b"meta" => Node::Meta,
                 b"image" => {
-                    let a = Attrs::read(e, text, pos)?;
+                    let a = Attrs::read(e, pos)?;
                     let frame = self
                         .matcher
                         .image(a.get(Key::Name), a.get(Key::Id))
@@ -2009,7 +1996,7 @@ impl<'a, 'l> Parser<'a, 'l> {
                     Node::Image
                 }
                 b"track" => {
-                    let a = Attrs::read(e, text, pos)?;
+                    let a = Attrs::read(e, pos)?;
                     let label = self.label(a.req("track", Key::Label, pos)?, pos)?;
                     let group = a.int_or("track", Key::GroupId, 0, pos)?.max(0) as u64;
                     self.track = Some(TrackB::new(label, group, pos));
@@ -2019,13 +2006,13 @@ impl<'a, 'l> Parser<'a, 'l> {
             },
             Some(Node::Image) => {
                 if let Some(kind) = shape_kind(name) {
-                    let a = Attrs::read(e, text, pos)?;
+                    let a = Attrs::read(e, pos)?;
                     let tag = shape_tag(kind);
                     let label = self.label(a.req(tag, Key::Label, pos)?, pos)?;
                     self.shape = Some(self.pending(kind, label, &a, pos, false)?);
                     Node::Shape
                 } else if name == b"tag" {
-                    let a = Attrs::read(e, text, pos)?;
+                    let a = Attrs::read(e, pos)?;
                     let label = self.label(a.req("tag", Key::Label, pos)?, pos)?;
                     if !label_accepts(label, "tag") {
                         return at(
@@ -2047,12 +2034,12 @@ impl<'a, 'l> Parser<'a, 'l> {
             Some(Node::Track) => {
                 let label = self.track.as_ref().map(|t| t.label).expect("open track");
                 if let Some(kind) = shape_kind(name) {
-                    let a = Attrs::read(e, text, pos)?;
+                    let a = Attrs::read(e, pos)?;
                     self.shape = Some(self.pending(kind, label, &a, pos, true)?);
                     Node::Shape
                 } else if name == b"track" {
                     // The older layout: one nested track per skeleton element.
-                    let a = Attrs::read(e, text, pos)?;
+                    let a = Attrs::read(e, pos)?;
                     let sub = self.sublabel(label, a.req("track", Key::Label, pos)?, pos)?;
                     self.track.as_mut().expect("open track").element(sub, pos);
                     self.elem_track = Some(sub);
@@ -2063,7 +2050,7 @@ impl<'a, 'l> Parser<'a, 'l> {
             }
             Some(Node::ElemTrack) => match shape_kind(name) {
                 Some(kind) => {
-                    let a = Attrs::read(e, text, pos)?;
+                    let a = Attrs::read(e, pos)?;
                     let label = self.elem_track.expect("open element track");
                     self.element = Some(self.pending(kind, label, &a, pos, true)?);
                     Node::Element
@@ -2076,10 +2063,10 @@ impl<'a, 'l> Parser<'a, 'l> {
                     (p.kind, p.label, p.frame_abs)
                 };
                 if name == b"attribute" {
-                    self.start_attr(e, text, pos)?;
+                    self.start_attr(e, pos)?;
                     Node::Attribute
                 } else if let (Some(kind), ShapeType::Skeleton) = (shape_kind(name), parent_kind) {
-                    let a = Attrs::read(e, text, pos)?;
+                    let a = Attrs::read(e, pos)?;
                     let tag = shape_tag(kind);
                     let sub = self.sublabel(parent_label, a.req(tag, Key::Label, pos)?, pos)?;
                     let in_track = self.track.is_some();
@@ -2096,7 +2083,7 @@ impl<'a, 'l> Parser<'a, 'l> {
             }
             Some(Node::Element) | Some(Node::Tag) => {
                 if name == b"attribute" {
-                    self.start_attr(e, text, pos)?;
+                    self.start_attr(e, pos)?;
                     Node::Attribute
                 } else {
                     Node::Other
@@ -2110,8 +2097,8 @@ impl<'a, 'l> Parser<'a, 'l> {
 
     /// Matches an `<attribute name>` to its label's spec by name (unknown names are skipped, as
     /// CVAT does; their text is still read).
-    fn start_attr(&mut self, e: &BytesStart<'_>, text: Option<&str>, pos: u64) -> PResult<()> {
-        let a = Attrs::read(e, text, pos)?;
+    fn start_attr(&mut self, e: &BytesStart<'_>, pos: u64) -> PResult<()> {
+        let a = Attrs::read(e, pos)?;
         let name = a.req("attribute", Key::Name, pos)?;
         let label = if let Some(p) = &self.element {
             Some(p.label)
@@ -3374,7 +3361,7 @@ blue</values>
             Err(Fail::At(_, why)) => Err(why),
             Err(Fail::Other(e)) => Err(e.to_string()),
         };
-        let fast = values(Attrs::read(&e, None, 0));
+        let fast = values(Attrs::read(&e, 0));
         let mut a = Attrs::empty();
         let slow = a.read_with_quick_xml(&e, reader.decoder(), 0).map(|()| a);
         (fast, values(slow))
