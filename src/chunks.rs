@@ -47,6 +47,25 @@ pub struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// Decodes the video's absolute frames `wanted` (in order) through the positioned decoders,
+    /// after checking that the file is still the one the task was made from.
+    fn decode_video(
+        &self,
+        wanted: &[u64],
+        emit: impl FnMut(u64, DecodedFrame) -> Result<(), BuildError>,
+    ) -> Result<(), BuildError> {
+        let (path, _, stamp) = video_info(self);
+        frames::check_source(path, stamp)?;
+        frames::decode_frames(
+            path,
+            self.seek,
+            self.pool,
+            (self.data_id, self.version),
+            wanted,
+            emit,
+        )
+    }
+
     fn chunk_type(&self, quality: Quality) -> ChunkType {
         match quality {
             Quality::Compressed => self.spec.compressed_chunk_type,
@@ -111,17 +130,9 @@ fn frame_raster(
 /// Decodes on this thread while other threads encode the JPEGs (`codec::FrameJpegEncoder`:
 /// straight from the YUV planes when the frame allows it).
 fn video_jpeg_zip(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, BuildError> {
-    let (path, rotation, stamp) = video_info(src);
-    frames::check_source(path, stamp)?;
+    let (_, rotation, _) = video_info(src);
     let jpegs = codec::encode_jpegs_overlapped::<BuildError>(quality, rotation, |submit| {
-        frames::decode_frames::<BuildError>(
-            path,
-            src.seek,
-            src.pool,
-            (src.data_id, src.version),
-            frames,
-            |_, f| submit(f),
-        )
+        src.decode_video(frames, |_, f| submit(f))
     })?;
     let mut zip = ZipChunk::with_capacity(jpegs.iter().map(|j| j.len() + 100).sum::<usize>() + 100);
     for (idx, jpeg) in jpegs.iter().enumerate() {
@@ -133,49 +144,39 @@ fn video_jpeg_zip(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item,
     })
 }
 
+/// The chunk's MP4 encoder, opened at the first frame's size.
+fn open_mp4(
+    encoder: &mut Option<codec::Mp4Encoder>,
+    width: u32,
+    height: u32,
+    quality: u8,
+    compressed: bool,
+) -> Result<&mut codec::Mp4Encoder, BuildError> {
+    if encoder.is_none() {
+        *encoder = Some(codec::Mp4Encoder::new(width, height, quality, compressed)?);
+    }
+    Ok(encoder.as_mut().expect("opened above"))
+}
+
 fn video_mp4(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, BuildError> {
-    let (path, rotation, stamp) = video_info(src);
-    frames::check_source(path, stamp)?;
+    let (path, rotation, _) = video_info(src);
     let compressed = quality != 100;
     let mut encoder: Option<codec::Mp4Encoder> = None;
     let mut rgb = RgbConverter::new(ColorMode::Untagged);
-    frames::decode_frames::<BuildError>(
-        path,
-        src.seek,
-        src.pool,
-        (src.data_id, src.version),
-        frames,
-        |_, f| {
-            if rotation != 0.0 {
-                let raster = frame_raster(&mut rgb, &f, rotation)?;
-                let Raster::Rgb(img) = raster else {
-                    unreachable!("video frames are RGB")
-                };
-                let enc = match &mut encoder {
-                    Some(e) => e,
-                    None => encoder.insert(codec::Mp4Encoder::new(
-                        img.width(),
-                        img.height(),
-                        quality,
-                        compressed,
-                    )?),
-                };
-                enc.push_rgb(&img)?;
-            } else {
-                let enc = match &mut encoder {
-                    Some(e) => e,
-                    None => encoder.insert(codec::Mp4Encoder::new(
-                        f.width(),
-                        f.height(),
-                        quality,
-                        compressed,
-                    )?),
-                };
-                enc.push_decoded(&f)?;
-            }
-            Ok(())
-        },
-    )?;
+    src.decode_video(frames, |_, f| {
+        if rotation != 0.0 {
+            let raster = frame_raster(&mut rgb, &f, rotation)?;
+            let Raster::Rgb(img) = raster else {
+                unreachable!("video frames are RGB")
+            };
+            let enc = open_mp4(&mut encoder, img.width(), img.height(), quality, compressed)?;
+            enc.push_rgb(&img)?;
+        } else {
+            let enc = open_mp4(&mut encoder, f.width(), f.height(), quality, compressed)?;
+            enc.push_decoded(&f)?;
+        }
+        Ok(())
+    })?;
     let bytes = match encoder {
         Some(e) => e.finish()?,
         None => {
@@ -380,21 +381,13 @@ pub fn video_frame_png(src: &Source<'_>, abs: u64) -> Result<Item, BuildError> {
 }
 
 fn video_frame_raster(src: &Source<'_>, abs: u64) -> Result<Raster, BuildError> {
-    let (path, rotation, stamp) = video_info(src);
-    frames::check_source(path, stamp)?;
+    let (_, rotation, _) = video_info(src);
     let mut rgb = RgbConverter::new(ColorMode::Untagged);
     let mut out = None;
-    frames::decode_frames::<BuildError>(
-        path,
-        src.seek,
-        src.pool,
-        (src.data_id, src.version),
-        &[abs],
-        |_, f| {
-            out = Some(frame_raster(&mut rgb, &f, rotation)?);
-            Ok(())
-        },
-    )?;
+    src.decode_video(&[abs], |_, f| {
+        out = Some(frame_raster(&mut rgb, &f, rotation)?);
+        Ok(())
+    })?;
     out.ok_or(BuildError::Frames(FrameError::FrameMissing(abs, abs)))
 }
 
