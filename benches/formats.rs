@@ -166,22 +166,8 @@ fn bench(c: &mut Criterion) {
     }
     // Storing an import: replace the task's 30,000 shapes (delete + insert, one fsync).
     let store = frameserver::store::Store::open(&dir.path().join("db.sqlite3")).unwrap();
-    let now = chrono::Utc::now();
     let task = store
-        .create_task(frameserver::store::TaskRow {
-            id: 0,
-            name: "formats bench".into(),
-            labels: json!([]),
-            segment_size: 0,
-            overlap: None,
-            bug_tracker: String::new(),
-            subset: String::new(),
-            owner_id: None,
-            assignee_id: None,
-            created_date: now,
-            updated_date: now,
-            data_id: None,
-        })
+        .create_task(frameserver::store::TaskRow::new("formats bench"))
         .unwrap()
         .id;
     let replace = |a: Annotations| {

@@ -373,20 +373,14 @@ pub(crate) async fn create_task(
         }
         _ => me.id,
     };
-    let now = Utc::now();
     let task = st.store.create_task(TaskRow {
-        id: 0,
-        name,
-        labels: json!([]),
         segment_size: w.segment_size.unwrap_or(0),
         overlap: w.overlap,
         bug_tracker: w.bug_tracker.unwrap_or_default(),
         subset: w.subset.unwrap_or_default(),
         owner_id: Some(owner_id),
         assignee_id,
-        created_date: now,
-        updated_date: now,
-        data_id: None,
+        ..TaskRow::new(name)
     })?;
     if let Err(e) = insert_labels(&st, task.id, &labels, None) {
         st.store.delete_task(task.id)?;

@@ -141,6 +141,28 @@ pub struct TaskRow {
     pub data_id: Option<i64>,
 }
 
+impl TaskRow {
+    /// A task named `name` to be created now ([`Store::create_task`] gives the id): no labels,
+    /// owner, data or segment size yet.
+    pub fn new(name: impl Into<String>) -> TaskRow {
+        let now = Utc::now();
+        TaskRow {
+            id: 0,
+            name: name.into(),
+            labels: serde_json::json!([]),
+            segment_size: 0,
+            overlap: None,
+            bug_tracker: String::new(),
+            subset: String::new(),
+            owner_id: None,
+            assignee_id: None,
+            created_date: now,
+            updated_date: now,
+            data_id: None,
+        }
+    }
+}
+
 /// A data row: the spec plus its version (bumped whenever the data changes, so cached chunks
 /// of an older version are never served) and the chunks-updated date.
 #[derive(Debug, Clone, PartialEq)]
@@ -1046,20 +1068,9 @@ mod tests {
     use super::*;
 
     pub(super) fn task() -> TaskRow {
-        let now = Utc::now();
         TaskRow {
-            id: 0,
-            name: "t".into(),
             labels: serde_json::json!([{"name": "car"}]),
-            segment_size: 0,
-            overlap: None,
-            bug_tracker: String::new(),
-            subset: String::new(),
-            owner_id: None,
-            assignee_id: None,
-            created_date: now,
-            updated_date: now,
-            data_id: None,
+            ..TaskRow::new("t")
         }
     }
 
