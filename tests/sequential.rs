@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use frameserver::manifest::{self, Manifest, VideoOptions};
+use frameserver::manifest::{self, Manifest, ManifestError, VideoIndex, VideoOptions};
 use frameserver::media::{ColorMode, FrameReader, RgbConverter};
 
 /// (pts, md5) of every frame in decoder output order.
@@ -20,16 +20,21 @@ fn decode_all(path: &Path) -> Vec<(Option<i64>, String)> {
     out
 }
 
+/// The video's manifest, made as `manifest create --force` makes it.
+fn index_forced(video: &Path) -> Result<VideoIndex, ManifestError> {
+    let opts = VideoOptions {
+        force: true,
+        ..Default::default()
+    };
+    manifest::index_video(video, &opts, &|_| {})
+}
+
 #[test]
 fn manifest_matches_full_sequential_decoding_on_every_video() {
     let mut checked = 0;
     for video in common::all_videos() {
         let name = video.file_name().unwrap().to_string_lossy().into_owned();
-        let opts = VideoOptions {
-            force: true,
-            ..Default::default()
-        };
-        let index = match manifest::index_video(&video, &opts, &|_| {}) {
+        let index = match index_forced(&video) {
             Ok(i) => i,
             Err(e) => {
                 // Only the AVI with packed B-frames and no pts is refused, with a remux hint.
@@ -65,11 +70,7 @@ fn manifest_matches_full_sequential_decoding_on_every_video() {
 fn seeking_to_each_key_frame_then_decoding_is_frame_accurate() {
     for video in common::all_videos() {
         let name = video.file_name().unwrap().to_string_lossy().into_owned();
-        let opts = VideoOptions {
-            force: true,
-            ..Default::default()
-        };
-        let Ok(index) = manifest::index_video(&video, &opts, &|_| {}) else {
+        let Ok(index) = index_forced(&video) else {
             continue;
         };
         let Manifest::Video { keyframes, .. } = &index.manifest else {
@@ -142,11 +143,7 @@ fn skipping_non_reference_frames_before_a_chunk_keeps_every_frame_exact() {
     let dir = tempfile::tempdir().unwrap();
     for video in videos {
         let name = video.file_name().unwrap().to_string_lossy().into_owned();
-        let opts = VideoOptions {
-            force: true,
-            ..Default::default()
-        };
-        let Ok(index) = manifest::index_video(&video, &opts, &|_| {}) else {
+        let Ok(index) = index_forced(&video) else {
             continue;
         };
         let manifest_dir = dir.path().join(&name);
