@@ -36,13 +36,16 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
 use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::{Decoder, Reader, Writer};
 
-use super::{ExportOptions, Format, FormatError, FrameSource, ImportInput, TaskDataset, ZipSink};
+use super::{
+    DeflatedEntry, ExportOptions, Format, FormatError, FrameAnnotations, FrameObject, FrameSource,
+    ImportInput, TaskDataset, ZipSink,
+};
 use crate::annotations::interpolate::{interpolate, FrameShape};
 use crate::annotations::{
     self, check_points, check_value, Annotations, AttrSpec, AttributeVal, Context, LabelIndex,
@@ -99,15 +102,9 @@ impl Format for CvatXml {
         progress: &dyn Fn(f64),
     ) -> Result<(), FormatError> {
         let share = if opts.save_images { 0.2 } else { 1.0 };
-        {
-            let entry = zip.file(XML_NAME)?;
-            let out = BufWriter::with_capacity(1 << 16, entry);
-            let out = write_xml(ds, self.video, out, &|p| progress(p * share))?;
-            out.into_inner()
-                .map_err(|e| FormatError::Io(e.error().to_string()))?
-                .flush()
-                .map_err(io_err)?;
-        }
+        let mut entry = DeflatedEntry::new(XML_NAME);
+        write_xml(ds, self.video, &mut entry, &|p| progress(p * share))?;
+        entry.finish(zip)?;
         if opts.save_images {
             let src = images.ok_or_else(|| {
                 FormatError::Io("images were requested but there is no frame source".into())
@@ -208,19 +205,12 @@ fn split_ext(p: &str) -> (&str, &str) {
 /// The task's frames by task-relative number (jobs hold a slice of them).
 struct Frames<'d> {
     ds: &'d TaskDataset<'d>,
-    pos: HashMap<u64, usize>,
     step: u64,
     video: bool,
 }
 
 impl<'d> Frames<'d> {
     fn new(ds: &'d TaskDataset<'d>) -> Self {
-        let pos = ds
-            .frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.rel, i))
-            .collect();
         let step = match ds.frames.as_slice() {
             [a, b, ..] if b.rel > a.rel && b.abs > a.abs => (b.abs - a.abs) / (b.rel - a.rel),
             _ => 1,
@@ -228,7 +218,6 @@ impl<'d> Frames<'d> {
         .max(1);
         Frames {
             ds,
-            pos,
             step,
             video: ds.original_size.is_some() || ds.mode == "interpolation",
         }
@@ -236,8 +225,8 @@ impl<'d> Frames<'d> {
 
     /// Absolute frame of task frame `rel`.
     fn abs(&self, rel: u64) -> u64 {
-        match self.pos.get(&rel) {
-            Some(&i) => self.ds.frames[i].abs,
+        match self.ds.frame_index(rel) {
+            Some(i) => self.ds.frames[i].abs,
             None => {
                 let first = self.ds.frames.first().map_or((0, 0), |f| (f.rel, f.abs));
                 (first.1 + rel * self.step).saturating_sub(first.0 * self.step)
@@ -748,21 +737,6 @@ fn write_meta<W: Write>(x: &mut Xml<W>, ds: &TaskDataset<'_>, fr: &Frames<'_>) -
     x.close("meta")
 }
 
-/// An item of one `<image>`: a plain shape, or a track's shape on that frame.
-enum Item<'a> {
-    Plain(&'a Shape),
-    Tracked(&'a Track, FrameShape),
-}
-
-impl Item<'_> {
-    fn z_order(&self) -> i64 {
-        match self {
-            Item::Plain(s) => s.z_order,
-            Item::Tracked(_, f) => f.z_order,
-        }
-    }
-}
-
 fn element_track(t: &Track, label_id: i64) -> Option<&Track> {
     t.elements.iter().find(|e| e.label_id == label_id)
 }
@@ -777,55 +751,28 @@ fn element_view<'a>(t: &'a Track, e: &'a FrameShape) -> View<'a> {
     )
 }
 
-fn write_images_body<W: Write + Send>(
-    x: &mut Xml<W>,
+fn write_images_body(
+    x: &mut Xml<&mut DeflatedEntry>,
     ds: &TaskDataset<'_>,
     fr: &Frames<'_>,
     progress: &dyn Fn(f64),
 ) -> io::Result<()> {
-    let a = ds.annotations;
-    let mut items: Vec<Vec<Item<'_>>> = (0..ds.frames.len()).map(|_| Vec::new()).collect();
-    let mut tags: Vec<Vec<&Tag>> = (0..ds.frames.len()).map(|_| Vec::new()).collect();
-    for s in &a.shapes {
-        if let Some(&i) = fr.pos.get(&s.frame) {
-            items[i].push(Item::Plain(s));
-        }
-    }
-    if let Some(last) = fr.last_rel() {
-        for t in &a.tracks {
-            for f in interpolate(t, last) {
-                // Not outside, and a skeleton not with all its elements outside.
-                if !f.keep_in_frame_export() {
-                    continue;
-                }
-                if let Some(&i) = fr.pos.get(&f.frame) {
-                    items[i].push(Item::Tracked(t, f));
-                }
-            }
-        }
-    }
-    for t in &a.tags {
-        if let Some(&i) = fr.pos.get(&t.frame) {
-            tags[i].push(t);
-        }
-    }
-    for here in items.iter_mut() {
-        here.sort_by_key(Item::z_order);
-    }
+    // Not outside, and a skeleton not with all its elements outside.
+    let by_frame = FrameAnnotations::new(ds, FrameShape::keep_in_frame_export);
     // Each image is rendered by its own `Xml` at the same indentation level, so the bytes are
     // those of a serial writer.
     let n = ds.frames.len();
     let level = x.level;
-    let out = x.w.get_mut();
-    crate::formats::write_in_parallel_batches(
+    let out: &mut DeflatedEntry = x.w.get_mut();
+    out.write_items(
         n,
-        |i| {
-            let mut img = Xml::new(Vec::with_capacity(256 + 300 * items[i].len()));
+        |i, buf| {
+            let mut img = Xml::new(std::mem::take(buf));
             img.level = level;
-            write_image(&mut img, ds, fr, &ds.frames[i], &items[i], &tags[i])?;
-            Ok(img.w.into_inner())
+            let r = write_image(&mut img, ds, fr, &ds.frames[i], &by_frame, i);
+            *buf = img.w.into_inner();
+            r
         },
-        |_, bytes| out.write_all(bytes),
         |done| progress(done as f64 / n.max(1) as f64),
     )?;
     Ok(())
@@ -837,8 +784,8 @@ fn write_image<W: Write>(
     ds: &TaskDataset<'_>,
     fr: &Frames<'_>,
     frame: &crate::formats::DatasetFrame,
-    items: &[Item<'_>],
-    tags: &[&Tag],
+    by_frame: &FrameAnnotations<'_>,
+    i: usize,
 ) -> io::Result<()> {
     x.begin("image");
     x.attr_num("id", frame.abs);
@@ -851,13 +798,15 @@ fn write_image<W: Write>(
     x.attr_num("width", frame.width);
     x.attr_num("height", frame.height);
     x.open()?;
-    for item in items {
+    for item in by_frame.shapes(i) {
         match item {
-            Item::Plain(s) => {
+            FrameObject::Plain(s) => {
                 let els: Vec<View<'_>> = s.elements.iter().map(View::shape).collect();
                 write_image_shape(x, ds.labels, &View::shape(s), &els, false)?;
             }
-            Item::Tracked(t, f) => {
+            FrameObject::Tracked {
+                track: t, shape: f, ..
+            } => {
                 let els: Vec<View<'_>> = f.elements.iter().map(|e| element_view(t, e)).collect();
                 write_image_shape(
                     x,
@@ -869,7 +818,7 @@ fn write_image<W: Write>(
             }
         }
     }
-    for t in tags {
+    for t in by_frame.tags(i) {
         x.begin("tag");
         x.attr("label", label_name(ds.labels, t.label_id));
         x.attr("source", &t.source);
@@ -916,7 +865,7 @@ fn write_video_body<W: Write>(
             // CVAT keeps keyframes (outside ones too) and every visible frame.
             let shapes: Vec<FrameShape> = interpolate(t, last)
                 .into_iter()
-                .filter(|f| f.keep_in_track_export() && fr.pos.contains_key(&f.frame))
+                .filter(|f| f.keep_in_track_export() && ds.frame_index(f.frame).is_some())
                 .collect();
             done += 1;
             if shapes.is_empty() {
@@ -941,7 +890,7 @@ fn write_video_body<W: Write>(
     let stop = fr.stop_abs();
     for s in &a.shapes {
         done += 1;
-        if !fr.pos.contains_key(&s.frame) {
+        if ds.frame_index(s.frame).is_none() {
             continue;
         }
         open_track(x, ds.labels, counter, s.label_id, &s.source, s.group)?;
@@ -967,14 +916,14 @@ fn write_video_body<W: Write>(
 }
 
 /// Writes `annotations.xml` for `ds` into `out` ("CVAT for video 1.1" when `video`, else "CVAT
-/// for images 1.1") and returns `out`. Tracks are interpolated with
+/// for images 1.1"). Tracks are interpolated with
 /// [`crate::annotations::interpolate::interpolate`].
-pub fn write_xml<W: Write + Send>(
+pub fn write_xml(
     ds: &TaskDataset<'_>,
     video: bool,
-    out: W,
+    out: &mut DeflatedEntry,
     progress: &dyn Fn(f64),
-) -> Result<W, FormatError> {
+) -> Result<(), FormatError> {
     let fr = Frames::new(ds);
     let mut x = Xml::new(out);
     (|| -> io::Result<()> {
@@ -991,8 +940,7 @@ pub fn write_xml<W: Write + Send>(
         x.close("annotations")?;
         x.raw("\n")
     })()
-    .map_err(io_err)?;
-    Ok(x.w.into_inner())
+    .map_err(io_err)
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -8,12 +8,13 @@
 //! filled (number → float, checkbox → bool, else string) plus `occluded`, `rotation` (boxes,
 //! ellipses) and `track_id` + `keyframe` for track shapes. Tracks are interpolated and outside shapes
 //! dropped. Masks become COCO RLE over the full image, written in COCO's compressed string form
-//! (what Datumaro writes and the only form its reader accepts). The JSON is streamed item by item.
+//! (what Datumaro writes and the only form its reader accepts). Items are written straight as
+//! bytes (those serde_json would write, see `formats::json_out`), rendered and deflated in pieces
+//! on all cores ([`DeflatedEntry`]).
 //!
 //! **Import** reads `annotations/*.json` (any depth, any subset) from a zip or one bare `.json`,
-//! streaming items one by one, each straight into typed fields (no `Value` trees). Files are
-//! read by a fast JSON reader of ours first; what it does not read (any malformed file among
-//! them) is read again by serde_json, which words the errors. It converts like CVAT's
+//! streaming items one by one with serde_json, each straight into typed fields (no `Value`
+//! trees). It converts like CVAT's
 //! `import_dm_annotations`: labels by name, attributes by name (others dropped), groups with ≥ 2
 //! shapes renumbered per item, `occluded` / `rotation` / `source` / `score` / `outside` /
 //! `keyframe` / `track_id` special attributes, tracks rebuilt from `track_id` + `keyframe` with
@@ -23,18 +24,19 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::sync::OnceLock;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Map, Number, Value};
 
+use super::json_out::{put_bool, put_f64, put_i64, put_str, put_u64};
 use super::{
-    write_in_parallel_batches, DatasetFrame, ExportOptions, Format, FormatError, FrameSource,
-    ImportInput, TaskDataset, ZipSink,
+    DatasetFrame, DeflatedEntry, ExportOptions, Format, FormatError, FrameAnnotations, FrameObject,
+    FrameSource, ImportInput, TaskDataset, ZipSink,
 };
-use crate::annotations::interpolate::{interpolate, FrameShape};
+use crate::annotations::interpolate::FrameShape;
 use crate::annotations::{
     self, check_points, check_value, Annotations, AttrSpec, AttributeVal, LabelIndex, LabelInfo,
     Shape, ShapeType, Tag, Track, TrackedShape,
@@ -607,7 +609,9 @@ fn skeleton_layout(labels: &LabelIndex, skeleton: &LabelInfo) -> SkeletonLayout 
 struct Categories<'a> {
     /// Labels in category order (by id, as CVAT orders them).
     order: Vec<&'a LabelInfo>,
-    index: HashMap<i64, usize>,
+    /// Per label in `order`: one of its attributes is named like an attribute Datumaro adds
+    /// (`occluded`, …), which then replaces the label's value in place.
+    clash: Vec<bool>,
     skeletons: HashMap<i64, SkeletonLayout>,
 }
 
@@ -615,7 +619,14 @@ impl<'a> Categories<'a> {
     fn new(labels: &'a LabelIndex) -> Self {
         let mut order: Vec<&LabelInfo> = labels.labels.iter().collect();
         order.sort_by_key(|l| l.id);
-        let index = order.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
+        let clash = order
+            .iter()
+            .map(|l| {
+                l.attributes
+                    .iter()
+                    .any(|(_, a)| ADDED_ATTRIBUTES.contains(&a.name.as_str()))
+            })
+            .collect();
         let skeletons = order
             .iter()
             .filter(|l| l.kind == "skeleton")
@@ -623,9 +634,14 @@ impl<'a> Categories<'a> {
             .collect();
         Categories {
             order,
-            index,
+            clash,
             skeletons,
         }
+    }
+
+    /// The category index of label `id`.
+    fn index(&self, id: i64) -> Option<usize> {
+        self.order.binary_search_by_key(&id, |l| l.id).ok()
     }
 
     fn to_json(&self, labels: &LabelIndex) -> Value {
@@ -659,7 +675,7 @@ impl<'a> Categories<'a> {
                     .filter_map(|id| labels.get(*id).map(|c| c.name.as_str()))
                     .collect();
                 Some(json!({
-                    "label_id": self.index[&l.id],
+                    "label_id": self.index(l.id),
                     "labels": names,
                     "joints": s.joints,
                     "positions": [],
@@ -751,273 +767,181 @@ impl<'s> ShapeView<'s> {
     }
 }
 
-/// A frame's shapes before sorting by z-order: plain ones first, then tracks', like CVAT.
-enum FrameItem {
-    Plain(usize),
-    Tracked(usize, FrameShape),
+/// Attributes Datumaro's CVAT converter adds to a shape's own (`occluded`, …).
+const ADDED_ATTRIBUTES: [&str; 4] = ["occluded", "rotation", "track_id", "keyframe"];
+
+/// An attribute value as Datumaro types it.
+#[derive(Clone, Copy)]
+enum Scalar<'v> {
+    Num(f64),
+    Int(u64),
+    Bool(bool),
+    Str(&'v str),
 }
 
+/// One annotation's attributes in the order Datumaro writes them: its label's (defaults filled
+/// in), then the ones the converter adds. A map that keeps insertion order, as Python's dict.
+#[derive(Default)]
+struct Attrs<'v> {
+    items: Vec<(&'v str, Scalar<'v>)>,
+    /// The label has an attribute named like an added one: adding must look for it first.
+    clash: bool,
+}
+
+impl<'v> Attrs<'v> {
+    /// Adds `key` (replacing its value in place when the label has an attribute so named).
+    fn add(&mut self, key: &'v str, v: Scalar<'v>) {
+        if self.clash {
+            self.set(key, v)
+        } else {
+            self.items.push((key, v))
+        }
+    }
+
+    /// Sets `key`, replacing its value in place when it is already there.
+    fn set(&mut self, key: &'v str, v: Scalar<'v>) {
+        match self.items.iter_mut().find(|(k, _)| *k == key) {
+            Some(e) => e.1 = v,
+            None => self.items.push((key, v)),
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (k, v)) in self.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            put_str(out, k);
+            out.push(b':');
+            match *v {
+                Scalar::Num(f) => put_f64(out, f),
+                Scalar::Int(n) => put_u64(out, n),
+                Scalar::Bool(b) => put_bool(out, b),
+                Scalar::Str(s) => put_str(out, s),
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+/// `[a,b,…]` of floats.
+fn put_f64s(out: &mut Vec<u8>, values: impl IntoIterator<Item = f64>) {
+    out.push(b'[');
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put_f64(out, v);
+    }
+    out.push(b']');
+}
+
+/// Where in the file an item is, for errors.
+fn item_location(f: &DatasetFrame) -> String {
+    format!("frame {} ('{}')", f.rel, f.name)
+}
+
+/// Writes annotations as Datumaro JSON, straight into bytes (building a `Value` per shape was most
+/// of the export's time).
 struct Exporter<'a> {
-    ds: &'a TaskDataset<'a>,
     cats: Categories<'a>,
     file: String,
 }
 
-impl Exporter<'_> {
-    fn label(&self, id: i64, at: &str) -> Result<(&LabelInfo, usize), FormatError> {
-        match (self.ds.labels.get(id), self.cats.index.get(&id)) {
-            (Some(l), Some(&i)) => Ok((l, i)),
-            _ => Err(FormatError::invalid(
-                &self.file,
-                at,
-                format!("unknown label id {id}"),
-            )),
+impl<'a> Exporter<'a> {
+    fn invalid(&self, f: &DatasetFrame, reason: String) -> FormatError {
+        FormatError::invalid(&self.file, item_location(f), reason)
+    }
+
+    /// The label, its category index, and whether its attributes clash with the added ones.
+    fn label(
+        &self,
+        id: i64,
+        f: &DatasetFrame,
+    ) -> Result<(&'a LabelInfo, usize, bool), FormatError> {
+        match self.cats.index(id) {
+            Some(i) => Ok((self.cats.order[i], i, self.cats.clash[i])),
+            None => Err(self.invalid(f, format!("unknown label id {id}"))),
         }
     }
 
-    /// An attribute's value as Datumaro types it (CVAT's `_convert_attrs`).
-    fn attr_value<'v>(
+    /// Starts `attrs` with all of the label's attributes, values given or defaults, typed as
+    /// CVAT's `_convert_attrs` types them (number → float, checkbox → bool, else string).
+    fn label_attrs<'v>(
         &self,
-        spec: &AttrSpec,
-        raw: &'v str,
-        at: &str,
-    ) -> Result<AttrValue<'v>, FormatError> {
-        Ok(match spec.input_type.as_str() {
-            "number" => AttrValue::Num(raw.trim().parse().map_err(|_| {
-                FormatError::invalid(
-                    &self.file,
-                    at,
-                    format!(
-                        "failed to convert attribute '{}'='{raw}': not a number",
-                        spec.name
-                    ),
-                )
-            })?),
-            "checkbox" => AttrValue::Bool(raw.eq_ignore_ascii_case("true")),
-            _ => AttrValue::Str(raw),
-        })
-    }
-
-    /// All of the label's attributes `(spec, value given or default)`, in declaration order.
-    fn attr_pairs<'l, 'v>(
-        label: &'l LabelInfo,
+        attrs: &mut Attrs<'v>,
+        label: &'v LabelInfo,
+        clash: bool,
         vals: &'v [AttributeVal],
-    ) -> impl Iterator<Item = (&'l AttrSpec, &'v str)>
-    where
-        'l: 'v,
-    {
-        label.attributes.iter().map(move |(spec_id, spec)| {
+        f: &DatasetFrame,
+    ) -> Result<(), FormatError> {
+        attrs.items.clear();
+        attrs.clash = clash;
+        for (spec_id, spec) in &label.attributes {
             let raw = vals
                 .iter()
                 .find(|a| a.spec_id == *spec_id)
                 .map_or(spec.default_value.as_str(), |a| a.value.as_str());
-            (spec, raw)
-        })
-    }
-
-    /// All of the label's attributes, values given or defaults (CVAT's `_convert_attrs`).
-    fn attributes(
-        &self,
-        label: &LabelInfo,
-        vals: &[AttributeVal],
-        at: &str,
-    ) -> Result<Map<String, Value>, FormatError> {
-        let mut out = Map::new();
-        for (spec, raw) in Self::attr_pairs(label, vals) {
-            let v = match self.attr_value(spec, raw, at)? {
-                AttrValue::Num(f) => json!(f),
-                AttrValue::Bool(b) => Value::Bool(b),
-                AttrValue::Str(s) => Value::String(s.to_owned()),
+            let v = match spec.input_type.as_str() {
+                "number" => Scalar::Num(raw.trim().parse().map_err(|_| {
+                    self.invalid(
+                        f,
+                        format!(
+                            "failed to convert attribute '{}'='{raw}': not a number",
+                            spec.name
+                        ),
+                    )
+                })?),
+                "checkbox" => Scalar::Bool(raw.eq_ignore_ascii_case("true")),
+                _ => Scalar::Str(raw),
             };
-            out.insert(spec.name.clone(), v);
+            attrs.items.push((spec.name.as_str(), v));
         }
-        Ok(out)
-    }
-
-    fn tag(&self, t: &Tag, at: &str) -> Result<Value, FormatError> {
-        let (label, index) = self.label(t.label_id, at)?;
-        let attrs = self.attributes(label, &t.attributes, at)?;
-        Ok(
-            json!({"id": 0, "type": "label", "attributes": attrs, "group": t.group, "label_id": index}),
-        )
-    }
-
-    /// The common shapes (boxes, polygons, polylines, points, ellipses) written straight as
-    /// JSON: the same bytes as [`Exporter::shape`] + serde_json, without building a `Value` per
-    /// shape (that was most of the export's time). Returns false when the shape needs the
-    /// general path: other types, too few points (the general path reports it), or a label
-    /// attribute named like one of the attributes Datumaro adds (they would be replaced in place).
-    fn write_common_shape(
-        &self,
-        out: &mut Vec<u8>,
-        s: &ShapeView<'_>,
-        at: &str,
-    ) -> Result<bool, FormatError> {
-        let type_name = match s.kind {
-            ShapeType::Rectangle if s.points.len() >= 4 => "bbox",
-            ShapeType::Ellipse if s.points.len() >= 4 => "ellipse",
-            ShapeType::Polygon => "polygon",
-            ShapeType::Polyline => "polyline",
-            ShapeType::Points => "points",
-            _ => return Ok(false),
-        };
-        let (label, index) = self.label(s.label_id, at)?;
-        if label
-            .attributes
-            .iter()
-            .any(|(_, a)| ADDED_ATTRIBUTES.contains(&a.name.as_str()))
-        {
-            return Ok(false);
-        }
-        out.extend_from_slice(br#"{"id":0,"type":""#);
-        out.extend_from_slice(type_name.as_bytes());
-        out.extend_from_slice(br#"","attributes":{"#);
-        for (spec, raw) in Self::attr_pairs(label, s.attributes) {
-            put_json(out, &spec.name);
-            out.push(b':');
-            match self.attr_value(spec, raw, at)? {
-                AttrValue::Num(f) => put_json(out, &f),
-                AttrValue::Bool(b) => put_json(out, &b),
-                AttrValue::Str(v) => put_json(out, v),
-            }
-            out.push(b',');
-        }
-        out.extend_from_slice(br#""occluded":"#);
-        put_json(out, &s.occluded);
-        if matches!(s.kind, ShapeType::Rectangle | ShapeType::Ellipse) {
-            out.extend_from_slice(br#","rotation":"#);
-            put_json(out, &s.rotation);
-        }
-        if let Some((track_id, keyframe)) = s.track {
-            out.extend_from_slice(br#","track_id":"#);
-            put_json(out, &track_id);
-            out.extend_from_slice(br#","keyframe":"#);
-            put_json(out, &keyframe);
-        }
-        out.extend_from_slice(br#"},"group":"#);
-        put_json(out, &s.group);
-        out.extend_from_slice(br#","label_id":"#);
-        put_json(out, &index);
-        let p = s.points;
-        let z_order = |out: &mut Vec<u8>| {
-            out.extend_from_slice(br#","z_order":"#);
-            put_json(out, &s.z_order);
-        };
-        match s.kind {
-            ShapeType::Rectangle => {
-                z_order(out);
-                out.extend_from_slice(br#","bbox":"#);
-                put_json(out, &[p[0], p[1], p[2] - p[0], p[3] - p[1]]);
-            }
-            ShapeType::Ellipse => {
-                let (cx, cy) = (p[0], p[1]);
-                let (rx, ry) = (p[2] - cx, cy - p[3]);
-                out.extend_from_slice(br#","points":"#);
-                put_json(out, &[cx - rx, cy - ry, cx + rx, cy + ry]);
-                z_order(out);
-            }
-            _ => {
-                out.extend_from_slice(br#","points":"#);
-                put_json(out, p);
-                z_order(out);
-                if s.kind == ShapeType::Points {
-                    out.extend_from_slice(br#","visibility":"#);
-                    put_json(out, &vec![2; p.len() / 2]);
-                }
-            }
-        }
-        out.push(b'}');
-        Ok(true)
-    }
-
-    /// One item (frame) of the annotation file.
-    fn write_item(
-        &self,
-        out: &mut Vec<u8>,
-        f: &DatasetFrame,
-        path: &str,
-        tags: &[usize],
-        shapes: &[FrameItem],
-    ) -> Result<(), FormatError> {
-        let at = format!("frame {} ('{}')", f.rel, f.name);
-        let a = self.ds.annotations;
-        out.extend_from_slice(br#"{"id":"#);
-        put_json(out, split_ext(&f.name).0);
-        out.extend_from_slice(br#","annotations":["#);
-        // The list so far ends with '[' (empty) or with an annotation.
-        let sep = |out: &mut Vec<u8>| {
-            if out.last() != Some(&b'[') {
-                out.push(b',');
-            }
-        };
-        for &ti in tags {
-            sep(out);
-            put_json(out, &self.tag(&a.tags[ti], &at)?);
-        }
-        for s in shapes {
-            let view = match s {
-                FrameItem::Plain(k) => ShapeView::plain(&a.shapes[*k]),
-                FrameItem::Tracked(ti, fs) => ShapeView::tracked(fs, *ti, a.tracks[*ti].group),
-            };
-            let mark = out.len();
-            sep(out);
-            if self.write_common_shape(out, &view, &at)? {
-                continue;
-            }
-            match self.shape(&view, f, &at)? {
-                Some(v) => put_json(out, &v),
-                // Not exported (cuboid): take the separator back.
-                None => out.truncate(mark),
-            }
-        }
-        out.extend_from_slice(br#"],"attr":{"frame":"#);
-        put_json(out, &f.abs);
-        out.extend_from_slice(br#"},"image":{"path":"#);
-        put_json(out, path);
-        out.extend_from_slice(br#","size":["#);
-        put_json(out, &f.height);
-        out.push(b',');
-        put_json(out, &f.width);
-        out.extend_from_slice(b"]}}");
         Ok(())
     }
 
-    /// One shape as a Datumaro annotation; `None` for shapes Datumaro 2D has no type for
-    /// (cuboids).
-    fn shape(
+    /// `{"id":0,"type":…,"attributes":…,"group":…,"label_id":…` (the object is left open).
+    fn head(out: &mut Vec<u8>, type_name: &str, attrs: &Attrs<'_>, group: u64, index: usize) {
+        out.extend_from_slice(br#"{"id":0,"type":""#);
+        out.extend_from_slice(type_name.as_bytes());
+        out.extend_from_slice(br#"","attributes":"#);
+        attrs.write(out);
+        out.extend_from_slice(br#","group":"#);
+        put_u64(out, group);
+        out.extend_from_slice(br#","label_id":"#);
+        put_u64(out, index as u64);
+    }
+
+    fn write_tag<'v>(
         &self,
-        s: &ShapeView<'_>,
-        frame: &DatasetFrame,
-        at: &str,
-    ) -> Result<Option<Value>, FormatError> {
-        let (label, index) = self.label(s.label_id, at)?;
-        let mut attrs = self.attributes(label, s.attributes, at)?;
-        attrs.insert("occluded".into(), Value::Bool(s.occluded));
-        if matches!(s.kind, ShapeType::Rectangle | ShapeType::Ellipse) {
-            attrs.insert("rotation".into(), json!(s.rotation));
-        }
-        if let Some((track_id, keyframe)) = s.track {
-            attrs.insert("track_id".into(), json!(track_id));
-            attrs.insert("keyframe".into(), Value::Bool(keyframe));
-        }
-        let p = s.points;
-        let need = |n: usize| -> Result<(), FormatError> {
-            if p.len() < n {
-                Err(FormatError::invalid(
-                    &self.file,
-                    at,
-                    format!(
-                        "a {} needs {n} coordinates, got {}",
-                        s.kind.as_str(),
-                        p.len()
-                    ),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        let mut m = Map::new();
-        m.insert("id".into(), json!(0));
+        out: &mut Vec<u8>,
+        attrs: &mut Attrs<'v>,
+        t: &'v Tag,
+        f: &DatasetFrame,
+    ) -> Result<(), FormatError>
+    where
+        'a: 'v,
+    {
+        let (label, index, clash) = self.label(t.label_id, f)?;
+        self.label_attrs(attrs, label, clash, &t.attributes, f)?;
+        Self::head(out, "label", attrs, t.group, index);
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// One shape as a Datumaro annotation; false for shapes Datumaro 2D has no type for
+    /// (cuboids), which are not written.
+    fn write_shape<'v>(
+        &self,
+        out: &mut Vec<u8>,
+        attrs: &mut Attrs<'v>,
+        s: &ShapeView<'v>,
+        f: &DatasetFrame,
+    ) -> Result<bool, FormatError>
+    where
+        'a: 'v,
+    {
         let type_name = match s.kind {
             ShapeType::Rectangle => "bbox",
             ShapeType::Polygon => "polygon",
@@ -1026,102 +950,216 @@ impl Exporter<'_> {
             ShapeType::Ellipse => "ellipse",
             ShapeType::Mask => "mask",
             ShapeType::Skeleton => "skeleton",
-            ShapeType::Cuboid => return Ok(None),
+            ShapeType::Cuboid => return Ok(false),
         };
-        m.insert("type".into(), json!(type_name));
+        let p = s.points;
+        let need = |n: usize| -> Result<(), FormatError> {
+            if p.len() < n {
+                let what = s.kind.as_str();
+                Err(self.invalid(
+                    f,
+                    format!("a {what} needs {n} coordinates, got {}", p.len()),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match s.kind {
+            ShapeType::Rectangle | ShapeType::Ellipse => need(4)?,
+            ShapeType::Mask => need(5)?,
+            _ => {}
+        }
+        let (label, index, clash) = self.label(s.label_id, f)?;
+        self.label_attrs(attrs, label, clash, s.attributes, f)?;
+        attrs.add("occluded", Scalar::Bool(s.occluded));
+        if matches!(s.kind, ShapeType::Rectangle | ShapeType::Ellipse) {
+            attrs.add("rotation", Scalar::Num(s.rotation));
+        }
+        if let Some((track_id, keyframe)) = s.track {
+            attrs.add("track_id", Scalar::Int(track_id as u64));
+            attrs.add("keyframe", Scalar::Bool(keyframe));
+        }
         if s.kind == ShapeType::Skeleton {
             let any_key = s.elements.iter().any(|e| e.track.is_some_and(|t| t.1));
             let own = s.track.is_some_and(|t| t.1);
-            attrs.insert("keyframe".into(), Value::Bool(own || any_key));
+            attrs.set("keyframe", Scalar::Bool(own || any_key));
         }
-        m.insert("attributes".into(), Value::Object(attrs));
-        m.insert("group".into(), json!(s.group));
-        m.insert("label_id".into(), json!(index));
+        Self::head(out, type_name, attrs, s.group, index);
+        let z_order = |out: &mut Vec<u8>| {
+            out.extend_from_slice(br#","z_order":"#);
+            put_i64(out, s.z_order);
+        };
         match s.kind {
             ShapeType::Rectangle => {
-                need(4)?;
-                m.insert("z_order".into(), json!(s.z_order));
-                m.insert("bbox".into(), json!([p[0], p[1], p[2] - p[0], p[3] - p[1]]));
-            }
-            ShapeType::Polygon | ShapeType::Polyline => {
-                m.insert("points".into(), json!(p));
-                m.insert("z_order".into(), json!(s.z_order));
-            }
-            ShapeType::Points => {
-                m.insert("points".into(), json!(p));
-                m.insert("z_order".into(), json!(s.z_order));
-                m.insert("visibility".into(), json!(vec![2; p.len() / 2]));
+                z_order(out);
+                out.extend_from_slice(br#","bbox":"#);
+                put_f64s(out, [p[0], p[1], p[2] - p[0], p[3] - p[1]]);
             }
             ShapeType::Ellipse => {
-                need(4)?;
                 let (cx, cy) = (p[0], p[1]);
                 let (rx, ry) = (p[2] - cx, cy - p[3]);
-                m.insert("points".into(), json!([cx - rx, cy - ry, cx + rx, cy + ry]));
-                m.insert("z_order".into(), json!(s.z_order));
+                out.extend_from_slice(br#","points":"#);
+                put_f64s(out, [cx - rx, cy - ry, cx + rx, cy + ry]);
+                z_order(out);
+            }
+            ShapeType::Polygon | ShapeType::Polyline | ShapeType::Points => {
+                out.extend_from_slice(br#","points":"#);
+                put_f64s(out, p.iter().copied());
+                z_order(out);
+                if s.kind == ShapeType::Points {
+                    out.extend_from_slice(br#","visibility":["#);
+                    for i in 0..p.len() / 2 {
+                        out.extend_from_slice(if i == 0 { b"2" } else { b",2" });
+                    }
+                    out.push(b']');
+                }
             }
             ShapeType::Mask => {
-                need(5)?;
-                let counts = cvat_mask_to_coco(p, frame.height, frame.width);
-                m.insert(
-                    "rle".into(),
-                    json!({"counts": coco_counts_to_string(&counts), "size": [frame.height, frame.width]}),
-                );
-                m.insert("z_order".into(), json!(s.z_order));
+                let counts = cvat_mask_to_coco(p, f.height, f.width);
+                out.extend_from_slice(br#","rle":{"counts":"#);
+                put_str(out, &coco_counts_to_string(&counts));
+                out.extend_from_slice(br#","size":["#);
+                put_u64(out, f.height.into());
+                out.push(b',');
+                put_u64(out, f.width.into());
+                out.extend_from_slice(b"]}");
+                z_order(out);
             }
             ShapeType::Skeleton => {
-                let layout = self.cats.skeletons.get(&s.label_id).ok_or_else(|| {
-                    FormatError::invalid(
-                        &self.file,
-                        at,
-                        format!("label '{}' is not a skeleton label", label.name),
-                    )
-                })?;
-                let n = layout.sublabels.len();
-                let mut points: Vec<Value> = (0..n)
-                    .flat_map(|_| [json!(0.0), json!(0.0), json!(0)])
-                    .collect();
-                let mut point_attrs = vec![json!({}); n];
-                for e in &s.elements {
-                    let Some(pos) = layout.sublabels.iter().position(|&id| id == e.label_id) else {
-                        return Err(FormatError::invalid(
-                            &self.file,
-                            at,
-                            format!(
-                                "label id {} is not a sublabel of '{}'",
-                                e.label_id, label.name
-                            ),
-                        ));
-                    };
-                    let (el, _) = self.label(e.label_id, at)?;
-                    let mut ea = self.attributes(el, e.attributes, at)?;
-                    if let Some((track_id, keyframe)) = e.track {
-                        ea.insert("track_id".into(), json!(track_id));
-                        ea.insert("keyframe".into(), Value::Bool(keyframe));
-                    }
-                    let vis = if e.outside {
+                self.write_skeleton_points(out, label, s, f)?;
+                // Not written by Datumaro's writer, read by its reader: keeps skeleton z-order.
+                z_order(out);
+            }
+            ShapeType::Cuboid => unreachable!("not exported"),
+        }
+        out.push(b'}');
+        Ok(true)
+    }
+
+    /// A skeleton's `"points":[x,y,visibility,…],"points_attributes":[…]`, in the layout's
+    /// sub-label order (sub-labels without an element: `0.0, 0.0, 0` and `{}`).
+    fn write_skeleton_points(
+        &self,
+        out: &mut Vec<u8>,
+        label: &LabelInfo,
+        s: &ShapeView<'_>,
+        f: &DatasetFrame,
+    ) -> Result<(), FormatError> {
+        let layout = self.cats.skeletons.get(&s.label_id).ok_or_else(|| {
+            self.invalid(f, format!("label '{}' is not a skeleton label", label.name))
+        })?;
+        let n = layout.sublabels.len();
+        let mut slots: Vec<Option<&ElementView<'_>>> = vec![None; n];
+        for e in &s.elements {
+            let Some(pos) = layout.sublabels.iter().position(|&id| id == e.label_id) else {
+                return Err(self.invalid(
+                    f,
+                    format!(
+                        "label id {} is not a sublabel of '{}'",
+                        e.label_id, label.name
+                    ),
+                ));
+            };
+            slots[pos] = Some(e);
+        }
+        out.extend_from_slice(br#","points":["#);
+        for (i, e) in slots.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let (x, y, vis) = match e {
+                None => (0.0, 0.0, 0),
+                Some(e) => (
+                    e.points.first().copied().unwrap_or(0.0),
+                    e.points.get(1).copied().unwrap_or(0.0),
+                    if e.outside {
                         0
                     } else if e.occluded {
                         1
                     } else {
                         2
-                    };
-                    let (x, y) = (
-                        e.points.first().copied().unwrap_or(0.0),
-                        e.points.get(1).copied().unwrap_or(0.0),
-                    );
-                    points[pos * 3] = json!(x);
-                    points[pos * 3 + 1] = json!(y);
-                    points[pos * 3 + 2] = json!(vis);
-                    point_attrs[pos] = Value::Object(ea);
-                }
-                m.insert("points".into(), Value::Array(points));
-                m.insert("points_attributes".into(), Value::Array(point_attrs));
-                // Not written by Datumaro's writer, read by its reader: keeps skeleton z-order.
-                m.insert("z_order".into(), json!(s.z_order));
-            }
-            ShapeType::Cuboid => unreachable!(),
+                    },
+                ),
+            };
+            put_f64(out, x);
+            out.push(b',');
+            put_f64(out, y);
+            out.push(b',');
+            put_u64(out, vis);
         }
-        Ok(Some(Value::Object(m)))
+        out.extend_from_slice(br#"],"points_attributes":["#);
+        let mut ea = Attrs::default();
+        for (i, e) in slots.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match e {
+                None => out.extend_from_slice(b"{}"),
+                Some(e) => {
+                    let (el, _, clash) = self.label(e.label_id, f)?;
+                    self.label_attrs(&mut ea, el, clash, e.attributes, f)?;
+                    if let Some((track_id, keyframe)) = e.track {
+                        ea.add("track_id", Scalar::Int(track_id as u64));
+                        ea.add("keyframe", Scalar::Bool(keyframe));
+                    }
+                    ea.write(out);
+                }
+            }
+        }
+        out.push(b']');
+        Ok(())
+    }
+
+    /// One item (dataset frame `i`) of the annotation file.
+    fn write_item(
+        &self,
+        out: &mut Vec<u8>,
+        by_frame: &FrameAnnotations<'_>,
+        f: &DatasetFrame,
+        i: usize,
+        path: &str,
+    ) -> Result<(), FormatError> {
+        let mut attrs = Attrs::default();
+        out.extend_from_slice(br#"{"id":"#);
+        put_str(out, split_ext(&f.name).0);
+        out.extend_from_slice(br#","annotations":["#);
+        let mut first = true;
+        for t in by_frame.tags(i) {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            self.write_tag(out, &mut attrs, t, f)?;
+        }
+        for s in by_frame.shapes(i) {
+            let view = match s {
+                FrameObject::Plain(s) => ShapeView::plain(s),
+                FrameObject::Tracked {
+                    index,
+                    track,
+                    shape,
+                } => ShapeView::tracked(shape, index, track.group),
+            };
+            let mark = out.len();
+            if !first {
+                out.push(b',');
+            }
+            if self.write_shape(out, &mut attrs, &view, f)? {
+                first = false;
+            } else {
+                // Not exported (cuboid): take the separator back.
+                out.truncate(mark);
+            }
+        }
+        out.extend_from_slice(br#"],"attr":{"frame":"#);
+        put_u64(out, f.abs);
+        out.extend_from_slice(br#"},"image":{"path":"#);
+        put_str(out, path);
+        out.extend_from_slice(br#","size":["#);
+        put_u64(out, f.height.into());
+        out.push(b',');
+        put_u64(out, f.width.into());
+        out.extend_from_slice(b"]}}");
+        Ok(())
     }
 }
 
@@ -1144,17 +1182,10 @@ fn export(
     }
     let file = format!("annotations/{subset}.json");
     let ex = Exporter {
-        ds,
         cats: Categories::new(ds.labels),
         file: file.clone(),
     };
     let n = ds.frames.len();
-    let pos: HashMap<u64, usize> = ds
-        .frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.rel, i))
-        .collect();
 
     // Images first (their extension comes from the frame source), then the annotations.
     let mut paths: Vec<String> = ds.frames.iter().map(|f| f.name.clone()).collect();
@@ -1190,79 +1221,27 @@ fn export(
         }
     }
 
-    // Per-frame buckets: tags, then shapes (plain, then tracks'), stably sorted by z-order.
-    let mut tags: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut shapes: Vec<Vec<FrameItem>> = (0..n).map(|_| Vec::new()).collect();
-    for (i, t) in ds.annotations.tags.iter().enumerate() {
-        if let Some(&p) = pos.get(&t.frame) {
-            tags[p].push(i);
-        }
-    }
-    for (i, s) in ds.annotations.shapes.iter().enumerate() {
-        if let Some(&p) = pos.get(&s.frame) {
-            shapes[p].push(FrameItem::Plain(i));
-        }
-    }
-    let last = ds.frames.iter().map(|f| f.rel).max().unwrap_or(0);
-    for (ti, t) in ds.annotations.tracks.iter().enumerate() {
-        for fs in interpolate(t, last) {
-            if fs.outside {
-                continue;
-            }
-            if let Some(&p) = pos.get(&fs.frame) {
-                shapes[p].push(FrameItem::Tracked(ti, fs));
-            }
-        }
-    }
-
-    let w = zip.file(&file)?;
-    let mut w = BufWriter::with_capacity(1 << 16, w);
-    let io = |e: std::io::Error| FormatError::Io(e.to_string());
-    w.write_all(br#"{"dm_format_version":"1.0","media_type":2,"infos":{},"categories":"#)
-        .map_err(io)?;
+    // Tags, then shapes (plain, then tracks' not outside), stably sorted by z-order.
+    let by_frame = FrameAnnotations::new(ds, |f| !f.outside);
+    let mut w = DeflatedEntry::new(&file);
+    w.write_all(br#"{"dm_format_version":"1.0","media_type":2,"infos":{},"categories":"#)?;
     serde_json::to_writer(&mut w, &ex.cats.to_json(ds.labels))
         .map_err(|e| FormatError::Io(e.to_string()))?;
-    w.write_all(br#","items":["#).map_err(io)?;
-    for bucket in shapes.iter_mut() {
-        bucket.sort_by_key(|s| match s {
-            FrameItem::Plain(k) => ds.annotations.shapes[*k].z_order,
-            FrameItem::Tracked(_, fs) => fs.z_order,
-        });
-    }
-    write_in_parallel_batches(
+    w.write_all(br#","items":["#)?;
+    w.write_items(
         n,
-        |i| {
-            let mut out = Vec::with_capacity(256 + 200 * shapes[i].len());
-            ex.write_item(&mut out, &ds.frames[i], &paths[i], &tags[i], &shapes[i])?;
-            Ok(out)
-        },
-        |i, item| {
+        |i, out| {
             if i > 0 {
-                w.write_all(b",").map_err(io)?;
+                out.push(b',');
             }
-            w.write_all(item).map_err(io)
+            ex.write_item(out, &by_frame, &ds.frames[i], i, &paths[i])
         },
         |done| progress(image_share + (1.0 - image_share) * done as f64 / n.max(1) as f64),
     )?;
-    w.write_all(b"]}").map_err(io)?;
-    w.flush().map_err(io)?;
+    w.write_all(b"]}")?;
+    w.finish(zip)?;
     progress(1.0);
     Ok(())
-}
-
-/// Attributes Datumaro's CVAT converter adds to a shape's own (`occluded`, …).
-const ADDED_ATTRIBUTES: [&str; 4] = ["occluded", "rotation", "track_id", "keyframe"];
-
-/// An attribute value as Datumaro types it.
-enum AttrValue<'v> {
-    Num(f64),
-    Bool(bool),
-    Str(&'v str),
-}
-
-/// Appends `v` as JSON with serde_json's formatting.
-fn put_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
-    serde_json::to_writer(&mut *out, v).expect("JSON into memory cannot fail");
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -6,10 +6,15 @@
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use crate::annotations::{Annotations, LabelIndex};
+use crate::annotations::interpolate::{interpolate, FrameShape};
+use crate::annotations::{Annotations, LabelIndex, Shape, Tag, Track};
 
 pub mod cvat;
 pub mod datumaro;
+mod deflate;
+mod json_out;
+
+pub use deflate::DeflatedEntry;
 
 /// A frame of the task as formats see it.
 #[derive(Debug, Clone)]
@@ -50,6 +55,141 @@ pub struct TaskDataset<'a> {
     pub annotations: &'a Annotations,
 }
 
+impl TaskDataset<'_> {
+    /// The index in [`frames`](Self::frames) of task frame `rel`, if the dataset has it.
+    pub fn frame_index(&self, rel: u64) -> Option<usize> {
+        // Frames are consecutive (a task or a job's range): try the direct position first.
+        let first = self.frames.first()?.rel;
+        let guess = usize::try_from(rel.checked_sub(first)?).ok()?;
+        match self.frames.get(guess) {
+            Some(f) if f.rel == rel => Some(guess),
+            _ => self.frames.binary_search_by_key(&rel, |f| f.rel).ok(),
+        }
+    }
+}
+
+/// Indices of things grouped by the dataset frame they are on: a counting sort (stable, two
+/// passes, no per-frame allocation). Things on frames the dataset does not have are left out.
+struct ByFrame {
+    /// `idx[start[i]..start[i + 1]]` are on dataset frame `i`.
+    start: Vec<u32>,
+    idx: Vec<u32>,
+}
+
+impl ByFrame {
+    fn new(ds: &TaskDataset<'_>, frames: impl Iterator<Item = u64> + Clone) -> ByFrame {
+        let pos = |rel| ds.frame_index(rel);
+        let mut start = vec![0u32; ds.frames.len() + 1];
+        for p in frames.clone().filter_map(pos) {
+            start[p + 1] += 1;
+        }
+        for i in 1..start.len() {
+            start[i] += start[i - 1];
+        }
+        let mut next = start.clone();
+        let mut idx = vec![0u32; start[start.len() - 1] as usize];
+        for (k, rel) in frames.enumerate() {
+            if let Some(p) = pos(rel) {
+                idx[next[p] as usize] = k as u32;
+                next[p] += 1;
+            }
+        }
+        ByFrame { start, idx }
+    }
+
+    fn of(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        self.idx[self.start[i] as usize..self.start[i + 1] as usize]
+            .iter()
+            .map(|&k| k as usize)
+    }
+}
+
+/// A shape on one frame for exporters that write frame by frame.
+pub(crate) enum FrameObject<'a> {
+    /// A shape of its own.
+    Plain(&'a Shape),
+    /// Track number `index` (its position in the task's tracks) on this frame.
+    Tracked {
+        index: usize,
+        track: &'a Track,
+        shape: &'a FrameShape,
+    },
+}
+
+impl FrameObject<'_> {
+    fn z_order(&self) -> i64 {
+        match self {
+            FrameObject::Plain(s) => s.z_order,
+            FrameObject::Tracked { shape, .. } => shape.z_order,
+        }
+    }
+}
+
+/// A dataset's annotations by frame, as CVAT's frame-by-frame exports see them: tags, and shapes
+/// (plain ones, then the tracks' interpolated shapes) sorted by z-order.
+pub(crate) struct FrameAnnotations<'a> {
+    a: &'a Annotations,
+    /// The tracks' shapes that are kept: `(track index, shape)`.
+    tracked: Vec<(usize, FrameShape)>,
+    tags: ByFrame,
+    plain: ByFrame,
+    tracks: ByFrame,
+}
+
+impl<'a> FrameAnnotations<'a> {
+    /// Groups `ds`'s annotations; `keep` says which of the tracks' shapes are exported.
+    pub(crate) fn new(ds: &TaskDataset<'a>, keep: impl Fn(&FrameShape) -> bool + Sync) -> Self {
+        let a = ds.annotations;
+        let mut tracked = Vec::new();
+        if let Some(last) = ds.frames.last().map(|f| f.rel) {
+            use rayon::prelude::*;
+            let per_track: Vec<Vec<FrameShape>> = a
+                .tracks
+                .par_iter()
+                .map(|t| {
+                    let mut shapes = interpolate(t, last);
+                    shapes.retain(&keep);
+                    shapes
+                })
+                .collect();
+            for (ti, shapes) in per_track.into_iter().enumerate() {
+                tracked.extend(shapes.into_iter().map(|f| (ti, f)));
+            }
+        }
+        FrameAnnotations {
+            a,
+            tags: ByFrame::new(ds, a.tags.iter().map(|t| t.frame)),
+            plain: ByFrame::new(ds, a.shapes.iter().map(|s| s.frame)),
+            tracks: ByFrame::new(ds, tracked.iter().map(|t| t.1.frame)),
+            tracked,
+        }
+    }
+
+    /// The tags on dataset frame `i` (its index in `frames`).
+    pub(crate) fn tags(&self, i: usize) -> impl Iterator<Item = &'a Tag> + '_ {
+        self.tags.of(i).map(|k| &self.a.tags[k])
+    }
+
+    /// The shapes on dataset frame `i`: plain ones, then tracks', stably sorted by z-order.
+    pub(crate) fn shapes(&self, i: usize) -> Vec<FrameObject<'_>> {
+        let mut out: Vec<FrameObject<'_>> = self
+            .plain
+            .of(i)
+            .map(|k| FrameObject::Plain(&self.a.shapes[k]))
+            .chain(self.tracks.of(i).map(|k| {
+                let (index, shape) = &self.tracked[k];
+                FrameObject::Tracked {
+                    index: *index,
+                    track: &self.a.tracks[*index],
+                    shape,
+                }
+            }))
+            .collect();
+        out.sort_by_key(FrameObject::z_order);
+        out
+    }
+}
+
 /// Where exported images come from (the chunk cache / frame provider).
 pub trait FrameSource: Sync {
     /// The image bytes of task frame `rel`, and the extension they are encoded with.
@@ -64,33 +204,25 @@ pub struct ExportOptions {
 }
 
 /// A streaming zip writer: each file is written as it is produced, never the whole dataset
-/// in memory.
+/// in memory. Annotation files are written as [`DeflatedEntry`]s, images as stored files.
 pub struct ZipSink<W: Write + Seek> {
-    zip: zip::ZipWriter<W>,
+    /// Buffered: the zip crate copies raw entries and writes headers in small pieces.
+    zip: zip::ZipWriter<std::io::BufWriter<W>>,
 }
 
 impl<W: Write + Seek> ZipSink<W> {
     /// A zip writing into `w`.
     pub fn new(w: W) -> Self {
         ZipSink {
-            zip: zip::ZipWriter::new(w),
+            zip: zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 16, w)),
         }
     }
 
-    /// Starts a deflated file; write its bytes to the returned writer.
-    pub fn file(&mut self, name: &str) -> Result<&mut zip::ZipWriter<W>, FormatError> {
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .compression_level(Some(1))
-            .large_file(false);
-        self.zip
-            .start_file(name, opts)
-            .map_err(|e| FormatError::Io(e.to_string()))?;
-        Ok(&mut self.zip)
-    }
-
     /// Starts a stored (uncompressed) file: for images, which do not compress.
-    pub fn stored_file(&mut self, name: &str) -> Result<&mut zip::ZipWriter<W>, FormatError> {
+    pub fn stored_file(
+        &mut self,
+        name: &str,
+    ) -> Result<&mut zip::ZipWriter<std::io::BufWriter<W>>, FormatError> {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored);
         self.zip
@@ -103,7 +235,9 @@ impl<W: Write + Seek> ZipSink<W> {
     pub fn finish(self) -> Result<W, FormatError> {
         self.zip
             .finish()
-            .map_err(|e| FormatError::Io(e.to_string()))
+            .map_err(|e| FormatError::Io(e.to_string()))?
+            .into_inner()
+            .map_err(|e| FormatError::Io(e.error().to_string()))
     }
 }
 
@@ -206,6 +340,12 @@ pub enum FormatError {
     NotThisFormat { format: String, reason: String },
 }
 
+impl From<std::io::Error> for FormatError {
+    fn from(e: std::io::Error) -> Self {
+        FormatError::Io(e.to_string())
+    }
+}
+
 impl FormatError {
     /// A problem at `location` (e.g. "line 12", "item 'a/b'") of `file`.
     pub fn invalid(file: &str, location: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -257,45 +397,6 @@ pub trait Format: Send + Sync {
     fn display_name(&self) -> String {
         format!("{} {}", self.name(), self.version())
     }
-}
-
-/// Writes `n` rendered items in order: each batch of items is rendered on all cores
-/// (`render(i)`) while this thread writes the previous batch (`write(i, bytes)`, typically into a
-/// deflating zip entry), so serialising and compressing overlap; memory holds two batches,
-/// whatever `n`. `progress(items written)` is called after each batch.
-pub(crate) fn write_in_parallel_batches<E: Send>(
-    n: usize,
-    render: impl Fn(usize) -> Result<Vec<u8>, E> + Sync,
-    mut write: impl FnMut(usize, &[u8]) -> Result<(), E> + Send,
-    mut progress: impl FnMut(usize),
-) -> Result<(), E> {
-    use rayon::prelude::*;
-    const BATCH: usize = 128;
-    let make = |start: usize| -> Result<Vec<Vec<u8>>, E> {
-        (start..(start + BATCH).min(n))
-            .into_par_iter()
-            .map(&render)
-            .collect()
-    };
-    let mut pending = make(0)?;
-    let mut start = 0;
-    while start < n {
-        let next = start + BATCH;
-        let (made, wrote) = rayon::join(
-            || if next < n { make(next) } else { Ok(Vec::new()) },
-            || {
-                pending
-                    .iter()
-                    .enumerate()
-                    .try_for_each(|(k, b)| write(start + k, b))
-            },
-        );
-        wrote?;
-        pending = made?;
-        start = next;
-        progress(start.min(n));
-    }
-    Ok(())
 }
 
 /// Every format frameserver knows, implemented or not.

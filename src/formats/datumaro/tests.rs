@@ -621,6 +621,62 @@ fn export_writes_cvat_shaped_json() {
     );
 }
 
+/// A label attribute named like one the converter adds (`occluded`, `rotation`, `track_id`,
+/// `keyframe`) keeps its place and takes the added value, as Python's dict does.
+#[test]
+fn added_attributes_replace_label_attributes_of_the_same_name() {
+    let l = LabelIndex::new(&[row(
+        1,
+        None,
+        json!({"name": "odd", "type": "any"}),
+        vec![
+            (
+                10,
+                json!({"name": "rotation", "input_type": "text", "values": [], "default_value": "none", "mutable": false}),
+            ),
+            (
+                11,
+                json!({"name": "kind", "input_type": "select", "values": ["a", "b"], "default_value": "a", "mutable": false}),
+            ),
+            (
+                12,
+                json!({"name": "occluded", "input_type": "checkbox", "values": ["false"], "default_value": "false", "mutable": false}),
+            ),
+        ],
+    )]);
+    let mut boxed = shape(
+        ShapeType::Rectangle,
+        0,
+        1,
+        &[1.0, 2.0, 3.0, 4.0],
+        vec![av(11, "b")],
+    );
+    boxed.occluded = true;
+    boxed.rotation = 45.5;
+    let poly = shape(
+        ShapeType::Polygon,
+        0,
+        1,
+        &[1.0, 1.0, 2.0, 2.0, 3.0, 1.0],
+        vec![],
+    );
+    let a = Annotations {
+        shapes: vec![boxed, poly],
+        ..Default::default()
+    };
+    let ds = dataset(&l, &a, numbered_frames(1));
+    let (_dir, zip) = export_zip(&ds, ExportOptions::default());
+    let text = String::from_utf8(zip_entry(&zip, "annotations/default.json")).unwrap();
+    assert!(
+        text.contains(r#""attributes":{"rotation":45.5,"kind":"b","occluded":true},"group""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""attributes":{"rotation":"none","kind":"a","occluded":false},"group""#),
+        "{text}"
+    );
+}
+
 #[test]
 fn export_with_images_stores_them_per_subset() {
     let l = labels();
