@@ -632,12 +632,10 @@ pub(crate) async fn download(
         return Err(ApiError::not_found("Not found."));
     }
     // Only the requester (or an admin) may download.
-    let owner_ok = st.store.requests()?.iter().any(|r| {
-        r.result_url
-            .as_deref()
-            .is_some_and(|u| u.ends_with(&format!("/api/exports/{file_id}")))
-            && (me.is_admin || r.owner_id == Some(me.id))
-    });
+    let owner_ok = st
+        .store
+        .request_by_result(&format!("/api/exports/{file_id}"))?
+        .is_some_and(|r| me.is_admin || r.owner_id == Some(me.id));
     let dir = exports_dir(&st);
     let path = dir.join(format!("{file_id}.zip"));
     if !owner_ok || !path.exists() {

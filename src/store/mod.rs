@@ -685,6 +685,23 @@ impl Store {
         })
     }
 
+    /// The request whose result URL ends with `suffix` (e.g. `/api/exports/{file id}`), if any.
+    pub fn request_by_result(&self, suffix: &str) -> Result<Option<RequestRow>> {
+        let c = self.conn();
+        let s: Option<String> = c
+            .prepare_cached(
+                "SELECT info FROM rq.requests \
+                 WHERE substr(json_extract(info, '$.result_url'), -length(?1)) = ?1 \
+                 ORDER BY rowid DESC LIMIT 1",
+            )?
+            .query_row([suffix], |r| r.get(0))
+            .optional()?;
+        Ok(match s {
+            Some(s) => Some(serde_json::from_str(&s)?),
+            None => None,
+        })
+    }
+
     /// All requests, newest first.
     pub fn requests(&self) -> Result<Vec<RequestRow>> {
         let c = self.conn();
@@ -1072,6 +1089,37 @@ mod tests {
             labels: serde_json::json!([{"name": "car"}]),
             ..TaskRow::new("t")
         }
+    }
+
+    #[test]
+    fn requests_are_found_by_id_and_by_result_url() {
+        let s = Store::in_memory().unwrap();
+        let req = |id: &str, url: Option<&str>| RequestRow {
+            id: id.into(),
+            status: "finished".into(),
+            message: String::new(),
+            progress: Some(1.0),
+            operation_type: "export:dataset".into(),
+            target: "task".into(),
+            task_id: Some(1),
+            created_date: Utc::now(),
+            started_date: None,
+            finished_date: None,
+            result_id: None,
+            owner_id: Some(7),
+            result_url: url.map(str::to_owned),
+        };
+        s.put_request(&req("a", Some("http://h/api/exports/00ff")))
+            .unwrap();
+        s.put_request(&req("b", None)).unwrap();
+        s.put_request(&req("c", Some("http://h/api/exports/ab00ff")))
+            .unwrap();
+        assert_eq!(s.request("b").unwrap().unwrap().id, "b");
+        let by = |suffix: &str| s.request_by_result(suffix).unwrap().map(|r| r.id);
+        assert_eq!(by("/api/exports/00ff").as_deref(), Some("a"));
+        assert_eq!(by("/api/exports/ab00ff").as_deref(), Some("c"));
+        assert_eq!(by("/api/exports/ff"), None);
+        assert_eq!(s.requests().unwrap().len(), 3);
     }
 
     #[test]
