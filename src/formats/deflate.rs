@@ -120,8 +120,9 @@ impl DeflatedEntry {
 
     /// Appends items `0..n`, in order: `render(i, out)` appends item `i`'s bytes to `out`.
     /// Consecutive items are grouped into pieces of about 128 KiB, and each piece is
-    /// rendered and deflated on one core, all cores at once; memory holds a few pieces per core,
-    /// whatever `n`. `progress(items written)` is called as they are.
+    /// rendered and deflated on one core, all cores at once, 16 pieces per core at a time (their
+    /// compressed bytes are what is held, whatever `n`). `progress(items written)` is called
+    /// after each such round.
     pub fn write_items<E: Send + From<std::io::Error>>(
         &mut self,
         n: usize,
