@@ -1617,3 +1617,31 @@ fn write_exports() {
         std::fs::copy(zip, out.join("tracks.zip")).unwrap();
     }
 }
+
+/// An annotation that cannot be written (a label the task does not have) fails the export with
+/// the file and the frame, even deep in a large export rendered in pieces on all cores.
+#[test]
+fn export_errors_name_the_frame() {
+    let l = labels();
+    let mut a = Annotations::default();
+    for f in 0..3000 {
+        let label = if f == 2500 { 99 } else { 2 };
+        a.shapes.push(shape(
+            ShapeType::Rectangle,
+            f,
+            label,
+            &[1.0, 2.0, 3.0, 4.0],
+            vec![],
+        ));
+    }
+    let ds = dataset(&l, &a, numbered_frames(3000));
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = ZipSink::new(std::fs::File::create(dir.path().join("x.zip")).unwrap());
+    let err = Datumaro::default()
+        .export(&ds, &ExportOptions::default(), None, &mut sink, &|_| {})
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "annotations/default.json, frame 2500 ('2500.jpg'): unknown label id 99"
+    );
+}
