@@ -115,7 +115,7 @@ impl Format for CvatXml {
                 let (bytes, ext) = src.image(f.rel)?;
                 let name = image_entry_name(&f.name, &ext);
                 let w = zip.stored_file(&format!("images/{name}"))?;
-                w.write_all(&bytes).map_err(io_err)?;
+                w.write_all(&bytes)?;
                 progress(share + (1.0 - share) * (i + 1) as f64 / n);
             }
         }
@@ -165,10 +165,6 @@ impl Format for CvatXml {
         .map_err(|e| FormatError::invalid(&display, "", e.to_string()))?;
         Ok(out)
     }
-}
-
-fn io_err(e: io::Error) -> FormatError {
-    FormatError::Io(e.to_string())
 }
 
 fn file_name(p: &Path) -> String {
@@ -769,7 +765,7 @@ fn write_images_body(
         |i, buf| {
             let mut img = Xml::new(std::mem::take(buf));
             img.level = level;
-            let r = write_image(&mut img, ds, fr, &ds.frames[i], &by_frame, i);
+            let r = write_image(&mut img, ds, fr, &by_frame, i);
             *buf = img.w.into_inner();
             r
         },
@@ -778,15 +774,15 @@ fn write_images_body(
     Ok(())
 }
 
-/// One `<image>` element with its shapes (sorted by z-order) and tags.
+/// The `<image>` element of dataset frame `i`, with its shapes (sorted by z-order) and tags.
 fn write_image<W: Write>(
     x: &mut Xml<W>,
     ds: &TaskDataset<'_>,
     fr: &Frames<'_>,
-    frame: &crate::formats::DatasetFrame,
     by_frame: &FrameAnnotations<'_>,
     i: usize,
 ) -> io::Result<()> {
+    let frame = &ds.frames[i];
     x.begin("image");
     x.attr_num("id", frame.abs);
     let name = if fr.video {
@@ -940,7 +936,7 @@ pub fn write_xml(
         x.close("annotations")?;
         x.raw("\n")
     })()
-    .map_err(io_err)
+    .map_err(FormatError::from)
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1049,7 +1045,7 @@ impl Source<'_> {
 }
 
 fn open_archive(p: &Path) -> Result<zip::ZipArchive<std::fs::File>, FormatError> {
-    let file = std::fs::File::open(p).map_err(io_err)?;
+    let file = std::fs::File::open(p)?;
     zip::ZipArchive::new(file).map_err(|e| {
         FormatError::invalid(
             &file_name(p),

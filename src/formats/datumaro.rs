@@ -1214,8 +1214,7 @@ fn export(
                 k += 1;
             }
             zip.stored_file(&format!("images/{subset}/{name}"))?
-                .write_all(&bytes)
-                .map_err(|e| FormatError::Io(e.to_string()))?;
+                .write_all(&bytes)?;
             paths[i] = name;
             progress(image_share * (i + 1) as f64 / n.max(1) as f64);
         }
@@ -2243,7 +2242,7 @@ fn with_reader<T, E: From<FormatError>>(
             f(&mut file, size)
         }
         ImportInput::Zip(p) => {
-            let file = std::fs::File::open(p).map_err(|e| FormatError::Io(e.to_string()))?;
+            let file = std::fs::File::open(p).map_err(FormatError::from)?;
             let mut z = zip::ZipArchive::new(file).map_err(|e| {
                 FormatError::invalid(name, "", format!("not a readable zip archive: {e}"))
             })?;

@@ -169,10 +169,9 @@ impl DeflatedEntry {
 
     /// Ends the deflate stream and writes the entry into `zip`.
     pub fn finish<W: Write + Seek>(mut self, zip: &mut ZipSink<W>) -> Result<(), FormatError> {
-        let io = |e: std::io::Error| FormatError::Io(e.to_string());
-        self.flush_pending().map_err(io)?;
+        self.flush_pending()?;
         // The final block: empty, fixed Huffman codes (BFINAL=1, BTYPE=01, end of block).
-        self.spool.write_all(&[0x03, 0x00]).map_err(io)?;
+        self.spool.write_all(&[0x03, 0x00])?;
         self.compressed += 2;
         let mut spool = self.spool;
         let (Ok(size), Ok(compressed)) = (u32::try_from(self.size), u32::try_from(self.compressed))
@@ -198,7 +197,7 @@ impl DeflatedEntry {
         header.extend_from_slice(&(self.name.len() as u16).to_le_bytes());
         header.extend_from_slice(&0u16.to_le_bytes()); // no extra field
         header.extend_from_slice(self.name.as_bytes());
-        spool.seek(SeekFrom::Start(0)).map_err(io)?;
+        spool.seek(SeekFrom::Start(0))?;
         let mut stream = Read::chain(&header[..], spool);
         let file = zip::read::read_zipfile_from_stream(&mut stream)
             .map_err(|e| FormatError::Io(e.to_string()))?

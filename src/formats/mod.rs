@@ -282,11 +282,9 @@ impl ImportInput {
         let mut out = Vec::new();
         match self {
             ImportInput::File(p) => {
-                std::fs::File::open(p)
-                    .map_err(|e| FormatError::Io(e.to_string()))?
+                std::fs::File::open(p)?
                     .take(limit + 1)
-                    .read_to_end(&mut out)
-                    .map_err(|e| FormatError::Io(e.to_string()))?;
+                    .read_to_end(&mut out)?;
             }
             ImportInput::Zip(p) => {
                 let mut z = open_zip(p)?;
@@ -310,7 +308,7 @@ impl ImportInput {
 }
 
 fn open_zip(p: &Path) -> Result<zip::ZipArchive<std::fs::File>, FormatError> {
-    let f = std::fs::File::open(p).map_err(|e| FormatError::Io(e.to_string()))?;
+    let f = std::fs::File::open(p)?;
     zip::ZipArchive::new(f).map_err(|e| {
         FormatError::invalid(
             &p.file_name()

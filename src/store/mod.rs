@@ -674,27 +674,25 @@ impl Store {
 
     /// A request by id.
     pub fn request(&self, id: &str) -> Result<Option<RequestRow>> {
-        let c = self.conn();
-        let s: Option<String> = c
-            .prepare_cached("SELECT info FROM rq.requests WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?;
-        Ok(match s {
-            Some(s) => Some(serde_json::from_str(&s)?),
-            None => None,
-        })
+        self.one_request("SELECT info FROM rq.requests WHERE id = ?1", id)
     }
 
     /// The request whose result URL ends with `suffix` (e.g. `/api/exports/{file id}`), if any.
     pub fn request_by_result(&self, suffix: &str) -> Result<Option<RequestRow>> {
-        let c = self.conn();
-        let s: Option<String> = c
-            .prepare_cached(
-                "SELECT info FROM rq.requests \
-                 WHERE substr(json_extract(info, '$.result_url'), -length(?1)) = ?1 \
-                 ORDER BY rowid DESC LIMIT 1",
-            )?
-            .query_row([suffix], |r| r.get(0))
+        self.one_request(
+            "SELECT info FROM rq.requests \
+             WHERE substr(json_extract(info, '$.result_url'), -length(?1)) = ?1 \
+             ORDER BY rowid DESC LIMIT 1",
+            suffix,
+        )
+    }
+
+    /// The request `sql` selects (its `info`) with parameter `arg`, if any.
+    fn one_request(&self, sql: &str, arg: &str) -> Result<Option<RequestRow>> {
+        let s: Option<String> = self
+            .conn()
+            .prepare_cached(sql)?
+            .query_row([arg], |r| r.get(0))
             .optional()?;
         Ok(match s {
             Some(s) => Some(serde_json::from_str(&s)?),
