@@ -48,6 +48,39 @@ pub struct ServeConfig {
     /// Largest total size of files extracted from one uploaded archive, in bytes.
     #[arg(long, default_value_t = 64 << 30)]
     pub max_extracted_size: u64,
+    /// Largest image (width x height) any decoder accepts; larger ones are refused before their
+    /// pixels are allocated (a decompression-bomb guard, like Pillow's `MAX_IMAGE_PIXELS`).
+    #[arg(long, default_value_t = 200_000_000)]
+    pub max_image_pixels: u64,
+    /// Memory the process may use for decoders, build buffers, in-flight responses and the cache
+    /// together, in bytes (default: `--cache-size` + 512 MiB). Builds wait rather than exceed it.
+    #[arg(long)]
+    pub memory_limit: Option<u64>,
+    /// Largest annotation PUT/PATCH body, in bytes (JSON, read as it streams in).
+    #[arg(long, default_value_t = 512 << 20)]
+    pub max_annotation_body: u64,
+    /// Largest single string in an imported annotation file (an XML text or attribute value, a
+    /// JSON string), in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_import_value: u64,
+    /// External base URL of the server (e.g. `https://cvat.example.com`), used in the URLs the
+    /// server returns (`result_url`, TUS `Location`, `url` fields). Default: taken from the
+    /// request (`Host`, or the forwarded headers from a trusted proxy).
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` / `X-Forwarded-Host`
+    /// headers are believed (comma-separated addresses or CIDR ranges). Default: none.
+    #[arg(long, value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Most client connections open at once; past it new connections get a 503 and are closed.
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers before its connection is closed.
+    #[arg(long, default_value_t = 30)]
+    pub header_timeout: u64,
+    /// Seconds an idle keep-alive connection is kept open.
+    #[arg(long, default_value_t = 75)]
+    pub idle_timeout: u64,
 }
 
 impl ServeConfig {
@@ -61,7 +94,22 @@ impl ServeConfig {
             workers: None,
             max_upload_size: 16 << 30,
             max_extracted_size: 64 << 30,
+            max_image_pixels: 200_000_000,
+            memory_limit: None,
+            max_annotation_body: 512 << 20,
+            max_import_value: 64 << 20,
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            max_connections: 4096,
+            header_timeout: 30,
+            idle_timeout: 75,
         }
+    }
+
+    /// The process memory bound: `--memory-limit`, or the cache size plus 512 MiB.
+    pub fn memory_limit(&self) -> u64 {
+        self.memory_limit
+            .unwrap_or(self.cache_size.saturating_add(512 << 20))
     }
 
     fn workers(&self) -> usize {
