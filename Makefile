@@ -7,7 +7,7 @@
 CARGO ?= cargo
 DEMO_OUT ?= target/demo
 
-.PHONY: deps build run demo test compat bench compare compare-chunks compare-formats datumaro-check goldens testmedia fmt lint clean
+.PHONY: deps build run demo test hostile compat bench compare compare-chunks compare-formats datumaro-check goldens testmedia fmt lint clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -30,6 +30,12 @@ test: deps
 	$(CARGO) test --workspace --locked
 	FRAMESERVER_BIN=target/debug/frameserver bash tests/compat/run.sh
 	FRAMESERVER_BIN=target/debug/frameserver bash tests/formats/datumaro-check.sh
+	FRAMESERVER_BIN=target/debug/frameserver python3 tests/hostile/run.py
+
+# Only the hostile-input probes (tests/hostile/: bombs, floods, lockout; each under a minute).
+hostile: deps
+	$(CARGO) build --bin frameserver
+	FRAMESERVER_BIN=target/debug/frameserver python3 tests/hostile/run.py
 
 # Only the cvat-sdk / cvat-cli compatibility suite (against the debug build).
 compat: deps

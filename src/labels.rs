@@ -51,6 +51,11 @@ fn attribute(a: &Value, label: &str) -> Result<(Option<i64>, Value), String> {
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| err(format!("label '{label}': every attribute needs a 'name'")))?;
+    if name.chars().count() > 64 {
+        return Err(format!(
+            "label '{label}': attribute name '{name}' must be at most 64 characters"
+        ));
+    }
     let input_type = a
         .get("input_type")
         .and_then(Value::as_str)
@@ -77,6 +82,12 @@ fn attribute(a: &Value, label: &str) -> Result<(Option<i64>, Value), String> {
             ))
         }
     };
+    // CVAT stores the values joined by newlines in a 4096-character column.
+    if values.iter().map(|v| v.chars().count() + 1).sum::<usize>() > 4097 {
+        return Err(format!(
+            "label '{label}', attribute '{name}': the values are longer than 4096 characters in all"
+        ));
+    }
     match input_type {
         "select" | "radio" if values.is_empty() => {
             return Err(format!(
@@ -98,6 +109,9 @@ fn attribute(a: &Value, label: &str) -> Result<(Option<i64>, Value), String> {
         Some(d) => {
             if matches!(input_type, "select" | "radio") && !values.iter().any(|v| v == d) {
                 return Err(format!("label '{label}', attribute '{name}': default value '{d}' is not one of the values"));
+            }
+            if d.chars().count() > 128 {
+                return Err(format!("label '{label}', attribute '{name}': the default value is longer than 128 characters"));
             }
             d.to_owned()
         }
@@ -313,6 +327,19 @@ mod tests {
                 "needs sublabels",
             ),
             (json!([{"name": ""}]), "1 to 64"),
+            (json!([{"name": "x".repeat(65)}]), "1 to 64"),
+            (
+                json!([{"name": "a", "attributes": [{"name": "n".repeat(65), "input_type": "text"}]}]),
+                "at most 64",
+            ),
+            (
+                json!([{"name": "a", "attributes": [{"name": "x", "input_type": "select", "values": vec!["v".repeat(100); 50]}]}]),
+                "4096",
+            ),
+            (
+                json!([{"name": "a", "attributes": [{"name": "x", "input_type": "text", "default_value": "d".repeat(129)}]}]),
+                "128",
+            ),
         ] {
             let e = parse_labels(&bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");

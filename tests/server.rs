@@ -78,7 +78,11 @@ impl Drop for Server {
 
 impl Server {
     fn start(share: Option<&Path>, extra: &[&str]) -> Server {
-        let data = tempfile::tempdir().unwrap();
+        Server::start_in(tempfile::tempdir().unwrap(), share, extra)
+    }
+
+    /// Starts on an existing data directory (e.g. one a previous run left).
+    fn start_in(data: tempfile::TempDir, share: Option<&Path>, extra: &[&str]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_frameserver"));
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data.path());
@@ -2036,4 +2040,192 @@ fn renamed(a: &Value, s: &Server, task: i64) -> Value {
         }
     }
     normalised(&map(a, &names, &attrs))
+}
+
+#[test]
+fn exports_of_deleted_tasks_are_cancelled_and_removed() {
+    let s = Server::start(None, &[]);
+    let video = common::shared().join("videos/cup.mp4");
+    let (task, _) = labelled_task(&s, "doomed", &[video], 0);
+    let exports = s.data.path().join("exports");
+    let files = || std::fs::read_dir(&exports).map(|d| d.count()).unwrap_or(0);
+    // A finished export, then one with every frame as PNG that is still running at the delete.
+    let export = |images: bool| -> String {
+        let r = s
+            .http
+            .post(s.url(&format!(
+                "/api/tasks/{task}/dataset/export?format=CVAT+for+video+1.1&save_images={images}"
+            )))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        r.json::<Value>().unwrap()["rq_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let done = s.wait(&export(false));
+    assert_eq!(done["status"], "finished", "{done}");
+    let url = done["result_url"].as_str().unwrap().to_owned();
+    assert_eq!(s.http.get(&url).send().unwrap().status(), 200);
+    let running = export(true);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = s
+        .http
+        .delete(s.url(&format!("/api/tasks/{task}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        s.http.get(&url).send().unwrap().status(),
+        404,
+        "a finished result of a deleted task is not served"
+    );
+    let end = s.wait(&running);
+    if end["status"] == "failed" {
+        assert!(
+            end["message"].as_str().unwrap().contains("deleted"),
+            "{end}"
+        );
+    } else {
+        let url = end["result_url"].as_str().unwrap();
+        assert_eq!(s.http.get(url).send().unwrap().status(), 404);
+    }
+    assert_eq!(files(), 0, "no result, name or .part file is left");
+}
+
+#[test]
+fn interrupted_exports_and_abandoned_uploads_are_cleaned() {
+    // A `.zip.part` left by a killed export is removed at start.
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("exports")).unwrap();
+    let stray = data.path().join("exports/0123abcd.zip.part");
+    std::fs::write(&stray, b"half an export").unwrap();
+    let s = Server::start_in(data, None, &["--upload-idle-timeout", "2"]);
+    assert!(
+        !stray.exists(),
+        "the interrupted export's .zip.part is removed"
+    );
+
+    // An upload session and a TUS upload nobody finishes are dropped after the idle timeout.
+    use base64::Engine;
+    let task = s.create_task("abandoned", 0);
+    let url = s.url(&format!("/api/tasks/{task}/data/"));
+    let r = s
+        .http
+        .post(&url)
+        .header("Upload-Start", "true")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let form = multipart::Form::new().part(
+        "client_files[0]",
+        multipart::Part::file(common::testdata().join("videos/h264_bframes.mp4")).unwrap(),
+    );
+    let r = s
+        .http
+        .post(&url)
+        .header("Upload-Multiple", "true")
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .http
+        .post(&url)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "1000")
+        .header(
+            "Upload-Metadata",
+            format!(
+                "filename {}",
+                base64::engine::general_purpose::STANDARD.encode("b.mp4")
+            ),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let uploads = s.data.path().join("uploads");
+    let held = || walk(&uploads);
+    fn walk(p: &Path) -> usize {
+        std::fs::read_dir(p)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        if e.path().is_dir() {
+                            walk(&e.path())
+                        } else {
+                            1
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    assert_eq!(held(), 2, "the session's file and the TUS file");
+    let started = Instant::now();
+    while held() > 0 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(held(), 0, "abandoned uploads are removed");
+    let r = s
+        .http
+        .head(&location)
+        .header("Tus-Resumable", "1.0.0")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 404, "the TUS upload is gone");
+    let r = s
+        .http
+        .post(&url)
+        .header("Upload-Finish", "true")
+        .json(&json!({"image_quality": 70}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("No media data found"));
+}
+
+#[test]
+fn names_chunk_sizes_and_attributes_have_cvat_caps() {
+    let s = Server::start(None, &[]);
+    let post = |body: Value| s.http.post(s.url("/api/tasks")).json(&body).send().unwrap();
+    let r = post(json!({"name": "n".repeat(257), "labels": [{"name": "car"}]}));
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("no more than 256 characters"));
+    assert_eq!(
+        post(json!({"name": "n".repeat(256), "labels": [{"name": "car"}]})).status(),
+        201
+    );
+    let r = post(
+        json!({"name": "t", "labels": [{"name": "car", "attributes": [
+        {"name": "a".repeat(65), "input_type": "text"}]}]}),
+    );
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("at most 64 characters"));
+    let task = s.create_task("chunks", 0);
+    let r = s
+        .http
+        .patch(s.url(&format!("/api/tasks/{task}")))
+        .json(&json!({"subset": "s".repeat(65)}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let form = multipart::Form::new()
+        .text("image_quality", "70")
+        .text("chunk_size", "1001")
+        .part(
+            "client_files[0]",
+            multipart::Part::file(common::testdata().join("videos/h264_bframes.mp4")).unwrap(),
+        );
+    let r = s
+        .http
+        .post(s.url(&format!("/api/tasks/{task}/data/")))
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().unwrap();
+    assert!(text.contains("more than the limit of 1000"), "{text}");
 }

@@ -289,6 +289,28 @@ pub(crate) struct TaskWrite {
     project_id: Option<Value>,
 }
 
+impl TaskWrite {
+    /// CVAT's field lengths (`Task.name` 256, `bug_tracker` 2000, `subset` 64 characters),
+    /// refused with DRF's wording.
+    fn check_lengths(&self) -> Result<(), ApiError> {
+        for (field, value, max) in [
+            ("name", &self.name, MAX_TASK_NAME),
+            ("bug_tracker", &self.bug_tracker, 2000),
+            ("subset", &self.subset, 64),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+                return Err(ApiError::bad_request(format!(
+                    "'{field}': ensure this field has no more than {max} characters."
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Longest task name (CVAT's `Task.name` column).
+const MAX_TASK_NAME: usize = 256;
+
 /// Tasks are visible to their owner, their assignee and admins; to anyone else they do not exist.
 pub(crate) fn task_or_404(st: &AppState, id: i64, me: &CurrentUser) -> Result<TaskRow, ApiError> {
     let t = st
@@ -353,6 +375,7 @@ pub(crate) async fn create_task(
     body: Result<Json<TaskWrite>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let w = json_body(body, "task")?;
+    w.check_lengths()?;
     let name = w
         .name
         .filter(|n| !n.trim().is_empty())
@@ -625,6 +648,7 @@ pub(crate) async fn patch_task(
     body: Result<Json<TaskWrite>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let w = json_body(body, "task")?;
+    w.check_lengths()?;
     let mut t = task_or_404(&st, id, &me)?;
     if let Some(n) = w.name {
         if n.trim().is_empty() {
@@ -670,6 +694,7 @@ pub(crate) async fn delete_task(
                     .into(),
         });
     }
+    let results = datasets::results_of_task(&st, id);
     let data = st.store.delete_task(id)?;
     if let Some(d) = data {
         // Unlike CVAT, deleting a task frees its cache entries, readers and files at once.
@@ -694,6 +719,7 @@ pub(crate) async fn delete_task(
         let _ = std::fs::remove_dir_all(s.dir);
     }
     tus::forget_task(&st, id);
+    datasets::remove_results(&st, &results);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -93,7 +93,13 @@ impl DataParams {
         let chunk_size = match get("chunk_size") {
             None => None,
             Some(v) => match int(v) {
-                Some(c) if c > 0 => Some(c as u64),
+                Some(c) if c > 0 && c as u64 <= task::MAX_CHUNK_SIZE => Some(c as u64),
+                Some(c) if c > 0 => {
+                    return Err(bad(format!(
+                        "Chunk size {c} is more than the limit of {} frames (a chunk is built and held in memory whole)",
+                        task::MAX_CHUNK_SIZE
+                    )))
+                }
                 _ => return Err(bad("Chunk size must be a positive integer".into())),
             },
         };
@@ -241,7 +247,15 @@ pub(crate) async fn post_data(
                 return Err(e);
             }
         };
-        let params = DataParams::from_map(&fields)?;
+        let params = match DataParams::from_map(&fields) {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(s) = session {
+                    let _ = std::fs::remove_dir_all(s.dir);
+                }
+                return Err(e);
+            }
+        };
         let session = session.filter(|s| !s.files.is_empty());
         return start(st, me.id, task, params, session);
     }
@@ -662,6 +676,13 @@ fn collect_and_store(
         .chunk_size
         .unwrap_or_else(|| task::default_chunk_size(compressed, first_size.0, first_size.1));
     let segments = task::segments(range.size, task.segment_size, task.overlap, is_video);
+    if segments.len() > task::MAX_JOBS_PER_TASK {
+        return Err(format!(
+            "the task would have {} jobs, more than the limit of {} (CVAT_MAX_JOBS_PER_TASK): use a larger segment_size",
+            segments.len(),
+            task::MAX_JOBS_PER_TASK
+        ));
+    }
     let spec = DataSpec {
         range,
         frame_filter: params.frame_filter.clone(),

@@ -227,6 +227,7 @@ type EncodedFrames = std::sync::mpsc::Receiver<(u64, Result<Vec<u8>, String>)>;
 
 struct ExportFrames {
     st: Arc<AppState>,
+    task_id: i64,
     data: Arc<super::Loaded>,
     jpeg: bool,
     pipeline: std::sync::Mutex<Option<EncodedFrames>>,
@@ -256,6 +257,8 @@ impl ExportFrames {
 
 impl FrameSource for ExportFrames {
     fn image(&self, rel: u64) -> Result<(Vec<u8>, String), FormatError> {
+        // Frames are the long part of an export: stop as soon as the task is deleted.
+        check_task_alive(&self.st, self.task_id)?;
         let spec = &self.data.data.spec;
         let abs = spec.range.abs(rel);
         if let MediaSource::Images = spec.media {
@@ -541,6 +544,7 @@ async fn start_export(
             let mut zip = ZipSink::new(file);
             let frames_src = ExportFrames {
                 st: Arc::clone(st),
+                task_id: scope.task_id,
                 data: Arc::clone(&data),
                 jpeg,
                 pipeline: std::sync::Mutex::new(None),
@@ -563,8 +567,15 @@ async fn start_export(
             f.flush().map_err(|e| e.to_string())?;
             std::fs::write(dir.join(format!("{file_id}.name")), &download_name)
                 .map_err(|e| e.to_string())?;
+            check_task_alive(st, scope.task_id).map_err(|e| e.to_string())?;
             std::fs::rename(&part, dir.join(format!("{file_id}.zip")))
                 .map_err(|e| e.to_string())?;
+            // Deleted between the check and the rename: its results were removed before this
+            // one existed.
+            if let Err(e) = check_task_alive(st, scope.task_id) {
+                remove_result(st, &file_id);
+                return Err(e.to_string());
+            }
             tracing::info!(
                 task = scope.task_id,
                 format = %format_name,
@@ -578,6 +589,7 @@ async fn start_export(
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&part);
+            let _ = std::fs::remove_file(dir.join(format!("{file_id}.name")));
         }
         result?;
         Ok(Some(format!("{base}/api/exports/{file_id}")))
@@ -632,10 +644,14 @@ pub(crate) async fn download(
         return Err(ApiError::not_found("Not found."));
     }
     // Only the requester (or an admin) may download.
-    let owner_ok = st
+    let request = st
         .store
-        .request_by_result(&format!("/api/exports/{file_id}"))?
-        .is_some_and(|r| me.is_admin || r.owner_id == Some(me.id));
+        .request_by_result(&format!("/api/exports/{file_id}"))?;
+    let task_alive = match request.as_ref().and_then(|r| r.task_id) {
+        Some(t) => st.store.task(t)?.is_some(),
+        None => true,
+    };
+    let owner_ok = task_alive && request.is_some_and(|r| me.is_admin || r.owner_id == Some(me.id));
     let dir = exports_dir(&st);
     let path = dir.join(format!("{file_id}.zip"));
     if !owner_ok || !path.exists() {
@@ -668,24 +684,66 @@ pub(crate) async fn download(
     Ok(r)
 }
 
-/// Removes expired export results (run periodically).
-pub(crate) fn clean_expired(st: &AppState) {
+/// Removes expired export results, and `.zip.part` files unwritten for `part_idle` (those of
+/// exports that were killed; `Duration::ZERO` at start, when no export runs).
+pub(crate) fn clean_exports(st: &AppState, part_idle: std::time::Duration) {
     let Ok(entries) = std::fs::read_dir(exports_dir(st)) else {
         return;
     };
     let ttl = RESULT_TTL.to_std().expect("positive");
     for e in entries.flatten() {
-        let old = e
+        let age = e
             .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > ttl);
-        if old {
-            let _ = std::fs::remove_file(e.path());
+            .unwrap_or_default();
+        let part = e.file_name().to_string_lossy().ends_with(".part");
+        if (part && age >= part_idle) || age > ttl {
+            if std::fs::remove_file(e.path()).is_ok() && part {
+                tracing::info!(file = %e.file_name().to_string_lossy(), "removed an interrupted export");
+            }
         }
     }
 }
+
+/// The export results of a task, to remove with [`remove_results`] once it is deleted (its
+/// requests go with it; running exports notice the deletion and stop).
+pub(crate) fn results_of_task(st: &AppState, task_id: i64) -> Vec<String> {
+    let requests = st.store.requests().unwrap_or_default();
+    requests
+        .iter()
+        .filter(|r| r.task_id == Some(task_id))
+        .filter_map(|r| r.result_url.as_deref()?.rsplit_once("/api/exports/"))
+        .map(|(_, id)| id.to_owned())
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit()))
+        .collect()
+}
+
+/// Removes export results (see [`results_of_task`]).
+pub(crate) fn remove_results(st: &AppState, file_ids: &[String]) {
+    for id in file_ids {
+        remove_result(st, id);
+    }
+}
+
+fn remove_result(st: &AppState, file_id: &str) {
+    let dir = exports_dir(st);
+    for ext in ["zip", "name", "zip.part"] {
+        let _ = std::fs::remove_file(dir.join(format!("{file_id}.{ext}")));
+    }
+}
+
+/// Fails an export whose task was deleted while it ran.
+fn check_task_alive(st: &AppState, task_id: i64) -> Result<(), FormatError> {
+    match st.store.task(task_id) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(FormatError::Io(TASK_DELETED.into())),
+        Err(e) => Err(FormatError::Io(e.to_string())),
+    }
+}
+
+const TASK_DELETED: &str = "the task was deleted during the export";
 
 #[derive(Deserialize)]
 pub(crate) struct ImportQuery {

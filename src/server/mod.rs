@@ -9,6 +9,7 @@ mod data;
 mod datasets;
 mod error;
 mod openapi;
+mod sweep;
 mod tus;
 
 use std::collections::HashMap;
@@ -81,6 +82,10 @@ pub struct ServeConfig {
     /// Seconds an idle keep-alive connection is kept open.
     #[arg(long, default_value_t = 75)]
     pub idle_timeout: u64,
+    /// Seconds an upload (an upload session, a TUS file, an uploaded annotation file) may go
+    /// untouched before it is taken for abandoned and removed.
+    #[arg(long, default_value_t = 3600)]
+    pub upload_idle_timeout: u64,
 }
 
 impl ServeConfig {
@@ -103,6 +108,7 @@ impl ServeConfig {
             max_connections: 4096,
             header_timeout: 30,
             idle_timeout: 75,
+            upload_idle_timeout: 3600,
         }
     }
 
@@ -186,17 +192,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(state.uploads_dir());
     std::fs::create_dir_all(state.uploads_dir())?;
     create::fail_interrupted(&state);
-
-    // Export results expire: sweep them every 10 minutes.
-    let sweeper = Arc::clone(&state);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-        loop {
-            tick.tick().await;
-            let st = Arc::clone(&sweeper);
-            let _ = tokio::task::spawn_blocking(move || datasets::clean_expired(&st)).await;
-        }
-    });
+    sweep::at_start(&state);
+    sweep::spawn(&state);
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;
     println!("frameserver listening on http://{addr}");

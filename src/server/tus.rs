@@ -266,6 +266,32 @@ pub(crate) fn forget_task(st: &AppState, task_id: i64) {
         .retain(|_, u| u.task_id != task_id);
 }
 
+/// Drops the uploads whose file nobody wrote to for `idle`, with their files; returns how many.
+pub(crate) fn forget_stale(st: &AppState, idle: std::time::Duration) -> usize {
+    let mut n = 0;
+    st.tus
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|_, u| {
+            let keep = super::sweep::idle_for(&u.path) < idle;
+            if !keep {
+                let _ = std::fs::remove_file(&u.path);
+                n += 1;
+            }
+            keep
+        });
+    n
+}
+
+/// Whether an upload in progress writes below `path` (or `path` is inside its file's folder).
+pub(crate) fn owns(st: &AppState, path: &std::path::Path) -> bool {
+    st.tus
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .any(|u| u.path.starts_with(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,6 +126,13 @@ impl SegmentRange {
     }
 }
 
+/// Most frames in one chunk. CVAT takes any positive 32-bit value; a chunk is built and held in
+/// memory whole, so frameserver refuses chunk sizes past this.
+pub const MAX_CHUNK_SIZE: u64 = 1000;
+
+/// Most jobs (segments) in one task: CVAT's `CVAT_MAX_JOBS_PER_TASK` default.
+pub const MAX_JOBS_PER_TASK: usize = 5000;
+
 /// CVAT's segmentation (§11.8): `segment_size` 0 or larger than `size` means one segment;
 /// `overlap` `None` means 5 frames for video when there is more than one segment, else 0; it is
 /// capped at half the segment size.
