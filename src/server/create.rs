@@ -189,6 +189,7 @@ pub(crate) async fn post_data(
             id,
             &me,
             req.headers(),
+            super::forwarded::base_of(req.extensions()),
             dir,
             super::tus::Purpose::Data,
             &format!("/api/tasks/{id}/data"),

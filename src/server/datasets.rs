@@ -17,8 +17,9 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{base_url, task_or_404, St};
+use super::api::{task_or_404, St};
 use super::auth::CurrentUser;
+use super::forwarded::{base_of, BaseUrl};
 use super::{annotations as ann_api, tus, ApiError, AppState};
 use crate::annotations::{self, Annotations, Context, LabelIndex};
 use crate::chunks::{self, Source};
@@ -592,7 +593,7 @@ pub(crate) async fn export_task(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     Query(q): Query<ExportQuery>,
-    headers: axum::http::HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Response, ApiError> {
     task_or_404(&st, id, &me)?;
     start_export(
@@ -603,7 +604,7 @@ pub(crate) async fn export_task(
         },
         q,
         me,
-        base_url(&headers),
+        base,
     )
     .await
 }
@@ -615,10 +616,10 @@ pub(crate) async fn export_job(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     Query(q): Query<ExportQuery>,
-    headers: axum::http::HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Response, ApiError> {
     let scope = job_scope(&st, id, &me)?;
-    start_export(st, scope, q, me, base_url(&headers)).await
+    start_export(st, scope, q, me, base).await
 }
 
 /// `GET /api/exports/{file_id}`: an export result (streamed from disk).
@@ -714,6 +715,7 @@ async fn start_import(
             scope.task_id,
             &me,
             &headers,
+            base_of(req.extensions()),
             dir,
             tus::Purpose::Annotations,
             &endpoint,

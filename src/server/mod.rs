@@ -8,6 +8,9 @@ mod create;
 mod data;
 mod datasets;
 mod error;
+mod forwarded;
+mod listen;
+mod lockout;
 mod openapi;
 mod tus;
 
@@ -148,7 +151,9 @@ pub(crate) struct AppState {
     /// Annotation files uploaded with TUS, waiting for `Upload-Finish`: (task, name) → path.
     pub annotation_files: Mutex<HashMap<(i64, String), PathBuf>>,
     /// Failed-login counters.
-    pub login_guard: auth::LoginGuard,
+    pub login_guard: lockout::LoginGuard,
+    /// Trusted proxies and the public URL (parsed `ServeConfig`).
+    pub net: forwarded::Network,
 }
 
 impl AppState {
@@ -164,8 +169,17 @@ impl AppState {
 /// Runs the server until SIGINT/SIGTERM. Prints `frameserver listening on http://ADDR` on stdout
 /// once the socket is bound.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    let net =
+        forwarded::Network::from_config(&config.trusted_proxies, config.public_url.as_deref())?;
+    check_writable(&config.data_dir)?;
     let store = Store::open(&config.data_dir.join("frameserver.sqlite3"))?;
+    if store.is_read_only() {
+        anyhow::bail!(
+            "the data directory {} is not writable: its database {} opened read-only",
+            config.data_dir.display(),
+            config.data_dir.join("frameserver.sqlite3").display()
+        );
+    }
     let workers = config.workers();
     let state = Arc::new(AppState {
         cache: ItemCache::new(config.cache_size),
@@ -178,6 +192,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         tus: Default::default(),
         annotation_files: Mutex::new(HashMap::new()),
         login_guard: Default::default(),
+        net,
         config: config.clone(),
     });
     auth::ensure_admin(&state)?;
@@ -201,14 +216,25 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("frameserver listening on http://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), cache_bytes = config.cache_size, workers, "listening");
-    // No Nagle delay: small responses (and the last piece of a download) go out at once.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, api::service(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    listen::check_fd_limit(config.max_connections);
+    let limits = listen::Limits {
+        max_connections: config.max_connections,
+        header_timeout: std::time::Duration::from_secs(config.header_timeout.max(1)),
+        idle_timeout: std::time::Duration::from_secs(config.idle_timeout.max(1)),
+    };
+    listen::serve(listener, api::service(state), limits, shutdown_signal()).await?;
     tracing::info!("shut down");
+    Ok(())
+}
+
+/// Refuses to start on a data directory the server cannot write (it would start, then answer
+/// every login and upload with a 500): creates it if needed and writes a probe file.
+fn check_writable(dir: &std::path::Path) -> anyhow::Result<()> {
+    let not_writable = |e: std::io::Error| {
+        anyhow::anyhow!("the data directory {} is not writable: {e}", dir.display())
+    };
+    std::fs::create_dir_all(dir).map_err(not_writable)?;
+    tempfile::NamedTempFile::new_in(dir).map_err(not_writable)?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use base64::Engine;
 
-use super::api::{base_url, task_or_404, St};
+use super::api::{task_or_404, St};
 use super::auth::CurrentUser;
 use super::{ApiError, AppState};
 
@@ -79,6 +79,7 @@ pub(crate) fn create(
     id: i64,
     me: &CurrentUser,
     headers: &HeaderMap,
+    base: &str,
     dir: PathBuf,
     purpose: Purpose,
     endpoint: &str,
@@ -131,7 +132,7 @@ pub(crate) fn create(
     let h = r.headers_mut();
     h.insert(
         "Location",
-        HeaderValue::from_str(&format!("{}{endpoint}/{file_id}", base_url(headers)))
+        HeaderValue::from_str(&format!("{base}{endpoint}/{file_id}"))
             .map_err(|e| ApiError::internal(e.to_string()))?,
     );
     h.insert(
