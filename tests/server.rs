@@ -2131,12 +2131,16 @@ fn login_lockout_is_per_account_and_address() {
 
     // Behind the trusted proxy (127.0.0.3), each X-Forwarded-For client counts on its own...
     let proxy = client_from("127.0.0.3");
-    for _ in 0..5 {
-        assert_eq!(
-            login_from(&proxy, &s.base, "alice", "wrong", Some("203.0.113.7")),
-            400
-        );
-    }
+    std::thread::scope(|sc| {
+        for _ in 0..5 {
+            sc.spawn(|| {
+                assert_eq!(
+                    login_from(&proxy, &s.base, "alice", "wrong", Some("203.0.113.7")),
+                    400
+                )
+            });
+        }
+    });
     assert_eq!(
         login_from(
             &proxy,
@@ -2171,12 +2175,15 @@ fn login_lockout_is_per_account_and_address() {
     );
     // ...and from anyone else the header is ignored: 127.0.0.5 cannot borrow a clean address.
     let other = client_from("127.0.0.5");
-    for _ in 0..5 {
-        assert_eq!(
-            login_from(&other, &s.base, "alice", "wrong", Some("192.0.2.99")),
-            400
-        );
-    }
+    std::thread::scope(|sc| {
+        for i in 0..5 {
+            let (other, base) = (&other, &s.base);
+            sc.spawn(move || {
+                let xff = format!("192.0.2.{i}");
+                assert_eq!(login_from(other, base, "alice", "wrong", Some(&xff)), 400)
+            });
+        }
+    });
     assert_eq!(
         login_from(
             &other,
@@ -2189,60 +2196,10 @@ fn login_lockout_is_per_account_and_address() {
     );
 }
 
-#[test]
-fn bad_network_flags_and_an_unwritable_data_dir_are_refused_at_start() {
-    let run = |args: &[&str]| {
-        let data = tempfile::tempdir().unwrap();
-        Command::new(env!("CARGO_BIN_EXE_frameserver"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    for (args, expected) in [
-        (
-            &["--trusted-proxies", "10.0.0.0/8,proxy.local"][..],
-            "invalid --trusted-proxies entry 'proxy.local'",
-        ),
-        (
-            &["--public-url", "cvat.example.com"][..],
-            "invalid --public-url",
-        ),
-        (
-            &["--public-url", "ftp://x.example"][..],
-            "invalid --public-url",
-        ),
-    ] {
-        let out = run(args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-        assert!(err.contains(expected), "{args:?}: {err}");
-    }
-
-    // A data directory the server's user cannot write (here: created by root, served as
-    // nobody; without root, a directory made read-only).
-    let data = tempfile::tempdir().unwrap();
-    let root = unsafe_is_root();
-    {
-        let mut s = Server::start(None, &[]);
-        Command::new("kill")
-            .args(["-TERM", &s.child.id().to_string()])
-            .status()
-            .unwrap();
-        s.child.wait().unwrap();
-        // Move the initialised database aside into our directory (the Server's is removed).
-        for entry in std::fs::read_dir(s.data.path()).unwrap() {
-            let e = entry.unwrap();
-            let _ = std::fs::rename(e.path(), data.path().join(e.file_name()));
-        }
-    }
-    let mode = |p: &Path, m: u32| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
-    };
-    mode(data.path(), 0o555);
-    let mut cmd = if root {
+/// Runs `frameserver serve` with `args` (as `nobody` when `as_nobody`); returns its exit code
+/// (`None` if it was still serving after 10 s) and its stderr.
+fn serve_exit(data: &Path, args: &[&str], as_nobody: bool) -> (Option<i32>, String) {
+    let mut cmd = if as_nobody {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_frameserver"));
@@ -2252,15 +2209,17 @@ fn bad_network_flags_and_an_unwritable_data_dir_are_refused_at_start() {
     };
     let mut child = cmd
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .stdout(Stdio::piped())
+        .arg(data)
+        .args(args)
+        .env("FRAMESERVER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let started = Instant::now();
-    let status = loop {
+    let code = loop {
         if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
+            break st.code();
         }
         if started.elapsed() > Duration::from_secs(10) {
             let _ = child.kill();
@@ -2276,20 +2235,91 @@ fn bad_network_flags_and_an_unwritable_data_dir_are_refused_at_start() {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
+    (code, err)
+}
+
+#[test]
+fn bad_network_flags_and_an_unwritable_data_dir_are_refused_at_start() {
+    for (args, expected) in [
+        (
+            &["--trusted-proxies", "10.0.0.0/8,proxy.local"][..],
+            "invalid --trusted-proxies entry 'proxy.local'",
+        ),
+        (
+            &["--public-url", "cvat.example.com"][..],
+            "invalid --public-url",
+        ),
+        (
+            &["--public-url", "ftp://x.example"][..],
+            "invalid --public-url",
+        ),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let (code, err) = serve_exit(data.path(), args, false);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+
+    // A data directory whose database the server's user cannot write: it used to start and
+    // answer every login with a 500. (Mode bits do not stop root: then the server runs as
+    // nobody on files root made.)
+    let root = running_as_root();
+    let data = tempfile::tempdir().unwrap();
+    let mode = |p: &Path, m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    let db = data.path().join("db");
+    let mut create = Command::new(env!("CARGO_BIN_EXE_frameserver"))
+        .args([
+            "user",
+            "create",
+            "admin",
+            "--admin",
+            "--password-stdin",
+            "--data-dir",
+        ])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{ADMIN_PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(create.wait().unwrap().success());
+    for f in std::fs::read_dir(&db).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_file() {
+            mode(&f, 0o444);
+        }
+    }
     mode(data.path(), 0o755);
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(1),
-        "served a read-only data dir: {err}"
-    );
+    mode(&db, 0o777);
+    let (code, err) = serve_exit(&db, &[], root);
+    assert_eq!(code, Some(1), "served a read-only database: {err}");
     assert!(
         err.contains("error: the data directory") && err.contains("is not writable"),
+        "{err}"
+    );
+    // A directory that cannot be written at all.
+    mode(&db, 0o555);
+    let (code, err) = serve_exit(&db, &[], root);
+    mode(&db, 0o755);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: the data directory {} is not writable: Permission denied",
+            db.display()
+        )),
         "{err}"
     );
 }
 
 /// Whether this process runs as root (mode bits do not stop root, so the test switches user).
-fn unsafe_is_root() -> bool {
+fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -189,10 +189,12 @@ pub(crate) async fn post_data(
             id,
             &me,
             req.headers(),
-            super::forwarded::base_of(req.extensions()),
             dir,
             super::tus::Purpose::Data,
-            &format!("/api/tasks/{id}/data"),
+            &format!(
+                "{}/api/tasks/{id}/data",
+                super::forwarded::base_of(req.extensions())
+            ),
         );
     }
     if header(&req, "Upload-Start") {

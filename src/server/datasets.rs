@@ -704,7 +704,11 @@ async fn start_import(
 ) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     // TUS pieces always go to the task's endpoint (the client only follows `Location`).
-    let endpoint = format!("/api/tasks/{}/annotations", scope.task_id);
+    let endpoint = format!(
+        "{}/api/tasks/{}/annotations",
+        base_of(req.extensions()),
+        scope.task_id
+    );
     let dir = st
         .uploads_dir()
         .join(format!("annotations_{}", scope.task_id));
@@ -715,7 +719,6 @@ async fn start_import(
             scope.task_id,
             &me,
             &headers,
-            base_of(req.extensions()),
             dir,
             tus::Purpose::Annotations,
             &endpoint,

@@ -81,7 +81,10 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    // (`acquire_many` below counts in u32.)
+    let max = limits
+        .max_connections
+        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let slots = Arc::new(Semaphore::new(max));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let (stop_tx, stop_rx) = watch::channel(false);

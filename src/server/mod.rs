@@ -175,9 +175,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let store = Store::open(&config.data_dir.join("frameserver.sqlite3"))?;
     if store.is_read_only() {
         anyhow::bail!(
-            "the data directory {} is not writable: its database {} opened read-only",
+            "the data directory {} is not writable: its database files are read-only",
             config.data_dir.display(),
-            config.data_dir.join("frameserver.sqlite3").display()
         );
     }
     let workers = config.workers();
@@ -196,7 +195,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         config: config.clone(),
     });
     auth::ensure_admin(&state)?;
-    std::fs::create_dir_all(state.media_dir())?;
+    check_writable(&state.media_dir())?;
     // Upload sessions do not survive a restart.
     let _ = std::fs::remove_dir_all(state.uploads_dir());
     std::fs::create_dir_all(state.uploads_dir())?;
@@ -227,14 +226,17 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses to start on a data directory the server cannot write (it would start, then answer
-/// every login and upload with a 500): creates it if needed and writes a probe file.
+/// Refuses to start on a data directory (or a directory in it) the server cannot write: it would
+/// start, then answer every login and upload with a 500. Creates it if needed, then creates and
+/// removes a probe file.
 fn check_writable(dir: &std::path::Path) -> anyhow::Result<()> {
     let not_writable = |e: std::io::Error| {
         anyhow::anyhow!("the data directory {} is not writable: {e}", dir.display())
     };
     std::fs::create_dir_all(dir).map_err(not_writable)?;
-    tempfile::NamedTempFile::new_in(dir).map_err(not_writable)?;
+    let probe = dir.join(format!(".write-check-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(not_writable)?;
+    std::fs::remove_file(&probe).map_err(not_writable)?;
     Ok(())
 }
 

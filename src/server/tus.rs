@@ -73,13 +73,13 @@ fn metadata_filename(meta: &str) -> Option<String> {
     })
 }
 
-/// Handles the TUS creation request for task `id` (its upload session must be open).
+/// Handles the TUS creation request for task `id` (its upload session must be open); `endpoint`
+/// is the absolute URL the pieces go to (`Location` is `endpoint/<file id>`).
 pub(crate) fn create(
     st: &AppState,
     id: i64,
     me: &CurrentUser,
     headers: &HeaderMap,
-    base: &str,
     dir: PathBuf,
     purpose: Purpose,
     endpoint: &str,
@@ -132,7 +132,7 @@ pub(crate) fn create(
     let h = r.headers_mut();
     h.insert(
         "Location",
-        HeaderValue::from_str(&format!("{base}{endpoint}/{file_id}"))
+        HeaderValue::from_str(&format!("{endpoint}/{file_id}"))
             .map_err(|e| ApiError::internal(e.to_string()))?,
     );
     h.insert(

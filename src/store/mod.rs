@@ -413,7 +413,10 @@ impl Store {
     /// Whether the database is read-only (SQLite opens it so, without an error, when the file
     /// cannot be written).
     pub fn is_read_only(&self) -> bool {
-        self.conn().is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
+        let c = self.conn();
+        [rusqlite::MAIN_DB, c"rq"]
+            .iter()
+            .any(|db| c.is_readonly(*db).unwrap_or(false))
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

@@ -34,22 +34,28 @@ def login(s, user, password, source="127.0.0.1", xff=None):
         c.close()
 
 
+def parallel(n, fn):
+    """Runs fn(i) for i in range(n) in threads; returns the results in order."""
+    out = [None] * n
+
+    def one(i):
+        out[i] = fn(i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
 def run():
     with Server("--trusted-proxies", "127.0.0.3") as s:
         s.create_user("alice", "alice-password")
         attacker = "127.0.0.2"
         admin_tries = [login(s, "admin", "wrong", attacker)[0] for _ in range(6)]
         check(admin_tries == [400] * 5 + [429], f"6 wrong admin logins: {admin_tries}")
-        results = []
-
-        def spray(i):
-            results.append(login(s, f"user{i}", "wrong", attacker)[0])
-
-        threads = [threading.Thread(target=spray, args=(i,)) for i in range(19)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = parallel(19, lambda i: login(s, f"user{i}", "wrong", attacker)[0])
         check(results == [400] * 19, f"19 sprayed failures: {sorted(results)}")
 
         alice, alice_s = login(s, "alice", "alice-password", attacker)
@@ -63,7 +69,7 @@ def run():
 
         # Behind the trusted proxy: per X-Forwarded-For client, right-most untrusted hop.
         proxy = "127.0.0.3"
-        behind = [login(s, "alice", "wrong", proxy, "203.0.113.7")[0] for _ in range(5)]
+        behind = parallel(5, lambda i: login(s, "alice", "wrong", proxy, "203.0.113.7")[0])
         behind.append(login(s, "alice", "alice-password", proxy, "203.0.113.7")[0])
         check(behind == [400] * 5 + [429], f"one client behind the proxy: {behind}")
         other = login(s, "alice", "alice-password", proxy, "198.51.100.8")[0]
@@ -71,7 +77,7 @@ def run():
         spoof = login(s, "alice", "alice-password", proxy, "198.51.100.8, 203.0.113.7")[0]
         check(spoof == 429, f"prepending an address to X-Forwarded-For: {spoof}")
         # An untrusted peer cannot pick its address with the header.
-        direct = [login(s, "alice", "wrong", "127.0.0.5", f"192.0.2.{i}")[0] for i in range(5)]
+        direct = parallel(5, lambda i: login(s, "alice", "wrong", "127.0.0.5", f"192.0.2.{i}")[0])
         direct.append(login(s, "alice", "alice-password", "127.0.0.5", "192.0.2.200")[0])
         check(direct == [400] * 5 + [429], f"X-Forwarded-For from an untrusted peer: {direct}")
         print(
