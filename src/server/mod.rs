@@ -78,10 +78,12 @@ pub struct ServeConfig {
     /// Most client connections open at once; past it new connections get a 503 and are closed.
     #[arg(long, default_value_t = 4096)]
     pub max_connections: usize,
-    /// Seconds a client may take to send a request's headers before its connection is closed.
+    /// Seconds a client may take to send a request's headers (from its first byte, or from
+    /// connecting) before its connection is closed. Request and response bodies are not timed.
     #[arg(long, default_value_t = 30)]
     pub header_timeout: u64,
-    /// Seconds an idle keep-alive connection is kept open.
+    /// Seconds an idle keep-alive connection is kept open; also how long a client may stop
+    /// reading a response before its connection is closed.
     #[arg(long, default_value_t = 75)]
     pub idle_timeout: u64,
 }
