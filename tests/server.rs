@@ -2229,3 +2229,594 @@ fn names_chunk_sizes_and_attributes_have_cvat_caps() {
     let text = r.text().unwrap();
     assert!(text.contains("more than the limit of 1000"), "{text}");
 }
+
+/// A client whose connections come from `from` (another loopback address: 127.0.0.0/8 is all
+/// local, so each one is "another client" to the server).
+fn client_from(from: &str) -> Client {
+    Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn login_from(c: &Client, base: &str, user: &str, password: &str, xff: Option<&str>) -> u16 {
+    let mut rq = c
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": user, "password": password}));
+    if let Some(x) = xff {
+        rq = rq.header("X-Forwarded-For", x);
+    }
+    rq.send().unwrap().status().as_u16()
+}
+
+/// Issue 18 item 3: failures lock the (name, address) pair, never an address for every account
+/// nor a name for every address.
+#[test]
+fn login_lockout_is_per_account_and_address() {
+    let s = Server::start(None, &["--trusted-proxies", "127.0.0.3"]);
+    assert!(cli_user(&s, &["create", "alice"], "alice-password")
+        .status
+        .success());
+    let attacker = client_from("127.0.0.2");
+    // Six wrong admin passwords from one address: the sixth is refused (429, Retry-After).
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| login_from(&attacker, &s.base, "admin", "wrong", None))
+        .collect();
+    assert_eq!(statuses, [400, 400, 400, 400, 400, 429]);
+    let r = attacker
+        .post(s.url("/api/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        429,
+        "the locked pair is refused even with the password"
+    );
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((250..=300).contains(&retry), "Retry-After {retry}");
+    // Twenty more failures from that address over other names (25 in all), in parallel.
+    std::thread::scope(|sc| {
+        for i in 0..20 {
+            let (attacker, base) = (&attacker, &s.base);
+            sc.spawn(move || {
+                assert_eq!(
+                    login_from(attacker, base, &format!("user{i}"), "wrong", None),
+                    400
+                );
+            });
+        }
+    });
+    // A correct password of another account from the same address is let in...
+    let started = Instant::now();
+    assert_eq!(
+        login_from(&attacker, &s.base, "alice", "alice-password", None),
+        200,
+        "one address's failures lock out its other accounts"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "not delayed");
+    // ...and so is admin's from another address.
+    assert_eq!(
+        login_from(
+            &client_from("127.0.0.4"),
+            &s.base,
+            "admin",
+            ADMIN_PASSWORD,
+            None
+        ),
+        200,
+        "one address's failures lock the name for everyone"
+    );
+    // The address's failures are slowed: a wrong password now waits for its answer.
+    let started = Instant::now();
+    assert_eq!(login_from(&attacker, &s.base, "carol", "wrong", None), 400);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "failure from a braked address answered in {:?}",
+        started.elapsed()
+    );
+
+    // Behind the trusted proxy (127.0.0.3), each X-Forwarded-For client counts on its own...
+    let proxy = client_from("127.0.0.3");
+    std::thread::scope(|sc| {
+        for _ in 0..5 {
+            sc.spawn(|| {
+                assert_eq!(
+                    login_from(&proxy, &s.base, "alice", "wrong", Some("203.0.113.7")),
+                    400
+                )
+            });
+        }
+    });
+    assert_eq!(
+        login_from(
+            &proxy,
+            &s.base,
+            "alice",
+            "alice-password",
+            Some("203.0.113.7")
+        ),
+        429
+    );
+    assert_eq!(
+        login_from(
+            &proxy,
+            &s.base,
+            "alice",
+            "alice-password",
+            Some("198.51.100.8")
+        ),
+        200,
+        "another client behind the proxy"
+    );
+    // (the right-most untrusted hop: a client cannot pick its address by prepending one)
+    assert_eq!(
+        login_from(
+            &proxy,
+            &s.base,
+            "alice",
+            "alice-password",
+            Some("198.51.100.8, 203.0.113.7")
+        ),
+        429
+    );
+    // ...and from anyone else the header is ignored: 127.0.0.5 cannot borrow a clean address.
+    let other = client_from("127.0.0.5");
+    std::thread::scope(|sc| {
+        for i in 0..5 {
+            let (other, base) = (&other, &s.base);
+            sc.spawn(move || {
+                let xff = format!("192.0.2.{i}");
+                assert_eq!(login_from(other, base, "alice", "wrong", Some(&xff)), 400)
+            });
+        }
+    });
+    assert_eq!(
+        login_from(
+            &other,
+            &s.base,
+            "alice",
+            "alice-password",
+            Some("192.0.2.1")
+        ),
+        429
+    );
+}
+
+/// Runs `frameserver serve` with `args` (as `nobody` when `as_nobody`); returns its exit code
+/// (`None` if it was still serving after 10 s) and its stderr.
+fn serve_exit(data: &Path, args: &[&str], as_nobody: bool) -> (Option<i32>, String) {
+    let mut cmd = if as_nobody {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_frameserver"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_frameserver"))
+    };
+    let mut child = cmd
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(args)
+        .env("FRAMESERVER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (code, err)
+}
+
+#[test]
+fn bad_network_flags_and_an_unwritable_data_dir_are_refused_at_start() {
+    for (args, expected) in [
+        (
+            &["--trusted-proxies", "10.0.0.0/8,proxy.local"][..],
+            "invalid --trusted-proxies entry 'proxy.local'",
+        ),
+        (
+            &["--public-url", "cvat.example.com"][..],
+            "invalid --public-url",
+        ),
+        (
+            &["--public-url", "ftp://x.example"][..],
+            "invalid --public-url",
+        ),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let (code, err) = serve_exit(data.path(), args, false);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+
+    // A data directory whose database the server's user cannot write: it used to start and
+    // answer every login with a 500. (Mode bits do not stop root: then the server runs as
+    // nobody on files root made.)
+    let root = running_as_root();
+    let data = tempfile::tempdir().unwrap();
+    let mode = |p: &Path, m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    let db = data.path().join("db");
+    let mut create = Command::new(env!("CARGO_BIN_EXE_frameserver"))
+        .args([
+            "user",
+            "create",
+            "admin",
+            "--admin",
+            "--password-stdin",
+            "--data-dir",
+        ])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{ADMIN_PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(create.wait().unwrap().success());
+    for f in std::fs::read_dir(&db).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_file() {
+            mode(&f, 0o444);
+        }
+    }
+    mode(data.path(), 0o755);
+    mode(&db, 0o777);
+    let (code, err) = serve_exit(&db, &[], root);
+    assert_eq!(code, Some(1), "served a read-only database: {err}");
+    assert!(
+        err.contains("error: the data directory") && err.contains("is not writable"),
+        "{err}"
+    );
+    // A directory that cannot be written at all.
+    mode(&db, 0o555);
+    let (code, err) = serve_exit(&db, &[], root);
+    mode(&db, 0o755);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: the data directory {} is not writable: Permission denied",
+            db.display()
+        )),
+        "{err}"
+    );
+}
+
+/// Whether this process runs as root (mode bits do not stop root, so the test switches user).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn password_change_revokes_tokens_and_sessions_and_bearer_is_case_insensitive() {
+    let s = Server::start(None, &[]);
+    assert!(cli_user(&s, &["create", "alice"], "alice-password")
+        .status
+        .success());
+    let (_, token) = token_client(&s.base, "alice", "alice-password");
+    let (status, cookies) = login_session(&s.base, "alice", "alice-password");
+    assert_eq!(status, 200);
+    let cookie = cookies.join("; ");
+    let anon = Client::new();
+    let with_token = |scheme: &str| {
+        anon.get(s.url("/api/users/self"))
+            .header("Authorization", format!("{scheme} {token}"))
+            .send()
+            .unwrap()
+            .status()
+    };
+    let with_session = || {
+        anon.get(s.url("/api/users/self"))
+            .header("Cookie", &cookie)
+            .send()
+            .unwrap()
+            .status()
+    };
+    // RFC 7235: the scheme is case-insensitive.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        assert_eq!(with_token(scheme), 200, "{scheme}");
+    }
+    assert_eq!(with_session(), 200);
+    // `frameserver user passwd` from another process: the server drops both within its
+    // in-memory copies' lifetime (10 s).
+    let out = cli_user(&s, &["passwd", "alice"], "new-alice-password");
+    assert!(out.status.success());
+    let changed = Instant::now();
+    while with_token("Bearer") != 401 || with_session() != 401 {
+        assert!(
+            changed.elapsed() < Duration::from_secs(12),
+            "token {} / session {} still accepted {:?} after passwd",
+            with_token("Bearer"),
+            with_session(),
+            changed.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(login_session(&s.base, "alice", "new-alice-password").0, 200);
+}
+
+#[test]
+fn external_urls_come_from_the_public_url_or_a_trusted_proxy_not_any_host_header() {
+    // Without configuration: Host, and forwarded headers ignored.
+    let s = Server::start(None, &["--trusted-proxies", "127.0.0.3"]);
+    let task = s.create_task("urls", 0);
+    let url_of = |c: &Client, headers: &[(&str, &str)]| -> String {
+        let mut rq = c
+            .get(s.url(&format!("/api/tasks/{task}")))
+            .header("Authorization", format!("Bearer {}", s.token));
+        for (k, v) in headers {
+            rq = rq.header(*k, *v);
+        }
+        let r = rq.send().unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let forwarded = [
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "cvat.example.com"),
+    ];
+    let direct = client_from("127.0.0.2");
+    assert_eq!(
+        url_of(&direct, &forwarded),
+        s.url(&format!("/api/tasks/{task}")),
+        "forwarded headers from an untrusted peer"
+    );
+    assert_eq!(
+        url_of(&client_from("127.0.0.3"), &forwarded),
+        format!("https://cvat.example.com/api/tasks/{task}")
+    );
+    assert_eq!(
+        url_of(
+            &client_from("127.0.0.3"),
+            &[(
+                "Forwarded",
+                "for=192.0.2.1;proto=https;host=\"a.example:8443\""
+            )]
+        ),
+        format!("https://a.example:8443/api/tasks/{task}")
+    );
+    assert_eq!(
+        url_of(&direct, &[("Host", "evil.example/x?")]),
+        format!("http://localhost/api/tasks/{task}"),
+        "a Host that is not host[:port] is not copied"
+    );
+    drop(s);
+
+    // With --public-url: every stored and returned URL uses it, whatever the request says.
+    let s = Server::start(None, &["--public-url", "https://cvat.example.com/"]);
+    let task = s.create_task("urls", 0);
+    let t = s
+        .http
+        .get(s.url(&format!("/api/tasks/{task}")))
+        .header("Host", "evil.example")
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(
+        t["url"],
+        format!("https://cvat.example.com/api/tasks/{task}")
+    );
+    assert_eq!(t["owner"]["url"], "https://cvat.example.com/api/users/1");
+    // TUS Location.
+    let data = s.url(&format!("/api/tasks/{task}/data/"));
+    s.http
+        .post(&data)
+        .header("Upload-Start", "true")
+        .send()
+        .unwrap();
+    let r = s
+        .http
+        .post(&data)
+        .header("Host", "evil.example")
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "10")
+        .header("Upload-Metadata", "filename YS5qcGc=")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with(&format!("https://cvat.example.com/api/tasks/{task}/data/")),
+        "{location}"
+    );
+    // An export's stored result_url.
+    let task = s.create_task("export", 0);
+    let rq = s.upload(
+        task,
+        &[common::testdata().join("images/set/a.jpg")],
+        json!({"image_quality": 70}),
+    );
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    let r = s
+        .http
+        .post(s.url(&format!(
+            "/api/tasks/{task}/dataset/export?format=CVAT+for+images+1.1&save_images=False"
+        )))
+        .header("Host", "evil.example")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let rq = r.json::<Value>().unwrap()["rq_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = s.wait(&rq);
+    let result = done["result_url"].as_str().unwrap();
+    let path = result
+        .strip_prefix("https://cvat.example.com")
+        .unwrap_or_else(|| panic!("result_url {result}"));
+    assert_eq!(s.get(path).status(), 200);
+}
+
+/// Reads one HTTP/1.1 response (headers and a Content-Length body) from `stream`.
+fn read_response(stream: &mut std::net::TcpStream) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).unwrap();
+        assert!(
+            n > 0,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).unwrap();
+    (status, head + &String::from_utf8_lossy(&body))
+}
+
+/// Waits for the server to close `stream`; returns how long that took.
+fn closed_after(stream: &mut std::net::TcpStream, limit: Duration) -> Duration {
+    let started = Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut sink = [0u8; 1024];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return started.elapsed(),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return started.elapsed(),
+            Err(e) => panic!("not closed within {limit:?}: {e}"),
+        }
+    }
+}
+
+/// Issue 18 item 4: half-open connections are closed after the header timeout, idle keep-alive
+/// ones after the idle timeout, and past the cap a new connection gets a 503 while the open
+/// ones keep working; slow but moving bodies are not cut.
+#[test]
+fn connections_are_capped_and_timed_out() {
+    use std::net::TcpStream;
+    let s = Server::start(
+        None,
+        &[
+            "--max-connections",
+            "8",
+            "--header-timeout",
+            "2",
+            "--idle-timeout",
+            "4",
+        ],
+    );
+    // `s.http` keeps an idle keep-alive connection from the start: let it expire first.
+    std::thread::sleep(Duration::from_millis(4500));
+    let addr = s.base.strip_prefix("http://").unwrap().to_owned();
+    let about = format!("GET /api/server/about HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let mut keep = TcpStream::connect(&addr).unwrap();
+    keep.write_all(about.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut keep).0, 200);
+    let mut half_open: Vec<TcpStream> = (0..7)
+        .map(|_| {
+            let mut c = TcpStream::connect(&addr).unwrap();
+            c.write_all(b"GET /api/server/about HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            c
+        })
+        .collect();
+    let opened = Instant::now();
+    std::thread::sleep(Duration::from_millis(200));
+    // The ninth connection: a 503 at once, with a reason, and closed.
+    let mut extra = TcpStream::connect(&addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    extra.write_all(about.as_bytes()).unwrap();
+    let (status, text) = read_response(&mut extra);
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.contains("Connection: close") && text.contains("limit of 8"),
+        "{text}"
+    );
+    // The open keep-alive connection still works.
+    keep.write_all(about.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut keep).0, 200);
+    let kept_since = Instant::now();
+    // The half-open ones are closed after the header timeout (2 s), not before.
+    for c in &mut half_open {
+        closed_after(c, Duration::from_secs(6));
+    }
+    let waited = opened.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1800) && waited < Duration::from_secs(5),
+        "half-open connections closed after {waited:?}"
+    );
+    // Then new connections are served again.
+    let mut fresh = TcpStream::connect(&addr).unwrap();
+    fresh.write_all(about.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut fresh).0, 200);
+    // The idle keep-alive connection lasts the idle timeout (4 s), longer than the header one.
+    closed_after(&mut keep, Duration::from_secs(8));
+    let idle = kept_since.elapsed();
+    assert!(
+        idle >= Duration::from_millis(3500) && idle < Duration::from_secs(7),
+        "idle keep-alive connection closed after {idle:?}"
+    );
+    drop(fresh);
+    // A request body that keeps moving for longer than both timeouts is not cut.
+    let body = json!({"username": "admin", "password": "wrong-but-slow"}).to_string();
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    write!(
+        slow,
+        "POST /api/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let started = Instant::now();
+    for piece in body.as_bytes().chunks(body.len().div_ceil(6)) {
+        slow.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(900));
+    }
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(read_response(&mut slow).0, 400);
+    assert!(started.elapsed() > Duration::from_millis(4500));
+}

@@ -14,7 +14,7 @@ use crate::store::Store;
 pub enum UserCommand {
     /// Create a user.
     Create(UserArgs),
-    /// Set a user's password (ends their sessions).
+    /// Set a user's password (ends their sessions and revokes their access tokens).
     Passwd(UserArgs),
     /// List users.
     List(DataDir),
@@ -104,7 +104,10 @@ pub fn run(cmd: UserCommand) -> i32 {
             store
                 .set_password(user.id, &hash_password(&password))
                 .map_err(|e| e.to_string())?;
-            println!("password of '{}' changed", user.username);
+            println!(
+                "password of '{}' changed; their sessions and access tokens are revoked",
+                user.username
+            );
             Ok(())
         })(),
         UserCommand::List(d) => (|| {

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Extension, Json, Router, ServiceExt};
+use axum::{Extension, Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -14,6 +14,7 @@ use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
 use super::auth::{self, basic_user, CurrentUser};
+use super::forwarded::{self, BaseUrl};
 use super::{annotations, data, datasets, tus, ApiError, AppState};
 use crate::labels::{label_json, parse_labels, LabelSpec};
 use crate::store::{JobRow, RequestRow, TaskRow};
@@ -104,30 +105,19 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             Arc::clone(&state),
             auth::require_auth,
         ))
+        // Outside authentication: the login needs the client address.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            forwarded::annotate,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
 /// The service to serve: every route answers with and without a trailing slash (no redirects,
 /// which the CVAT clients do not follow reliably).
-pub(crate) fn service(
-    state: Arc<AppState>,
-) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<
-    tower_http::normalize_path::NormalizePath<Router>,
-    std::net::SocketAddr,
-> {
-    ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(
-        NormalizePathLayer::trim_trailing_slash().layer(router(state)),
-    )
-}
-
-/// `http://host:port` as the client addressed us (for absolute URLs in responses).
-pub(crate) fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
+pub(crate) fn service(state: Arc<AppState>) -> tower_http::normalize_path::NormalizePath<Router> {
+    NormalizePathLayer::trim_trailing_slash().layer(router(state))
 }
 
 #[utoipa::path(get, path = "/api/server/about", tag = "server", responses((status = 200, description = "Server name and the CVAT version it is compatible with", body = Object)))]
@@ -371,7 +361,7 @@ fn assignee(st: &AppState, v: &Option<Value>) -> Result<Option<Option<i64>>, Api
 pub(crate) async fn create_task(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
-    headers: HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
     body: Result<Json<TaskWrite>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let w = json_body(body, "task")?;
@@ -409,11 +399,7 @@ pub(crate) async fn create_task(
         st.store.delete_task(task.id)?;
         return Err(e);
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(task_json(&st, &task, &base_url(&headers))?),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(task_json(&st, &task, &base)?)).into_response())
 }
 
 /// `TaskRead`, with every field the clients read.
@@ -485,10 +471,10 @@ pub(crate) async fn get_task(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
     let t = task_or_404(&st, id, &me)?;
-    Ok(Json(task_json(&st, &t, &base_url(&headers))?))
+    Ok(Json(task_json(&st, &t, &base)?))
 }
 
 #[derive(Deserialize)]
@@ -530,9 +516,8 @@ pub(crate) async fn list_tasks(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
     Query(q): Query<ListQuery>,
-    headers: HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
-    let base = base_url(&headers);
     if q.project_id.is_some() {
         return Ok(Json(paginate(Vec::new(), &q, &base, "/api/tasks")));
     }
@@ -644,7 +629,7 @@ pub(crate) async fn patch_task(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
     body: Result<Json<TaskWrite>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let w = json_body(body, "task")?;
@@ -671,7 +656,7 @@ pub(crate) async fn patch_task(
     }
     t.updated_date = Utc::now();
     st.store.update_task(&t)?;
-    Ok(Json(task_json(&st, &t, &base_url(&headers))?))
+    Ok(Json(task_json(&st, &t, &base)?))
 }
 
 #[utoipa::path(delete, path = "/api/tasks/{id}", tag = "tasks", params(("id" = i64, Path, description = "Task id")), responses((status = 204, description = "Deleted with its data, files and cache entries")))]
@@ -729,7 +714,7 @@ pub(crate) async fn list_labels(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
     Query(q): Query<ListQuery>,
-    headers: HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
     let task_id = match (q.task_id, q.job_id) {
         (Some(t), _) => Some(t),
@@ -760,12 +745,7 @@ pub(crate) async fn list_labels(
                 .map(|l| label_json(l, &all)),
         );
     }
-    Ok(Json(paginate(
-        items,
-        &q,
-        &base_url(&headers),
-        "/api/labels",
-    )))
+    Ok(Json(paginate(items, &q, &base, "/api/labels")))
 }
 
 #[utoipa::path(get, path = "/api/labels/{id}", tag = "labels", params(("id" = i64, Path, description = "Label id")), responses((status = 200, description = "Label", body = Object)))]
@@ -830,9 +810,8 @@ pub(crate) async fn list_jobs(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
     Query(q): Query<ListQuery>,
-    headers: HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
-    let base = base_url(&headers);
     if let Some(t) = q.task_id {
         task_or_404(&st, t, &me)?;
     }
@@ -850,14 +829,14 @@ pub(crate) async fn get_job(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
     let j = st
         .store
         .job(id)?
         .ok_or_else(|| ApiError::not_found("Not found."))?;
     task_or_404(&st, j.task_id, &me)?;
-    Ok(Json(job_json(&st, &j, &base_url(&headers))?))
+    Ok(Json(job_json(&st, &j, &base)?))
 }
 
 pub(crate) fn request_json(st: &AppState, r: &RequestRow) -> Value {
@@ -918,7 +897,7 @@ pub(crate) async fn list_requests(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
     Query(q): Query<ListQuery>,
-    headers: HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
     let items = st
         .store
@@ -927,12 +906,7 @@ pub(crate) async fn list_requests(
         .filter(|r| request_visible(r, &me))
         .map(|r| request_json(&st, r))
         .collect();
-    Ok(Json(paginate(
-        items,
-        &q,
-        &base_url(&headers),
-        "/api/requests",
-    )))
+    Ok(Json(paginate(items, &q, &base, "/api/requests")))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "server", responses((status = 200, description = "Prometheus metrics (text)")))]
@@ -951,5 +925,6 @@ pub(crate) async fn metrics(State(st): St) -> impl IntoResponse {
         "# HELP frameserver_frames_skipped_total Non-reference frames before a chunk's first frame left undecoded.\n# TYPE frameserver_frames_skipped_total counter\nframeserver_frames_skipped_total {}\n",
         crate::frames::FRAMES_SKIPPED.load(std::sync::atomic::Ordering::Relaxed)
     ));
+    body.push_str(&super::listen::render_metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

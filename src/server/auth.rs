@@ -1,13 +1,11 @@
 //! Authentication: password login with Django-style `sessionid` + `csrftoken` cookies (CSRF
 //! checked on unsafe methods), personal access tokens (`Authorization: Bearer`), logout, the
-//! current user, and brute-force protection on login.
+//! current user, and brute-force protection on login (the rules are in [`super::lockout`]).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -16,7 +14,8 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{base_url, St};
+use super::api::St;
+use super::forwarded::{BaseUrl, ClientIp};
 use super::{ApiError, AppState};
 use crate::auth::{hash_password, random_secret, secret_hash, verify_password};
 use crate::store::{TokenRow, UserRow};
@@ -69,6 +68,14 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 7235).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Authenticates every request except the public endpoints: a Bearer token, or a session
 /// cookie (then unsafe methods need `X-CSRFToken` equal to the session's CSRF token).
 pub(crate) async fn require_auth(State(st): St, mut req: Request, next: Next) -> Response {
@@ -81,7 +88,7 @@ pub(crate) async fn require_auth(State(st): St, mut req: Request, next: Next) ->
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {
+        let Some(token) = bearer_token(auth) else {
             return unauthorized(
                 "Unsupported authorization scheme: use 'Authorization: Bearer <token>'",
             );
@@ -118,56 +125,6 @@ pub(crate) async fn require_auth(State(st): St, mut req: Request, next: Next) ->
     next.run(req).await
 }
 
-/// Failed logins per key (username or client address).
-#[derive(Default)]
-pub(crate) struct LoginGuard {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-/// Failures allowed in a window before a user name is locked out for the rest of it.
-const MAX_FAILURES: u32 = 5;
-/// Failures allowed from one client address (higher: several users may share an address).
-const MAX_FAILURES_PER_ADDRESS: u32 = 20;
-const WINDOW: Duration = Duration::from_secs(300);
-
-fn limit(key: &str) -> u32 {
-    if key.starts_with("ip:") {
-        MAX_FAILURES_PER_ADDRESS
-    } else {
-        MAX_FAILURES
-    }
-}
-
-impl LoginGuard {
-    /// Seconds until `keys` may try again, if locked out.
-    fn locked(&self, keys: &[String]) -> Option<u64> {
-        let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        keys.iter()
-            .filter_map(|k| f.get(k).map(|v| (k, v)))
-            .filter(|(k, (n, since))| *n >= limit(k) && since.elapsed() < WINDOW)
-            .map(|(_, (_, since))| (WINDOW - since.elapsed()).as_secs().max(1))
-            .max()
-    }
-
-    fn fail(&self, keys: &[String]) {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            let e = f.entry(k.clone()).or_insert((0, Instant::now()));
-            if e.1.elapsed() >= WINDOW {
-                *e = (0, Instant::now());
-            }
-            e.0 += 1;
-        }
-    }
-
-    fn succeed(&self, keys: &[String]) {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            f.remove(k);
-        }
-    }
-}
-
 /// `LoginSerializerExRequest`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct LoginRequest {
@@ -190,49 +147,57 @@ fn cookie_header(name: &str, value: &str, max_age: i64, http_only: bool) -> Head
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", responses((status = 200, description = "Sets the sessionid and csrftoken cookies", body = Object)))]
 pub(crate) async fn login(
     State(st): St,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) =
         body.map_err(|e| ApiError::bad_request(format!("invalid login JSON: {}", e.body_text())))?;
     let name = req.username.or(req.email).unwrap_or_default();
     let password = req.password.unwrap_or_default();
-    let keys = vec![format!("user:{name}"), format!("ip:{}", ip_key(addr.ip()))];
-    if let Some(wait) = st.login_guard.locked(&keys) {
-        let mut r = ApiError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!("Too many failed login attempts; try again in {wait} s."),
+    let attempt = match st.login_guard.begin(&name, ip, Instant::now()) {
+        Ok(a) => a,
+        Err(wait) => {
+            let wait = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut r = ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: format!(
+                    "Too many failed login attempts for this user from this address; try again in {wait} s."
+                ),
+            }
+            .into_response();
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&wait.to_string()).expect("digits"),
+            );
+            return Ok(r);
         }
-        .into_response();
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_str(&wait.to_string()).expect("digits"),
-        );
-        return Ok(r);
-    }
+    };
     let user = st.store.user_by_name(&name)?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    // Verify on a blocking thread (argon2 is deliberately slow); verify a dummy hash for unknown
-    // users so timing does not reveal which names exist.
-    let ok = tokio::task::spawn_blocking(move || match hash {
-        Some(h) => verify_password(&password, &h),
-        None => {
-            verify_password(&password, DUMMY_HASH.get_or_init(|| hash_password("dummy")));
-            false
-        }
-    })
-    .await
-    .unwrap_or(false);
+    // Verify on a blocking thread (argon2 is deliberately slow), a few at a time (each takes
+    // ~19 MiB); verify a dummy hash for unknown users so timing does not reveal which names exist.
+    let ok = {
+        let _turn = st.login_guard.verify_permit().await;
+        tokio::task::spawn_blocking(move || match hash {
+            Some(h) => verify_password(&password, &h),
+            None => {
+                verify_password(&password, DUMMY_HASH.get_or_init(|| hash_password("dummy")));
+                false
+            }
+        })
+        .await
+        .unwrap_or(false)
+    };
     let Some(user) = user.filter(|_| ok) else {
-        st.login_guard.fail(&keys);
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        let delay = attempt.failed(Instant::now());
+        tokio::time::sleep(delay).await;
         return Ok((
             StatusCode::BAD_REQUEST,
             Json(json!({"non_field_errors": ["Unable to log in with provided credentials."]})),
         )
             .into_response());
     };
-    st.login_guard.succeed(&keys);
+    attempt.succeeded();
     let sid = random_secret(32);
     let csrf = random_secret(16);
     st.store.create_session(
@@ -256,10 +221,6 @@ pub(crate) async fn login(
 }
 
 static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-fn ip_key(ip: IpAddr) -> String {
-    ip.to_string()
-}
 
 /// `POST /api/auth/logout`
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", responses((status = 200, description = "Ends the session", body = Object)))]
@@ -308,13 +269,13 @@ pub(crate) fn basic_user(st: &AppState, id: Option<i64>, base: &str) -> Value {
 pub(crate) async fn users_self(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
-    headers: HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
     let u = st
         .store
         .user(me.id)?
         .ok_or_else(|| ApiError::not_found("Not found."))?;
-    Ok(Json(user_json(&u, &base_url(&headers))))
+    Ok(Json(user_json(&u, &base)))
 }
 
 /// `GET /api/users`
@@ -322,9 +283,8 @@ pub(crate) async fn users_self(
 pub(crate) async fn list_users(
     State(st): St,
     Extension(_me): Extension<CurrentUser>,
-    headers: HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
-    let base = base_url(&headers);
     let users: Vec<Value> = st
         .store
         .users()?
@@ -457,17 +417,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn login_guard_locks_after_repeated_failures() {
-        let g = LoginGuard::default();
-        let keys = vec!["user:x".to_owned()];
-        for _ in 0..MAX_FAILURES - 1 {
-            g.fail(&keys);
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in [
+            "Bearer abc",
+            "bearer abc",
+            "BEARER abc",
+            "  bEaReR \t abc  ",
+        ] {
+            assert_eq!(bearer_token(v), Some("abc"), "{v:?}");
         }
-        assert!(g.locked(&keys).is_none());
-        g.fail(&keys);
-        assert!(g.locked(&keys).is_some());
-        g.succeed(&keys);
-        assert!(g.locked(&keys).is_none());
+        for v in ["Basic abc", "Bearer", "Bearer   ", "Bearerabc", "Token abc"] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
+        }
     }
 
     #[test]

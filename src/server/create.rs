@@ -197,7 +197,10 @@ pub(crate) async fn post_data(
             req.headers(),
             dir,
             super::tus::Purpose::Data,
-            &format!("/api/tasks/{id}/data"),
+            &format!(
+                "{}/api/tasks/{id}/data",
+                super::forwarded::base_of(req.extensions())
+            ),
         );
     }
     if header(&req, "Upload-Start") {

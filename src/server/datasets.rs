@@ -17,8 +17,9 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{base_url, task_or_404, St};
+use super::api::{task_or_404, St};
 use super::auth::CurrentUser;
+use super::forwarded::{base_of, BaseUrl};
 use super::{annotations as ann_api, tus, ApiError, AppState};
 use crate::annotations::{self, Annotations, Context, LabelIndex};
 use crate::chunks::{self, Source};
@@ -604,7 +605,7 @@ pub(crate) async fn export_task(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     Query(q): Query<ExportQuery>,
-    headers: axum::http::HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Response, ApiError> {
     task_or_404(&st, id, &me)?;
     start_export(
@@ -615,7 +616,7 @@ pub(crate) async fn export_task(
         },
         q,
         me,
-        base_url(&headers),
+        base,
     )
     .await
 }
@@ -627,10 +628,10 @@ pub(crate) async fn export_job(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     Query(q): Query<ExportQuery>,
-    headers: axum::http::HeaderMap,
+    Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Response, ApiError> {
     let scope = job_scope(&st, id, &me)?;
-    start_export(st, scope, q, me, base_url(&headers)).await
+    start_export(st, scope, q, me, base).await
 }
 
 /// `GET /api/exports/{file_id}`: an export result (streamed from disk).
@@ -761,7 +762,11 @@ async fn start_import(
 ) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     // TUS pieces always go to the task's endpoint (the client only follows `Location`).
-    let endpoint = format!("/api/tasks/{}/annotations", scope.task_id);
+    let endpoint = format!(
+        "{}/api/tasks/{}/annotations",
+        base_of(req.extensions()),
+        scope.task_id
+    );
     let dir = st
         .uploads_dir()
         .join(format!("annotations_{}", scope.task_id));

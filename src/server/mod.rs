@@ -8,6 +8,9 @@ mod create;
 mod data;
 mod datasets;
 mod error;
+mod forwarded;
+mod listen;
+mod lockout;
 mod openapi;
 mod sweep;
 mod tus;
@@ -76,10 +79,12 @@ pub struct ServeConfig {
     /// Most client connections open at once; past it new connections get a 503 and are closed.
     #[arg(long, default_value_t = 4096)]
     pub max_connections: usize,
-    /// Seconds a client may take to send a request's headers before its connection is closed.
+    /// Seconds a client may take to send a request's headers (from its first byte, or from
+    /// connecting) before its connection is closed. Request and response bodies are not timed.
     #[arg(long, default_value_t = 30)]
     pub header_timeout: u64,
-    /// Seconds an idle keep-alive connection is kept open.
+    /// Seconds an idle keep-alive connection is kept open; also how long a client may stop
+    /// reading a response before its connection is closed.
     #[arg(long, default_value_t = 75)]
     pub idle_timeout: u64,
     /// Seconds an upload (an upload session, a TUS file, an uploaded annotation file) may go
@@ -154,7 +159,9 @@ pub(crate) struct AppState {
     /// Annotation files uploaded with TUS, waiting for `Upload-Finish`: (task, name) → path.
     pub annotation_files: Mutex<HashMap<(i64, String), PathBuf>>,
     /// Failed-login counters.
-    pub login_guard: auth::LoginGuard,
+    pub login_guard: lockout::LoginGuard,
+    /// Trusted proxies and the public URL (parsed `ServeConfig`).
+    pub net: forwarded::Network,
 }
 
 impl AppState {
@@ -170,8 +177,16 @@ impl AppState {
 /// Runs the server until SIGINT/SIGTERM. Prints `frameserver listening on http://ADDR` on stdout
 /// once the socket is bound.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    let net =
+        forwarded::Network::from_config(&config.trusted_proxies, config.public_url.as_deref())?;
+    check_writable(&config.data_dir)?;
     let store = Store::open(&config.data_dir.join("frameserver.sqlite3"))?;
+    if store.is_read_only() {
+        anyhow::bail!(
+            "the data directory {} is not writable: its database files are read-only",
+            config.data_dir.display(),
+        );
+    }
     let workers = config.workers();
     let state = Arc::new(AppState {
         cache: ItemCache::new(config.cache_size),
@@ -184,10 +199,11 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         tus: Default::default(),
         annotation_files: Mutex::new(HashMap::new()),
         login_guard: Default::default(),
+        net,
         config: config.clone(),
     });
     auth::ensure_admin(&state)?;
-    std::fs::create_dir_all(state.media_dir())?;
+    check_writable(&state.media_dir())?;
     // Upload sessions do not survive a restart.
     let _ = std::fs::remove_dir_all(state.uploads_dir());
     std::fs::create_dir_all(state.uploads_dir())?;
@@ -198,14 +214,28 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("frameserver listening on http://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), cache_bytes = config.cache_size, workers, "listening");
-    // No Nagle delay: small responses (and the last piece of a download) go out at once.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, api::service(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    listen::check_fd_limit(config.max_connections);
+    let limits = listen::Limits {
+        max_connections: config.max_connections,
+        header_timeout: std::time::Duration::from_secs(config.header_timeout.max(1)),
+        idle_timeout: std::time::Duration::from_secs(config.idle_timeout.max(1)),
+    };
+    listen::serve(listener, api::service(state), limits, shutdown_signal()).await?;
     tracing::info!("shut down");
+    Ok(())
+}
+
+/// Refuses to start on a data directory (or a directory in it) the server cannot write: it would
+/// start, then answer every login and upload with a 500. Creates it if needed, then creates and
+/// removes a probe file.
+fn check_writable(dir: &std::path::Path) -> anyhow::Result<()> {
+    let not_writable = |e: std::io::Error| {
+        anyhow::anyhow!("the data directory {} is not writable: {e}", dir.display())
+    };
+    std::fs::create_dir_all(dir).map_err(not_writable)?;
+    let probe = dir.join(format!(".write-check-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(not_writable)?;
+    std::fs::remove_file(&probe).map_err(not_writable)?;
     Ok(())
 }
 

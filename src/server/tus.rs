@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use base64::Engine;
 
-use super::api::{base_url, task_or_404, St};
+use super::api::{task_or_404, St};
 use super::auth::CurrentUser;
 use super::{ApiError, AppState};
 
@@ -73,7 +73,8 @@ fn metadata_filename(meta: &str) -> Option<String> {
     })
 }
 
-/// Handles the TUS creation request for task `id` (its upload session must be open).
+/// Handles the TUS creation request for task `id` (its upload session must be open); `endpoint`
+/// is the absolute URL the pieces go to (`Location` is `endpoint/<file id>`).
 pub(crate) fn create(
     st: &AppState,
     id: i64,
@@ -131,7 +132,7 @@ pub(crate) fn create(
     let h = r.headers_mut();
     h.insert(
         "Location",
-        HeaderValue::from_str(&format!("{}{endpoint}/{file_id}", base_url(headers)))
+        HeaderValue::from_str(&format!("{endpoint}/{file_id}"))
             .map_err(|e| ApiError::internal(e.to_string()))?,
     );
     h.insert(

@@ -410,6 +410,15 @@ impl Store {
         Ok(v)
     }
 
+    /// Whether the database is read-only (SQLite opens it so, without an error, when the file
+    /// cannot be written).
+    pub fn is_read_only(&self) -> bool {
+        let c = self.conn();
+        [rusqlite::MAIN_DB, c"rq"]
+            .iter()
+            .any(|db| c.is_readonly(*db).unwrap_or(false))
+    }
+
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (statements are
         // atomic), so a poisoned lock is still usable.
@@ -817,7 +826,9 @@ impl Store {
         Ok(rows)
     }
 
-    /// Replaces a user's password hash and ends their sessions.
+    /// Replaces a user's password hash and revokes their sessions and access tokens (a changed
+    /// password is often a leaked one). A server running in another process
+    /// sees it within its in-memory copies' lifetime (10 s).
     pub fn set_password(&self, user_id: i64, password_hash: &str) -> Result<()> {
         let mut c = self.conn();
         let tx = c.transaction()?;
@@ -826,9 +837,11 @@ impl Store {
             params![user_id, password_hash],
         )?;
         tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+        tx.execute("DELETE FROM access_tokens WHERE user_id = ?1", [user_id])?;
         tx.commit()?;
         self.hot.users.invalidate(&user_id);
         self.hot.sessions.invalidate_all();
+        self.hot.tokens.invalidate_all();
         Ok(())
     }
 
@@ -1198,6 +1211,14 @@ mod tests {
             "a new password ends sessions"
         );
         assert_eq!(s.user(u.id).unwrap().unwrap().password_hash, "h2");
+        let kept = s.create_token(u.id, "kept?", "tok2", None).unwrap();
+        assert!(s.token_by_hash("tok2").unwrap().is_some());
+        s.set_password(u.id, "h3").unwrap();
+        assert!(
+            s.token_by_hash("tok2").unwrap().is_none(),
+            "a new password revokes tokens"
+        );
+        assert!(s.tokens(u.id).unwrap().iter().all(|t| t.id != kept.id));
 
         assert!(s.token_by_hash("tok").unwrap().is_none());
         let tok = s.create_token(u.id, "ci", "tok", None).unwrap();
