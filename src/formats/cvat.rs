@@ -1824,8 +1824,11 @@ impl BufRead for EventLimit<'_> {
             self.hit = true;
             return Err(io::Error::other("the value is too large"));
         }
+        let allowed = (self.limit.saturating_add(1) - self.since).min(usize::MAX as u64) as usize;
         match self.inner.fill_buf() {
             Ok(buf) => {
+                // Never more than the limit allows: past it, the next fill fails.
+                let buf = &buf[..buf.len().min(allowed)];
                 if self.since == self.head_len as u64 {
                     let n = buf.len().min(2 - self.head_len);
                     self.head[self.head_len..self.head_len + n].copy_from_slice(&buf[..n]);

@@ -20,6 +20,8 @@ use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use zip::result::ZipError;
 
@@ -187,10 +189,7 @@ pub fn extract_archive(
         ArchiveFormat::Tar | ArchiveFormat::TarGz => {
             let meter = Meter::new(*limits);
             let file = File::open(archive).map_err(|e| IngestError::io(archive, e))?;
-            let raw = BufReader::new(RawCounter {
-                inner: file,
-                meter: &meter,
-            });
+            let raw = BufReader::new(RawCounter::new(file, &meter));
             if format == ArchiveFormat::Tar {
                 extract_tar(raw, &mut out, &meter)?;
             } else {
@@ -224,7 +223,7 @@ pub fn extract_archive(
 /// zip reader would keep only one of them), and that no two entries share compressed data (an
 /// "overlapping files" bomb) nor run into the central directory.
 pub struct ZipEntries {
-    zip: zip::ZipArchive<BufReader<File>>,
+    zip: zip::ZipArchive<BufReader<RawCounter<File>>>,
     meter: Meter,
 }
 
@@ -235,7 +234,9 @@ impl ZipEntries {
     /// [`IngestError::OverlappingEntries`].
     pub fn open(path: &Path, limits: &ArchiveLimits) -> Result<ZipEntries, IngestError> {
         let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
-        let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(zip_error)?;
+        let meter = Meter::new(*limits);
+        let raw = BufReader::new(RawCounter::new(file, &meter));
+        let mut zip = zip::ZipArchive::new(raw).map_err(zip_error)?;
         if zip.len() > limits.max_entries {
             return Err(IngestError::TooManyEntries {
                 limit: limits.max_entries,
@@ -245,10 +246,7 @@ impl ZipEntries {
         // duplicates (which would hide an entry) and extra entries are seen.
         check_central_directory(path, zip.central_directory_start(), limits.max_entries)?;
         check_overlaps(&mut zip)?;
-        Ok(ZipEntries {
-            zip,
-            meter: Meter::new(*limits),
-        })
+        Ok(ZipEntries { zip, meter })
     }
 
     /// Number of entries.
@@ -283,6 +281,9 @@ impl ZipEntries {
             .unwrap_or_default()
             .to_owned();
         let ZipEntries { zip, meter } = self;
+        // The entry's compressed bytes are counted as they are read, from its local header on
+        // (a little more than its data: the ratio errs on the lenient side).
+        meter.begin_entry(&name);
         let file = match zip.by_index(index) {
             Ok(file) => file,
             Err(ZipError::UnsupportedArchive(msg)) if msg == ZipError::PASSWORD_REQUIRED => {
@@ -293,7 +294,6 @@ impl ZipEntries {
         if file.encrypted() {
             return Err(IngestError::Encrypted(name));
         }
-        meter.begin_entry(&name, Some(EntryInput::Known(file.compressed_size())));
         Ok(ZipEntry {
             name,
             reader: MeteredReader::new(file, meter),
@@ -304,7 +304,7 @@ impl ZipEntries {
 /// One zip entry being read (see [`ZipEntries::entry`]).
 pub struct ZipEntry<'a> {
     name: String,
-    reader: MeteredReader<'a, zip::read::ZipFile<'a, BufReader<File>>>,
+    reader: MeteredReader<'a, zip::read::ZipFile<'a, BufReader<RawCounter<File>>>>,
 }
 
 impl ZipEntry<'_> {
@@ -343,7 +343,7 @@ pub fn limit_error(e: &io::Error) -> Option<&IngestError> {
 /// another entry's or run into the central directory: the "overlapping files" zip bomb, where
 /// many entries inflate the same compressed kernel. (`zip`'s own `has_overlapping_files` is
 /// quadratic in the number of entries.)
-fn check_overlaps(zip: &mut zip::ZipArchive<BufReader<File>>) -> Result<(), IngestError> {
+fn check_overlaps<R: Read + Seek>(zip: &mut zip::ZipArchive<R>) -> Result<(), IngestError> {
     let end_of_data = zip.central_directory_start();
     let mut spans = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
@@ -501,7 +501,7 @@ fn extract_tar_entries<R: Read>(
             name: String::from_utf8_lossy(e.as_bytes()).into_owned(),
             reason: "the name is not valid UTF-8",
         })?;
-        meter.begin_entry(&name, None);
+        meter.begin_entry(&name);
         let rel = normalize_entry_name(&name).map_err(|reason| IngestError::UnsafeEntry {
             name: name.clone(),
             reason,
@@ -560,25 +560,18 @@ fn drain(entry: &mut impl Read, meter: &Meter) -> Result<(), IngestError> {
 // ---------------------------------------------------------------------------------------------
 // Shared machinery
 
-/// Where an entry's compressed size comes from, for its expansion ratio.
-#[derive(Debug, Clone, Copy)]
-enum EntryInput {
-    /// Known from the zip's headers (checked not to overlap other entries).
-    Known(u64),
-    /// Measured: the raw archive bytes read since the entry began, from this count on.
-    Since(u64),
-}
-
 /// Counts uncompressed bytes as they come out of the archive and enforces the limits.
 #[derive(Debug)]
 struct Meter {
     limits: ArchiveLimits,
     total: Cell<u64>,
-    /// Raw (compressed) archive bytes read so far, for tar.gz entries' ratio.
-    raw: Cell<u64>,
+    /// Raw (compressed) archive bytes read from the file so far, shared with its
+    /// [`RawCounter`]; entries' ratios are measured with it.
+    raw: Arc<AtomicU64>,
+    /// `raw` when the current entry began.
+    entry_start: Cell<u64>,
     /// Uncompressed bytes out of the current entry.
     entry_out: Cell<u64>,
-    entry_in: Cell<EntryInput>,
     entry_name: RefCell<String>,
     /// While tar headers are being read: `total` when that started.
     metadata_start: Cell<Option<u64>>,
@@ -588,8 +581,8 @@ struct Meter {
 #[derive(Debug, Clone, Copy)]
 enum Violation {
     TooLarge,
-    /// An entry's ratio: its compressed size then.
-    Bomb(u64),
+    /// An entry's ratio: its compressed and uncompressed bytes then.
+    Bomb(u64, u64),
     MetadataTooLarge,
 }
 
@@ -598,30 +591,27 @@ impl Meter {
         Meter {
             limits,
             total: Cell::new(0),
-            raw: Cell::new(0),
+            raw: Arc::new(AtomicU64::new(0)),
+            entry_start: Cell::new(0),
             entry_out: Cell::new(0),
-            entry_in: Cell::new(EntryInput::Since(0)),
             entry_name: RefCell::new(String::new()),
             metadata_start: Cell::new(None),
             violation: Cell::new(None),
         }
     }
 
-    /// Starts counting a new entry's ratio (`input`: zip's compressed size, else measured).
-    fn begin_entry(&self, name: &str, input: Option<EntryInput>) {
+    /// Starts counting a new entry's ratio: its bytes out against the raw bytes read from now.
+    fn begin_entry(&self, name: &str) {
         self.entry_out.set(0);
-        self.entry_in
-            .set(input.unwrap_or(EntryInput::Since(self.raw.get())));
+        self.entry_start.set(self.raw.load(Ordering::Relaxed));
         let mut n = self.entry_name.borrow_mut();
         n.clear();
         n.push_str(name);
     }
 
+    /// The current entry's compressed bytes read so far.
     fn entry_compressed(&self) -> u64 {
-        match self.entry_in.get() {
-            EntryInput::Known(n) => n,
-            EntryInput::Since(start) => self.raw.get() - start,
-        }
+        self.raw.load(Ordering::Relaxed) - self.entry_start.get()
     }
 
     fn metadata_phase(&self, on: bool) {
@@ -638,7 +628,7 @@ impl Meter {
         } else if entry > self.limits.ratio_check_after
             && entry as f64 > self.limits.max_ratio * self.entry_compressed().max(1) as f64
         {
-            Some(Violation::Bomb(self.entry_compressed()))
+            Some(Violation::Bomb(self.entry_compressed(), entry))
         } else if self
             .metadata_start
             .get()
@@ -662,10 +652,11 @@ impl Meter {
             Violation::TooLarge => IngestError::TooLarge {
                 limit: self.limits.max_total_bytes,
             },
-            Violation::Bomb(compressed_bytes) => IngestError::CompressionBomb {
+            Violation::Bomb(compressed_bytes, out_bytes) => IngestError::CompressionBomb {
                 entry: self.entry_name.borrow().clone(),
                 max_ratio: self.limits.max_ratio,
                 compressed_bytes,
+                out_bytes,
             },
             Violation::MetadataTooLarge => IngestError::UnsupportedArchive(
                 "a tar entry has a long-name or pax header larger than 1 MiB".into(),
@@ -685,17 +676,32 @@ fn read_error(meter: &Meter, e: io::Error) -> IngestError {
         .unwrap_or_else(|| IngestError::Corrupt(e.to_string()))
 }
 
-/// Counts the raw archive bytes read (below the decompressor).
-struct RawCounter<'m, R> {
+/// Counts the raw archive bytes read (below the decompressor) into its [`Meter`].
+struct RawCounter<R> {
     inner: R,
-    meter: &'m Meter,
+    raw: Arc<AtomicU64>,
 }
 
-impl<R: Read> Read for RawCounter<'_, R> {
+impl<R> RawCounter<R> {
+    fn new(inner: R, meter: &Meter) -> Self {
+        RawCounter {
+            inner,
+            raw: Arc::clone(&meter.raw),
+        }
+    }
+}
+
+impl<R: Read> Read for RawCounter<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.meter.raw.set(self.meter.raw.get() + n as u64);
+        self.raw.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for RawCounter<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
     }
 }
 

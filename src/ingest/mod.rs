@@ -96,15 +96,18 @@ pub enum IngestError {
     /// compression bomb.
     #[error(
         "The archive entry {entry:?} expands to more than {max_ratio} times its compressed size \
-         ({compressed_bytes} bytes); it looks like a compression bomb and was rejected"
+         ({out_bytes} bytes out of {compressed_bytes}); it looks like a compression bomb and was \
+         rejected"
     )]
     CompressionBomb {
         /// The entry's name.
         entry: String,
         /// The limit that was exceeded.
         max_ratio: f64,
-        /// The entry's compressed size.
+        /// The entry's compressed bytes read when it was stopped.
         compressed_bytes: u64,
+        /// Its uncompressed bytes by then.
+        out_bytes: u64,
     },
 
     /// Two zip entries sharing compressed data (an "overlapping files" zip bomb).
