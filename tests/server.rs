@@ -2082,6 +2082,8 @@ fn annotation_bodies_stream_under_their_own_limit() {
             .send()
             .unwrap();
         assert_eq!(r.status(), 413, "{method}");
+        // The rest of the body is not read: the connection is not for reuse.
+        assert_eq!(r.headers()["connection"], "close", "{method}");
         assert!(r.text().unwrap().contains(want), "{method}");
     }
     // Without Content-Length (chunked): refused once the streamed bytes pass the limit.
@@ -2247,9 +2249,11 @@ fn import_and_export_errors_name_the_file_relative_to_the_data_dir() {
         "annotation_file",
         multipart::Part::bytes(b"<annotations/>".to_vec()).file_name("a.xml"),
     );
+    // (The server answers before reading the body: the connection is not reused.)
     let r = s
         .http
         .post(s.url(&format!("/api/tasks/{task}/annotations?format=CVAT+1.1")))
+        .header("Connection", "close")
         .multipart(form)
         .send()
         .unwrap();

@@ -11,7 +11,8 @@
 //!   archive), with the manifest and related (context) images set aside.
 //! * [`extract_archive`]: zip / tar / tar.gz extraction that refuses path tricks, links, special
 //!   files, duplicates and bombs, and leaves nothing behind when it refuses.
-//!   [`classify_extracted`] then types what came out of it.
+//!   [`classify_extracted`] then types what came out of it. [`ZipEntries`] reads a zip entry by
+//!   entry under the same limits without extracting it (annotation imports).
 //!
 //! Every error is an [`IngestError`] whose message is one line a user can act on; all of them
 //! except [`IngestError::Io`] are the client's fault (HTTP 400), see

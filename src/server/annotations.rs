@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -58,10 +59,32 @@ fn read(st: &AppState, scope: &Scope) -> Result<Arc<Annotations>, ApiError> {
 /// Reads and parses an annotations body (PUT/PATCH) as it streams in: refused with 413 when
 /// `Content-Length` or the bytes received pass `--max-annotation-body`, parsed by serde_json on a
 /// blocking thread from the chunks as they arrive, so the body is never held whole.
+///
+/// An error answered before the body was read to its end says `Connection: close`: the server
+/// does not read the rest, so the client must not send its next request on this connection.
 async fn parse_body(
     st: &AppState,
     headers: &HeaderMap,
     body: Body,
+) -> Result<Annotations, Response> {
+    let mut drained = false;
+    read_body(st, headers, body, &mut drained)
+        .await
+        .map_err(|e| {
+            let mut r = e.into_response();
+            if !drained {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            r
+        })
+}
+
+async fn read_body(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    drained: &mut bool,
 ) -> Result<Annotations, ApiError> {
     let limit = st.config.max_annotation_body;
     let too_large = || ApiError {
@@ -105,7 +128,11 @@ async fn parse_body(
     let mut stream = body.into_data_stream();
     let mut received = 0u64;
     let mut over = false;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let Some(chunk) = stream.next().await else {
+            *drained = true;
+            break;
+        };
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
@@ -321,10 +348,12 @@ pub(crate) async fn put_task(
     Path(id): Path<i64>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Arc<Annotations>>, ApiError> {
-    let scope = task_scope(&st, id, &me)?;
+) -> Result<Json<Arc<Annotations>>, Response> {
+    let scope = task_scope(&st, id, &me).map_err(IntoResponse::into_response)?;
     let a = parse_body(&st, &headers, body).await?;
-    do_put(&st, scope, a).await
+    do_put(&st, scope, a)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// `PATCH /api/tasks/{id}/annotations?action=`
@@ -336,10 +365,12 @@ pub(crate) async fn patch_task(
     Query(q): Query<ActionQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Arc<Annotations>>, ApiError> {
-    let scope = task_scope(&st, id, &me)?;
+) -> Result<Json<Arc<Annotations>>, Response> {
+    let scope = task_scope(&st, id, &me).map_err(IntoResponse::into_response)?;
     let a = parse_body(&st, &headers, body).await?;
-    do_patch(&st, scope, q.action, a).await
+    do_patch(&st, scope, q.action, a)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// `DELETE /api/tasks/{id}/annotations`
@@ -370,10 +401,12 @@ pub(crate) async fn put_job(
     Path(id): Path<i64>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Arc<Annotations>>, ApiError> {
-    let scope = job_scope(&st, id, &me)?;
+) -> Result<Json<Arc<Annotations>>, Response> {
+    let scope = job_scope(&st, id, &me).map_err(IntoResponse::into_response)?;
     let a = parse_body(&st, &headers, body).await?;
-    do_put(&st, scope, a).await
+    do_put(&st, scope, a)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// `PATCH /api/jobs/{id}/annotations?action=`
@@ -385,10 +418,12 @@ pub(crate) async fn patch_job(
     Query(q): Query<ActionQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Arc<Annotations>>, ApiError> {
-    let scope = job_scope(&st, id, &me)?;
+) -> Result<Json<Arc<Annotations>>, Response> {
+    let scope = job_scope(&st, id, &me).map_err(IntoResponse::into_response)?;
     let a = parse_body(&st, &headers, body).await?;
-    do_patch(&st, scope, q.action, a).await
+    do_patch(&st, scope, q.action, a)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// `DELETE /api/jobs/{id}/annotations`

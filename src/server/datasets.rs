@@ -652,7 +652,7 @@ pub(crate) async fn download(
         .unwrap_or_else(|_| "export.zip".into());
     let file = tokio::fs::File::open(&path)
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(|e| ApiError::internal(io_message(&st, "read", &path, &e)))?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 << 10));
     let mut r = Response::new(body);
