@@ -1775,9 +1775,9 @@ impl<'r> QuickXml<'r> {
         let head = &r.head[..r.head_len];
         // After a text, the markup's `<` is already consumed.
         let markup = match head {
+            [b'&', ..] => return "an entity reference",
             _ if self.after_text => head.first(),
             [b'<', rest @ ..] => rest.first(),
-            [b'&', ..] => return "an entity reference",
             _ => return "a text value",
         };
         match markup {
@@ -3258,6 +3258,13 @@ blue</values>
             (
                 ok.replace("<version>", &format!("<!--{big}--><version>")),
                 "a comment, CDATA section or DOCTYPE",
+            ),
+            (
+                ok.replace(
+                    "<version>",
+                    &format!("text &{};<version>", "x".repeat(2 << 20)),
+                ),
+                "an entity reference",
             ),
             // An attribute value gathered from many small events.
             (
