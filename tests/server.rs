@@ -807,7 +807,7 @@ fn bad_uploads_fail_cleanly_and_leave_nothing() {
             .compression_method(zip::CompressionMethod::Deflated);
         z.start_file("zeros.png", opts).unwrap();
         let zeros = vec![0u8; 1 << 20];
-        for _ in 0..64 {
+        for _ in 0..128 {
             z.write_all(&zeros).unwrap();
         }
         z.finish().unwrap();
@@ -818,7 +818,7 @@ fn bad_uploads_fail_cleanly_and_leave_nothing() {
             "failed to parse image file 'broken.png'",
         ),
         (traversal, ".."),
-        (bomb, ""),
+        (bomb, "compression bomb"),
     ] {
         let task = s.create_task("bad", 0);
         let rq = s.upload(
@@ -2819,4 +2819,253 @@ fn connections_are_capped_and_timed_out() {
         .unwrap();
     assert_eq!(read_response(&mut slow).0, 400);
     assert!(started.elapsed() > Duration::from_millis(4500));
+}
+
+/// A deflated zip with one entry: `head`, `mib` MiB of `fill`, then `tail`.
+fn zip_with_filler(name: &str, head: &[u8], fill: u8, mib: usize, tail: &[u8]) -> Vec<u8> {
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    z.start_file(name, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(head).unwrap();
+    let block = vec![fill; 1 << 20];
+    for _ in 0..mib {
+        z.write_all(&block).unwrap();
+    }
+    z.write_all(tail).unwrap();
+    z.finish().unwrap().into_inner()
+}
+
+#[test]
+fn annotation_bodies_stream_under_their_own_limit() {
+    let s = Server::start(None, &["--max-annotation-body", "20000"]);
+    let dir = common::testdata().join("images/set");
+    let files: Vec<PathBuf> = ["a.jpg", "b9.png"].iter().map(|f| dir.join(f)).collect();
+    let (task, labels) = labelled_task(&s, "limits", &files, 0);
+    let person = labels["results"][1]["id"].clone();
+    let shapes = |n: usize| {
+        json!({"shapes": (0..n).map(|i| json!({"type": "rectangle", "label_id": person, "frame": 0,
+            "points": [1.0, 2.0, 3.0 + i as f64, 4.0]})).collect::<Vec<_>>(), "tags": [], "tracks": []})
+    };
+    let url = s.url(&format!("/api/tasks/{task}/annotations"));
+    let small = shapes(3);
+    let r = s.http.put(&url).json(&small).send().unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    let stored = s.json(&format!("/api/tasks/{task}/annotations"));
+
+    let big = serde_json::to_vec(&shapes(400)).unwrap();
+    assert!(big.len() > 20_000, "{}", big.len());
+    let want = "larger than 20000 bytes (--max-annotation-body)";
+    // Refused from Content-Length, before the body is read.
+    for method in [reqwest::Method::PUT, reqwest::Method::PATCH] {
+        let r = s
+            .http
+            .request(method.clone(), format!("{url}?action=create"))
+            .header("Content-Type", "application/json")
+            .body(big.clone())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 413, "{method}");
+        // The rest of the body is not read: the connection is not for reuse.
+        assert_eq!(r.headers()["connection"], "close", "{method}");
+        assert!(r.text().unwrap().contains(want), "{method}");
+    }
+    // Without Content-Length (chunked): refused once the streamed bytes pass the limit.
+    let r = s
+        .http
+        .put(&url)
+        .header("Content-Type", "application/json")
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            big.clone(),
+        )))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.text().unwrap().contains(want));
+    // A job's endpoint has the same limit.
+    let job = s.json(&format!("/api/jobs?task_id={task}"))["results"][0]["id"].clone();
+    let r = s
+        .http
+        .put(s.url(&format!("/api/jobs/{job}/annotations")))
+        .header("Content-Type", "application/json")
+        .body(big)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // Bad bodies are 400s that say why.
+    for (ctype, body, needle) in [
+        (
+            "application/json",
+            "{\"shapes\": [",
+            "invalid annotations JSON: EOF",
+        ),
+        ("text/plain", "{}", "Content-Type: application/json"),
+    ] {
+        let r = s
+            .http
+            .put(&url)
+            .header("Content-Type", ctype)
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let text = r.text().unwrap();
+        assert!(text.contains(needle), "{text}");
+    }
+    // Nothing was changed by the refused requests; a chunked body under the limit is stored.
+    assert_eq!(s.json(&format!("/api/tasks/{task}/annotations")), stored);
+    let r = s
+        .http
+        .put(&url)
+        .header("Content-Type", "application/json")
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            serde_json::to_vec(&shapes(5)).unwrap(),
+        )))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    assert_eq!(
+        s.json(&format!("/api/tasks/{task}/annotations"))["shapes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+}
+
+#[test]
+fn imports_past_the_limits_fail_naming_them() {
+    let s = Server::start(None, &["--max-import-value", "4096"]);
+    let dir = common::testdata().join("images/set");
+    let files: Vec<PathBuf> = ["a.jpg", "b9.png", "b10.png"]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
+    let (task, labels) = labelled_task(&s, "limits", &files, 0);
+    let r = s
+        .http
+        .put(s.url(&format!("/api/tasks/{task}/annotations")))
+        .json(&rich_annotations(&labels, false))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let stored = s.json(&format!("/api/tasks/{task}/annotations"));
+    let spaces = " ".repeat(10_000);
+    let long = "x".repeat(10_000);
+    let xml = format!("<annotations>{spaces}<version>1.1</version></annotations>");
+    let cases: Vec<(&str, &str, Vec<u8>, String)> = vec![
+        (
+            "CVAT 1.1",
+            "annotations.xml",
+            xml.clone().into_bytes(),
+            "annotations.xml: a text value is larger than 4096 bytes (--max-import-value)".into(),
+        ),
+        (
+            "CVAT 1.1",
+            "annotations.zip",
+            zip_with_filler("annotations.xml", xml.as_bytes(), b' ', 0, b""),
+            "annotations.xml: a text value is larger than 4096 bytes (--max-import-value)".into(),
+        ),
+        (
+            "Datumaro 1.0",
+            "dataset.zip",
+            zip_with_filler(
+                "annotations/default.json",
+                format!("{{\"categories\": {{}}, \"items\": [], \"info\": \"{long}\"}}").as_bytes(),
+                b' ',
+                0,
+                b"",
+            ),
+            "annotations/default.json: a JSON string is larger than 4096 bytes (--max-import-value)"
+                .into(),
+        ),
+    ];
+    for (format, name, bytes, want) in cases {
+        let done = import_file(&s, task, format, name, bytes);
+        assert_eq!(done["status"], "failed", "{name}: {done}");
+        let msg = done["message"].as_str().unwrap();
+        assert!(msg.contains(&want), "{name}: {msg}");
+        assert!(!msg.contains(s.data.path().to_str().unwrap()), "{msg}");
+        assert_eq!(
+            s.json(&format!("/api/tasks/{task}/annotations")),
+            stored,
+            "{name}"
+        );
+    }
+    // 80 MiB of whitespace in ~80 KB: under the default value limit, the archive rule stops it.
+    drop(s);
+    let s = Server::start(None, &[]);
+    let (task, _) = labelled_task(&s, "bomb", &files, 0);
+    let bomb = zip_with_filler(
+        "annotations.xml",
+        b"<annotations>",
+        b' ',
+        80,
+        b"</annotations>",
+    );
+    let done = import_file(&s, task, "CVAT 1.1", "bomb.zip", bomb);
+    assert_eq!(done["status"], "failed", "{done}");
+    let msg = done["message"].as_str().unwrap();
+    assert!(
+        msg.contains(
+            "The archive entry \"annotations.xml\" expands to more than 200 times its compressed \
+             size"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn import_and_export_errors_name_the_file_relative_to_the_data_dir() {
+    let s = Server::start(None, &[]);
+    let dir = common::testdata().join("images/set");
+    let files: Vec<PathBuf> = ["a.jpg"].iter().map(|f| dir.join(f)).collect();
+    let (task, _) = labelled_task(&s, "errors", &files, 0);
+    let data = s.data.path().to_str().unwrap().to_owned();
+    // Where the upload would be stored is a file, not a directory.
+    std::fs::create_dir_all(s.data.path().join("uploads")).unwrap();
+    std::fs::write(
+        s.data.path().join(format!("uploads/annotations_{task}")),
+        b"",
+    )
+    .unwrap();
+    let form = multipart::Form::new().part(
+        "annotation_file",
+        multipart::Part::bytes(b"<annotations/>".to_vec()).file_name("a.xml"),
+    );
+    // (The server answers before reading the body: the connection is not reused.)
+    let r = s
+        .http
+        .post(s.url(&format!("/api/tasks/{task}/annotations?format=CVAT+1.1")))
+        .header("Connection", "close")
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let text = r.text().unwrap();
+    assert!(
+        text.contains(&format!("cannot create uploads/annotations_{task}: "))
+            && !text.contains(&data),
+        "{text}"
+    );
+    // Where exports go is a file.
+    std::fs::write(s.data.path().join("exports"), b"").unwrap();
+    let r = s
+        .http
+        .post(s.url(&format!(
+            "/api/tasks/{task}/dataset/export?format=CVAT+for+images+1.1"
+        )))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().unwrap_or_default());
+    let rq = r.json::<Value>().unwrap()["rq_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = s.wait(&rq);
+    assert_eq!(done["status"], "failed");
+    let msg = done["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("cannot create exports: ") && !msg.contains(&data),
+        "{msg}"
+    );
 }

@@ -37,14 +37,13 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Write};
-use std::path::Path;
 
 use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::{Decoder, Reader, Writer};
 
 use super::{
-    DeflatedEntry, ExportOptions, Format, FormatError, FrameAnnotations, FrameObject, FrameSource,
-    ImportInput, TaskDataset, ZipSink,
+    read_error, DeflatedEntry, ExportOptions, Format, FormatError, FrameAnnotations, FrameObject,
+    FrameSource, ImportInput, TaskDataset, ZipSink,
 };
 use crate::annotations::interpolate::{interpolate, FrameShape};
 use crate::annotations::{
@@ -129,27 +128,22 @@ impl Format for CvatXml {
     ) -> Result<Annotations, FormatError> {
         let mut out = Annotations::default();
         let matcher = FrameMatcher::new(ds);
-        let display = match input {
-            ImportInput::File(p) => {
-                let name = file_name(p);
-                let src = Source::File(p);
-                parse_source(&src, &name, ds, &matcher, &mut out)?;
-                name
+        let display = if input.is_zip() {
+            let names = xml_entries(input);
+            if names.is_empty() {
+                return Err(FormatError::NotThisFormat {
+                    format: "CVAT 1.1".into(),
+                    reason: "the archive has no .xml annotation file".into(),
+                });
             }
-            ImportInput::Zip(p) => {
-                let names = xml_entries(p)?;
-                if names.is_empty() {
-                    return Err(FormatError::NotThisFormat {
-                        format: "CVAT 1.1".into(),
-                        reason: "the archive has no .xml annotation file".into(),
-                    });
-                }
-                for n in &names {
-                    let src = Source::Zip(p, n);
-                    parse_source(&src, n, ds, &matcher, &mut out)?;
-                }
-                names.join(", ")
+            for n in &names {
+                parse_source(input, n, ds, &matcher, &mut out)?;
             }
+            names.join(", ")
+        } else {
+            let name = input.display_name().to_owned();
+            parse_source(input, &name, ds, &matcher, &mut out)?;
+            name
         };
         let frames = match (ds.frames.first(), ds.frames.last()) {
             (Some(a), Some(b)) => (a.rel, b.rel),
@@ -165,12 +159,6 @@ impl Format for CvatXml {
         .map_err(|e| FormatError::invalid(&display, "", e.to_string()))?;
         Ok(out)
     }
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// The zip entry name of a frame's image: the frame's path, with the extension the frame source
@@ -1021,65 +1009,20 @@ impl FrameMatcher {
     }
 }
 
-/// Where an XML file is read from: a bare file, or an entry of a zip archive.
-enum Source<'p> {
-    File(&'p Path),
-    Zip(&'p Path, &'p str),
-}
-
-impl Source<'_> {
-    fn with_reader<T>(&self, f: impl FnOnce(&mut dyn BufRead) -> T) -> Result<T, FormatError> {
-        match self {
-            Source::File(p) => {
-                let file = std::fs::File::open(p)
-                    .map_err(|e| FormatError::Io(format!("{}: {e}", p.display())))?;
-                Ok(f(&mut BufReader::with_capacity(1 << 16, file)))
-            }
-            Source::Zip(p, name) => {
-                let mut z = open_archive(p)?;
-                let mut entry = open_entry(&mut z, name)?;
-                Ok(f(&mut entry))
-            }
-        }
-    }
-}
-
-fn open_archive(p: &Path) -> Result<zip::ZipArchive<std::fs::File>, FormatError> {
-    let file = std::fs::File::open(p)?;
-    zip::ZipArchive::new(file).map_err(|e| {
-        FormatError::invalid(
-            &file_name(p),
-            "",
-            format!("not a readable zip archive: {e}"),
-        )
-    })
-}
-
-fn open_entry<'z>(
-    z: &'z mut zip::ZipArchive<std::fs::File>,
-    name: &str,
-) -> Result<BufReader<zip::read::ZipFile<'z, std::fs::File>>, FormatError> {
-    let entry = z.by_name(name).map_err(|e| {
-        FormatError::invalid(name, "", format!("cannot read it from the archive: {e}"))
-    })?;
-    Ok(BufReader::with_capacity(1 << 16, entry))
-}
-
 /// `.xml` files of an archive at any depth (CVAT reads every one), skipping macOS metadata.
-fn xml_entries(p: &Path) -> Result<Vec<String>, FormatError> {
-    let z = open_archive(p)?;
-    let mut names: Vec<String> = z
-        .file_names()
+fn xml_entries(input: &ImportInput) -> Vec<String> {
+    let mut names: Vec<String> = input
+        .names()
+        .into_iter()
         .filter(|n| {
             let base = n.rsplit('/').next().unwrap_or(n);
             n.to_ascii_lowercase().ends_with(".xml")
                 && !n.starts_with("__MACOSX/")
                 && !base.starts_with("._")
         })
-        .map(str::to_owned)
         .collect();
     names.sort();
-    Ok(names)
+    names
 }
 
 /// A parse failure: at a byte offset (turned into a line by re-reading), or outright.
@@ -1094,19 +1037,37 @@ fn at<T>(pos: u64, reason: impl Into<String>) -> PResult<T> {
     Err(Fail::At(pos, reason.into()))
 }
 
+/// Deepest element nesting accepted (CVAT's files nest five deep); bounds the parser's stacks.
+const MAX_DEPTH: usize = 256;
+
 fn parse_source(
-    src: &Source<'_>,
+    input: &ImportInput,
     name: &str,
     ds: &TaskDataset<'_>,
     matcher: &FrameMatcher,
     out: &mut Annotations,
 ) -> Result<(), FormatError> {
-    let parsed = src.with_reader(|r| parse_xml(&mut QuickXml::new(r), ds, matcher, out))?;
+    let max_value = input.limits().max_value;
+    let parsed = input.with_reader(name, |r, _| {
+        let mut r = BufReader::with_capacity(1 << 16, r);
+        let mut events = QuickXml::new(&mut r, max_value);
+        parse_xml(&mut events, ds, matcher, out).map_err(|fail| match fail {
+            Fail::At(_, _) if events.limit_hit() => Fail::Other(FormatError::Limit(format!(
+                "{name}: {} is larger than {max_value} bytes (--max-import-value)",
+                events.what_was_too_large()
+            ))),
+            Fail::At(pos, reason) => match events.reader.get_mut().failed.take() {
+                Some(e) => Fail::Other(read_error(name, e)),
+                None => Fail::At(pos, reason),
+            },
+            other => other,
+        })
+    })?;
     match parsed {
         Ok(()) => Ok(()),
         Err(Fail::Other(e)) => Err(e),
         Err(Fail::At(pos, reason)) => {
-            let line = src.with_reader(|r| line_at(r, pos))?;
+            let line = input.with_reader(name, |r, _| line_at(&mut BufReader::new(r), pos))?;
             Err(FormatError::invalid(name, format!("line {line}"), reason))
         }
     }
@@ -1754,28 +1715,138 @@ struct Parser<'a, 'l> {
 }
 
 /// quick-xml's reader, giving each event with the offset where it starts (at the end: the
-/// file's length).
+/// file's length). quick-xml reads each event (a tag with its attributes, a text, a comment, …)
+/// whole into `buf`, so the input is read through an [`EventLimit`]: no event is more than
+/// `--max-import-value` bytes (plus one read buffer).
 struct QuickXml<'r> {
-    reader: Reader<&'r mut dyn BufRead>,
+    reader: Reader<EventLimit<'r>>,
     buf: Vec<u8>,
+    /// The last event was a text, whose end (`<`) quick-xml consumed with it.
+    after_text: bool,
+    max_value: u64,
+    /// An attribute value gathered from several events passed `max_value`.
+    text_overflow: bool,
 }
 
 impl<'r> QuickXml<'r> {
-    fn new(r: &'r mut dyn BufRead) -> Self {
+    fn new(r: &'r mut dyn BufRead, max_value: u64) -> Self {
         QuickXml {
-            reader: Reader::from_reader(r),
+            reader: Reader::from_reader(EventLimit {
+                inner: r,
+                since: 0,
+                head: [0; 2],
+                head_len: 0,
+                limit: max_value,
+                hit: false,
+                failed: None,
+            }),
             buf: Vec::with_capacity(4096),
+            after_text: false,
+            max_value,
+            text_overflow: false,
         }
     }
 
     fn next_event(&mut self) -> PResult<(u64, Event<'_>)> {
         self.buf.clear();
+        self.reader.get_mut().begin();
         let pos = self.reader.buffer_position();
         match self.reader.read_event_into(&mut self.buf) {
             Ok(Event::Eof) => Ok((self.reader.buffer_position(), Event::Eof)),
-            Ok(ev) => Ok((pos, ev)),
+            Ok(ev) => {
+                self.after_text = matches!(ev, Event::Text(_));
+                Ok((pos, ev))
+            }
             Err(e) => at(self.reader.error_position(), format!("malformed XML: {e}")),
         }
+    }
+
+    /// Whether reading stopped because an event passed the limit.
+    fn limit_hit(&self) -> bool {
+        self.text_overflow || self.reader.get_ref().hit
+    }
+
+    /// What the event that passed the limit was, by its first bytes.
+    fn what_was_too_large(&self) -> &'static str {
+        if self.text_overflow {
+            return "a text value";
+        }
+        let r = self.reader.get_ref();
+        let head = &r.head[..r.head_len];
+        // After a text, the markup's `<` is already consumed.
+        let markup = match head {
+            [b'&', ..] => return "an entity reference",
+            _ if self.after_text => head.first(),
+            [b'<', rest @ ..] => rest.first(),
+            _ => return "a text value",
+        };
+        match markup {
+            Some(b'!') => "a comment, CDATA section or DOCTYPE",
+            Some(b'?') => "a processing instruction",
+            _ => "an element tag (with its attribute values)",
+        }
+    }
+}
+
+/// A reader that fails once more than `limit` bytes were consumed since [`begin`](Self::begin)
+/// (called before each event), and keeps the error of the reader below.
+struct EventLimit<'r> {
+    inner: &'r mut dyn BufRead,
+    since: u64,
+    /// The first bytes since `begin`, to tell what kind of event passed the limit.
+    head: [u8; 2],
+    head_len: usize,
+    limit: u64,
+    hit: bool,
+    failed: Option<io::Error>,
+}
+
+impl EventLimit<'_> {
+    fn begin(&mut self) {
+        self.since = 0;
+        self.head_len = 0;
+    }
+}
+
+impl io::Read for EventLimit<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for EventLimit<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.since > self.limit {
+            self.hit = true;
+            return Err(io::Error::other("the value is too large"));
+        }
+        let allowed = (self.limit.saturating_add(1) - self.since).min(usize::MAX as u64) as usize;
+        match self.inner.fill_buf() {
+            Ok(buf) => {
+                // Never more than the limit allows: past it, the next fill fails.
+                let buf = &buf[..buf.len().min(allowed)];
+                if self.since == self.head_len as u64 {
+                    let n = buf.len().min(2 - self.head_len);
+                    self.head[self.head_len..self.head_len + n].copy_from_slice(&buf[..n]);
+                    self.head_len += n;
+                }
+                Ok(buf)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.failed = Some(e);
+                Err(io::Error::other(msg))
+            }
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.since += n as u64;
+        self.inner.consume(n);
     }
 }
 
@@ -1801,6 +1872,11 @@ fn parse_xml(
     };
     let mut seen_root = false;
     loop {
+        // An attribute's value is gathered from several events (texts, references, CDATA).
+        if p.text.len() as u64 > events.max_value {
+            events.text_overflow = true;
+            return at(0, "");
+        }
         let (pos, ev) = events.next_event()?;
         match ev {
             Event::Start(e) => {
@@ -2035,6 +2111,12 @@ impl<'a, 'l> Parser<'a, 'l> {
             }
             Some(Node::Meta) | Some(Node::Attribute) | Some(Node::Other) => Node::Other,
         };
+        if self.stack.len() >= MAX_DEPTH {
+            return at(
+                pos,
+                format!("elements are nested more than {MAX_DEPTH} deep"),
+            );
+        }
         self.stack.push(node);
         Ok(())
     }
@@ -2288,7 +2370,7 @@ impl<'a, 'l> Parser<'a, 'l> {
 #[cfg(test)]
 mod tests {
     use std::io::Read as _;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     use serde_json::json;
 
@@ -3134,6 +3216,123 @@ blue</values>
         assert!(
             e.starts_with("a/b/anno.xml, line 5: unknown label 'truck'"),
             "{e}"
+        );
+    }
+
+    fn import_with(
+        path: &Path,
+        ds: &TaskDataset<'_>,
+        limits: crate::formats::ImportLimits,
+    ) -> Result<Annotations, FormatError> {
+        let input = ImportInput::open_with(path, "annotations.xml", limits)?;
+        CvatXml::IMAGES.import(&input, ds)
+    }
+
+    #[test]
+    fn values_past_the_import_limit_are_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let l = labels();
+        let a = Annotations::default();
+        let ds = dataset(&l, &a, false);
+        let limits = crate::formats::ImportLimits {
+            max_value: 1 << 20,
+            ..Default::default()
+        };
+        let ok = BAD
+            .replace("LABEL", "car")
+            .replace("XTL", "0")
+            .replace("COLOR", "red");
+        let big = " ".repeat(2 << 20);
+        let refs = format!("{}&amp;", "a".repeat(1000)).repeat(1100);
+        let cases = [
+            // Whitespace in one text node (what the reader used to buffer whole).
+            (
+                ok.replace("<version>", &format!("{big}<version>")),
+                "a text value",
+            ),
+            (
+                ok.replace("<version>", &format!("<version x=\"{big}\">")),
+                "an element tag (with its attribute values)",
+            ),
+            (
+                ok.replace("<version>", &format!("<!--{big}--><version>")),
+                "a comment, CDATA section or DOCTYPE",
+            ),
+            (
+                ok.replace(
+                    "<version>",
+                    &format!("text &{};<version>", "x".repeat(2 << 20)),
+                ),
+                "an entity reference",
+            ),
+            // An attribute value gathered from many small events.
+            (
+                ok.replace("\"color\">red<", &format!("\"nope\">{refs}<")),
+                "a text value",
+            ),
+        ];
+        for (i, (text, what)) in cases.iter().enumerate() {
+            let p = write_file(d, &format!("{i}.xml"), text);
+            let e = import_with(&p, &ds, limits).unwrap_err();
+            assert!(matches!(e, FormatError::Limit(_)), "{i}: {e}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "annotations.xml: {what} is larger than 1048576 bytes (--max-import-value)"
+                ),
+                "{i}"
+            );
+            // The same file under the default limit (64 MiB) is read.
+            assert_eq!(import(&p, &ds).unwrap().shapes.len(), 1, "{i}");
+        }
+
+        // Nesting is bounded too.
+        let deep = ok.replace(
+            "<version>1.1</version>",
+            &format!("{}{}", "<x>".repeat(300), "</x>".repeat(300)),
+        );
+        let e = error_of(d, "deep.xml", &deep);
+        assert!(e.contains("nested more than 256 deep"), "{e}");
+    }
+
+    #[test]
+    fn zipped_xml_bombs_are_refused_naming_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = labels();
+        let a = Annotations::default();
+        let ds = dataset(&l, &a, false);
+        // 80 MiB of whitespace in one text node, ~80 KB deflated.
+        let zpath = dir.path().join("bomb.zip");
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
+        z.start_file("annotations.xml", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(b"<annotations>").unwrap();
+        let spaces = vec![b' '; 1 << 20];
+        for _ in 0..80 {
+            z.write_all(&spaces).unwrap();
+        }
+        z.write_all(b"</annotations>").unwrap();
+        z.finish().unwrap();
+        let e = import(&zpath, &ds).unwrap_err();
+        assert!(matches!(e, FormatError::Limit(_)), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.starts_with("The archive entry \"annotations.xml\" expands to more than 200 times"),
+            "{e}"
+        );
+        // With the ratio check off, the value limit stops it.
+        let limits = crate::formats::ImportLimits {
+            archive: crate::ingest::ArchiveLimits {
+                max_ratio: f64::INFINITY,
+                ..Default::default()
+            },
+            max_value: 1 << 20,
+        };
+        let e = import_with(&zpath, &ds, limits).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "annotations.xml: a text value is larger than 1048576 bytes (--max-import-value)"
         );
     }
 

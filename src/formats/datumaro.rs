@@ -33,8 +33,8 @@ use serde_json::{json, Map, Number, Value};
 
 use super::json_out::{put_bool, put_f64, put_i64, put_str, put_u64};
 use super::{
-    DatasetFrame, DeflatedEntry, ExportOptions, Format, FormatError, FrameAnnotations, FrameObject,
-    FrameSource, ImportInput, TaskDataset, ZipSink,
+    read_error, DatasetFrame, DeflatedEntry, ExportOptions, Format, FormatError, FrameAnnotations,
+    FrameObject, FrameSource, ImportInput, TaskDataset, ValueTooLarge, ZipSink,
 };
 use crate::annotations::interpolate::FrameShape;
 use crate::annotations::{
@@ -1246,11 +1246,27 @@ fn export(
 // ------------------------------------------------------------------------------------------------
 // Import: streaming reader
 
-/// A reader that fails once more than `left` bytes were read.
+/// A reader that fails once more than `limit` bytes were read, or once a JSON string in what it
+/// reads is longer than `max_string` bytes (escaped, as in the file: at least its decoded size).
+/// Everything the parser sees comes through it, so no string it buffers can be larger.
 struct Limited<R> {
     inner: R,
     left: u64,
     limit: u64,
+    max_string: u64,
+    strings: StringScan,
+}
+
+impl<R> Limited<R> {
+    fn new(inner: R, limit: u64, max_string: u64) -> Self {
+        Limited {
+            inner,
+            left: limit,
+            limit,
+            max_string,
+            strings: StringScan::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -1271,7 +1287,65 @@ impl<R: Read> Read for Limited<R> {
             return Err(std::io::Error::other(TooLarge(self.limit)));
         }
         self.left -= n as u64;
+        if !self.strings.scan(&buf[..n], self.max_string) {
+            return Err(std::io::Error::other(ValueTooLarge {
+                what: "a JSON string",
+                limit: self.max_string,
+            }));
+        }
         Ok(n)
+    }
+}
+
+/// Where the bytes read so far leave a JSON lexer: inside a string or not, and how long the
+/// string is so far. Only `"` and `\` matter (JSON has no other quoting), found with `memchr`.
+#[derive(Debug, Default)]
+struct StringScan {
+    in_string: bool,
+    /// The previous byte was the `\` of an escape.
+    escape: bool,
+    /// Bytes of the current string so far.
+    run: u64,
+}
+
+impl StringScan {
+    /// Scans the next bytes; false once a string is longer than `max`.
+    fn scan(&mut self, mut buf: &[u8], max: u64) -> bool {
+        while !buf.is_empty() {
+            if !self.in_string {
+                let Some(k) = memchr::memchr(b'"', buf) else {
+                    return true;
+                };
+                buf = &buf[k + 1..];
+                self.in_string = true;
+                self.run = 0;
+            } else if self.escape {
+                self.escape = false;
+                self.run += 1;
+                buf = &buf[1..];
+            } else {
+                match memchr::memchr2(b'"', b'\\', buf) {
+                    None => {
+                        self.run += buf.len() as u64;
+                        buf = &[];
+                    }
+                    Some(k) => {
+                        self.run += k as u64;
+                        if buf[k] == b'"' {
+                            self.in_string = false;
+                        } else {
+                            self.escape = true;
+                            self.run += 1;
+                        }
+                        buf = &buf[k + 1..];
+                    }
+                }
+            }
+            if self.run > max {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -2115,28 +2189,28 @@ fn parse_file<S: for<'de> Sink<'de>>(
     size: Option<u64>,
     file: &str,
     limit: u64,
+    max_string: u64,
     sink: &mut S,
 ) -> Result<(), FormatError> {
-    let mut reader = Limited {
-        inner: reader,
-        left: limit,
-        limit,
-    };
+    let mut reader = Limited::new(reader, limit, max_string);
     let expected = size.unwrap_or(0).min(limit).min(IN_MEMORY_MAX) as usize;
     let mut head = Vec::new();
     if let Err(e) = read_head(&mut reader, expected, &mut head) {
-        return Err(
-            match e.get_ref().and_then(|r| r.downcast_ref::<TooLarge>()) {
-                Some(t) => FormatError::invalid(file, "", t.to_string()),
-                None => FormatError::Io(format!("{file}: {e}")),
-            },
-        );
+        return Err(read_failed(file, e));
     }
     if head.len() as u64 <= IN_MEMORY_MAX {
         return parse_json(serde_json::Deserializer::from_slice(&head), file, sink);
     }
     let rest = BufReader::with_capacity(1 << 16, std::io::Cursor::new(head).chain(reader));
     parse_json(serde_json::Deserializer::from_reader(rest), file, sink)
+}
+
+/// A read of `file` failed: the file limit, else an import limit or I/O ([`read_error`]).
+fn read_failed(file: &str, e: std::io::Error) -> FormatError {
+    match e.get_ref().and_then(|r| r.downcast_ref::<TooLarge>()) {
+        Some(t) => FormatError::invalid(file, "", t.to_string()),
+        None => read_error(file, e),
+    }
 }
 
 impl<'s, 'de, S: Sink<'de>> ParseState<'s, 'de, S> {
@@ -2179,11 +2253,7 @@ fn parse_json<'de, R: serde_json::de::Read<'de>, S: Sink<'de>>(
     }
     if let Err(e) = res {
         if e.is_io() {
-            let inner = std::io::Error::from(e);
-            if let Some(t) = inner.get_ref().and_then(|r| r.downcast_ref::<TooLarge>()) {
-                return Err(FormatError::invalid(file, "", t.to_string()));
-            }
-            return Err(FormatError::Io(format!("{file}: {inner}")));
+            return Err(read_failed(file, std::io::Error::from(e)));
         }
         let location = match st.current {
             Some(i) => format!("item #{i}"),
@@ -2200,59 +2270,29 @@ fn parse_json<'de, R: serde_json::de::Read<'de>, S: Sink<'de>>(
 
 /// The annotation files of an import: `annotations/*.json` in a zip (any depth), or the bare file.
 fn annotation_files(input: &ImportInput) -> Result<Vec<String>, FormatError> {
-    match input {
-        ImportInput::File(_) => input.names(),
-        ImportInput::Zip(_) => {
-            let mut files: Vec<String> = input
-                .names()?
-                .into_iter()
-                .filter(|n| {
-                    let (dir, name) = n.rsplit_once('/').unwrap_or(("", n));
-                    let parent = dir.rsplit('/').next().unwrap_or("");
-                    parent == "annotations"
-                        && !n.starts_with("__MACOSX/")
-                        && name.len() > 5
-                        && name.to_ascii_lowercase().ends_with(".json")
-                })
-                .collect();
-            files.sort();
-            if files.is_empty() {
-                return Err(FormatError::NotThisFormat {
-                    format: DISPLAY.into(),
-                    reason: "the dataset must contain a file matching pattern annotations/*.json"
-                        .into(),
-                });
-            }
-            Ok(files)
-        }
+    if !input.is_zip() {
+        return Ok(input.names());
     }
-}
-
-/// Runs `f` on a reader of file `name` of the input, with the file's size if known.
-fn with_reader<T, E: From<FormatError>>(
-    input: &ImportInput,
-    name: &str,
-    f: impl FnOnce(&mut dyn Read, Option<u64>) -> Result<T, E>,
-) -> Result<T, E> {
-    match input {
-        ImportInput::File(p) => {
-            let mut file = std::fs::File::open(p)
-                .map_err(|e| FormatError::Io(format!("{}: {e}", p.display())))?;
-            let size = file.metadata().ok().map(|m| m.len());
-            f(&mut file, size)
-        }
-        ImportInput::Zip(p) => {
-            let file = std::fs::File::open(p).map_err(FormatError::from)?;
-            let mut z = zip::ZipArchive::new(file).map_err(|e| {
-                FormatError::invalid(name, "", format!("not a readable zip archive: {e}"))
-            })?;
-            let mut entry = z.by_name(name).map_err(|e| {
-                FormatError::invalid(name, "", format!("cannot read it from the archive: {e}"))
-            })?;
-            let size = entry.size();
-            f(&mut entry, Some(size))
-        }
+    let mut files: Vec<String> = input
+        .names()
+        .into_iter()
+        .filter(|n| {
+            let (dir, name) = n.rsplit_once('/').unwrap_or(("", n));
+            let parent = dir.rsplit('/').next().unwrap_or("");
+            parent == "annotations"
+                && !n.starts_with("__MACOSX/")
+                && name.len() > 5
+                && name.to_ascii_lowercase().ends_with(".json")
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(FormatError::NotThisFormat {
+            format: DISPLAY.into(),
+            reason: "the dataset must contain a file matching pattern annotations/*.json".into(),
+        });
     }
+    Ok(files)
 }
 
 fn import(
@@ -2261,11 +2301,12 @@ fn import(
     limit: u64,
 ) -> Result<Annotations, FormatError> {
     let files = annotation_files(input)?;
+    let max_string = input.limits().max_value;
     let mut imp = Importer::new(ds);
     for name in &files {
-        with_reader(input, name, |r, size| {
-            parse_file(r, size, name, limit, &mut imp)
-        })?;
+        input.with_reader(name, |r, size| {
+            parse_file(r, size, name, limit, max_string, &mut imp)
+        })??;
     }
     imp.finish()
 }

@@ -3,11 +3,13 @@
 //! read a zip or a bare file ([`ImportInput`]) and report the file and line/item of the first
 //! problem ([`FormatError::Invalid`]).
 
+use std::cell::RefCell;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::annotations::interpolate::{interpolate, FrameShape};
 use crate::annotations::{Annotations, LabelIndex, Shape, Tag, Track};
+use crate::ingest::{ArchiveLimits, IngestError, ZipEntries};
 
 pub mod cvat;
 pub mod datumaro;
@@ -241,83 +243,172 @@ impl<W: Write + Seek> ZipSink<W> {
     }
 }
 
-/// An import's input: a zip archive, or a bare annotation file.
-#[derive(Debug, Clone)]
-pub enum ImportInput {
-    Zip(PathBuf),
-    File(PathBuf),
+/// Default of [`ImportLimits::max_value`] (`--max-import-value`): 64 MiB.
+pub const DEFAULT_MAX_IMPORT_VALUE: u64 = 64 << 20;
+
+/// What an import may read: the archive rules task data has (entry count, expansion ratio per
+/// entry, total bytes), and the largest single value (an XML text or attribute value, a JSON
+/// string), so that no parser buffers more than that at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImportLimits {
+    /// Rules for zip inputs (`--max-extracted-size` is `max_total_bytes`).
+    pub archive: ArchiveLimits,
+    /// Largest single value, in bytes (`--max-import-value`). Default
+    /// [`DEFAULT_MAX_IMPORT_VALUE`].
+    pub max_value: u64,
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        ImportLimits {
+            archive: ArchiveLimits::default(),
+            max_value: DEFAULT_MAX_IMPORT_VALUE,
+        }
+    }
+}
+
+/// An import's input: a zip archive (read entry by entry under [`ImportLimits::archive`], never
+/// extracted), or a bare annotation file. One input serves one import: the archive's byte
+/// counts add up over everything read from it.
+pub struct ImportInput {
+    path: PathBuf,
+    /// How errors name the file (the client's name for it, never a server path).
+    display: String,
+    zip: Option<RefCell<ZipEntries>>,
+    limits: ImportLimits,
+}
+
+impl std::fmt::Debug for ImportInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportInput")
+            .field("display", &self.display)
+            .field("zip", &self.zip.is_some())
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl ImportInput {
-    /// Detects the kind by the file's magic bytes.
+    /// Opens `path` with the default limits; errors name it by its file name.
     pub fn open(path: &Path) -> Result<ImportInput, FormatError> {
+        let display = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self::open_with(path, &display, ImportLimits::default())
+    }
+
+    /// Opens `path` (a zip if its magic bytes say so, else a bare file) with `limits`; errors
+    /// call it `display`.
+    pub fn open_with(
+        path: &Path,
+        display: &str,
+        limits: ImportLimits,
+    ) -> Result<ImportInput, FormatError> {
         let mut magic = [0u8; 4];
         let n = std::fs::File::open(path)
             .and_then(|mut f| f.read(&mut magic))
-            .map_err(|e| FormatError::Io(format!("{}: {e}", path.display())))?;
-        Ok(if n == 4 && &magic == b"PK\x03\x04" {
-            ImportInput::Zip(path.to_owned())
+            .map_err(|e| FormatError::Io(format!("cannot read {display}: {e}")))?;
+        let zip = if n == 4 && &magic == b"PK\x03\x04" {
+            let z = ZipEntries::open(path, &limits.archive).map_err(|e| match e {
+                IngestError::Io { source, .. } => {
+                    FormatError::Io(format!("cannot read {display}: {source}"))
+                }
+                e if matches!(
+                    e,
+                    IngestError::Corrupt(_) | IngestError::UnsupportedArchive(_)
+                ) =>
+                {
+                    FormatError::invalid(display, "", format!("not a readable zip archive: {e}"))
+                }
+                e => FormatError::Limit(format!("{display}: {e}")),
+            })?;
+            Some(RefCell::new(z))
         } else {
-            ImportInput::File(path.to_owned())
+            None
+        };
+        Ok(ImportInput {
+            path: path.to_owned(),
+            display: display.to_owned(),
+            zip,
+            limits,
         })
     }
 
-    /// Names of the files inside (a bare file: its own name).
-    pub fn names(&self) -> Result<Vec<String>, FormatError> {
-        match self {
-            ImportInput::File(p) => Ok(vec![p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()]),
-            ImportInput::Zip(p) => {
-                let z = open_zip(p)?;
-                Ok(z.file_names().map(str::to_owned).collect())
-            }
+    /// Whether the input is a zip archive.
+    pub fn is_zip(&self) -> bool {
+        self.zip.is_some()
+    }
+
+    /// The name errors give the input.
+    pub fn display_name(&self) -> &str {
+        &self.display
+    }
+
+    /// The limits the input is read under.
+    pub fn limits(&self) -> &ImportLimits {
+        &self.limits
+    }
+
+    /// Names of the files inside (a bare file: its display name).
+    pub fn names(&self) -> Vec<String> {
+        match &self.zip {
+            None => vec![self.display.clone()],
+            Some(z) => z.borrow().names().map(str::to_owned).collect(),
         }
     }
 
-    /// Reads one file (by its name inside the zip; a bare file ignores the name). Refuses
-    /// entries that decompress to more than `limit` bytes.
-    pub fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>, FormatError> {
-        let mut out = Vec::new();
-        match self {
-            ImportInput::File(p) => {
-                std::fs::File::open(p)?
-                    .take(limit + 1)
-                    .read_to_end(&mut out)?;
+    /// Runs `f` on a reader of file `name` (a bare file ignores the name) and the size its
+    /// container declares (a hint). Reads of a zip entry fail past the archive limits: turn
+    /// their errors into [`FormatError`]s with [`Self::read_error`].
+    pub fn with_reader<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut dyn Read, Option<u64>) -> T,
+    ) -> Result<T, FormatError> {
+        match &self.zip {
+            None => {
+                let mut file = std::fs::File::open(&self.path)
+                    .map_err(|e| FormatError::Io(format!("cannot read {}: {e}", self.display)))?;
+                let size = file.metadata().ok().map(|m| m.len());
+                Ok(f(&mut file, size))
             }
-            ImportInput::Zip(p) => {
-                let mut z = open_zip(p)?;
-                let f = z.by_name(name).map_err(|e| {
+            Some(z) => {
+                let mut z = z.borrow_mut();
+                let index = z.index_of(name).ok_or_else(|| {
+                    FormatError::invalid(name, "", "cannot read it from the archive: not found")
+                })?;
+                let mut entry = z.entry(index).map_err(|e| {
                     FormatError::invalid(name, "", format!("cannot read it from the archive: {e}"))
                 })?;
-                f.take(limit + 1).read_to_end(&mut out).map_err(|e| {
-                    FormatError::invalid(name, "", format!("the archive is corrupt: {e}"))
-                })?;
+                let size = entry.declared_size();
+                Ok(f(&mut entry, Some(size)))
             }
         }
-        if out.len() as u64 > limit {
-            return Err(FormatError::invalid(
-                name,
-                "",
-                format!("the file is larger than {limit} bytes"),
-            ));
-        }
-        Ok(out)
     }
 }
 
-fn open_zip(p: &Path) -> Result<zip::ZipArchive<std::fs::File>, FormatError> {
-    let f = std::fs::File::open(p)?;
-    zip::ZipArchive::new(f).map_err(|e| {
-        FormatError::invalid(
-            &p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            "",
-            format!("not a readable zip archive: {e}"),
-        )
-    })
+/// A value past [`ImportLimits::max_value`], inside the [`std::io::Error`] of a guarded reader.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} is larger than {limit} bytes (--max-import-value)")]
+pub(crate) struct ValueTooLarge {
+    /// What it is, e.g. "a JSON string".
+    pub what: &'static str,
+    pub limit: u64,
+}
+
+/// The error for a failed read of `file` (a bare file, or an entry of the zip being imported):
+/// an import limit that was passed (its message names the limit and what passed it), else the
+/// I/O error.
+pub(crate) fn read_error(file: &str, e: std::io::Error) -> FormatError {
+    if let Some(limit) = crate::ingest::limit_error(&e) {
+        // It names the entry (ratio) or is about the whole archive (total).
+        return FormatError::Limit(limit.to_string());
+    }
+    if let Some(v) = e.get_ref().and_then(|r| r.downcast_ref::<ValueTooLarge>()) {
+        return FormatError::Limit(format!("{file}: {v}"));
+    }
+    FormatError::Io(format!("cannot read {file}: {e}"))
 }
 
 /// Errors of exports and imports.
@@ -336,6 +427,9 @@ pub enum FormatError {
     /// The archive is not in this format at all.
     #[error("the file is not a {format} dataset: {reason}")]
     NotThisFormat { format: String, reason: String },
+    /// An import limit was passed; the message names the file, the limit and its flag.
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl From<std::io::Error> for FormatError {

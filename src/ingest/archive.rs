@@ -3,24 +3,35 @@
 //! The archive is hostile until proven otherwise. Every entry name is normalized and checked
 //! before anything is written ([`super::names::normalize_entry_name`]); only regular files are
 //! written, with `create_new` (never through an existing file or symlink); uncompressed bytes are
-//! counted as they stream out of the decompressor, so sizes in headers are never trusted and a
-//! bomb is stopped after a few megabytes. On any error everything written so far is removed, so
-//! the destination is left as it was.
+//! counted as they stream out of the decompressor, so sizes in headers are never trusted. On any
+//! error everything written so far is removed, so the destination is left as it was.
+//!
+//! Bombs are refused the way unzip-style detectors do it: zip entries whose data overlap (the
+//! "overlapping files" bomb) are refused before anything is read, an entry that expands more than
+//! [`ArchiveLimits::max_ratio`] times its compressed size is stopped once
+//! [`ArchiveLimits::ratio_check_after`] bytes came out of it (small, very compressible entries such
+//! as uniform masks are fine), and the total is capped by [`ArchiveLimits::max_total_bytes`].
+//!
+//! [`ZipEntries`] reads a zip entry by entry under the same rules without extracting it: the
+//! annotation importers use it.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use zip::result::ZipError;
 
 use super::names::{is_ignored_name, normalize_entry_name};
 use super::IngestError;
 
-/// The expansion ratio is only checked once this many uncompressed bytes have come out of an
-/// archive (4 MiB): small archives of very compressible files are fine.
-pub const RATIO_CHECK_AFTER_BYTES: u64 = 4 << 20;
+/// Default of [`ArchiveLimits::ratio_check_after`]: an entry's expansion ratio is only checked
+/// once this many uncompressed bytes have come out of it (64 MiB). A uniform 4K mask as a BMP is
+/// 25 MiB and deflates ~1000:1; a bomb entry is stopped after this much.
+pub const RATIO_CHECK_AFTER_BYTES: u64 = 64 << 20;
 
 /// Largest GNU long name / pax header block accepted before a tar entry (1 MiB): the tar reader
 /// keeps these in memory.
@@ -34,12 +45,15 @@ const MAX_TAR_METADATA_BYTES: u64 = 1 << 20;
 pub struct ArchiveLimits {
     /// Most entries (files, directories, skipped ones included). Default 100 000.
     pub max_entries: usize,
-    /// Most uncompressed bytes in total. Default 64 GiB.
+    /// Most uncompressed bytes in total (`--max-extracted-size`). Default 64 GiB.
     pub max_total_bytes: u64,
-    /// Largest accepted ratio of uncompressed bytes to the archive's size on disk, checked once
-    /// more than [`RATIO_CHECK_AFTER_BYTES`] have come out (compression-bomb protection).
-    /// Default 200; `f64::INFINITY` disables the check.
+    /// Largest accepted ratio of an entry's uncompressed bytes to its compressed bytes, checked
+    /// once more than [`ratio_check_after`](Self::ratio_check_after) bytes have come out of that
+    /// entry (compression-bomb protection). Default 200; `f64::INFINITY` disables the check.
     pub max_ratio: f64,
+    /// Entries are never refused for their ratio before this many bytes came out of them.
+    /// Default [`RATIO_CHECK_AFTER_BYTES`].
+    pub ratio_check_after: u64,
 }
 
 impl Default for ArchiveLimits {
@@ -48,6 +62,7 @@ impl Default for ArchiveLimits {
             max_entries: 100_000,
             max_total_bytes: 64 << 30,
             max_ratio: 200.0,
+            ratio_check_after: RATIO_CHECK_AFTER_BYTES,
         }
     }
 }
@@ -152,9 +167,10 @@ fn is_tar_header(block: &[u8]) -> bool {
 ///   directory ([`IngestError::DuplicateEntry`], [`IngestError::UnsafeEntry`]), or an entry whose
 ///   path already exists in `dest`;
 /// * more than [`ArchiveLimits::max_entries`] entries, more than
-///   [`ArchiveLimits::max_total_bytes`] uncompressed, or an expansion ratio above
-///   [`ArchiveLimits::max_ratio`] ([`IngestError::TooManyEntries`], [`IngestError::TooLarge`],
-///   [`IngestError::CompressionBomb`]);
+///   [`ArchiveLimits::max_total_bytes`] uncompressed, an entry expanding more than
+///   [`ArchiveLimits::max_ratio`] times, or zip entries sharing their data
+///   ([`IngestError::TooManyEntries`], [`IngestError::TooLarge`],
+///   [`IngestError::CompressionBomb`], [`IngestError::OverlappingEntries`]);
 /// * encrypted zip entries ([`IngestError::Encrypted`]), unsupported formats or compression
 ///   methods ([`IngestError::UnsupportedArchive`]);
 /// * corrupt or truncated data, CRC mismatches ([`IngestError::Corrupt`]).
@@ -167,29 +183,30 @@ pub fn extract_archive(
     limits: &ArchiveLimits,
 ) -> Result<Vec<PathBuf>, IngestError> {
     let format = ArchiveFormat::detect(archive)?;
-    let archive_bytes = fs::metadata(archive)
-        .map_err(|e| IngestError::io(archive, e))?
-        .len();
-    let file = File::open(archive).map_err(|e| IngestError::io(archive, e))?;
-    let meter = Meter::new(*limits, archive_bytes);
     let mut out = Output::create(dest)?;
     match format {
-        ArchiveFormat::Zip => extract_zip(archive, file, &mut out, &meter)?,
-        ArchiveFormat::Tar => extract_tar(BufReader::new(file), &mut out, &meter)?,
-        ArchiveFormat::TarGz => {
-            let mut gz = flate2::read::MultiGzDecoder::new(BufReader::new(file));
-            let mut head = [0u8; 512];
-            let n =
-                read_up_to(&mut gz, &mut head).map_err(|e| IngestError::Corrupt(e.to_string()))?;
-            if !is_tar_header(&head[..n]) {
-                return Err(IngestError::UnsupportedArchive(
-                    "the gzip file does not contain a tar archive; upload a zip, tar or tar.gz \
-                     archive"
-                        .into(),
-                ));
+        ArchiveFormat::Zip => extract_zip(ZipEntries::open(archive, limits)?, &mut out)?,
+        ArchiveFormat::Tar | ArchiveFormat::TarGz => {
+            let meter = Meter::new(*limits);
+            let file = File::open(archive).map_err(|e| IngestError::io(archive, e))?;
+            let raw = BufReader::new(RawCounter::new(file, &meter));
+            if format == ArchiveFormat::Tar {
+                extract_tar(raw, &mut out, &meter)?;
+            } else {
+                let mut gz = flate2::read::MultiGzDecoder::new(raw);
+                let mut head = [0u8; 512];
+                let n = read_up_to(&mut gz, &mut head)
+                    .map_err(|e| IngestError::Corrupt(e.to_string()))?;
+                if !is_tar_header(&head[..n]) {
+                    return Err(IngestError::UnsupportedArchive(
+                        "the gzip file does not contain a tar archive; upload a zip, tar or \
+                         tar.gz archive"
+                            .into(),
+                    ));
+                }
+                // The tar reader gets the peeked block back first (and meters it then).
+                extract_tar(io::Cursor::new(head).chain(gz), &mut out, &meter)?;
             }
-            // The tar reader gets the peeked block back first (and meters it then).
-            extract_tar(io::Cursor::new(head).chain(gz), &mut out, &meter)?;
         }
     }
     Ok(out.commit())
@@ -198,48 +215,174 @@ pub fn extract_archive(
 // ---------------------------------------------------------------------------------------------
 // Zip
 
-fn extract_zip(
-    path: &Path,
-    file: File,
-    out: &mut Output,
-    meter: &Meter,
-) -> Result<(), IngestError> {
-    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(zip_error)?;
-    if zip.len() > meter.limits.max_entries {
-        return Err(IngestError::TooManyEntries {
-            limit: meter.limits.max_entries,
-        });
-    }
-    // The zip reader keeps one entry per name: walk the central directory ourselves so that
-    // duplicates (which would hide an entry) and extra entries are seen.
-    check_central_directory(
-        path,
-        zip.central_directory_start(),
-        meter.limits.max_entries,
-    )?;
+/// A zip archive read entry by entry under [`ArchiveLimits`], without extracting it: every byte
+/// that comes out of an entry is counted against the limits, as [`extract_archive`] counts them
+/// (which uses it for zips).
+///
+/// Opening it checks the central directory first: the number of entries, duplicate names (the
+/// zip reader would keep only one of them), and that no two entries share compressed data (an
+/// "overlapping files" bomb) nor run into the central directory.
+pub struct ZipEntries {
+    zip: zip::ZipArchive<BufReader<RawCounter<File>>>,
+    meter: Meter,
+}
 
-    // Names first: an unsafe name anywhere rejects the archive before anything is written.
-    let mut names = Vec::with_capacity(zip.len());
-    for i in 0..zip.len() {
-        let name = zip.name_for_index(i).unwrap_or_default().to_owned();
-        let rel = normalize_entry_name(&name).map_err(|reason| IngestError::UnsafeEntry {
-            name: name.clone(),
-            reason,
-        })?;
-        names.push((name, rel));
+impl ZipEntries {
+    /// Opens the zip at `path`. Errors: [`IngestError::Io`] if it cannot be read,
+    /// [`IngestError::Corrupt`] / [`IngestError::UnsupportedArchive`] if it is not a readable zip,
+    /// [`IngestError::TooManyEntries`], [`IngestError::DuplicateEntry`],
+    /// [`IngestError::OverlappingEntries`].
+    pub fn open(path: &Path, limits: &ArchiveLimits) -> Result<ZipEntries, IngestError> {
+        let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
+        let meter = Meter::new(*limits);
+        let raw = BufReader::new(RawCounter::new(file, &meter));
+        let mut zip = zip::ZipArchive::new(raw).map_err(zip_error)?;
+        if zip.len() > limits.max_entries {
+            return Err(IngestError::TooManyEntries {
+                limit: limits.max_entries,
+            });
+        }
+        // The zip reader keeps one entry per name: walk the central directory ourselves so that
+        // duplicates (which would hide an entry) and extra entries are seen.
+        check_central_directory(path, zip.central_directory_start(), limits.max_entries)?;
+        check_overlaps(&mut zip)?;
+        Ok(ZipEntries { zip, meter })
     }
 
-    for (i, (name, rel)) in names.into_iter().enumerate() {
-        let entry = match zip.by_index(i) {
-            Ok(entry) => entry,
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.zip.len()
+    }
+
+    /// Whether the archive has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.zip.len() == 0
+    }
+
+    /// Entry names as stored (not normalized), in central-directory order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        (0..self.zip.len()).map(|i| self.zip.name_for_index(i).unwrap_or_default())
+    }
+
+    /// The index of the entry stored as `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.zip.index_for_name(name)
+    }
+
+    /// Opens entry `index` for reading. Its reads fail once a limit is passed, with an
+    /// [`io::Error`] whose inner error is the [`IngestError`] (see [`limit_error`]).
+    ///
+    /// Errors: [`IngestError::Encrypted`], [`IngestError::UnsupportedArchive`] (compression
+    /// method), [`IngestError::Corrupt`].
+    pub fn entry(&mut self, index: usize) -> Result<ZipEntry<'_>, IngestError> {
+        let name = self
+            .zip
+            .name_for_index(index)
+            .unwrap_or_default()
+            .to_owned();
+        let ZipEntries { zip, meter } = self;
+        // The entry's compressed bytes are counted as they are read, from its local header on
+        // (a little more than its data: the ratio errs on the lenient side).
+        meter.begin_entry(&name);
+        let file = match zip.by_index(index) {
+            Ok(file) => file,
             Err(ZipError::UnsupportedArchive(msg)) if msg == ZipError::PASSWORD_REQUIRED => {
                 return Err(IngestError::Encrypted(name));
             }
             Err(e) => return Err(zip_error(e)),
         };
-        if entry.encrypted() {
+        if file.encrypted() {
             return Err(IngestError::Encrypted(name));
         }
+        Ok(ZipEntry {
+            name,
+            reader: MeteredReader::new(file, meter),
+        })
+    }
+}
+
+/// One zip entry being read (see [`ZipEntries::entry`]).
+pub struct ZipEntry<'a> {
+    name: String,
+    reader: MeteredReader<'a, zip::read::ZipFile<'a, BufReader<RawCounter<File>>>>,
+}
+
+impl ZipEntry<'_> {
+    /// The entry's name as stored.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The uncompressed size its headers declare: a hint, never trusted.
+    pub fn declared_size(&self) -> u64 {
+        self.reader.inner.size()
+    }
+
+    fn is_dir(&self) -> bool {
+        self.reader.inner.is_dir()
+    }
+
+    fn unix_mode(&self) -> Option<u32> {
+        self.reader.inner.unix_mode()
+    }
+}
+
+impl Read for ZipEntry<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+/// The archive limit behind a read error of a [`ZipEntry`], if that is what it is.
+pub fn limit_error(e: &io::Error) -> Option<&IngestError> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<IngestError>())
+}
+
+/// Refuses zip entries whose bytes (local header to the end of the compressed data) overlap
+/// another entry's or run into the central directory: the "overlapping files" zip bomb, where
+/// many entries inflate the same compressed kernel. (`zip`'s own `has_overlapping_files` is
+/// quadratic in the number of entries.)
+fn check_overlaps<R: Read + Seek>(zip: &mut zip::ZipArchive<R>) -> Result<(), IngestError> {
+    let end_of_data = zip.central_directory_start();
+    let mut spans = Vec::with_capacity(zip.len());
+    for i in 0..zip.len() {
+        let f = zip.by_index_raw(i).map_err(zip_error)?;
+        let end = f.data_start().saturating_add(f.compressed_size());
+        spans.push((f.header_start(), end, i));
+    }
+    spans.sort_unstable();
+    let name = |zip: &zip::ZipArchive<_>, i| zip.name_for_index(i).unwrap_or_default().to_owned();
+    for pair in spans.windows(2) {
+        let ((_, end, a), (start, _, b)) = (pair[0], pair[1]);
+        if start < end {
+            return Err(IngestError::OverlappingEntries(name(zip, a), name(zip, b)));
+        }
+    }
+    if let Some(&(_, end, i)) = spans.last() {
+        if end > end_of_data {
+            return Err(IngestError::Corrupt(format!(
+                "the data of {:?} runs into the central directory",
+                name(zip, i)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn extract_zip(mut zip: ZipEntries, out: &mut Output) -> Result<(), IngestError> {
+    // Names first: an unsafe name anywhere rejects the archive before anything is written.
+    let mut names = Vec::with_capacity(zip.len());
+    for name in zip.names() {
+        let rel = normalize_entry_name(name).map_err(|reason| IngestError::UnsafeEntry {
+            name: name.to_owned(),
+            reason,
+        })?;
+        names.push((name.to_owned(), rel));
+    }
+
+    for (i, (name, rel)) in names.into_iter().enumerate() {
+        let mut entry = zip.entry(i)?;
         let file_type = entry.unix_mode().map(|m| m & 0o170_000).unwrap_or(0);
         if let Some(reason) = special_file_reason(file_type) {
             return Err(IngestError::UnsafeEntry { name, reason });
@@ -257,8 +400,7 @@ fn extract_zip(
             continue;
         }
         let mut target = out.create_file(&rel, &name)?;
-        let mut reader = MeteredReader::new(entry, meter);
-        copy_entry(&mut reader, &mut target, out.dest.join(&rel), meter, &name)?;
+        copy_entry(&mut entry, &mut target, out.dest.join(&rel), None, &name)?;
     }
     Ok(())
 }
@@ -359,6 +501,7 @@ fn extract_tar_entries<R: Read>(
             name: String::from_utf8_lossy(e.as_bytes()).into_owned(),
             reason: "the name is not valid UTF-8",
         })?;
+        meter.begin_entry(&name);
         let rel = normalize_entry_name(&name).map_err(|reason| IngestError::UnsafeEntry {
             name: name.clone(),
             reason,
@@ -393,7 +536,13 @@ fn extract_tar_entries<R: Read>(
         }
         let declared = entry.size();
         let mut target = out.create_file(&rel, &name)?;
-        let written = copy_entry(&mut entry, &mut target, out.dest.join(&rel), meter, &name)?;
+        let written = copy_entry(
+            &mut entry,
+            &mut target,
+            out.dest.join(&rel),
+            Some(meter),
+            &name,
+        )?;
         if written != declared {
             return Err(IngestError::Corrupt(format!(
                 "{name:?} ends after {written} of its {declared} bytes"
@@ -412,10 +561,18 @@ fn drain(entry: &mut impl Read, meter: &Meter) -> Result<(), IngestError> {
 // Shared machinery
 
 /// Counts uncompressed bytes as they come out of the archive and enforces the limits.
+#[derive(Debug)]
 struct Meter {
     limits: ArchiveLimits,
-    archive_bytes: u64,
     total: Cell<u64>,
+    /// Raw (compressed) archive bytes read from the file so far, shared with its
+    /// [`RawCounter`]; entries' ratios are measured with it.
+    raw: Arc<AtomicU64>,
+    /// `raw` when the current entry began.
+    entry_start: Cell<u64>,
+    /// Uncompressed bytes out of the current entry.
+    entry_out: Cell<u64>,
+    entry_name: RefCell<String>,
     /// While tar headers are being read: `total` when that started.
     metadata_start: Cell<Option<u64>>,
     violation: Cell<Option<Violation>>,
@@ -424,19 +581,37 @@ struct Meter {
 #[derive(Debug, Clone, Copy)]
 enum Violation {
     TooLarge,
-    Bomb,
+    /// An entry's ratio: its compressed and uncompressed bytes then.
+    Bomb(u64, u64),
     MetadataTooLarge,
 }
 
 impl Meter {
-    fn new(limits: ArchiveLimits, archive_bytes: u64) -> Meter {
+    fn new(limits: ArchiveLimits) -> Meter {
         Meter {
             limits,
-            archive_bytes,
             total: Cell::new(0),
+            raw: Arc::new(AtomicU64::new(0)),
+            entry_start: Cell::new(0),
+            entry_out: Cell::new(0),
+            entry_name: RefCell::new(String::new()),
             metadata_start: Cell::new(None),
             violation: Cell::new(None),
         }
+    }
+
+    /// Starts counting a new entry's ratio: its bytes out against the raw bytes read from now.
+    fn begin_entry(&self, name: &str) {
+        self.entry_out.set(0);
+        self.entry_start.set(self.raw.load(Ordering::Relaxed));
+        let mut n = self.entry_name.borrow_mut();
+        n.clear();
+        n.push_str(name);
+    }
+
+    /// The current entry's compressed bytes read so far.
+    fn entry_compressed(&self) -> u64 {
+        self.raw.load(Ordering::Relaxed) - self.entry_start.get()
     }
 
     fn metadata_phase(&self, on: bool) {
@@ -446,12 +621,14 @@ impl Meter {
     fn add(&self, n: usize) -> io::Result<()> {
         let total = self.total.get().saturating_add(n as u64);
         self.total.set(total);
+        let entry = self.entry_out.get().saturating_add(n as u64);
+        self.entry_out.set(entry);
         let violation = if total > self.limits.max_total_bytes {
             Some(Violation::TooLarge)
-        } else if total > RATIO_CHECK_AFTER_BYTES
-            && total as f64 > self.limits.max_ratio * self.archive_bytes as f64
+        } else if entry > self.limits.ratio_check_after
+            && entry as f64 > self.limits.max_ratio * self.entry_compressed().max(1) as f64
         {
-            Some(Violation::Bomb)
+            Some(Violation::Bomb(self.entry_compressed(), entry))
         } else if self
             .metadata_start
             .get()
@@ -465,24 +642,30 @@ impl Meter {
             None => Ok(()),
             Some(v) => {
                 self.violation.set(Some(v));
-                Err(io::Error::other("archive limit exceeded"))
+                Err(io::Error::other(self.error(v)))
             }
         }
     }
 
-    fn violation(&self) -> Option<IngestError> {
-        self.violation.get().map(|v| match v {
+    fn error(&self, v: Violation) -> IngestError {
+        match v {
             Violation::TooLarge => IngestError::TooLarge {
                 limit: self.limits.max_total_bytes,
             },
-            Violation::Bomb => IngestError::CompressionBomb {
+            Violation::Bomb(compressed_bytes, out_bytes) => IngestError::CompressionBomb {
+                entry: self.entry_name.borrow().clone(),
                 max_ratio: self.limits.max_ratio,
-                archive_bytes: self.archive_bytes,
+                compressed_bytes,
+                out_bytes,
             },
             Violation::MetadataTooLarge => IngestError::UnsupportedArchive(
                 "a tar entry has a long-name or pax header larger than 1 MiB".into(),
             ),
-        })
+        }
+    }
+
+    fn violation(&self) -> Option<IngestError> {
+        self.violation.get().map(|v| self.error(v))
     }
 }
 
@@ -493,6 +676,37 @@ fn read_error(meter: &Meter, e: io::Error) -> IngestError {
         .unwrap_or_else(|| IngestError::Corrupt(e.to_string()))
 }
 
+/// Counts the raw archive bytes read (below the decompressor) into its [`Meter`].
+struct RawCounter<R> {
+    inner: R,
+    raw: Arc<AtomicU64>,
+}
+
+impl<R> RawCounter<R> {
+    fn new(inner: R, meter: &Meter) -> Self {
+        RawCounter {
+            inner,
+            raw: Arc::clone(&meter.raw),
+        }
+    }
+}
+
+impl<R: Read> Read for RawCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.raw.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for RawCounter<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+/// Counts the uncompressed bytes read; fails (with the [`IngestError`] inside the
+/// [`io::Error`]) once a limit is passed.
 struct MeteredReader<'m, R> {
     inner: R,
     meter: &'m Meter,
@@ -517,7 +731,7 @@ fn copy_entry(
     reader: &mut impl Read,
     target: &mut File,
     target_path: PathBuf,
-    meter: &Meter,
+    meter: Option<&Meter>,
     name: &str,
 ) -> Result<u64, IngestError> {
     let mut buf = vec![0u8; 64 * 1024];
@@ -528,9 +742,13 @@ fn copy_entry(
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                return Err(meter
-                    .violation()
-                    .unwrap_or_else(|| IngestError::Corrupt(format!("{name:?}: {e}"))))
+                if let Some(v) = meter.and_then(Meter::violation) {
+                    return Err(v);
+                }
+                return Err(match e.downcast::<IngestError>() {
+                    Ok(limit) => limit,
+                    Err(e) => IngestError::Corrupt(format!("{name:?}: {e}")),
+                });
             }
         };
         target

@@ -11,7 +11,8 @@
 //!   archive), with the manifest and related (context) images set aside.
 //! * [`extract_archive`]: zip / tar / tar.gz extraction that refuses path tricks, links, special
 //!   files, duplicates and bombs, and leaves nothing behind when it refuses.
-//!   [`classify_extracted`] then types what came out of it.
+//!   [`classify_extracted`] then types what came out of it. [`ZipEntries`] reads a zip entry by
+//!   entry under the same limits without extracting it (annotation imports).
 //!
 //! Every error is an [`IngestError`] whose message is one line a user can act on; all of them
 //! except [`IngestError::Io`] are the client's fault (HTTP 400), see
@@ -25,7 +26,10 @@ mod share;
 use std::io;
 use std::path::PathBuf;
 
-pub use archive::{extract_archive, ArchiveFormat, ArchiveLimits, RATIO_CHECK_AFTER_BYTES};
+pub use archive::{
+    extract_archive, limit_error, ArchiveFormat, ArchiveLimits, ZipEntries, ZipEntry,
+    RATIO_CHECK_AFTER_BYTES,
+};
 pub use media_kind::{classify, classify_extracted, Media, MediaKind, MediaSet};
 pub use names::{is_ignored_name, sanitize_file_name, IGNORED_NAME_PARTS, MAX_NAME_BYTES};
 pub use share::{expand_share_dir, resolve_share_path};
@@ -80,23 +84,39 @@ pub enum IngestError {
     },
 
     /// More uncompressed data than [`ArchiveLimits::max_total_bytes`].
-    #[error("The archive expands to more than {limit} bytes; split it into smaller archives")]
+    #[error(
+        "The archive expands to more than {limit} bytes (--max-extracted-size); split it into \
+         smaller archives"
+    )]
     TooLarge {
         /// The limit that was exceeded.
         limit: u64,
     },
 
-    /// Expansion ratio above [`ArchiveLimits::max_ratio`]: a compression bomb.
+    /// An entry expanding more than [`ArchiveLimits::max_ratio`] times its compressed size: a
+    /// compression bomb.
     #[error(
-        "The archive expands to more than {max_ratio} times its size ({archive_bytes} bytes); \
-         it looks like a compression bomb and was rejected"
+        "The archive entry {entry:?} expands to more than {max_ratio} times its compressed size \
+         ({out_bytes} bytes out of {compressed_bytes}); it looks like a compression bomb and was \
+         rejected"
     )]
     CompressionBomb {
+        /// The entry's name.
+        entry: String,
         /// The limit that was exceeded.
         max_ratio: f64,
-        /// The archive's size on disk.
-        archive_bytes: u64,
+        /// The entry's compressed bytes read when it was stopped.
+        compressed_bytes: u64,
+        /// Its uncompressed bytes by then.
+        out_bytes: u64,
     },
+
+    /// Two zip entries sharing compressed data (an "overlapping files" zip bomb).
+    #[error(
+        "The archive entries {0:?} and {1:?} overlap (a zip bomb reuses data this way); the \
+         archive was rejected"
+    )]
+    OverlappingEntries(String, String),
 
     /// A password-protected zip entry.
     #[error("The archive entry {0:?} is encrypted; upload an archive without a password")]

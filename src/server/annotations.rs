@@ -4,9 +4,12 @@
 
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use futures::StreamExt;
 use serde::Deserialize;
 
 use super::api::{task_or_404, St};
@@ -53,11 +56,134 @@ fn read(st: &AppState, scope: &Scope) -> Result<Arc<Annotations>, ApiError> {
         .annotations(scope.task_id, scope.job.then_some(scope.frames))?)
 }
 
-fn parse_body(
-    body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
+/// Reads and parses an annotations body (PUT/PATCH) as it streams in: refused with 413 when
+/// `Content-Length` or the bytes received pass `--max-annotation-body`, parsed by serde_json on a
+/// blocking thread from the chunks as they arrive, so the body is never held whole.
+///
+/// An error answered before the body was read to its end says `Connection: close`: the server
+/// does not read the rest, so the client must not send its next request on this connection.
+async fn parse_body(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Annotations, Response> {
+    let mut drained = false;
+    read_body(st, headers, body, &mut drained)
+        .await
+        .map_err(|e| {
+            let mut r = e.into_response();
+            if !drained {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            r
+        })
+}
+
+async fn read_body(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    drained: &mut bool,
 ) -> Result<Annotations, ApiError> {
-    body.map(|Json(a)| a)
-        .map_err(|e| ApiError::bad_request(format!("invalid annotations JSON: {}", e.body_text())))
+    let limit = st.config.max_annotation_body;
+    let too_large = || ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        message: format!(
+            "the annotations body is larger than {limit} bytes (--max-annotation-body); send \
+             fewer objects per request (PATCH ?action=create in parts) or import a file"
+        ),
+    };
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime_guess::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == "application"
+                && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+        });
+    if !json {
+        return Err(ApiError::bad_request(
+            "invalid annotations JSON: Expected request with `Content-Type: application/json`",
+        ));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let parser = tokio::task::spawn_blocking(move || {
+        let reader = ChannelReader {
+            rx,
+            current: Bytes::new(),
+        };
+        serde_json::from_reader::<_, Annotations>(std::io::BufReader::with_capacity(
+            1 << 16,
+            reader,
+        ))
+    });
+    let mut stream = body.into_data_stream();
+    let mut received = 0u64;
+    let mut over = false;
+    loop {
+        let Some(chunk) = stream.next().await else {
+            *drained = true;
+            break;
+        };
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                break;
+            }
+        };
+        received += chunk.len() as u64;
+        if received > limit {
+            over = true;
+            let _ = tx.send(Err(std::io::Error::other("body too large"))).await;
+            break;
+        }
+        if tx.send(Ok(chunk)).await.is_err() {
+            break; // the parser stopped (a syntax error): its error is the answer
+        }
+    }
+    drop(tx);
+    let parsed = parser
+        .await
+        .map_err(|e| ApiError::internal(format!("the annotations parser failed: {e}")))?;
+    if over {
+        return Err(too_large());
+    }
+    parsed.map_err(|e| {
+        if e.is_io() {
+            ApiError::bad_request(format!("the request body was interrupted: {e}"))
+        } else {
+            ApiError::bad_request(format!("invalid annotations JSON: {e}"))
+        }
+    })
+}
+
+/// A blocking reader over body chunks sent through a channel.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
 }
 
 fn validate(st: &AppState, scope: &Scope, a: &Annotations) -> Result<(), ApiError> {
@@ -220,10 +346,14 @@ pub(crate) async fn put_task(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
-    body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Arc<Annotations>>, ApiError> {
-    let scope = task_scope(&st, id, &me)?;
-    do_put(&st, scope, parse_body(body)?).await
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Arc<Annotations>>, Response> {
+    let scope = task_scope(&st, id, &me).map_err(IntoResponse::into_response)?;
+    let a = parse_body(&st, &headers, body).await?;
+    do_put(&st, scope, a)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// `PATCH /api/tasks/{id}/annotations?action=`
@@ -233,10 +363,14 @@ pub(crate) async fn patch_task(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     Query(q): Query<ActionQuery>,
-    body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Arc<Annotations>>, ApiError> {
-    let scope = task_scope(&st, id, &me)?;
-    do_patch(&st, scope, q.action, parse_body(body)?).await
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Arc<Annotations>>, Response> {
+    let scope = task_scope(&st, id, &me).map_err(IntoResponse::into_response)?;
+    let a = parse_body(&st, &headers, body).await?;
+    do_patch(&st, scope, q.action, a)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// `DELETE /api/tasks/{id}/annotations`
@@ -265,10 +399,14 @@ pub(crate) async fn put_job(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
-    body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Arc<Annotations>>, ApiError> {
-    let scope = job_scope(&st, id, &me)?;
-    do_put(&st, scope, parse_body(body)?).await
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Arc<Annotations>>, Response> {
+    let scope = job_scope(&st, id, &me).map_err(IntoResponse::into_response)?;
+    let a = parse_body(&st, &headers, body).await?;
+    do_put(&st, scope, a)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// `PATCH /api/jobs/{id}/annotations?action=`
@@ -278,10 +416,14 @@ pub(crate) async fn patch_job(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
     Query(q): Query<ActionQuery>,
-    body: Result<Json<Annotations>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Arc<Annotations>>, ApiError> {
-    let scope = job_scope(&st, id, &me)?;
-    do_patch(&st, scope, q.action, parse_body(body)?).await
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Arc<Annotations>>, Response> {
+    let scope = job_scope(&st, id, &me).map_err(IntoResponse::into_response)?;
+    let a = parse_body(&st, &headers, body).await?;
+    do_patch(&st, scope, q.action, a)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// `DELETE /api/jobs/{id}/annotations`

@@ -66,6 +66,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 .patch(annotations::patch_task)
                 .delete(annotations::delete_task)
                 .post(datasets::import_task)
+                // For multipart imports (streamed to disk); PUT/PATCH bodies are streamed
+                // under `--max-annotation-body` by `annotations::parse_body`.
                 .layer(axum::extract::DefaultBodyLimit::max(max_body)),
         )
         .route(
@@ -87,6 +89,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 .patch(annotations::patch_job)
                 .delete(annotations::delete_job)
                 .post(datasets::import_job)
+                // As for tasks: multipart imports; PUT/PATCH have their own limit.
                 .layer(axum::extract::DefaultBodyLimit::max(max_body)),
         )
         .route("/api/tasks/{id}/preview", get(data::task_preview))

@@ -25,10 +25,11 @@ use crate::annotations::{self, Annotations, Context, LabelIndex};
 use crate::chunks::{self, Source};
 use crate::codec;
 use crate::formats::{
-    self, DatasetFrame, ExportOptions, Format, FormatError, FrameSource, ImportInput, TaskDataset,
-    ZipSink,
+    self, DatasetFrame, ExportOptions, Format, FormatError, FrameSource, ImportInput, ImportLimits,
+    TaskDataset, ZipSink,
 };
 use crate::frames;
+use crate::ingest::ArchiveLimits;
 use crate::media::{ColorMode, DecodedFrame, RgbConverter};
 use crate::store::{MediaSource, RequestRow};
 use crate::task::iso_utc;
@@ -538,10 +539,11 @@ async fn start_export(
         let ds = dataset(scope.task_id, &l);
         let t_load = t0.elapsed();
         let dir = exports_dir(st);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir).map_err(|e| io_message(st, "create", &dir, &e))?;
         let part = dir.join(format!("{file_id}.zip.part"));
         let result = (|| -> Result<(), String> {
-            let file = std::fs::File::create(&part).map_err(|e| e.to_string())?;
+            let file =
+                std::fs::File::create(&part).map_err(|e| io_message(st, "create", &part, &e))?;
             let mut zip = ZipSink::new(file);
             let frames_src = ExportFrames {
                 st: Arc::clone(st),
@@ -560,17 +562,20 @@ async fn start_export(
                 &mut zip,
                 progress,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("export to {} failed: {e}", shown_path(st, &part)))?;
             let t_export = t0.elapsed();
             // No fsync: a result is transient and can be made again; the rename below is what
             // keeps a half-written file from ever being served.
-            let mut f = zip.finish().map_err(|e| e.to_string())?;
-            f.flush().map_err(|e| e.to_string())?;
-            std::fs::write(dir.join(format!("{file_id}.name")), &download_name)
-                .map_err(|e| e.to_string())?;
+            let mut f = zip
+                .finish()
+                .map_err(|e| format!("export to {} failed: {e}", shown_path(st, &part)))?;
+            f.flush().map_err(|e| io_message(st, "write", &part, &e))?;
+            let name_file = dir.join(format!("{file_id}.name"));
+            std::fs::write(&name_file, &download_name)
+                .map_err(|e| io_message(st, "write", &name_file, &e))?;
             check_task_alive(st, scope.task_id).map_err(|e| e.to_string())?;
-            std::fs::rename(&part, dir.join(format!("{file_id}.zip")))
-                .map_err(|e| e.to_string())?;
+            let done = dir.join(format!("{file_id}.zip"));
+            std::fs::rename(&part, &done).map_err(|e| io_message(st, "create", &done, &e))?;
             // Deleted between the check and the rename: its results were removed before this
             // one existed.
             if let Err(e) = check_task_alive(st, scope.task_id) {
@@ -664,7 +669,7 @@ pub(crate) async fn download(
         .unwrap_or_else(|_| "export.zip".into());
     let file = tokio::fs::File::open(&path)
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(|e| ApiError::internal(io_message(&st, "read", &path, &e)))?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 << 10));
     let mut r = Response::new(body);
@@ -770,7 +775,8 @@ async fn start_import(
     let dir = st
         .uploads_dir()
         .join(format!("annotations_{}", scope.task_id));
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ApiError::internal(io_message(&st, "create", &dir, &e)))?;
     if headers.contains_key("Upload-Length") {
         return tus::create(
             &st,
@@ -794,18 +800,20 @@ async fn start_import(
         .ok_or_else(|| ApiError::bad_request("'format' is required"))?;
     let fmt = find_format(&format, true)?;
     // The file: uploaded with TUS (Upload-Finish names it), or in this multipart request.
-    let path = if headers.contains_key("Upload-Finish") {
+    let (path, display) = if headers.contains_key("Upload-Finish") {
         let name = q
             .filename
             .clone()
             .ok_or_else(|| ApiError::bad_request("'filename' is required with Upload-Finish"))?;
-        st.annotation_files
+        let path = st
+            .annotation_files
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(scope.task_id, name.clone()))
             .ok_or_else(|| {
                 ApiError::bad_request(format!("no uploaded file '{name}': upload it first"))
-            })?
+            })?;
+        (path, name)
     } else {
         let mut mp = Multipart::from_request(req, &()).await.map_err(|e| {
             ApiError::bad_request(format!(
@@ -822,11 +830,10 @@ async fn start_import(
                     crate::ingest::sanitize_file_name(field.file_name().unwrap_or("annotations"))
                         .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 let p = dir.join(format!("{}_{name}", uuid::Uuid::new_v4().simple()));
-                let bytes = field.bytes().await.map_err(|e| {
-                    ApiError::bad_request(format!("the upload was interrupted: {}", e.body_text()))
-                })?;
-                std::fs::write(&p, &bytes).map_err(|e| ApiError::internal(e.to_string()))?;
-                saved = Some(p);
+                save_field(&st, field, &p).await?;
+                if let Some((old, _)) = saved.replace((p, name)) {
+                    let _ = std::fs::remove_file(old);
+                }
             }
         }
         saved.ok_or_else(|| ApiError::bad_request("no annotation file in the request"))?
@@ -845,27 +852,83 @@ async fn start_import(
         me.id,
     )?;
     run_request(st, req, move |st, progress| {
-        let r = import_file(st, scope, fmt.as_ref(), &path, append, progress);
+        let r = import_file(st, scope, fmt.as_ref(), &path, &display, append, progress);
         let _ = std::fs::remove_file(&path);
         r.map(|()| None)
     });
     Ok((StatusCode::ACCEPTED, Json(json!({ "rq_id": rq_id }))).into_response())
 }
 
-/// Parses, validates and stores an imported file; the existing annotations are replaced only
-/// when all of it is valid.
+/// Streams a multipart file field into `path` (never whole in memory); removes it on failure.
+async fn save_field(
+    st: &AppState,
+    mut field: axum::extract::multipart::Field<'_>,
+    path: &FsPath,
+) -> Result<(), ApiError> {
+    use tokio::io::AsyncWriteExt;
+    let write_err = |e: std::io::Error| ApiError::internal(io_message(st, "write", path, &e));
+    let mut file = tokio::fs::File::create(path).await.map_err(write_err)?;
+    let result = async {
+        while let Some(chunk) = field.chunk().await.map_err(|e| {
+            ApiError::bad_request(format!("the upload was interrupted: {}", e.body_text()))
+        })? {
+            file.write_all(&chunk).await.map_err(write_err)?;
+        }
+        file.flush().await.map_err(write_err)
+    }
+    .await;
+    if result.is_err() {
+        drop(file);
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    result
+}
+
+/// A client-facing message for an I/O failure: what was done, on which file (relative to the
+/// data dir, never an absolute server path), and why.
+fn io_message(st: &AppState, what: &str, path: &FsPath, e: &std::io::Error) -> String {
+    format!("cannot {what} {}: {e}", shown_path(st, path))
+}
+
+/// `path` relative to the data dir (else only its file name).
+fn shown_path(st: &AppState, path: &FsPath) -> String {
+    match path.strip_prefix(&st.config.data_dir) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    }
+}
+
+/// The limits an import is read under: the archive rules of task data, and
+/// `--max-import-value`.
+fn import_limits(st: &AppState) -> ImportLimits {
+    ImportLimits {
+        archive: ArchiveLimits {
+            max_total_bytes: st.config.max_extracted_size,
+            ..ArchiveLimits::default()
+        },
+        max_value: st.config.max_import_value,
+    }
+}
+
+/// Parses, validates and stores an imported file (`display`: the client's name for it); the
+/// existing annotations are replaced only when all of it is valid.
 fn import_file(
     st: &AppState,
     scope: Scope,
     fmt: &dyn Format,
     path: &FsPath,
+    display: &str,
     append: bool,
     progress: &dyn Fn(f64),
 ) -> Result<(), String> {
     let t0 = std::time::Instant::now();
     let (l, _) = load(st, scope, false)?;
     let ds = dataset(scope.task_id, &l);
-    let input = ImportInput::open(path).map_err(|e| e.to_string())?;
+    let input = ImportInput::open_with(path, display, import_limits(st))
+        .map_err(|e| format!("import failed: {e}"))?;
     progress(0.1);
     let imported = fmt
         .import(&input, &ds)

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::*;
+use crate::formats::DEFAULT_MAX_IMPORT_VALUE;
 use crate::store::LabelRow;
 
 /// Skeleton SVG as CVAT clients send it (`data-label-name`), with one circle in CVAT's stored
@@ -853,6 +854,7 @@ fn count_dir(dir: &Path) -> Counter {
             None,
             "f",
             DEFAULT_READ_LIMIT,
+            DEFAULT_MAX_IMPORT_VALUE,
             &mut c,
         )
         .unwrap();
@@ -1337,7 +1339,14 @@ impl<'de> Sink<'de> for Recorder {
 
 fn parse_with(text: &str) -> (Result<(), FormatError>, Vec<String>) {
     let mut r = Recorder::default();
-    let res = parse_file(text.as_bytes(), None, "f.json", DEFAULT_READ_LIMIT, &mut r);
+    let res = parse_file(
+        text.as_bytes(),
+        None,
+        "f.json",
+        DEFAULT_READ_LIMIT,
+        DEFAULT_MAX_IMPORT_VALUE,
+        &mut r,
+    );
     (res, r.0)
 }
 
@@ -1643,5 +1652,125 @@ fn export_errors_name_the_frame() {
     assert_eq!(
         err.to_string(),
         "annotations/default.json, frame 2500 ('2500.jpg'): unknown label id 99"
+    );
+}
+
+// ---- import limits -------------------------------------------------------------------------------
+
+#[test]
+fn string_scan_follows_json_quoting_across_chunks() {
+    // (text, longest string in it)
+    let cases: [(&str, u64); 6] = [
+        (r#"{"a": "bc", "def": 1}"#, 3),
+        (r#"["x\"y\"z"]"#, 7),
+        (r#"["\\", "1234"]"#, 4),
+        (r#"["\\\"12"]"#, 6),
+        (r#"["\u00e9\u00e9"]"#, 12),
+        ("[1, 2, 3]", 0),
+    ];
+    for (text, longest) in cases {
+        for chunk in [1, 2, 3, text.len()] {
+            let scan = |max| {
+                let mut s = StringScan::default();
+                text.as_bytes().chunks(chunk).all(|c| s.scan(c, max))
+            };
+            assert!(scan(longest), "{text} / {chunk}: {longest} is allowed");
+            if longest > 0 {
+                assert!(
+                    !scan(longest - 1),
+                    "{text} / {chunk}: {} is not",
+                    longest - 1
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn strings_past_the_import_limit_are_refused_naming_it() {
+    let l = labels();
+    let a = Annotations::default();
+    let ds = dataset(&l, &a, frames());
+    let dir = tempfile::tempdir().unwrap();
+    let limits = crate::formats::ImportLimits {
+        max_value: 1 << 20,
+        ..Default::default()
+    };
+    let cats = json!({"label": {"labels": [{"name": "car"}]}});
+    let long = "x".repeat(2 << 20);
+    let quotes = "\"".repeat(600_000); // escaped: 1.2 MB in the file, 600 KB decoded
+    let mut key = serde_json::Map::new();
+    key.insert("categories".into(), cats.clone());
+    key.insert("items".into(), json!([]));
+    key.insert(long.clone(), json!(1));
+    let cases = [
+        json!({"info": {"note": long}, "categories": cats, "items": []}),
+        json!({"categories": cats, "items": [{"id": long, "annotations": []}]}),
+        Value::Object(key),
+        json!({"categories": cats, "items": [{"id": "a", "quotes": quotes}]}),
+    ];
+    for (i, v) in cases.iter().enumerate() {
+        let p = write_json(dir.path(), &format!("{i}.json"), v);
+        let input = ImportInput::open_with(&p, "default.json", limits).unwrap();
+        let e = Datumaro::default().import(&input, &ds).unwrap_err();
+        assert!(matches!(e, FormatError::Limit(_)), "{i}: {e}");
+        assert_eq!(
+            e.to_string(),
+            "default.json: a JSON string is larger than 1048576 bytes (--max-import-value)",
+            "{i}"
+        );
+        // Under the default limit the same file is read (or fails for another reason).
+        let e = Datumaro::default()
+            .import(&ImportInput::open(&p).unwrap(), &ds)
+            .err();
+        assert!(!matches!(e, Some(FormatError::Limit(_))), "{i}: {e:?}");
+    }
+}
+
+#[test]
+fn zipped_json_bombs_are_refused_naming_the_entry() {
+    let l = labels();
+    let a = Annotations::default();
+    let ds = dataset(&l, &a, frames());
+    let dir = tempfile::tempdir().unwrap();
+    // One 80 MiB string, ~80 KB deflated.
+    let z = dir.path().join("dataset.zip");
+    let mut w = zip::ZipWriter::new(std::fs::File::create(&z).unwrap());
+    w.start_file(
+        "annotations/default.json",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    w.write_all(br#"{"categories": {}, "items": [], "info": ""#)
+        .unwrap();
+    let block = vec![b'a'; 1 << 20];
+    for _ in 0..80 {
+        w.write_all(&block).unwrap();
+    }
+    w.write_all(b"\"}").unwrap();
+    w.finish().unwrap();
+    let e = Datumaro::default()
+        .import(&ImportInput::open(&z).unwrap(), &ds)
+        .unwrap_err();
+    assert!(matches!(e, FormatError::Limit(_)), "{e}");
+    assert!(
+        e.to_string().starts_with(
+            "The archive entry \"annotations/default.json\" expands to more than 200 times"
+        ),
+        "{e}"
+    );
+    // With the ratio check off, the string limit stops it.
+    let limits = crate::formats::ImportLimits {
+        archive: crate::ingest::ArchiveLimits {
+            max_ratio: f64::INFINITY,
+            ..Default::default()
+        },
+        max_value: 1 << 20,
+    };
+    let input = ImportInput::open_with(&z, "dataset.zip", limits).unwrap();
+    let e = Datumaro::default().import(&input, &ds).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "annotations/default.json: a JSON string is larger than 1048576 bytes (--max-import-value)"
     );
 }
