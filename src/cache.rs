@@ -121,7 +121,7 @@ pub struct ItemCache {
 
 impl ItemCache {
     /// How long a built item stays shared after its build even if the cache does not keep it.
-    pub const HOLD: Duration = Duration::from_secs(2);
+    pub const HOLD: Duration = Duration::from_secs(5);
 
     /// A cache holding at most `max_bytes` of item payloads.
     pub fn new(max_bytes: u64) -> Self {

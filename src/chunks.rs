@@ -137,11 +137,13 @@ pub fn build_memory(src: &Source<'_>, frames: &[u64], quality: Quality, kind: Bu
             let compressed = quality == Quality::Compressed;
             let (ow, oh) = codec::chunk_video_size(*width, *height, compressed);
             let out_frame = ow as u64 * oh as u64 * 3 / 2;
-            // x264 keeps a few frames per thread (the frames it encodes in parallel and their
-            // references); the output is at most about half the raw frames at QP 1.
-            let encoder = out_frame * (8 + 2 * num_cpus::get() as u64) + (8 << 20);
+            // x264 keeps frames per thread (those it encodes in parallel and their references)
+            // and its lookahead; the output of real footage at QP 1 is about a tenth of the raw
+            // frames, a quarter leaves room. Measured with `examples/memory_floor` (1080p,
+            // 2 cores: 15 MiB compressed, 58 MiB original, estimates 21 and 61).
+            let encoder = out_frame * (4 + 2 * num_cpus::get() as u64) + (8 << 20);
             let staging = if *rotation != 0.0 { rgb * 2 } else { 0 };
-            encoder + staging + n * out_frame / 2
+            encoder + staging + n * out_frame / 4
         }
         // Frames queued for the JPEG encoders, and the JPEGs (about a third of RGB at most).
         (BuildKind::Chunk, ChunkType::Imageset) => 6 * (yuv + rgb) + n * rgb / 3,

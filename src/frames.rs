@@ -476,6 +476,71 @@ pub fn decode_frames<E: From<FrameError>>(
 mod tests {
     use super::*;
 
+    fn video() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/videos/h264_bframes.mp4")
+    }
+
+    /// Decodes frames `wanted` through `pool`, parking the reader.
+    fn decode(pool: &DecoderPool, owner: (i64, i64), wanted: &[u64]) {
+        let seek = SeekTable::from_keyframes(vec![(0, 0)], Some(90));
+        decode_frames::<FrameError>(&video(), &seek, pool, owner, wanted, |_, _| Ok(())).unwrap();
+    }
+
+    #[test]
+    fn parked_decoders_are_counted_and_closed_when_memory_is_short() {
+        let pool = DecoderPool::new(8);
+        decode(&pool, (1, 1), &[0, 1, 2]);
+        decode(&pool, (2, 1), &[0]);
+        assert_eq!(pool.len(), 2);
+        let each = pool.lock()[0].reader.bytes();
+        // 320x240, 4:2:0, FFmpeg's threads: frame buffers and a fixed part.
+        assert!(each > 4 << 20 && each < 16 << 20, "{each}");
+        let seek = SeekTable::from_keyframes(vec![(0, 0)], Some(90));
+        assert!(pool.has_reader((1, 1), 3, &seek));
+        assert!(!pool.has_reader((1, 1), 1, &seek), "cannot go back");
+        // The budget's reclaimer: least recently used first, as many as the bytes need.
+        assert_eq!(pool.shed(1), each);
+        assert_eq!(pool.len(), 1);
+        assert!(pool.has_reader((2, 1), 1, &seek), "the newer one stays");
+        assert_eq!(pool.shed(u64::MAX), each);
+        assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn idle_decoders_are_closed() {
+        let pool = DecoderPool::with_idle(8, Duration::from_millis(100));
+        decode(&pool, (3, 1), &[0]);
+        assert_eq!(pool.len(), 1);
+        let end = Instant::now() + Duration::from_secs(5);
+        while !pool.is_empty() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(pool.is_empty(), "an idle decoder is closed");
+    }
+
+    #[test]
+    fn source_checks_name_the_file_as_the_task_knows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.mp4");
+        std::fs::write(&path, b"one").unwrap();
+        let stamp = FileStamp::of(&path).unwrap();
+        let watch = SourceWatch::default();
+        watch.check(&path, "sub/v.mp4", &stamp).unwrap();
+        std::fs::write(&path, b"changed").unwrap();
+        // Trusted for a second after a good check...
+        watch.check(&path, "sub/v.mp4", &stamp).unwrap();
+        std::thread::sleep(SourceWatch::INTERVAL);
+        // ... then looked at again.
+        let e = watch.check(&path, "sub/v.mp4", &stamp).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the source file sub/v.mp4 changed after the task was created; re-create the task"
+        );
+        std::fs::remove_file(&path).unwrap();
+        let e = check_source(&path, "sub/v.mp4", &stamp).unwrap_err();
+        assert_eq!(e.to_string(), "the source file sub/v.mp4 is missing");
+    }
+
     #[test]
     fn seek_table_finds_the_key_frame_before() {
         let t = SeekTable {

@@ -457,9 +457,134 @@ fn decode_generic(
     })
 }
 
+/// Test images that declare more pixels than they hold (decompression bombs), tiny on disk.
+#[cfg(test)]
+pub(crate) mod bombs {
+    /// A valid baseline greyscale JPEG of one colour: Huffman tables with a single 1-bit code
+    /// (DC difference 0, end of block), so each 8x8 block takes 2 bits.
+    pub(crate) fn grey_jpeg(width: u16, height: u16) -> Vec<u8> {
+        let blocks = (width as usize).div_ceil(8) * (height as usize).div_ceil(8);
+        let one_code: Vec<u8> = [&[1u8][..], &[0; 15], &[0]].concat();
+        let mut j = vec![0xFF, 0xD8, 0xFF, 0xDB, 0, 67, 0];
+        j.extend([1u8; 64]);
+        j.extend([0xFF, 0xC0, 0, 11, 8]);
+        j.extend(height.to_be_bytes());
+        j.extend(width.to_be_bytes());
+        j.extend([1, 1, 0x11, 0]);
+        for class in [0x00, 0x10] {
+            j.extend([0xFF, 0xC4, 0, 20, class]);
+            j.extend(&one_code);
+        }
+        j.extend([0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0]);
+        j.extend(vec![0u8; (2 * blocks).div_ceil(8)]);
+        j.extend([0xFF, 0xD9]);
+        j
+    }
+
+    /// A PNG whose IHDR declares `width` x `height` RGB pixels (its data is a few bytes).
+    pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut c = (data.len() as u32).to_be_bytes().to_vec();
+            c.extend(kind);
+            c.extend(data);
+            let mut h = crc32fast::Hasher::new();
+            h.update(kind);
+            h.update(data);
+            c.extend(h.finalize().to_be_bytes());
+            c
+        };
+        let mut ihdr = width.to_be_bytes().to_vec();
+        ihdr.extend(height.to_be_bytes());
+        ihdr.extend([8, 2, 0, 0, 0]);
+        let mut p = b"\x89PNG\r\n\x1a\n".to_vec();
+        p.extend(chunk(b"IHDR", &ihdr));
+        // A zlib stream of a few zero bytes.
+        p.extend(chunk(
+            b"IDAT",
+            &[0x78, 0x9C, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01],
+        ));
+        p.extend(chunk(b"IEND", b""));
+        p
+    }
+
+    /// A GIF whose logical screen and only frame are `width` x `height`.
+    pub(crate) fn gif(width: u16, height: u16) -> Vec<u8> {
+        let mut g = b"GIF89a".to_vec();
+        g.extend(width.to_le_bytes());
+        g.extend(height.to_le_bytes());
+        g.extend([0x80, 0, 0, 0, 0, 0, 255, 255, 255]); // a 2-colour global palette
+        g.push(0x2C);
+        g.extend([0, 0, 0, 0]);
+        g.extend(width.to_le_bytes());
+        g.extend(height.to_le_bytes());
+        g.extend([0, 2, 2, 0x4C, 0x01, 0, 0x3B]);
+        g
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_over_the_pixel_limit_are_refused_from_their_header() {
+        // 30000 x 30000 (900 MP) against the default 200 MP: refused before any allocation (the
+        // JPEG would take 900 MB to decode), with the name and the size.
+        let cases: [(&str, Vec<u8>, &str); 3] = [
+            ("photo.jpg", bombs::grey_jpeg(30000, 30000), "30000x30000"),
+            ("pic.png", bombs::png(30000, 30000), "30000x30000"),
+            ("anim.gif", bombs::gif(65000, 65000), "65000x65000"),
+        ];
+        for (name, bytes, size) in &cases {
+            assert!(bytes.len() < 4 << 20, "{name} is small on disk");
+            let want = format!(
+                "{name}: {size} pixels is more than the limit of 200000000 (--max-image-pixels)"
+            );
+            let e = decode_cost(bytes, name).unwrap_err();
+            assert_eq!(e.to_string(), want);
+            let e = decode_native(bytes, name).unwrap_err();
+            assert!(matches!(e, MediaError::TooManyPixels { .. }), "{name}: {e}");
+            assert_eq!(e.to_string(), want);
+        }
+        let e = decode_with_image(&cases[1].1, None, "pic.png").unwrap_err();
+        assert!(matches!(e, MediaError::TooManyPixels { .. }), "{e}");
+    }
+
+    #[test]
+    fn images_under_the_limit_decode_with_their_cost() {
+        let jpeg = bombs::grey_jpeg(4000, 3000);
+        let cost = decode_cost(&jpeg, "ok.jpg").unwrap();
+        assert_eq!(
+            (cost.width, cost.height, cost.bytes),
+            (4000, 3000, 12_000_000)
+        );
+        let img = decode_native(&jpeg, "ok.jpg").unwrap();
+        assert_eq!(
+            (img.width, img.height, img.mode),
+            (4000, 3000, PixelMode::L)
+        );
+        assert!(img.data.iter().all(|&v| v == 128), "one grey colour");
+        let gif = decode_cost(&bombs::gif(40, 30), "small.gif").unwrap();
+        assert_eq!((gif.width, gif.height), (40, 30));
+    }
+
+    #[test]
+    fn decoded_jpeg_pixels_are_not_copied() {
+        let jpeg = bombs::grey_jpeg(64, 48);
+        let img = turbojpeg::decompress(&jpeg, turbojpeg::PixelFormat::GRAY).unwrap();
+        let ptr = img.pixels.as_ptr();
+        let data = tight_pixels(img);
+        assert_eq!((data.as_ptr(), data.len()), (ptr, 64 * 48));
+        // Padded rows are packed.
+        let padded = turbojpeg::Image {
+            pixels: (0..12u8).collect::<Vec<_>>(),
+            width: 2,
+            pitch: 4,
+            height: 3,
+            format: turbojpeg::PixelFormat::GRAY,
+        };
+        assert_eq!(tight_pixels(padded), vec![0, 1, 4, 5, 8, 9]);
+    }
 
     #[test]
     fn unpacks_two_bit_grey_like_pillow() {

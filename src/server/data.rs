@@ -75,6 +75,7 @@ const MEMORY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// items when memory is short. Called once at start.
 pub(crate) fn install_limits(st: &AppState) -> anyhow::Result<()> {
     let c = &st.config;
+    budget::tune_allocator();
     crate::media::image::set_max_pixels(c.max_image_pixels);
     let limit = c.memory_limit();
     let least = c
