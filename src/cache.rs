@@ -153,27 +153,50 @@ impl ItemCache {
 
     /// A just-built item still held (see [`Self::HOLD`]).
     fn recent(&self, key: &ItemKey) -> Option<Arc<Item>> {
-        let mut held = self.held();
-        match held.get(key) {
-            Some((item, at)) if at.elapsed() < Self::HOLD => Some(Arc::clone(item)),
-            Some(_) => {
-                held.remove(key);
-                None
+        // Few items are held (those built in the last seconds): expire them all as we look.
+        let expired: Vec<_> = {
+            let mut held = self.held();
+            let keys: Vec<ItemKey> = held
+                .iter()
+                .filter(|(_, (_, at))| at.elapsed() >= Self::HOLD)
+                .map(|(k, _)| *k)
+                .collect();
+            let gone = keys.iter().filter_map(|k| held.remove(k)).collect();
+            if let Some((item, _)) = held.get(key) {
+                return Some(Arc::clone(item));
             }
-            None => None,
-        }
+            gone
+        };
+        drop(expired);
+        None
     }
 
     fn hold(&self, key: ItemKey, item: &Arc<Item>) {
-        let mut held = self.held();
-        held.retain(|_, (_, at)| at.elapsed() < Self::HOLD);
-        held.insert(key, (Arc::clone(item), Instant::now()));
+        self.held().insert(key, (Arc::clone(item), Instant::now()));
     }
 
-    /// Lets go of the held items (the memory budget is short); returns their bytes.
-    pub fn release_held(&self) -> u64 {
-        let gone: Vec<_> = self.held().drain().collect();
-        gone.iter().map(|(_, (i, _))| i.bytes.len() as u64).sum()
+    /// Lets go of held items, oldest first, until about `bytes` are freed (the memory budget is
+    /// short); returns the bytes let go.
+    pub fn release_held(&self, bytes: u64) -> u64 {
+        let gone: Vec<Arc<Item>> = {
+            let mut held = self.held();
+            let mut by_age: Vec<(ItemKey, Instant)> =
+                held.iter().map(|(k, (_, at))| (*k, *at)).collect();
+            by_age.sort_by_key(|(_, at)| *at);
+            let mut freed = 0;
+            let mut gone = Vec::new();
+            for (k, _) in by_age {
+                if freed >= bytes {
+                    break;
+                }
+                if let Some((item, _)) = held.remove(&k) {
+                    freed += item.bytes.len() as u64;
+                    gone.push(item);
+                }
+            }
+            gone
+        };
+        gone.iter().map(|i| i.bytes.len() as u64).sum()
     }
 
     /// The metrics.
@@ -429,7 +452,7 @@ mod tests {
         }
         assert_eq!(builds.load(Ordering::SeqCst), 1, "held, not rebuilt");
         assert!(cache.weighted_size() <= 1000);
-        assert_eq!(cache.release_held(), 5000);
+        assert_eq!(cache.release_held(1), 5000);
         assert!(!cache.contains(&key(1)));
     }
 

@@ -2120,14 +2120,14 @@ fn a_memory_limit_below_the_cache_is_refused_at_start() {
     let out = Command::new(env!("CARGO_BIN_EXE_frameserver"))
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
-        .args(["--cache-size", "100000000", "--memory-limit", "120000000"])
+        .args(["--cache-size", "100000000", "--memory-limit", "200000000"])
         .env("FRAMESERVER_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--memory-limit 120000000 is too small") && err.lines().count() <= 2,
+        err.contains("--memory-limit 200000000 is too small") && err.lines().count() <= 2,
         "{err}"
     );
 }
@@ -2137,7 +2137,7 @@ fn budget_gauges_are_exported() {
     let s = Server::start(None, &["--cache-size", "8388608"]);
     assert_eq!(
         s.metric("frameserver_memory_budget_bytes"),
-        (8388608u64 + (512 << 20) - (64 << 20)) as f64
+        (8388608u64 + (512 << 20) - (96 << 20)) as f64
     );
     assert_eq!(s.metric("frameserver_memory_reserved_bytes"), 0.0);
     assert_eq!(s.metric("frameserver_decoders_open"), 0.0);

@@ -59,9 +59,10 @@ pub(crate) fn loaded(st: &AppState, task_id: i64) -> Result<Arc<Loaded>, ApiErro
     Ok(l)
 }
 
-/// Memory the process needs besides the budget: code, libraries, runtime, the database, small
-/// allocations (an idle server measures ~40 MiB VmRSS; the rest is headroom for the allocator).
-const BASE_MEMORY: u64 = 64 << 20;
+/// Memory the process needs besides the budget: code, libraries, runtime, the database, and
+/// what is not counted (connection buffers, logins' password hashing, the allocator's overhead).
+/// An idle server peaks at ~64 MiB VmHWM after a login (argon2 hashes in 19 MiB).
+const BASE_MEMORY: u64 = 96 << 20;
 
 /// The least `--memory-limit` above the cache and the base that leaves builds room to run.
 const MIN_BUILD_MEMORY: u64 = 64 << 20;
@@ -96,7 +97,7 @@ pub(crate) fn install_limits(st: &AppState) -> anyhow::Result<()> {
     let budget = Budget::new(total, total - c.cache_size);
     let (pool, cache) = (st.pool.clone(), st.cache.clone());
     budget.set_reclaimer(move |bytes| {
-        let freed = cache.release_held();
+        let freed = cache.release_held(bytes);
         if freed < bytes {
             pool.shed(bytes - freed);
         }
