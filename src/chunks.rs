@@ -94,7 +94,7 @@ impl Source<'_> {
 /// What an item build makes (for its memory estimate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuildKind {
-    /// A chunk of the given absolute frames.
+    /// A chunk (zip of JPEGs or MP4).
     Chunk,
     /// One frame (`type=frame`).
     Frame,

@@ -147,7 +147,7 @@ impl SeekTable {
 /// [`OPEN_DECODERS`]) for as long as it is open.
 struct OpenReader {
     reader: FrameReader,
-    _memory: Reservation,
+    memory: Reservation,
 }
 
 impl OpenReader {
@@ -157,14 +157,11 @@ impl OpenReader {
         // (builds wait for memory before they start, see `decoder_bytes`).
         let memory = budget::global().force(reader.memory_estimate());
         OPEN_DECODERS.fetch_add(1, Ordering::Relaxed);
-        Ok(OpenReader {
-            reader,
-            _memory: memory,
-        })
+        Ok(OpenReader { reader, memory })
     }
 
     fn bytes(&self) -> u64 {
-        self._memory.bytes()
+        self.memory.bytes()
     }
 }
 

@@ -142,7 +142,7 @@ where
                 .await
                 .expect("the semaphore is never closed");
             let bytes = need(&source(&st2, &l2));
-            let memory = tokio::time::timeout(MEMORY_WAIT, budget::global().reserve("the item", bytes))
+            let memory = tokio::time::timeout(MEMORY_WAIT, budget::global().reserve("this build", bytes))
                 .await
                 .map_err(|_| {
                     BuildError::Busy(format!(
