@@ -5,12 +5,18 @@
 //!
 //! CVAT's cache is TTL-only and grows without bound on disk (spec §14.2); this one is a strict
 //! byte budget with LRU-ish (TinyLFU) eviction.
+//!
+//! Every built item's bytes are counted in the process's memory budget ([`crate::budget`]) for
+//! as long as they live, in the cache or in responses still being sent. An item the cache does
+//! not keep (larger than the cache, or not admitted) is still held for [`ItemCache::HOLD`] after
+//! its build, so the clients playing the same chunk at about the same time share one build.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use moka::future::Cache;
@@ -84,15 +90,39 @@ impl Metrics {
     }
 }
 
+/// Counts a build in `builds_in_flight` until it ends or its future is dropped (the client went
+/// away and no one else waits for the item).
+struct InFlight(Arc<Metrics>);
+
+impl InFlight {
+    fn new(m: &Arc<Metrics>) -> InFlight {
+        m.builds_in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(m))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.builds_in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Items just built, kept for [`ItemCache::HOLD`] whether or not the cache admitted them.
+type Held = Mutex<HashMap<ItemKey, (Arc<Item>, Instant)>>;
+
 /// The byte-bounded, single-flight item cache.
 #[derive(Clone)]
 pub struct ItemCache {
     inner: Cache<ItemKey, Arc<Item>>,
+    held: Arc<Held>,
     metrics: Arc<Metrics>,
     capacity: u64,
 }
 
 impl ItemCache {
+    /// How long a built item stays shared after its build even if the cache does not keep it.
+    pub const HOLD: Duration = Duration::from_secs(5);
+
     /// A cache holding at most `max_bytes` of item payloads.
     pub fn new(max_bytes: u64) -> Self {
         let metrics = Arc::new(Metrics::default());
@@ -111,9 +141,62 @@ impl ItemCache {
             .build();
         ItemCache {
             inner,
+            held: Arc::default(),
             metrics,
             capacity: max_bytes,
         }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<ItemKey, (Arc<Item>, Instant)>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A just-built item still held (see [`Self::HOLD`]).
+    fn recent(&self, key: &ItemKey) -> Option<Arc<Item>> {
+        // Few items are held (those built in the last seconds): expire them all as we look.
+        let expired: Vec<_> = {
+            let mut held = self.held();
+            let keys: Vec<ItemKey> = held
+                .iter()
+                .filter(|(_, (_, at))| at.elapsed() >= Self::HOLD)
+                .map(|(k, _)| *k)
+                .collect();
+            let gone = keys.iter().filter_map(|k| held.remove(k)).collect();
+            if let Some((item, _)) = held.get(key) {
+                return Some(Arc::clone(item));
+            }
+            gone
+        };
+        drop(expired);
+        None
+    }
+
+    fn hold(&self, key: ItemKey, item: &Arc<Item>) {
+        self.held().insert(key, (Arc::clone(item), Instant::now()));
+    }
+
+    /// Lets go of held items, oldest first, until about `bytes` are freed (the memory budget is
+    /// short); returns the bytes let go.
+    pub fn release_held(&self, bytes: u64) -> u64 {
+        let gone: Vec<Arc<Item>> = {
+            let mut held = self.held();
+            let mut by_age: Vec<(ItemKey, Instant)> =
+                held.iter().map(|(k, (_, at))| (*k, *at)).collect();
+            by_age.sort_by_key(|(_, at)| *at);
+            let mut freed = 0;
+            let mut gone = Vec::new();
+            for (k, _) in by_age {
+                if freed >= bytes {
+                    break;
+                }
+                if let Some((item, _)) = held.remove(&k) {
+                    freed += item.bytes.len() as u64;
+                    gone.push(item);
+                }
+            }
+            gone
+        };
+        gone.iter().map(|i| i.bytes.len() as u64).sum()
     }
 
     /// The metrics.
@@ -122,46 +205,59 @@ impl ItemCache {
     }
 
     /// Returns the cached item, or builds it once however many callers ask at the same time.
-    /// A failed build is not cached; every waiter gets the same error.
+    /// A failed build is not cached; every waiter gets the same error. The item's bytes are
+    /// counted in the process's memory budget while they live.
     pub async fn get_or_build<E, F, Fut>(&self, key: ItemKey, build: F) -> Result<Arc<Item>, Arc<E>>
     where
         E: Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Item, E>>,
     {
+        if let Some(item) = self.recent(&key) {
+            self.metrics.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(item);
+        }
         let metrics = Arc::clone(&self.metrics);
         let entry = self
             .inner
             .entry(key)
             .or_try_insert_with(async move {
-                metrics.builds_in_flight.fetch_add(1, Ordering::Relaxed);
+                let _in_flight = InFlight::new(&metrics);
                 let started = Instant::now();
                 let r = build().await;
-                metrics.builds_in_flight.fetch_sub(1, Ordering::Relaxed);
                 match &r {
                     Ok(_) => metrics.observe_build(started.elapsed().as_secs_f64()),
                     Err(_) => {
                         metrics.build_failures.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                r.map(Arc::new)
+                r.map(|item| {
+                    Arc::new(Item {
+                        bytes: crate::budget::global().account(item.bytes),
+                        mime: item.mime,
+                    })
+                })
             })
             .await?;
-        if entry.is_fresh() {
+        let fresh = entry.is_fresh();
+        let item = entry.into_value();
+        if fresh {
             self.metrics.misses.fetch_add(1, Ordering::Relaxed);
+            self.hold(key, &item);
         } else {
             self.metrics.hits.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(entry.into_value())
+        Ok(item)
     }
 
-    /// True when the key is cached (does not count as a hit).
+    /// True when the key is cached or held (does not count as a hit).
     pub fn contains(&self, key: &ItemKey) -> bool {
-        self.inner.contains_key(key)
+        self.inner.contains_key(key) || self.recent(key).is_some()
     }
 
     /// Drops every item of a data (task deleted or data changed).
     pub fn invalidate_data(&self, data_id: i64) {
+        self.held().retain(|k, _| k.data_id != data_id);
         // Only fails when invalidation closures are not enabled, which `new` does.
         let _ = self
             .inner
@@ -316,6 +412,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_dropped_build_leaves_the_in_flight_gauge() {
+        let cache = ItemCache::new(1 << 20);
+        let c = cache.clone();
+        let started = Arc::new(tokio::sync::Notify::new());
+        let s2 = Arc::clone(&started);
+        let build = tokio::spawn(async move {
+            c.get_or_build::<(), _, _>(key(1), || async move {
+                s2.notify_one();
+                std::future::pending::<()>().await;
+                Ok(item(1))
+            })
+            .await
+        });
+        started.notified().await;
+        assert_eq!(cache.metrics().builds_in_flight.load(Ordering::Relaxed), 1);
+        // The client goes away mid-build.
+        build.abort();
+        let _ = build.await;
+        assert_eq!(cache.metrics().builds_in_flight.load(Ordering::Relaxed), 0);
+        assert!(!cache.contains(&key(1)));
+    }
+
+    #[tokio::test]
+    async fn an_item_too_big_for_the_cache_is_shared_while_held() {
+        let cache = ItemCache::new(1000);
+        let builds = Arc::new(AtomicUsize::new(0));
+        for _ in 0..3 {
+            let b = Arc::clone(&builds);
+            let got = cache
+                .get_or_build::<(), _, _>(key(1), || async move {
+                    b.fetch_add(1, Ordering::SeqCst);
+                    Ok(item(5000))
+                })
+                .await
+                .unwrap();
+            assert_eq!(got.bytes.len(), 5000);
+            cache.sync().await;
+        }
+        assert_eq!(builds.load(Ordering::SeqCst), 1, "held, not rebuilt");
+        assert!(cache.weighted_size() <= 1000);
+        assert_eq!(cache.release_held(1), 5000);
+        assert!(!cache.contains(&key(1)));
+    }
+
+    #[tokio::test]
     async fn failures_are_not_cached_and_bytes_are_bounded() {
         let cache = ItemCache::new(10_000);
         let r = cache
@@ -335,6 +476,7 @@ mod tests {
         cache.invalidate_data(1);
         cache.sync().await;
         assert_eq!(cache.weighted_size(), 0);
+        assert!(!cache.contains(&key(49)), "held items go too");
         assert!(cache
             .render_metrics()
             .contains("frameserver_cache_evictions_total"));

@@ -6,6 +6,7 @@ use std::path::Path;
 use bytes::Bytes;
 use rayon::prelude::*;
 
+use crate::budget::{self, BudgetError, Reservation};
 use crate::cache::Item;
 use crate::codec::{self, CodecError, Raster, RgbImage, ZipChunk};
 use crate::frames::{self, DecoderPool, FrameError, SeekTable};
@@ -24,6 +25,12 @@ pub enum BuildError {
     Media(#[from] media::MediaError),
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
+    /// The build needs more memory than the process may ever use for it.
+    #[error(transparent)]
+    Memory(#[from] BudgetError),
+    /// The build could not get its memory in time (everything is busy).
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl From<std::io::Error> for BuildError {
@@ -54,10 +61,10 @@ impl Source<'_> {
         wanted: &[u64],
         emit: impl FnMut(u64, DecodedFrame) -> Result<(), BuildError>,
     ) -> Result<(), BuildError> {
-        let (path, _, stamp) = video_info(self);
-        frames::check_source(path, stamp)?;
+        let v = video_info(self);
+        frames::check_source(v.path, v.name, v.stamp)?;
         frames::decode_frames(
-            path,
+            v.path,
             self.seek,
             self.pool,
             (self.data_id, self.version),
@@ -84,6 +91,69 @@ impl Source<'_> {
     }
 }
 
+/// What an item build makes (for its memory estimate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildKind {
+    /// A chunk (zip of JPEGs or MP4).
+    Chunk,
+    /// One frame (`type=frame`).
+    Frame,
+    /// The preview or context images.
+    Small,
+}
+
+/// Memory a build needs at its start, reserved before it runs so that builds queue instead of
+/// running past the budget: for a video, a decoder (unless a parked one will be continued), the
+/// frames in flight between decoder and encoders, the encoder's state and the encoded output.
+/// Image builds reserve per image as they decode ([`decode_oriented`]), so nothing here. The
+/// output, once built, is counted exactly ([`crate::budget::Budget::account`]).
+pub fn build_memory(src: &Source<'_>, frames: &[u64], quality: Quality, kind: BuildKind) -> u64 {
+    let MediaSource::Video {
+        width,
+        height,
+        rotation,
+        ..
+    } = &src.spec.media
+    else {
+        return 0;
+    };
+    let (w, h) = (*width as u64, *height as u64);
+    let Some(&first) = frames.first() else {
+        return 0;
+    };
+    let decoder = if src
+        .pool
+        .has_reader((src.data_id, src.version), first, src.seek)
+    {
+        0
+    } else {
+        media::decoder_memory_for(*width, *height)
+    };
+    let yuv = w * h * 3 / 2;
+    let rgb = w * h * 3;
+    let n = frames.len() as u64;
+    let work = match (kind, src.chunk_type(quality)) {
+        (BuildKind::Chunk, ChunkType::Video) => {
+            let compressed = quality == Quality::Compressed;
+            let (ow, oh) = codec::chunk_video_size(*width, *height, compressed);
+            let out_frame = ow as u64 * oh as u64 * 3 / 2;
+            // x264 keeps frames per thread (those it encodes in parallel and their references)
+            // and its lookahead; the output of real footage at QP 1 is about a tenth of the raw
+            // frames, a quarter leaves room. Measured with `examples/memory_floor` (1080p,
+            // 2 cores: 15 MiB compressed, 58 MiB original, estimates 21 and 61).
+            let encoder = out_frame * (4 + 2 * num_cpus::get() as u64) + (8 << 20);
+            let staging = if *rotation != 0.0 { rgb * 2 } else { 0 };
+            encoder + staging + n * out_frame / 4
+        }
+        // Frames queued for the JPEG encoders, and the JPEGs (about a third of RGB at most).
+        (BuildKind::Chunk, ChunkType::Imageset) => 6 * (yuv + rgb) + n * rgb / 3,
+        // A PNG: the RGB frame (twice if rotated) and the encoded file.
+        (BuildKind::Frame, _) => yuv + 3 * rgb,
+        (BuildKind::Small, _) => yuv + 2 * rgb,
+    };
+    decoder + work
+}
+
 /// Builds the chunk holding absolute frames `frames` (ascending).
 pub fn build_chunk(src: &Source<'_>, frames: &[u64], quality: Quality) -> Result<Item, BuildError> {
     let q = match quality {
@@ -100,14 +170,29 @@ pub fn build_chunk(src: &Source<'_>, frames: &[u64], quality: Quality) -> Result
     }
 }
 
-fn video_info<'a>(src: &Source<'a>) -> (&'a Path, f64, &'a crate::store::FileStamp) {
+/// What builds need to know of a task's video.
+struct VideoInfo<'a> {
+    path: &'a Path,
+    /// The name clients know it by (relative to the upload or the share).
+    name: &'a str,
+    rotation: f64,
+    stamp: &'a crate::store::FileStamp,
+}
+
+fn video_info<'a>(src: &Source<'a>) -> VideoInfo<'a> {
     match &src.spec.media {
         MediaSource::Video {
             path,
+            name,
             rotation,
             stamp,
             ..
-        } => (path.as_path(), *rotation, stamp),
+        } => VideoInfo {
+            path: path.as_path(),
+            name,
+            rotation: *rotation,
+            stamp,
+        },
         MediaSource::Images => unreachable!("video_info on an image task"),
     }
 }
@@ -130,7 +215,7 @@ fn frame_raster(
 /// Decodes on this thread while other threads encode the JPEGs (`codec::FrameJpegEncoder`:
 /// straight from the YUV planes when the frame allows it).
 fn video_jpeg_zip(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, BuildError> {
-    let (_, rotation, _) = video_info(src);
+    let rotation = video_info(src).rotation;
     let jpegs = codec::encode_jpegs_overlapped::<BuildError>(quality, rotation, |submit| {
         src.decode_video(frames, |_, f| submit(f))
     })?;
@@ -159,7 +244,7 @@ fn open_mp4(
 }
 
 fn video_mp4(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, BuildError> {
-    let (path, rotation, _) = video_info(src);
+    let VideoInfo { name, rotation, .. } = video_info(src);
     let compressed = quality != 100;
     let mut encoder: Option<codec::Mp4Encoder> = None;
     let mut rgb = RgbConverter::new(ColorMode::Untagged);
@@ -181,7 +266,7 @@ fn video_mp4(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, Buil
         Some(e) => e.finish()?,
         None => {
             return Err(BuildError::Read {
-                path: path.display().to_string(),
+                path: name.to_owned(),
                 reason: "no frames to encode".into(),
             })
         }
@@ -195,7 +280,7 @@ fn video_mp4(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, Buil
 /// Original bytes of an image as they go into an original chunk: unchanged, except EXIF-rotated
 /// images and TIFFs, which are transposed and re-encoded (spec §12.1).
 pub fn original_image_bytes(img: &ImageFrame) -> Result<(Vec<u8>, String), BuildError> {
-    frames::check_source(&img.path, &img.stamp)?;
+    frames::check_source(&img.path, &img.name, &img.stamp)?;
     let bytes = std::fs::read(&img.path).map_err(|e| BuildError::Read {
         path: img.name.clone(),
         reason: e.to_string(),
@@ -210,7 +295,7 @@ pub fn original_image_bytes(img: &ImageFrame) -> Result<(Vec<u8>, String), Build
     if orientation == 1 && !is_tiff {
         return Ok((bytes, ext));
     }
-    let raster = codec::exif_transpose(decode_raster(&bytes, &img.name)?, orientation);
+    let (raster, _memory) = decode_oriented(&bytes, &img.name)?;
     let out = match image::guess_format(&bytes) {
         Ok(image::ImageFormat::Jpeg) => codec::encode_jpeg(&raster, 100)?,
         Ok(image::ImageFormat::Tiff) => {
@@ -253,29 +338,22 @@ fn encode_with_image(
 }
 
 /// Decodes an image file to RGB or grey (spec §12.2 conversions: alpha dropped, palettes
-/// expanded, 16-bit grey normalised).
+/// expanded, 16-bit grey normalised). An image over the pixel limit (`--max-image-pixels`) is
+/// refused from its header, before any pixel buffer is allocated.
 pub fn decode_raster(bytes: &[u8], name: &str) -> Result<Raster, BuildError> {
-    let bad = |e: String| BuildError::Read {
-        path: name.to_owned(),
-        reason: e,
-    };
     if let Ok(image::ImageFormat::Jpeg) = image::guess_format(bytes) {
         if let Ok(h) = turbojpeg::read_header(bytes) {
+            media::image::check_pixels(name, h.width as u64, h.height as u64)?;
             let gray = h.colorspace == turbojpeg::Colorspace::Gray;
             let format = if gray {
                 turbojpeg::PixelFormat::GRAY
             } else {
                 turbojpeg::PixelFormat::RGB
             };
+            // Not decodable by libjpeg-turbo as RGB (e.g. CMYK): the `image` crate below.
             if let Ok(img) = turbojpeg::decompress(bytes, format) {
-                let bpp = format.size();
-                let mut data = Vec::with_capacity(img.width * img.height * bpp);
-                for y in 0..img.height {
-                    data.extend_from_slice(
-                        &img.pixels[y * img.pitch..y * img.pitch + img.width * bpp],
-                    );
-                }
                 let (w, h) = (img.width as u32, img.height as u32);
+                let data = media::image::tight_pixels(img);
                 return Ok(if gray {
                     Raster::Gray(codec::GrayImage::new(w, h, data)?)
                 } else {
@@ -284,7 +362,7 @@ pub fn decode_raster(bytes: &[u8], name: &str) -> Result<Raster, BuildError> {
             }
         }
     }
-    let img = image::load_from_memory(bytes).map_err(|e| bad(e.to_string()))?;
+    let img = media::image::decode_with_image(bytes, None, name)?;
     Ok(match img {
         image::DynamicImage::ImageLuma8(g) => Raster::Gray(g.try_into()?),
         image::DynamicImage::ImageLuma16(g) => {
@@ -299,19 +377,57 @@ pub fn decode_raster(bytes: &[u8], name: &str) -> Result<Raster, BuildError> {
                 .collect();
             Raster::Gray(codec::GrayImage::new(w, h, data)?)
         }
+        image::DynamicImage::ImageRgb8(rgb) => Raster::Rgb(rgb.try_into()?),
         other => Raster::Rgb(other.to_rgb8().try_into()?),
     })
 }
 
+/// Checks that an image file decodes (fully: a truncated or fake image fails here with the
+/// decoder's reason), with the pixel limit checked from its header first and the decode's
+/// memory counted; returns its size after EXIF orientation.
+pub fn check_image(bytes: &[u8], name: &str) -> Result<(u32, u32), BuildError> {
+    let (raster, _memory) = decode_counted(bytes, name, 1)?;
+    let (w, h) = (raster.width(), raster.height());
+    Ok(if media::image::exif_orientation(bytes) > 4 {
+        (h, w)
+    } else {
+        (w, h)
+    })
+}
+
+/// An image file decoded for re-encoding and EXIF-transposed, with the memory that takes
+/// reserved in the process's budget (waiting for it if builds hold it all) for as long as the
+/// returned reservation lives.
+pub fn decode_oriented(bytes: &[u8], name: &str) -> Result<(Raster, Reservation), BuildError> {
+    decode_counted(bytes, name, media::image::exif_orientation(bytes))
+}
+
+/// [`decode_raster`] with its memory reserved, then transposed for EXIF `orientation`.
+fn decode_counted(
+    bytes: &[u8],
+    name: &str,
+    orientation: u32,
+) -> Result<(Raster, Reservation), BuildError> {
+    let cost = media::image::decode_cost(bytes, name)?;
+    // A transposed copy exists next to the decoded raster for a moment.
+    let copy = if orientation == 1 {
+        0
+    } else {
+        cost.width as u64 * cost.height as u64 * 3
+    };
+    let memory = budget::global().reserve_blocking(name, cost.bytes + copy)?;
+    let raster = codec::exif_transpose(decode_raster(bytes, name)?, orientation);
+    Ok((raster, memory))
+}
+
 /// A compressed (JPEG) frame of an image task: EXIF-transposed, converted, re-encoded.
 fn image_jpeg(img: &ImageFrame, quality: u8) -> Result<Vec<u8>, BuildError> {
-    frames::check_source(&img.path, &img.stamp)?;
+    frames::check_source(&img.path, &img.name, &img.stamp)?;
     let bytes = std::fs::read(&img.path).map_err(|e| BuildError::Read {
         path: img.name.clone(),
         reason: e.to_string(),
     })?;
-    let orientation = media::image::exif_orientation(&bytes);
-    let raster = codec::exif_transpose(decode_raster(&bytes, &img.name)?, orientation);
+    let (raster, _memory) = decode_oriented(&bytes, &img.name)?;
     Ok(codec::encode_jpeg(&raster, quality)?)
 }
 
@@ -381,7 +497,7 @@ pub fn video_frame_png(src: &Source<'_>, abs: u64) -> Result<Item, BuildError> {
 }
 
 fn video_frame_raster(src: &Source<'_>, abs: u64) -> Result<Raster, BuildError> {
-    let (_, rotation, _) = video_info(src);
+    let rotation = video_info(src).rotation;
     let mut rgb = RgbConverter::new(ColorMode::Untagged);
     let mut out = None;
     src.decode_video(&[abs], |_, f| {
@@ -403,18 +519,18 @@ pub fn image_frame_original(src: &Source<'_>, abs: u64) -> Result<Item, BuildErr
 
 /// The preview: the first frame, thumbnailed into 256×256, JPEG (PNG for PNG sources).
 pub fn preview(src: &Source<'_>, abs: u64) -> Result<Item, BuildError> {
-    let (raster, png) = match &src.spec.media {
-        MediaSource::Video { .. } => (video_frame_raster(src, abs)?, false),
+    let (raster, png, _memory) = match &src.spec.media {
+        MediaSource::Video { .. } => (video_frame_raster(src, abs)?, false, Reservation::none()),
         MediaSource::Images => {
             let img = src.image(abs)?;
-            frames::check_source(&img.path, &img.stamp)?;
-            let bytes = std::fs::read(&img.path)?;
-            let orientation = media::image::exif_orientation(&bytes);
+            frames::check_source(&img.path, &img.name, &img.stamp)?;
+            let bytes = std::fs::read(&img.path).map_err(|e| BuildError::Read {
+                path: img.name.clone(),
+                reason: e.to_string(),
+            })?;
             let png = image_mime(&img.name) == "image/png";
-            (
-                codec::exif_transpose(decode_raster(&bytes, &img.name)?, orientation),
-                png,
-            )
+            let (raster, memory) = decode_oriented(&bytes, &img.name)?;
+            (raster, png, memory)
         }
     };
     let thumb = if raster.width() <= 256 && raster.height() <= 256 {
@@ -445,13 +561,20 @@ pub fn context_images(img: &ImageFrame) -> Result<Item, BuildError> {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated);
         let common = common_dir(&img.related);
+        // Errors name the files as the image is named: relative to the task's root.
+        let root = img
+            .path
+            .ancestors()
+            .nth(Path::new(&img.name).components().count())
+            .unwrap_or(Path::new(""));
         for p in &img.related {
             let rel = p.strip_prefix(&common).unwrap_or(p).with_extension("jpg");
+            let name = p.strip_prefix(root).unwrap_or(p).display().to_string();
             let bytes = std::fs::read(p).map_err(|e| BuildError::Read {
-                path: p.display().to_string(),
+                path: name.clone(),
                 reason: e.to_string(),
             })?;
-            let raster = decode_raster(&bytes, &p.display().to_string())?;
+            let (raster, _memory) = decode_counted(&bytes, &name, 1)?;
             zw.start_file(rel.to_string_lossy(), opts)
                 .map_err(CodecError::from)?;
             zw.write_all(&codec::encode_jpeg(&raster, 100)?)?;

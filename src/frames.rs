@@ -4,11 +4,13 @@
 //! Sequential playback costs one decode: readers are kept open in a small pool, positioned where
 //! the last build stopped, so chunk n+1 continues where chunk n ended without a new seek.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
+use crate::budget::{self, Reservation};
 use crate::manifest::{self, Manifest};
 use crate::media::{DecodedFrame, FrameReader, MediaError};
 use crate::store::FileStamp;
@@ -20,18 +22,20 @@ pub static FRAMES_DECODED: std::sync::atomic::AtomicU64 = std::sync::atomic::Ato
 pub static FRAMES_SKIPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Seeks made by chunk builds.
 pub static SEEKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Video decoders open now: parked in a pool or in use by a build or an export.
+pub static OPEN_DECODERS: AtomicU64 = AtomicU64::new(0);
 
 /// Errors reading frames.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error(transparent)]
     Media(#[from] MediaError),
-    /// The source is gone.
+    /// The source is gone (named as the task knows it: relative to the upload or the share).
     #[error("the source file {0} is missing")]
-    SourceMissing(PathBuf),
+    SourceMissing(String),
     /// The source changed after the task was created (its frames may no longer match).
     #[error("the source file {0} changed after the task was created; re-create the task")]
-    SourceChanged(PathBuf),
+    SourceChanged(String),
     /// Decoding ended before the wanted frame.
     #[error("frame {0} could not be decoded (the video ends at frame {1})")]
     FrameMissing(u64, u64),
@@ -40,12 +44,42 @@ pub enum FrameError {
     Manifest(String),
 }
 
-/// Checks that `path` still has the stamp recorded at creation.
-pub fn check_source(path: &Path, stamp: &FileStamp) -> Result<(), FrameError> {
+/// Checks that `path` still has the stamp recorded at creation; errors say `name`.
+pub fn check_source(path: &Path, name: &str, stamp: &FileStamp) -> Result<(), FrameError> {
     match FileStamp::of(path) {
-        Err(_) => Err(FrameError::SourceMissing(path.to_owned())),
-        Ok(s) if s != *stamp => Err(FrameError::SourceChanged(path.to_owned())),
+        Err(_) => Err(FrameError::SourceMissing(name.to_owned())),
+        Ok(s) if s != *stamp => Err(FrameError::SourceChanged(name.to_owned())),
         Ok(_) => Ok(()),
+    }
+}
+
+/// [`check_source`] for requests answered from the cache: each source is looked at no more than
+/// once per [`SourceWatch::INTERVAL`] while it is unchanged (a failed check is repeated on every
+/// request).
+#[derive(Default)]
+pub struct SourceWatch {
+    checked: Mutex<HashMap<PathBuf, Instant>>,
+}
+
+impl SourceWatch {
+    /// How long an unchanged source is trusted without looking again.
+    pub const INTERVAL: Duration = Duration::from_secs(1);
+
+    /// Checks the source unless it was found unchanged less than [`Self::INTERVAL`] ago.
+    pub fn check(&self, path: &Path, name: &str, stamp: &FileStamp) -> Result<(), FrameError> {
+        let fresh = |m: &HashMap<PathBuf, Instant>| {
+            m.get(path)
+                .is_some_and(|t| t.elapsed() < SourceWatch::INTERVAL)
+        };
+        if fresh(&self.checked.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(());
+        }
+        check_source(path, name, stamp)?;
+        self.checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_owned(), Instant::now());
+        Ok(())
     }
 }
 
@@ -109,27 +143,116 @@ impl SeekTable {
     }
 }
 
+/// An open reader with its memory counted in the process's budget (and in
+/// [`OPEN_DECODERS`]) for as long as it is open.
+struct OpenReader {
+    reader: FrameReader,
+    memory: Reservation,
+}
+
+impl OpenReader {
+    fn open(path: &Path) -> Result<OpenReader, FrameError> {
+        let reader = FrameReader::open(path)?;
+        // The decoder's buffers are allocated as it decodes: counted now, without waiting
+        // (builds wait for memory before they start, see `decoder_bytes`).
+        let memory = budget::global().force(reader.memory_estimate());
+        OPEN_DECODERS.fetch_add(1, Ordering::Relaxed);
+        Ok(OpenReader { reader, memory })
+    }
+
+    fn bytes(&self) -> u64 {
+        self.memory.bytes()
+    }
+}
+
+impl Drop for OpenReader {
+    fn drop(&mut self) {
+        OPEN_DECODERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl std::ops::Deref for OpenReader {
+    type Target = FrameReader;
+    fn deref(&self) -> &FrameReader {
+        &self.reader
+    }
+}
+
+impl std::ops::DerefMut for OpenReader {
+    fn deref_mut(&mut self) -> &mut FrameReader {
+        &mut self.reader
+    }
+}
+
 /// A reader parked in the pool: `next` is the number of the frame it will output next.
 struct Parked {
     owner: (i64, i64),
-    reader: FrameReader,
+    reader: OpenReader,
     next: u64,
     used: Instant,
 }
 
-/// Open, positioned readers for sequential access.
+type Parking = Mutex<Vec<Parked>>;
+
+/// Open, positioned readers for sequential access. Parked readers are closed when idle for
+/// [`DecoderPool::IDLE`], when more than `max` are parked, and when the memory budget is short
+/// ([`DecoderPool::shed`], the budget's reclaimer). Cloning shares the pool.
+#[derive(Clone)]
 pub struct DecoderPool {
-    parked: Mutex<Vec<Parked>>,
+    parked: Arc<Parking>,
     max: usize,
 }
 
 impl DecoderPool {
-    /// A pool keeping at most `max` readers open.
+    /// How long a parked reader may stay unused before it is closed.
+    pub const IDLE: Duration = Duration::from_secs(60);
+
+    /// A pool keeping at most `max` readers open, closing those idle for [`Self::IDLE`].
     pub fn new(max: usize) -> Self {
-        DecoderPool {
-            parked: Mutex::new(Vec::new()),
-            max,
-        }
+        Self::with_idle(max, Self::IDLE)
+    }
+
+    /// A pool whose readers are closed after `idle` without use (checked every `idle / 4`).
+    pub fn with_idle(max: usize, idle: Duration) -> Self {
+        let parked: Arc<Parking> = Arc::default();
+        let weak: Weak<Parking> = Arc::downgrade(&parked);
+        let every = (idle / 4).max(Duration::from_millis(10));
+        // The sweeper ends with the pool.
+        let _ = std::thread::Builder::new()
+            .name("decoder-sweeper".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(parked) = weak.upgrade() else { return };
+                let closed = Self::close(&parked, |p| p.used.elapsed() >= idle);
+                if !closed.is_empty() {
+                    tracing::debug!("closed {} idle video decoders", closed.len());
+                }
+            });
+        DecoderPool { parked, max }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Parked>> {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes the parked readers `pick` selects; they are closed by the caller, outside the
+    /// lock (closing joins the decoder's threads).
+    fn close(parked: &Parking, mut pick: impl FnMut(&Parked) -> bool) -> Vec<Parked> {
+        let mut all = parked.lock().unwrap_or_else(|e| e.into_inner());
+        let (gone, kept) = std::mem::take(&mut *all).into_iter().partition(|p| pick(p));
+        *all = kept;
+        gone
+    }
+
+    fn position(
+        parked: &[Parked],
+        owner: (i64, i64),
+        first: u64,
+        seek_from: Option<u64>,
+    ) -> Option<usize> {
+        parked.iter().position(|p| {
+            p.owner == owner && p.next <= first && seek_from.is_none_or(|k| p.next >= k)
+        })
     }
 
     /// Takes a reader of `owner` that can reach `first` by decoding forward no further than a
@@ -139,40 +262,74 @@ impl DecoderPool {
         owner: (i64, i64),
         first: u64,
         seek_from: Option<u64>,
-    ) -> Option<(FrameReader, u64)> {
-        let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        let i = parked.iter().position(|p| {
-            p.owner == owner && p.next <= first && seek_from.is_none_or(|k| p.next >= k)
-        })?;
+    ) -> Option<(OpenReader, u64)> {
+        let mut parked = self.lock();
+        let i = Self::position(&parked, owner, first, seek_from)?;
         let p = parked.swap_remove(i);
         Some((p.reader, p.next))
     }
 
-    fn put(&self, owner: (i64, i64), reader: FrameReader, next: u64) {
-        let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        parked.push(Parked {
-            owner,
-            reader,
-            next,
-            used: Instant::now(),
-        });
-        if parked.len() > self.max {
-            // Drop the least recently used reader.
-            if let Some((i, _)) = parked.iter().enumerate().min_by_key(|(_, p)| p.used) {
-                parked.swap_remove(i);
+    /// Whether a build of `owner` from `first` would find a parked reader (see `take`).
+    pub fn has_reader(&self, owner: (i64, i64), first: u64, seek: &SeekTable) -> bool {
+        let key = seek.before(first).map(|k| k.0);
+        Self::position(&self.lock(), owner, first, key).is_some()
+    }
+
+    fn put(&self, owner: (i64, i64), reader: OpenReader, next: u64) {
+        let lru = {
+            let mut parked = self.lock();
+            parked.push(Parked {
+                owner,
+                reader,
+                next,
+                used: Instant::now(),
+            });
+            if parked.len() > self.max {
+                // Drop the least recently used reader.
+                parked
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, p)| p.used)
+                    .map(|(i, _)| i)
+                    .map(|i| parked.swap_remove(i))
+            } else {
+                None
             }
-        }
+        };
+        drop(lru);
     }
 
     /// Closes the readers of a data (task deleted).
     pub fn forget(&self, data_id: i64) {
-        let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        parked.retain(|p| p.owner.0 != data_id);
+        drop(Self::close(&self.parked, |p| p.owner.0 == data_id));
+    }
+
+    /// Closes parked readers, least recently used first, until about `bytes` of their memory are
+    /// freed (the budget's reclaimer). Returns the bytes freed.
+    pub fn shed(&self, bytes: u64) -> u64 {
+        let gone = {
+            let mut parked = self.lock();
+            parked.sort_by_key(|p| std::cmp::Reverse(p.used));
+            let mut freed = 0;
+            let mut gone = Vec::new();
+            while freed < bytes {
+                let Some(p) = parked.pop() else { break };
+                freed += p.reader.bytes();
+                gone.push(p);
+            }
+            gone
+        };
+        let freed = gone.iter().map(|p| p.reader.bytes()).sum();
+        if !gone.is_empty() {
+            tracing::debug!("closed {} parked video decoders to free memory", gone.len());
+        }
+        drop(gone);
+        freed
     }
 
     /// Readers currently parked.
     pub fn len(&self) -> usize {
-        self.parked.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().len()
     }
 
     /// True when no reader is parked.
@@ -208,7 +365,7 @@ pub fn decode_frames<E: From<FrameError>>(
     let (mut reader, mut next, mut skip_before) = match pool.take(owner, first, key.map(|k| k.0)) {
         Some((r, next)) => (r, Some(next), None),
         None => {
-            let mut r = FrameReader::open(path).map_err(FrameError::from)?;
+            let mut r = OpenReader::open(path)?;
             match key {
                 Some((number, pts)) => {
                     r.seek(pts).map_err(FrameError::from)?;
@@ -315,6 +472,71 @@ pub fn decode_frames<E: From<FrameError>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn video() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/videos/h264_bframes.mp4")
+    }
+
+    /// Decodes frames `wanted` through `pool`, parking the reader.
+    fn decode(pool: &DecoderPool, owner: (i64, i64), wanted: &[u64]) {
+        let seek = SeekTable::from_keyframes(vec![(0, 0)], Some(90));
+        decode_frames::<FrameError>(&video(), &seek, pool, owner, wanted, |_, _| Ok(())).unwrap();
+    }
+
+    #[test]
+    fn parked_decoders_are_counted_and_closed_when_memory_is_short() {
+        let pool = DecoderPool::new(8);
+        decode(&pool, (1, 1), &[0, 1, 2]);
+        decode(&pool, (2, 1), &[0]);
+        assert_eq!(pool.len(), 2);
+        let each = pool.lock()[0].reader.bytes();
+        // 320x240, 4:2:0, FFmpeg's threads: frame buffers and a fixed part.
+        assert!(each > 4 << 20 && each < 16 << 20, "{each}");
+        let seek = SeekTable::from_keyframes(vec![(0, 0)], Some(90));
+        assert!(pool.has_reader((1, 1), 3, &seek));
+        assert!(!pool.has_reader((1, 1), 1, &seek), "cannot go back");
+        // The budget's reclaimer: least recently used first, as many as the bytes need.
+        assert_eq!(pool.shed(1), each);
+        assert_eq!(pool.len(), 1);
+        assert!(pool.has_reader((2, 1), 1, &seek), "the newer one stays");
+        assert_eq!(pool.shed(u64::MAX), each);
+        assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn idle_decoders_are_closed() {
+        let pool = DecoderPool::with_idle(8, Duration::from_millis(100));
+        decode(&pool, (3, 1), &[0]);
+        assert_eq!(pool.len(), 1);
+        let end = Instant::now() + Duration::from_secs(5);
+        while !pool.is_empty() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(pool.is_empty(), "an idle decoder is closed");
+    }
+
+    #[test]
+    fn source_checks_name_the_file_as_the_task_knows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.mp4");
+        std::fs::write(&path, b"one").unwrap();
+        let stamp = FileStamp::of(&path).unwrap();
+        let watch = SourceWatch::default();
+        watch.check(&path, "sub/v.mp4", &stamp).unwrap();
+        std::fs::write(&path, b"changed").unwrap();
+        // Trusted for a second after a good check...
+        watch.check(&path, "sub/v.mp4", &stamp).unwrap();
+        std::thread::sleep(SourceWatch::INTERVAL);
+        // ... then looked at again.
+        let e = watch.check(&path, "sub/v.mp4", &stamp).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the source file sub/v.mp4 changed after the task was created; re-create the task"
+        );
+        std::fs::remove_file(&path).unwrap();
+        let e = check_source(&path, "sub/v.mp4", &stamp).unwrap_err();
+        assert_eq!(e.to_string(), "the source file sub/v.mp4 is missing");
+    }
 
     #[test]
     fn seek_table_finds_the_key_frame_before() {

@@ -6,6 +6,7 @@
 //! * [`ingest`]: safe handling of uploads, archives and share paths.
 //! * [`task`], [`store`]: CVAT's data model arithmetic and the embedded SQLite database.
 //! * [`frames`], [`cache`]: frames by number from videos, and the byte-bounded chunk cache.
+//! * [`budget`]: the process memory budget decoders, builds and items are counted in.
 //! * [`chunks`], [`server`]: building chunks, and `frameserver serve` (CVAT's REST API).
 //! * [`annotations`]: CVAT's annotation model, validation, track interpolation.
 //! * [`auth`], [`labels`]: users' secrets, and CVAT label definitions.
@@ -14,6 +15,7 @@
 
 pub mod annotations;
 pub mod auth;
+pub mod budget;
 pub mod cache;
 pub mod chunks;
 pub mod cli;

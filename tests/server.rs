@@ -814,8 +814,9 @@ fn bad_uploads_fail_cleanly_and_leave_nothing() {
     }
     for (file, needle) in [
         (
+            // The decoder's reason is kept after the name.
             common::testdata().join("images/bad/broken.png"),
-            "failed to parse image file 'broken.png'",
+            "failed to parse image file 'broken.png': ",
         ),
         (traversal, ".."),
         (bomb, "compression bomb"),
@@ -926,14 +927,47 @@ fn changed_or_missing_sources_and_task_deletion() {
     };
     let video = make("v.mp4");
     let img = make("i.png");
-    // Change the video: chunks are refused with a reason, never served stale.
+    // Items cached (and prefetched) before the sources change.
+    let video_items = [
+        format!("/api/tasks/{video}/data?type=chunk&number=0"),
+        format!("/api/tasks/{video}/data?type=frame&number=1&quality=original"),
+        format!("/api/tasks/{video}/preview"),
+    ];
+    let img_items = [
+        format!("/api/tasks/{img}/data?type=chunk&number=0"),
+        format!("/api/tasks/{img}/data?type=frame&number=0&quality=compressed"),
+    ];
+    for u in video_items.iter().chain(&img_items) {
+        assert_eq!(s.get(u).status(), 200, "{u}");
+    }
+    // Change the video; only touch the image (same bytes, new mtime).
     std::fs::write(share.path().join("v.mp4"), b"changed").unwrap();
-    let r = s.get(&format!("/api/tasks/{video}/data?type=chunk&number=0"));
-    assert_eq!(r.status(), 409);
-    assert!(r.json::<Value>().unwrap()["detail"]
-        .as_str()
+    std::fs::File::options()
+        .append(true)
+        .open(share.path().join("i.png"))
         .unwrap()
-        .contains("changed"));
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    // Sources are looked at no more than once a second.
+    std::thread::sleep(Duration::from_millis(1100));
+    for (items, status, needle, name) in [
+        (&video_items[..], 409, "changed", "v.mp4"),
+        (&img_items[..], 409, "changed", "i.png"),
+    ] {
+        for u in items {
+            let r = s.get(u);
+            assert_eq!(r.status(), status, "{u}: cached items are refused too");
+            let detail = r.json::<Value>().unwrap()["detail"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(detail.contains(needle), "{u}: {detail}");
+            assert!(
+                detail.contains(&format!(" {name} ")) && !detail.contains('/'),
+                "{u}: the file is named as the task knows it, no server path: {detail}"
+            );
+        }
+    }
     std::fs::remove_file(share.path().join("i.png")).unwrap();
     let r = s.get(&format!("/api/tasks/{img}/data?type=chunk&number=0"));
     assert_eq!(r.status(), 410);
@@ -941,8 +975,6 @@ fn changed_or_missing_sources_and_task_deletion() {
         .as_str()
         .unwrap()
         .contains("missing"));
-    // A failed build is not cached.
-    assert_eq!(s.metric("frameserver_cache_entries"), 0.0);
 
     // Deleting a task removes its files and cache entries.
     let local = s.create_task("local", 0);
@@ -2043,6 +2075,8 @@ fn renamed(a: &Value, s: &Server, task: i64) -> Value {
 }
 
 #[test]
+
+#[test]
 fn exports_of_deleted_tasks_are_cancelled_and_removed() {
     let s = Server::start(None, &[]);
     let video = common::shared().join("videos/cup.mp4");
@@ -3068,4 +3102,78 @@ fn import_and_export_errors_name_the_file_relative_to_the_data_dir() {
         msg.starts_with("cannot create exports: ") && !msg.contains(&data),
         "{msg}"
     );
+}
+
+#[test]
+fn images_over_the_pixel_limit_are_refused_at_creation_and_nothing_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("big.png");
+    image::RgbImage::new(2000, 1000).save(&big).unwrap();
+    let small = tmp.path().join("small.png");
+    image::RgbImage::new(100, 100).save(&small).unwrap();
+    let s = Server::start(None, &["--max-image-pixels", "1000000"]);
+    let task = s.create_task("big", 0);
+    let rq = s.upload(task, &[small.clone(), big], json!({"image_quality": 70}));
+    let out = s.wait(&rq);
+    assert_eq!(out["status"], "failed");
+    assert_eq!(
+        out["message"],
+        "big.png: 2000x1000 pixels is more than the limit of 1000000 (--max-image-pixels)"
+    );
+    assert_eq!(s.media_dirs(), 0, "nothing kept");
+    let uploads = walk(&s.data.path().join("uploads"));
+    assert!(uploads.is_empty(), "no upload kept: {uploads:?}");
+    assert_eq!(
+        s.get(&format!("/api/tasks/{task}/data/meta")).status(),
+        400,
+        "no data attached"
+    );
+    // Within the limit: created.
+    let task = s.create_task("small", 0);
+    let rq = s.upload(task, &[small], json!({"image_quality": 70}));
+    assert_eq!(s.wait(&rq)["status"], "finished");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_memory_limit_below_the_cache_is_refused_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_frameserver"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .args(["--cache-size", "100000000", "--memory-limit", "200000000"])
+        .env("FRAMESERVER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--memory-limit 200000000 is too small") && err.lines().count() <= 2,
+        "{err}"
+    );
+}
+
+#[test]
+fn budget_gauges_are_exported() {
+    let s = Server::start(None, &["--cache-size", "8388608"]);
+    assert_eq!(
+        s.metric("frameserver_memory_budget_bytes"),
+        (8388608u64 + (512 << 20) - (96 << 20)) as f64
+    );
+    assert_eq!(s.metric("frameserver_memory_reserved_bytes"), 0.0);
+    assert_eq!(s.metric("frameserver_decoders_open"), 0.0);
+    assert_eq!(s.metric("frameserver_memory_waiting"), 0.0);
 }

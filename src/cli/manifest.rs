@@ -88,6 +88,10 @@ pub struct CreateArgs {
     /// Print what indexing found (rejected key frames, timestamps) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Largest image (width x height) decoded for checksums; larger ones are refused from their
+    /// header (a decompression-bomb guard, as `serve --max-image-pixels`).
+    #[arg(long, default_value_t = crate::media::image::DEFAULT_MAX_PIXELS)]
+    pub max_image_pixels: u64,
     /// A video file, a directory of images, or a glob pattern of images (quote it).
     pub source: String,
 }
@@ -101,6 +105,9 @@ pub struct ValidateArgs {
     /// How the checksums were computed.
     #[arg(long, value_enum, default_value_t = ColorArg::Untagged)]
     pub color: ColorArg,
+    /// Largest image (width x height) decoded for checksums (see `create`).
+    #[arg(long, default_value_t = crate::media::image::DEFAULT_MAX_PIXELS)]
+    pub max_image_pixels: u64,
     /// The manifest.jsonl file (or the directory holding it).
     pub manifest: PathBuf,
     /// The video, or the directory the image names are relative to.
@@ -172,6 +179,7 @@ fn progress_bar(len: u64, msg: &'static str, bytes: bool) -> ProgressBar {
 }
 
 fn create(a: CreateArgs) -> Result<i32, ManifestError> {
+    crate::media::image::set_max_pixels(a.max_image_pixels);
     let source = expand_user(&a.source);
     let is_glob = source.contains(['*', '?', '[']);
     let path = absolute(Path::new(&source));
@@ -290,6 +298,7 @@ fn describe_rejection(r: &Rejection) -> String {
 }
 
 fn validate(a: ValidateArgs) -> Result<i32, ManifestError> {
+    crate::media::image::set_max_pixels(a.max_image_pixels);
     let mut path = a.manifest.clone();
     if path.is_dir() {
         path = path.join(manifest::MANIFEST_FILE);

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Once;
 
 pub use convert::{ColorMode, RgbConverter};
-pub use decode::{DecodedFrame, FrameReader, KeyframeDecoder};
+pub use decode::{decoder_memory, decoder_memory_for, DecodedFrame, FrameReader, KeyframeDecoder};
 pub(crate) use source::packet_info as source_packet_info;
 pub use source::{rotated_size, Chapter, PacketInfo, PictureType, VideoInfo, VideoSource};
 
@@ -62,6 +62,20 @@ pub enum MediaError {
     /// A still image could not be decoded.
     #[error("failed to parse image file '{path}': {reason}")]
     Image { path: String, reason: String },
+    /// An image larger than the pixel limit (`--max-image-pixels`), refused from its header
+    /// before any pixel buffer is allocated.
+    #[error(
+        "{path}: {width}x{height} pixels is more than the limit of {limit} (--max-image-pixels)"
+    )]
+    TooManyPixels {
+        path: String,
+        width: u64,
+        height: u64,
+        limit: u64,
+    },
+    /// Decoding would need more memory than the process may ever use for it (`--memory-limit`).
+    #[error(transparent)]
+    Memory(#[from] crate::budget::BudgetError),
 }
 
 /// Result alias for media operations.

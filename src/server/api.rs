@@ -916,9 +916,10 @@ pub(crate) async fn list_requests(
 pub(crate) async fn metrics(State(st): St) -> impl IntoResponse {
     let mut body = st.cache.render_metrics();
     body.push_str(&format!(
-        "# HELP frameserver_decoders_open Video readers kept open for sequential access.\n# TYPE frameserver_decoders_open gauge\nframeserver_decoders_open {}\n",
-        st.pool.len()
+        "# HELP frameserver_decoders_open Video decoders open (parked for sequential access or in use).\n# TYPE frameserver_decoders_open gauge\nframeserver_decoders_open {}\n",
+        crate::frames::OPEN_DECODERS.load(std::sync::atomic::Ordering::Relaxed)
     ));
+    body.push_str(&crate::budget::global().render_metrics());
     body.push_str(&format!(
         "# HELP frameserver_frames_decoded_total Video frames decoded for chunks and frames.\n# TYPE frameserver_frames_decoded_total counter\nframeserver_frames_decoded_total {}\n# HELP frameserver_seeks_total Seeks made to build chunks.\n# TYPE frameserver_seeks_total counter\nframeserver_seeks_total {}\n",
         crate::frames::FRAMES_DECODED.load(std::sync::atomic::Ordering::Relaxed),

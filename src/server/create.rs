@@ -544,13 +544,20 @@ fn create_blocking(
     let mut guard = DirGuard(Some(dir.clone()));
     let session_dir = session.as_ref().map(|s| s.dir.clone());
     let result = collect_and_store(st, task, params, session, &dir, &raw, progress);
-    if let Some(d) = session_dir {
+    if let Some(d) = &session_dir {
         let _ = std::fs::remove_dir_all(d);
     }
     if result.is_ok() {
         guard.0 = None;
     }
-    result
+    // Messages name files as the client did: relative to the upload, the archive or the share.
+    result.map_err(|m| {
+        let mut roots = vec![raw.join("extracted"), raw.clone(), dir.clone()];
+        roots.extend(session_dir);
+        roots.extend(st.config.share_dir.iter().cloned());
+        roots.push(st.config.data_dir.clone());
+        super::error::relative_paths(&m, &roots)
+    })
 }
 
 fn collect_and_store(
@@ -892,12 +899,9 @@ fn read_images(
             let path = root.join(rel);
             let name = rel.to_string_lossy().replace('\\', "/");
             let bytes = std::fs::read(&path).map_err(|e| format!("cannot read '{name}': {e}"))?;
-            let raster = crate::chunks::decode_raster(&bytes, &name)
-                .map_err(|_| format!("failed to parse image file '{name}'"))?;
-            let (mut w, mut h) = (raster.width(), raster.height());
-            if media::image::exif_orientation(&bytes) > 4 {
-                std::mem::swap(&mut w, &mut h);
-            }
+            // Refused from its header if over --max-image-pixels; decoded with its memory
+            // counted (so parallel creations and builds cannot add up past --memory-limit).
+            let (w, h) = crate::chunks::check_image(&bytes, &name).map_err(|e| e.to_string())?;
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if n % 64 == 0 {
                 progress(0.05 + 0.85 * n as f64 / total, "Reading the images");

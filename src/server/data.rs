@@ -14,10 +14,11 @@ use serde_json::{json, Value};
 use super::api::{task_or_404, St};
 use super::auth::CurrentUser;
 use super::{create, ApiError, AppState, Loaded};
+use crate::budget::{self, Budget};
 use crate::cache::{Item, ItemKey, ItemKind};
-use crate::chunks::{self, BuildError, Source};
+use crate::chunks::{self, BuildError, BuildKind, Source};
 use crate::codec;
-use crate::frames::SeekTable;
+use crate::frames::{SeekTable, SourceWatch};
 use crate::store::{JobRow, MediaSource};
 use crate::task::{iso_utc, task_chunk, x_checksum, ChunkType, Quality, SegmentRange};
 use axum::Extension;
@@ -45,7 +46,12 @@ pub(crate) fn loaded(st: &AppState, task_id: i64) -> Result<Arc<Loaded>, ApiErro
         } => SeekTable::from_manifest(m).map_err(|e| ApiError::internal(e.to_string()))?,
         _ => SeekTable::none(),
     };
-    let l = Arc::new(Loaded { data, images, seek });
+    let l = Arc::new(Loaded {
+        data,
+        images,
+        seek,
+        sources: SourceWatch::default(),
+    });
     st.loaded
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -53,35 +59,102 @@ pub(crate) fn loaded(st: &AppState, task_id: i64) -> Result<Arc<Loaded>, ApiErro
     Ok(l)
 }
 
+/// Memory the process needs besides the budget: code, libraries, runtime, the database, and
+/// what is not counted (connection buffers, logins' password hashing, the allocator's overhead).
+/// An idle server peaks at ~64 MiB VmHWM after a login (argon2 hashes in 19 MiB).
+const BASE_MEMORY: u64 = 96 << 20;
+
+/// The least `--memory-limit` above the cache and the base that leaves builds room to run.
+const MIN_BUILD_MEMORY: u64 = 64 << 20;
+
+/// How long a build may wait for memory before the request is answered 503.
+const MEMORY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Installs the process-wide limits the server's decoders and builds honour: the pixel limit
+/// (`--max-image-pixels`) and the memory budget (`--memory-limit`, less the process's base; the
+/// item cache lives inside it), whose reclaimer closes parked decoders and lets go of held
+/// items when memory is short. Called once at start.
+pub(crate) fn install_limits(st: &AppState) -> anyhow::Result<()> {
+    let c = &st.config;
+    budget::tune_allocator();
+    crate::media::image::set_max_pixels(c.max_image_pixels);
+    let limit = c.memory_limit();
+    let least = c
+        .cache_size
+        .saturating_add(BASE_MEMORY)
+        .saturating_add(MIN_BUILD_MEMORY);
+    if limit < least {
+        anyhow::bail!(
+            "--memory-limit {limit} is too small: it must hold the cache (--cache-size {}), the \
+             server itself ({} MiB) and at least {} MiB for decoding, i.e. be at least {least}",
+            c.cache_size,
+            BASE_MEMORY >> 20,
+            MIN_BUILD_MEMORY >> 20
+        );
+    }
+    let total = limit - BASE_MEMORY;
+    // The cache may stay full: what is left is the most one build can ever get.
+    let budget = Budget::new(total, total - c.cache_size);
+    let (pool, cache) = (st.pool.clone(), st.cache.clone());
+    budget.set_reclaimer(move |bytes| {
+        let freed = cache.release_held(bytes);
+        if freed < bytes {
+            pool.shed(bytes - freed);
+        }
+    });
+    if !budget::set_global(budget) {
+        anyhow::bail!("the memory budget was installed twice");
+    }
+    Ok(())
+}
+
+/// A client-facing message with the server's own directories taken out of the paths in it:
+/// paths relative to the task's data, the share or the data directory.
+pub(crate) fn client_message(st: &AppState, l: &Loaded, message: &str) -> String {
+    let raw = l.data.spec.dir.join("raw");
+    let mut roots = vec![raw.join("extracted"), raw, l.data.spec.dir.clone()];
+    roots.extend(st.config.share_dir.iter().cloned());
+    roots.push(st.config.data_dir.clone());
+    super::error::relative_paths(message, &roots)
+}
+
 /// Builds (or fetches from the cache) the item `key` with `build`, on a blocking worker, at most
-/// `--workers` at a time. Concurrent requests for one key build it once; failures are not cached.
-async fn item<F>(
+/// `--workers` at a time, each once the memory `need` says it takes is free in the budget
+/// (waiting for it, in order). Concurrent requests for one key build it once; failures are not
+/// cached.
+async fn item<N, F>(
     st: &Arc<AppState>,
     l: &Arc<Loaded>,
     key: ItemKey,
+    need: N,
     build: F,
 ) -> Result<Arc<Item>, ApiError>
 where
+    N: FnOnce(&Source<'_>) -> u64 + Send + 'static,
     F: FnOnce(&Source<'_>) -> Result<Item, BuildError> + Send + 'static,
 {
     let st2 = Arc::clone(st);
-    let l = Arc::clone(l);
+    let l2 = Arc::clone(l);
     st.cache
         .get_or_build(key, move || async move {
-            let _permit = Arc::clone(&st2.permits)
+            let permit = Arc::clone(&st2.permits)
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
+            let bytes = need(&source(&st2, &l2));
+            let memory = tokio::time::timeout(MEMORY_WAIT, budget::global().reserve("this build", bytes))
+                .await
+                .map_err(|_| {
+                    BuildError::Busy(format!(
+                        "no memory for this build after {} s: the server is busy (--memory-limit); try again",
+                        MEMORY_WAIT.as_secs()
+                    ))
+                })??;
+            // The permit and the memory go with the blocking build: they are held until it
+            // ends even if every client waiting for it goes away.
             tokio::task::spawn_blocking(move || {
-                let src = Source {
-                    data_id: l.data.id,
-                    version: l.data.version,
-                    spec: &l.data.spec,
-                    images: &l.images,
-                    seek: &l.seek,
-                    pool: &st2.pool,
-                };
-                build(&src)
+                let _held = (permit, memory);
+                build(&source(&st2, &l2))
             })
             .await
             .unwrap_or_else(|e| {
@@ -92,7 +165,45 @@ where
             })
         })
         .await
-        .map_err(|e| ApiError::from(&*e))
+        .map_err(|e| {
+            let mut err = ApiError::from(&*e);
+            err.message = client_message(st, l, &err.message);
+            err
+        })
+}
+
+fn source<'a>(st: &'a AppState, l: &'a Loaded) -> Source<'a> {
+    Source {
+        data_id: l.data.id,
+        version: l.data.version,
+        spec: &l.data.spec,
+        images: &l.images,
+        seek: &l.seek,
+        pool: &st.pool,
+    }
+}
+
+/// Checks that the sources of absolute frames `abs` are unchanged (each looked at no more than
+/// once a second): a changed or missing source answers 409 or 410 also for items already
+/// cached. A failed check drops the data's cached items.
+fn check_sources(
+    st: &AppState,
+    l: &Loaded,
+    abs: impl IntoIterator<Item = u64>,
+) -> Result<(), ApiError> {
+    let r = match &l.data.spec.media {
+        MediaSource::Video {
+            path, name, stamp, ..
+        } => l.sources.check(path, name, stamp),
+        MediaSource::Images => abs
+            .into_iter()
+            .filter_map(|a| l.images.get(a as usize))
+            .try_for_each(|img| l.sources.check(&img.path, &img.name, &img.stamp)),
+    };
+    r.map_err(|e| {
+        st.cache.invalidate_data(l.data.id);
+        ApiError::from(&BuildError::Frames(e))
+    })
 }
 
 fn key(l: &Loaded, kind: ItemKind, number: u64, quality: Quality) -> ItemKey {
@@ -135,24 +246,42 @@ async fn range_chunk_item(
     quality: Quality,
 ) -> Result<Arc<Item>, ApiError> {
     let frames = abs_frames(l, r);
-    item(st, l, key(l, kind, n, quality), move |src| {
-        chunks::build_chunk(src, &frames, quality)
-    })
+    check_sources(st, l, frames.iter().copied())?;
+    let wanted = frames.clone();
+    item(
+        st,
+        l,
+        key(l, kind, n, quality),
+        move |src| chunks::build_memory(src, &wanted, quality, BuildKind::Chunk),
+        move |src| chunks::build_chunk(src, &frames, quality),
+    )
     .await
 }
 
 /// After chunk `n` is served, build chunk `n + 1` in the background — annotators play forward —
-/// unless every builder is busy (prefetch never queues behind real requests).
+/// unless every builder is busy or its memory is not free now (prefetch never queues behind
+/// real requests).
 fn prefetch_next(st: &Arc<AppState>, l: &Arc<Loaded>, n: u64, quality: Quality) {
     let spec = &l.data.spec;
-    if task_chunk(spec.range.size, spec.chunk_size, n + 1).is_none()
-        || st
-            .cache
-            .contains(&key(l, ItemKind::TaskChunk, n + 1, quality))
+    let Some(next) = task_chunk(spec.range.size, spec.chunk_size, n + 1) else {
+        return;
+    };
+    if st
+        .cache
+        .contains(&key(l, ItemKind::TaskChunk, n + 1, quality))
     {
         return;
     }
     if st.permits.available_permits() == 0 {
+        return;
+    }
+    let need = chunks::build_memory(
+        &source(st, l),
+        &abs_frames(l, next),
+        quality,
+        BuildKind::Chunk,
+    );
+    if budget::global().available() < need {
         return;
     }
     st.cache
@@ -338,13 +467,20 @@ async fn frame_item(
         }));
     }
     let is_video = matches!(spec.media, MediaSource::Video { .. });
-    item(st, l, key(l, ItemKind::Frame, rel, quality), move |src| {
-        if is_video {
-            chunks::video_frame_png(src, abs)
-        } else {
-            chunks::image_frame_original(src, abs)
-        }
-    })
+    check_sources(st, l, [abs])?;
+    item(
+        st,
+        l,
+        key(l, ItemKind::Frame, rel, quality),
+        move |src| chunks::build_memory(src, &[abs], quality, BuildKind::Frame),
+        move |src| {
+            if is_video {
+                chunks::video_frame_png(src, abs)
+            } else {
+                chunks::image_frame_original(src, abs)
+            }
+        },
+    )
     .await
 }
 
@@ -354,10 +490,12 @@ async fn preview_item(
     rel: u64,
 ) -> Result<Arc<Item>, ApiError> {
     let abs = l.data.spec.range.abs(rel);
+    check_sources(st, l, [abs])?;
     item(
         st,
         l,
         key(l, ItemKind::Preview, rel, Quality::Compressed),
+        move |src| chunks::build_memory(src, &[abs], Quality::Compressed, BuildKind::Small),
         move |src| chunks::preview(src, abs),
     )
     .await
@@ -386,10 +524,12 @@ async fn context_item(
     let Some(img) = img else {
         return Err(ApiError::not_found("The frame has no context images"));
     };
+    check_sources(st, l, [abs])?;
     item(
         st,
         l,
         key(l, ItemKind::ContextImage, rel, Quality::Compressed),
+        |_| 0,
         move |_| chunks::context_images(&img),
     )
     .await

@@ -3,8 +3,11 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use std::path::PathBuf;
+
 use crate::chunks::BuildError;
 use crate::frames::FrameError;
+use crate::media::MediaError;
 use crate::store::StoreError;
 
 /// An error answered to the client. 400s carry CVAT's message as a JSON string (as CVAT does);
@@ -63,11 +66,55 @@ impl From<&BuildError> for ApiError {
         let status = match e {
             BuildError::Frames(FrameError::SourceMissing(_)) => StatusCode::GONE,
             BuildError::Frames(FrameError::SourceChanged(_)) => StatusCode::CONFLICT,
+            // An image over --max-image-pixels (e.g. the limit was lowered after creation).
+            BuildError::Media(MediaError::TooManyPixels { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            // More memory than --memory-limit allows, now or ever.
+            BuildError::Memory(_)
+            | BuildError::Media(MediaError::Memory(_))
+            | BuildError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError {
             status,
             message: e.to_string(),
         }
+    }
+}
+
+/// `message` with each of `roots` (absolute server directories) taken out of the paths in it,
+/// longest first: what is left is relative to the task's data, the share or the data directory.
+/// Client-facing errors never show where the server keeps its files.
+pub(crate) fn relative_paths(message: &str, roots: &[PathBuf]) -> String {
+    let mut roots: Vec<String> = roots
+        .iter()
+        .map(|r| r.to_string_lossy().trim_end_matches('/').to_owned())
+        .filter(|r| !r.is_empty())
+        .collect();
+    roots.sort_by_key(|r| std::cmp::Reverse(r.len()));
+    let mut out = message.to_owned();
+    for r in roots {
+        out = out.replace(&format!("{r}/"), "");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_lose_the_server_directories() {
+        let roots = [
+            PathBuf::from("/srv/data/media/task_1_ab/raw"),
+            PathBuf::from("/srv/share/"),
+            PathBuf::from("/srv/data"),
+        ];
+        assert_eq!(
+            relative_paths(
+                "cannot read /srv/data/media/task_1_ab/raw/a/b.mp4: gone; /srv/share/x.png too; /srv/data/media/other",
+                &roots
+            ),
+            "cannot read a/b.mp4: gone; x.png too; media/other"
+        );
     }
 }

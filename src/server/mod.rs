@@ -133,6 +133,8 @@ pub(crate) struct Loaded {
     pub data: DataRow,
     pub images: Vec<ImageFrame>,
     pub seek: SeekTable,
+    /// When the sources were last found unchanged (checked on cache hits too).
+    pub sources: crate::frames::SourceWatch,
 }
 
 /// Files received in an upload session (between `Upload-Start` and `Upload-Finish`).
@@ -202,6 +204,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         net,
         config: config.clone(),
     });
+    data::install_limits(&state)?;
     auth::ensure_admin(&state)?;
     check_writable(&state.media_dir())?;
     // Upload sessions do not survive a restart.
