@@ -2075,8 +2075,6 @@ fn renamed(a: &Value, s: &Server, task: i64) -> Value {
 }
 
 #[test]
-
-#[test]
 fn exports_of_deleted_tasks_are_cancelled_and_removed() {
     let s = Server::start(None, &[]);
     let video = common::shared().join("videos/cup.mp4");

@@ -527,7 +527,13 @@ impl Store {
         let data = self.data_of_task(id)?;
         let mut c = self.conn();
         let tx = c.transaction()?;
-        tx.execute("DELETE FROM rq.requests WHERE task_id = ?1", [id])?;
+        // Requests still running stay: they notice the deletion and end `failed` saying so,
+        // instead of vanishing under a client that polls them.
+        tx.execute(
+            "DELETE FROM rq.requests WHERE task_id = ?1 \
+             AND json_extract(info, '$.status') NOT IN ('queued', 'started')",
+            [id],
+        )?;
         tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
         tx.commit()?;
         self.hot.tasks.invalidate(&id);

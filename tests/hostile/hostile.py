@@ -252,3 +252,19 @@ def check(cond, msg):
 
 def mib(n):
     return f"{n / 2**20:.0f} MiB"
+
+
+def video_clip(size="1920x1080", seconds=10, gop=250, rate=30):
+    """The bytes of an H.264 MP4 made by the ffmpeg CLI (installed by scripts/install-deps.sh):
+    `testsrc2` at `size`, a key frame every `gop` frames."""
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "clip.mp4")
+        subprocess.run(
+            ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+             "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}", "-t", str(seconds),
+             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+             "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", out],
+            check=True, timeout=120,
+        )
+        with open(out, "rb") as f:
+            return f.read()
