@@ -268,3 +268,29 @@ def video_clip(size="1920x1080", seconds=10, gop=250, rate=30):
         )
         with open(out, "rb") as f:
             return f.read()
+
+
+def read_response(sock, timeout=None):
+    """One raw HTTP/1.1 response on `sock`: (status, head, body) as bytes, the body as long as
+    its Content-Length says (or until the server closes)."""
+    if timeout is not None:
+        sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"closed before a full response: {data[:200]!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 "), f"no HTTP answer: {data[:200]!r}")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(head.split()[1]), head, body

@@ -13,7 +13,7 @@ import time
 import uuid
 import zlib
 
-from hostile import REPO, Server, check, mib
+from hostile import REPO, Server, check, mib, read_response
 
 
 def raw_put(s, path, headers, body_iter, chunked, method="PUT"):
@@ -45,26 +45,8 @@ def raw_put(s, path, headers, body_iter, chunked, method="PUT"):
     t0 = time.time()
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
-    data = b""
-    while b"\r\n\r\n" not in data:
-        got = sock.recv(65536)
-        if not got:
-            break
-        data += got
+    status, _, rest = read_response(sock)
     took = time.time() - t0
-    head, _, rest = data.partition(b"\r\n\r\n")
-    check(head.startswith(b"HTTP/1.1 "), f"no HTTP answer: {data[:200]!r}")
-    status = int(head.split()[1])
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"content-length":
-            length = int(v)
-    while len(rest) < length:
-        got = sock.recv(65536)
-        if not got:
-            break
-        rest += got
     sock.close()
     return status, rest.decode(errors="replace"), took, sent[0]
 

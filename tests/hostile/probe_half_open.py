@@ -12,6 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hostile
 from hostile import Server, check
 
 CAP = 200
@@ -19,25 +20,8 @@ CAP = 200
 
 def read_response(sock, timeout=5):
     """Status and text of one response on `sock` (headers + Content-Length body)."""
-    sock.settimeout(timeout)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise AssertionError(f"closed mid-response: {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"content-length":
-            length = int(v)
-    while len(body) < length:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        body += chunk
-    return int(head[9:12]), (head + b"\r\n\r\n" + body).decode(errors="replace")
+    status, head, body = hostile.read_response(sock, timeout)
+    return status, (head + b"\r\n\r\n" + body).decode(errors="replace")
 
 
 def closed(sock, timeout):
