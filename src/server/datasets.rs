@@ -705,10 +705,9 @@ pub(crate) fn clean_exports(st: &AppState, part_idle: std::time::Duration) {
             .and_then(|t| t.elapsed().ok())
             .unwrap_or_default();
         let part = e.file_name().to_string_lossy().ends_with(".part");
-        if (part && age >= part_idle) || age > ttl {
-            if std::fs::remove_file(e.path()).is_ok() && part {
-                tracing::info!(file = %e.file_name().to_string_lossy(), "removed an interrupted export");
-            }
+        let expired = (part && age >= part_idle) || age > ttl;
+        if expired && std::fs::remove_file(e.path()).is_ok() && part {
+            tracing::info!(file = %e.file_name().to_string_lossy(), "removed an interrupted export");
         }
     }
 }
