@@ -11,9 +11,9 @@
 //! until it is back under. When a request cannot be granted at once, the budget first asks its
 //! reclaimer (the decoder pool: idle decoders) to free memory.
 //!
-//! A request larger than [`Budget::max_request`] — the limit less what may be held elsewhere for
-//! good (the item cache, when full) — could never be granted: it fails at once with
-//! [`BudgetError::TooLarge`] instead of waiting forever.
+//! A request larger than the budget's `max_request` ([`Budget::new`]) — the limit less what may
+//! be held elsewhere for good (the item cache, when full) — could never be granted: it fails at
+//! once with a [`BudgetError`] instead of waiting forever.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -83,16 +83,6 @@ impl Budget {
     /// A budget that never makes anyone wait (tools, tests); it still counts.
     pub fn unlimited() -> Budget {
         Budget::new(u64::MAX, u64::MAX)
-    }
-
-    /// The limit in bytes.
-    pub fn limit(&self) -> u64 {
-        self.inner.limit
-    }
-
-    /// The largest single request that can ever be granted.
-    pub fn max_request(&self) -> u64 {
-        self.inner.max_request
     }
 
     /// Bytes reserved now.
@@ -303,17 +293,6 @@ impl Reservation {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
-
-    /// Moves up to `bytes` of this reservation into a new one (e.g. to a decoder that outlives
-    /// the build that reserved for it).
-    pub fn split(&mut self, bytes: u64) -> Reservation {
-        let n = bytes.min(self.bytes);
-        self.bytes -= n;
-        Reservation {
-            inner: self.inner.clone(),
-            bytes: n,
-        }
-    }
 }
 
 impl Drop for Reservation {
@@ -388,13 +367,10 @@ mod tests {
         let b = Budget::new(100, 80);
         let r1 = b.try_reserve(60).unwrap();
         assert!(b.try_reserve(50).is_none());
-        let mut r2 = b.try_reserve(40).unwrap();
+        let r2 = b.try_reserve(40).unwrap();
         assert_eq!(b.reserved(), 100);
-        let part = r2.split(30);
-        assert_eq!((r2.bytes(), part.bytes()), (10, 30));
         drop(r1);
-        assert_eq!(b.reserved(), 40);
-        drop(part);
+        assert_eq!((b.reserved(), r2.bytes()), (40, 40));
         drop(r2);
         assert_eq!((b.reserved(), b.peak()), (0, 100));
         // Never-fitting requests fail at once, with the numbers.

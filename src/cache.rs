@@ -178,12 +178,13 @@ impl ItemCache {
     /// Lets go of held items, oldest first, until about `bytes` are freed (the memory budget is
     /// short); returns the bytes let go.
     pub fn release_held(&self, bytes: u64) -> u64 {
-        let gone: Vec<Arc<Item>> = {
+        let mut freed = 0;
+        // Dropped after the lock is released.
+        let _gone: Vec<Arc<Item>> = {
             let mut held = self.held();
             let mut by_age: Vec<(ItemKey, Instant)> =
                 held.iter().map(|(k, (_, at))| (*k, *at)).collect();
             by_age.sort_by_key(|(_, at)| *at);
-            let mut freed = 0;
             let mut gone = Vec::new();
             for (k, _) in by_age {
                 if freed >= bytes {
@@ -196,7 +197,7 @@ impl ItemCache {
             }
             gone
         };
-        gone.iter().map(|i| i.bytes.len() as u64).sum()
+        freed
     }
 
     /// The metrics.

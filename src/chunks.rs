@@ -277,14 +277,20 @@ fn video_mp4(src: &Source<'_>, frames: &[u64], quality: u8) -> Result<Item, Buil
     })
 }
 
+/// The bytes of an image task's source file, after checking it is the file the task was made
+/// from (409/410 otherwise); errors name it as the client does.
+fn read_source_image(img: &ImageFrame) -> Result<Vec<u8>, BuildError> {
+    frames::check_source(&img.path, &img.name, &img.stamp)?;
+    std::fs::read(&img.path).map_err(|e| BuildError::Read {
+        path: img.name.clone(),
+        reason: e.to_string(),
+    })
+}
+
 /// Original bytes of an image as they go into an original chunk: unchanged, except EXIF-rotated
 /// images and TIFFs, which are transposed and re-encoded (spec §12.1).
 pub fn original_image_bytes(img: &ImageFrame) -> Result<(Vec<u8>, String), BuildError> {
-    frames::check_source(&img.path, &img.name, &img.stamp)?;
-    let bytes = std::fs::read(&img.path).map_err(|e| BuildError::Read {
-        path: img.name.clone(),
-        reason: e.to_string(),
-    })?;
+    let bytes = read_source_image(img)?;
     let ext = img
         .path
         .extension()
@@ -422,11 +428,7 @@ fn decode_counted(
 
 /// A compressed (JPEG) frame of an image task: EXIF-transposed, converted, re-encoded.
 fn image_jpeg(img: &ImageFrame, quality: u8) -> Result<Vec<u8>, BuildError> {
-    frames::check_source(&img.path, &img.name, &img.stamp)?;
-    let bytes = std::fs::read(&img.path).map_err(|e| BuildError::Read {
-        path: img.name.clone(),
-        reason: e.to_string(),
-    })?;
+    let bytes = read_source_image(img)?;
     let (raster, _memory) = decode_oriented(&bytes, &img.name)?;
     Ok(codec::encode_jpeg(&raster, quality)?)
 }
@@ -523,11 +525,7 @@ pub fn preview(src: &Source<'_>, abs: u64) -> Result<Item, BuildError> {
         MediaSource::Video { .. } => (video_frame_raster(src, abs)?, false, Reservation::none()),
         MediaSource::Images => {
             let img = src.image(abs)?;
-            frames::check_source(&img.path, &img.name, &img.stamp)?;
-            let bytes = std::fs::read(&img.path).map_err(|e| BuildError::Read {
-                path: img.name.clone(),
-                reason: e.to_string(),
-            })?;
+            let bytes = read_source_image(img)?;
             let png = image_mime(&img.name) == "image/png";
             let (raster, memory) = decode_oriented(&bytes, &img.name)?;
             (raster, png, memory)

@@ -307,10 +307,10 @@ impl DecoderPool {
     /// Closes parked readers, least recently used first, until about `bytes` of their memory are
     /// freed (the budget's reclaimer). Returns the bytes freed.
     pub fn shed(&self, bytes: u64) -> u64 {
+        let mut freed = 0;
         let gone = {
             let mut parked = self.lock();
             parked.sort_by_key(|p| std::cmp::Reverse(p.used));
-            let mut freed = 0;
             let mut gone = Vec::new();
             while freed < bytes {
                 let Some(p) = parked.pop() else { break };
@@ -319,7 +319,6 @@ impl DecoderPool {
             }
             gone
         };
-        let freed = gone.iter().map(|p| p.reader.bytes()).sum();
         if !gone.is_empty() {
             tracing::debug!("closed {} parked video decoders to free memory", gone.len());
         }

@@ -3322,13 +3322,7 @@ blue</values>
             "{e}"
         );
         // With the ratio check off, the value limit stops it.
-        let limits = crate::formats::ImportLimits {
-            archive: crate::ingest::ArchiveLimits {
-                max_ratio: f64::INFINITY,
-                ..Default::default()
-            },
-            max_value: 1 << 20,
-        };
+        let limits = crate::formats::ImportLimits::values_only(1 << 20);
         let e = import_with(&zpath, &ds, limits).unwrap_err().to_string();
         assert_eq!(
             e,

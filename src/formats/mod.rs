@@ -267,6 +267,21 @@ impl Default for ImportLimits {
     }
 }
 
+#[cfg(test)]
+impl ImportLimits {
+    /// Only the value limit (`max_value` bytes): no expansion-ratio check, so a test's bomb
+    /// reaches the parser.
+    pub(crate) fn values_only(max_value: u64) -> ImportLimits {
+        ImportLimits {
+            archive: ArchiveLimits {
+                max_ratio: f64::INFINITY,
+                ..Default::default()
+            },
+            max_value,
+        }
+    }
+}
+
 /// An import's input: a zip archive (read entry by entry under [`ImportLimits::archive`], never
 /// extracted), or a bare annotation file. One input serves one import: the archive's byte
 /// counts add up over everything read from it.
@@ -360,7 +375,7 @@ impl ImportInput {
 
     /// Runs `f` on a reader of file `name` (a bare file ignores the name) and the size its
     /// container declares (a hint). Reads of a zip entry fail past the archive limits: turn
-    /// their errors into [`FormatError`]s with [`Self::read_error`].
+    /// their errors into [`FormatError`]s with [`read_error`].
     pub fn with_reader<T>(
         &self,
         name: &str,

@@ -249,6 +249,11 @@ impl ZipEntries {
         Ok(ZipEntries { zip, meter })
     }
 
+    /// Entry names as stored (not normalized), in central-directory order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        (0..self.zip.len()).map(|i| self.zip.name_for_index(i).unwrap_or_default())
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.zip.len()
@@ -257,11 +262,6 @@ impl ZipEntries {
     /// Whether the archive has no entries.
     pub fn is_empty(&self) -> bool {
         self.zip.len() == 0
-    }
-
-    /// Entry names as stored (not normalized), in central-directory order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        (0..self.zip.len()).map(|i| self.zip.name_for_index(i).unwrap_or_default())
     }
 
     /// The index of the entry stored as `name`.
@@ -295,7 +295,6 @@ impl ZipEntries {
             return Err(IngestError::Encrypted(name));
         }
         Ok(ZipEntry {
-            name,
             reader: MeteredReader::new(file, meter),
         })
     }
@@ -303,16 +302,10 @@ impl ZipEntries {
 
 /// One zip entry being read (see [`ZipEntries::entry`]).
 pub struct ZipEntry<'a> {
-    name: String,
     reader: MeteredReader<'a, zip::read::ZipFile<'a, BufReader<RawCounter<File>>>>,
 }
 
 impl ZipEntry<'_> {
-    /// The entry's name as stored.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The uncompressed size its headers declare: a hint, never trusted.
     pub fn declared_size(&self) -> u64 {
         self.reader.inner.size()

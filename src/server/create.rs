@@ -551,13 +551,7 @@ fn create_blocking(
         guard.0 = None;
     }
     // Messages name files as the client did: relative to the upload, the archive or the share.
-    result.map_err(|m| {
-        let mut roots = vec![raw.join("extracted"), raw.clone(), dir.clone()];
-        roots.extend(session_dir);
-        roots.extend(st.config.share_dir.iter().cloned());
-        roots.push(st.config.data_dir.clone());
-        super::error::relative_paths(&m, &roots)
-    })
+    result.map_err(|m| super::error::task_message(st, &dir, session_dir.as_deref(), &m))
 }
 
 fn collect_and_store(

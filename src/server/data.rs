@@ -108,16 +108,6 @@ pub(crate) fn install_limits(st: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A client-facing message with the server's own directories taken out of the paths in it:
-/// paths relative to the task's data, the share or the data directory.
-pub(crate) fn client_message(st: &AppState, l: &Loaded, message: &str) -> String {
-    let raw = l.data.spec.dir.join("raw");
-    let mut roots = vec![raw.join("extracted"), raw, l.data.spec.dir.clone()];
-    roots.extend(st.config.share_dir.iter().cloned());
-    roots.push(st.config.data_dir.clone());
-    super::error::relative_paths(message, &roots)
-}
-
 /// Builds (or fetches from the cache) the item `key` with `build`, on a blocking worker, at most
 /// `--workers` at a time, each once the memory `need` says it takes is free in the budget
 /// (waiting for it, in order). Concurrent requests for one key build it once; failures are not
@@ -167,12 +157,13 @@ where
         .await
         .map_err(|e| {
             let mut err = ApiError::from(&*e);
-            err.message = client_message(st, l, &err.message);
+            err.message = super::error::task_message(st, &l.data.spec.dir, None, &err.message);
             err
         })
 }
 
-fn source<'a>(st: &'a AppState, l: &'a Loaded) -> Source<'a> {
+/// The build source of a loaded task: its data, images, seek table and the decoder pool.
+pub(crate) fn source<'a>(st: &'a AppState, l: &'a Loaded) -> Source<'a> {
     Source {
         data_id: l.data.id,
         version: l.data.version,

@@ -238,14 +238,7 @@ struct ExportFrames {
 
 impl ExportFrames {
     fn source(&self) -> Source<'_> {
-        Source {
-            data_id: self.data.data.id,
-            version: self.data.data.version,
-            spec: &self.data.data.spec,
-            images: &self.data.images,
-            seek: &self.data.seek,
-            pool: &self.st.pool,
-        }
+        super::data::source(&self.st, &self.data)
     }
 
     fn ext(&self) -> &'static str {

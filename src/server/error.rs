@@ -98,6 +98,24 @@ pub(crate) fn relative_paths(message: &str, roots: &[PathBuf]) -> String {
     out
 }
 
+/// A client-facing message about task `task_dir` (its creation or a build), with the server's
+/// directories taken out of its paths: what is left is relative to the task's raw files (or the
+/// archive extracted there), its directory, the upload `upload_dir`, the share or the data
+/// directory.
+pub(crate) fn task_message(
+    st: &super::AppState,
+    task_dir: &std::path::Path,
+    upload_dir: Option<&std::path::Path>,
+    message: &str,
+) -> String {
+    let raw = task_dir.join("raw");
+    let mut roots = vec![raw.join("extracted"), raw, task_dir.to_path_buf()];
+    roots.extend(upload_dir.map(std::path::Path::to_path_buf));
+    roots.extend(st.config.share_dir.iter().cloned());
+    roots.push(st.config.data_dir.clone());
+    relative_paths(message, &roots)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

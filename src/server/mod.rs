@@ -54,7 +54,7 @@ pub struct ServeConfig {
     pub max_extracted_size: u64,
     /// Largest image (width x height) any decoder accepts; larger ones are refused before their
     /// pixels are allocated (a decompression-bomb guard, like Pillow's `MAX_IMAGE_PIXELS`).
-    #[arg(long, default_value_t = 200_000_000)]
+    #[arg(long, default_value_t = crate::media::image::DEFAULT_MAX_PIXELS)]
     pub max_image_pixels: u64,
     /// Memory the process may use for decoders, build buffers, in-flight responses and the cache
     /// together, in bytes (default: `--cache-size` + 512 MiB). Builds wait rather than exceed it.
@@ -65,7 +65,7 @@ pub struct ServeConfig {
     pub max_annotation_body: u64,
     /// Largest single string in an imported annotation file (an XML text or attribute value, a
     /// JSON string), in bytes.
-    #[arg(long, default_value_t = 64 << 20)]
+    #[arg(long, default_value_t = crate::formats::DEFAULT_MAX_IMPORT_VALUE)]
     pub max_import_value: u64,
     /// External base URL of the server (e.g. `https://cvat.example.com`), used in the URLs the
     /// server returns (`result_url`, TUS `Location`, `url` fields). Default: taken from the
@@ -104,10 +104,10 @@ impl ServeConfig {
             workers: None,
             max_upload_size: 16 << 30,
             max_extracted_size: 64 << 30,
-            max_image_pixels: 200_000_000,
+            max_image_pixels: crate::media::image::DEFAULT_MAX_PIXELS,
             memory_limit: None,
             max_annotation_body: 512 << 20,
-            max_import_value: 64 << 20,
+            max_import_value: crate::formats::DEFAULT_MAX_IMPORT_VALUE,
             public_url: None,
             trusted_proxies: Vec::new(),
             max_connections: 4096,
@@ -207,11 +207,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     data::install_limits(&state)?;
     auth::ensure_admin(&state)?;
     check_writable(&state.media_dir())?;
-    // Upload sessions do not survive a restart.
-    let _ = std::fs::remove_dir_all(state.uploads_dir());
-    std::fs::create_dir_all(state.uploads_dir())?;
     create::fail_interrupted(&state);
-    sweep::at_start(&state);
+    sweep::at_start(&state)?;
     sweep::spawn(&state);
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;

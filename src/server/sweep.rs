@@ -12,10 +12,13 @@ use super::{datasets, tus, AppState};
 /// export writes to it continuously).
 const PART_IDLE: Duration = Duration::from_secs(3600);
 
-/// Cleans what a previous run left: every `.zip.part` (no export survives a restart) and expired
-/// results. Upload sessions are dropped by the caller (they do not survive a restart either).
-pub(crate) fn at_start(st: &AppState) {
+/// Cleans what a previous run left: every upload (no upload session survives a restart), every
+/// `.zip.part` (nor does an export) and expired results.
+pub(crate) fn at_start(st: &AppState) -> std::io::Result<()> {
+    let _ = std::fs::remove_dir_all(st.uploads_dir());
+    std::fs::create_dir_all(st.uploads_dir())?;
     datasets::clean_exports(st, Duration::ZERO);
+    Ok(())
 }
 
 /// Sweeps periodically: expired results, stale `.part` files, abandoned uploads.

@@ -37,6 +37,18 @@ def closed(sock, timeout):
         return False
 
 
+def new_client(s, request):
+    """A new connection sends `request`: (status, response text, seconds to the answer)."""
+    t = time.time()
+    c = socket.create_connection((s.host, s.port))
+    try:
+        c.sendall(request)
+        status, text = read_response(c)
+        return status, text, time.time() - t
+    finally:
+        c.close()
+
+
 def run():
     with Server("--max-connections", CAP, "--header-timeout", 2, "--idle-timeout", 20) as s:
         about = f"GET /api/server/about HTTP/1.1\r\nHost: {s.host}:{s.port}\r\n\r\n".encode()
@@ -54,15 +66,10 @@ def run():
         time.sleep(0.3)
         fds_full = s.open_fds()
 
-        t = time.time()
-        new = socket.create_connection((s.host, s.port))
-        new.sendall(about)
-        status, text = read_response(new)
-        refused_s = time.time() - t
+        status, text, refused_s = new_client(s, about)
         check(status == 503, f"a new client past the cap: {status} {text!r}")
         check("Connection: close" in text and f"limit of {CAP}" in text, text)
         check(refused_s < 1.0, f"503 took {refused_s:.2f} s")
-        new.close()
 
         keep.sendall(about)
         check(read_response(keep)[0] == 200, "the keep-alive connection stopped working")
@@ -75,13 +82,8 @@ def run():
         for c in half:
             c.close()
 
-        t = time.time()
-        again = socket.create_connection((s.host, s.port))
-        again.sendall(about)
-        status, _ = read_response(again)
-        served_s = time.time() - t
+        status, _, served_s = new_client(s, about)
         check(status == 200, f"a new client after the timeout: {status}")
-        again.close()
         keep.close()
         time.sleep(0.5)
         fds_end = s.open_fds()

@@ -34,6 +34,34 @@ def timed_get(s, path, timeout=60):
     return r, time.time() - t
 
 
+def load(s, paths, clients=64):
+    """`clients` threads, client i requesting each path `paths(i)` yields in turn: (sorted
+    latencies, failures, wall time)."""
+    latencies, errors = [], []
+    lock = threading.Lock()
+
+    def client(i):
+        for path in paths(i):
+            try:
+                r, dt = timed_get(s, path)
+                ok = r.status == 200
+            except OSError as e:
+                ok, dt, r = False, 60.0, e
+            with lock:
+                latencies.append(dt)
+                if not ok:
+                    errors.append(repr(r)[:200])
+
+    started = time.time()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latencies.sort()
+    return latencies, errors, time.time() - started
+
+
 def run():
     with Server("--cache-size", CACHE) as s:
         s.use_token()
@@ -58,28 +86,13 @@ def run():
         # wave asks for the next cold compressed chunk at once; single flight and the held item
         # make a wave cost one build, whatever the cache keeps.
         barrier = threading.Barrier(64)
-        lock = threading.Lock()
-        wave_latencies, wave_errors = [], []
 
         def viewer(i):
             for k in range(3):
                 barrier.wait()
-                try:
-                    r, dt = timed_get(s, url.format(1 + k * 2, "compressed"))
-                    ok = r.status == 200
-                except OSError as e:
-                    ok, dt, r = False, 60.0, e
-                with lock:
-                    wave_latencies.append(dt)
-                    if not ok:
-                        wave_errors.append(repr(r)[:200])
+                yield url.format(1 + k * 2, "compressed")
 
-        threads = [threading.Thread(target=viewer, args=(i,)) for i in range(64)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wave_latencies.sort()
+        wave_latencies, wave_errors, _ = load(s, viewer)
         wave_p99 = wave_latencies[int(0.99 * (len(wave_latencies) - 1))]
         print(f"measured: 64 connections in step on 3 cold compressed chunks: p99 {wave_p99:.2f} s "
               f"= {wave_p99 / build_compressed:.1f}x one build ({build_compressed:.2f} s; target "
@@ -90,30 +103,12 @@ def run():
               f"p99 {wave_p99:.2f} s is over 2x one build ({build_compressed:.2f} s)")
 
         # 64 connections: client i plays 4 chunks from chunk i % N, odd clients original quality.
-        latencies, errors = [], []
-        lock = threading.Lock()
-
         def client(i):
             quality = "original" if i % 2 else "compressed"
             for k in range(4):
-                try:
-                    r, dt = timed_get(s, url.format((i + k) % chunks, quality))
-                    ok = r.status == 200
-                except OSError as e:
-                    ok, dt, r = False, 60.0, e
-                with lock:
-                    latencies.append(dt)
-                    if not ok:
-                        errors.append(repr(r)[:200])
+                yield url.format((i + k) % chunks, quality)
 
-        started = time.time()
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(64)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.time() - started
-        latencies.sort()
+        latencies, errors, wall = load(s, client)
         p50 = latencies[len(latencies) // 2]
         p99 = latencies[int(0.99 * (len(latencies) - 1))]
         peak = s.peak_rss()

@@ -1760,13 +1760,7 @@ fn zipped_json_bombs_are_refused_naming_the_entry() {
         "{e}"
     );
     // With the ratio check off, the string limit stops it.
-    let limits = crate::formats::ImportLimits {
-        archive: crate::ingest::ArchiveLimits {
-            max_ratio: f64::INFINITY,
-            ..Default::default()
-        },
-        max_value: 1 << 20,
-    };
+    let limits = crate::formats::ImportLimits::values_only(1 << 20);
     let input = ImportInput::open_with(&z, "dataset.zip", limits).unwrap();
     let e = Datumaro::default().import(&input, &ds).unwrap_err();
     assert_eq!(
