@@ -29,6 +29,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/server/about", get(about))
         .route("/api/server/annotation/formats", get(formats))
         .route("/api/server/plugins", get(plugins))
+        .route("/api/server/health", get(health))
         .route("/api/server/share", get(share))
         .route("/api/schema", get(super::openapi::schema))
         .route("/api/auth/login", post(auth::login))
@@ -103,7 +104,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/requests", get(list_requests))
         .route("/api/requests/{rq_id}", get(get_request))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError::not_found("Not found.") })
+        .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::require_auth,
@@ -115,6 +116,16 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Unknown server paths are 404s; with `--ui-dir`, every other path is the UI's.
+async fn fallback(State(st): St, req: axum::extract::Request) -> Response {
+    match &st.config.ui_dir {
+        Some(dir) if !super::ui::is_server_path(req.uri().path()) => {
+            super::ui::serve(dir.clone(), req).await
+        }
+        _ => ApiError::not_found("Not found.").into_response(),
+    }
 }
 
 /// The service to serve: every route answers with and without a trailing slash (no redirects,
@@ -198,6 +209,32 @@ pub(crate) async fn formats() -> Json<Value> {
         out
     };
     Json(json!({"importers": list(true), "exporters": list(false)}))
+}
+
+/// `GET /api/server/health/?format=json`, without login as in CVAT (django-health-check's
+/// shape: one entry per check, 200 when all work, 500 naming the one that does not).
+#[utoipa::path(get, path = "/api/server/health", tag = "server", responses((status = 200, description = "Every check works", body = Object), (status = 500, description = "A check failed", body = Object)))]
+pub(crate) async fn health(State(st): St) -> Response {
+    // Answered to anyone: the causes go to the log, not into the response.
+    let database = st.store.check().map_err(|e| {
+        tracing::error!("health check: database: {e}");
+        "unavailable: the database does not answer"
+    });
+    let disk = super::check_writable(&st.media_dir()).map_err(|e| {
+        tracing::error!("health check: {e}");
+        "unavailable: the data directory is not writable"
+    });
+    let status = |r: &Result<(), &'static str>| match r {
+        Ok(()) => "working",
+        Err(e) => *e,
+    };
+    let code = if database.is_ok() && disk.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    let body = json!({"DatabaseBackend": status(&database), "DiskUsage": status(&disk)});
+    (code, Json(body)).into_response()
 }
 
 #[utoipa::path(get, path = "/api/server/plugins", tag = "server", responses((status = 200, description = "Plugins (none)", body = Object)))]

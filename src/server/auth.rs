@@ -43,7 +43,13 @@ impl From<&UserRow> for CurrentUser {
 }
 
 const SESSION_DAYS: i64 = 14;
-const PUBLIC: &[&str] = &["/api/server/about", "/api/auth/login", "/metrics"];
+/// Answered without credentials (as CVAT does), besides the UI's own files.
+const PUBLIC: &[&str] = &[
+    "/api/server/about",
+    "/api/server/health",
+    "/api/auth/login",
+    "/metrics",
+];
 
 fn unauthorized(msg: &str) -> Response {
     let mut r = ApiError {
@@ -80,7 +86,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 /// cookie (then unsafe methods need `X-CSRFToken` equal to the session's CSRF token).
 pub(crate) async fn require_auth(State(st): St, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().trim_end_matches('/');
-    if PUBLIC.contains(&path) {
+    if PUBLIC.contains(&path) || !super::ui::is_server_path(path) {
         return next.run(req).await;
     }
     let headers = req.headers();

@@ -14,6 +14,7 @@ mod lockout;
 mod openapi;
 mod sweep;
 mod tus;
+mod ui;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -91,6 +92,10 @@ pub struct ServeConfig {
     /// untouched before it is taken for abandoned and removed.
     #[arg(long, default_value_t = 3600)]
     pub upload_idle_timeout: u64,
+    /// Directory of a CVAT web UI build (its `dist`) to serve from the same origin as `/api`:
+    /// annotators open the server's address in a browser. Default: no UI.
+    #[arg(long)]
+    pub ui_dir: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -114,6 +119,7 @@ impl ServeConfig {
             header_timeout: 30,
             idle_timeout: 75,
             upload_idle_timeout: 3600,
+            ui_dir: None,
         }
     }
 
@@ -182,6 +188,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let net =
         forwarded::Network::from_config(&config.trusted_proxies, config.public_url.as_deref())?;
     check_writable(&config.data_dir)?;
+    if let Some(dir) = &config.ui_dir {
+        ui::check_dir(dir)?;
+    }
     let store = Store::open(&config.data_dir.join("frameserver.sqlite3"))?;
     if store.is_read_only() {
         anyhow::bail!(

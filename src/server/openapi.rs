@@ -32,7 +32,7 @@ impl Modify for Security {
 #[openapi(
     info(title = "frameserver", description = "CVAT-compatible media server API (the subset frameserver implements)", version = "2.80.0"),
     paths(
-        api::about, api::formats, api::plugins, api::share,
+        api::about, api::formats, api::plugins, api::health, api::share,
         auth::login, auth::logout, auth::users_self, auth::list_users,
         auth::create_token, auth::list_tokens, auth::token_self, auth::revoke_token,
         api::create_task, api::list_tasks, api::get_task, api::patch_task, api::delete_task,

@@ -419,6 +419,14 @@ impl Store {
             .any(|db| c.is_readonly(*db).unwrap_or(false))
     }
 
+    /// A health check: both databases answer a query.
+    pub fn check(&self) -> Result<()> {
+        let c = self.conn();
+        c.query_row("SELECT count(*) FROM tasks WHERE id < 0", [], |_| Ok(()))?;
+        c.query_row("SELECT count(*) FROM rq.requests WHERE 0", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (statements are
         // atomic), so a poisoned lock is still usable.
