@@ -6,6 +6,8 @@
 
 CARGO ?= cargo
 DEMO_OUT ?= target/demo
+# A build of CVAT's web UI to serve with `make run` (README: "Using CVAT's web UI"); skipped when absent.
+UI_DIR ?= ../shared/cvat-ui/dist
 
 .PHONY: deps build run demo test hostile compat bench compare compare-chunks compare-formats datumaro-check goldens testmedia fmt lint clean
 
@@ -16,7 +18,8 @@ build: deps
 	$(CARGO) build --release --workspace --locked
 
 run: build
-	target/release/frameserver serve --data-dir data --bind 127.0.0.1:8080 --share-dir testdata
+	target/release/frameserver serve --data-dir data --bind 127.0.0.1:8080 --share-dir testdata \
+		$(if $(wildcard $(UI_DIR)/index.html),--ui-dir $(UI_DIR))
 
 demo: build
 	@echo "== manifest info testdata/videos/h264_bframes.mp4"

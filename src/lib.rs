@@ -10,6 +10,7 @@
 //! * [`chunks`], [`server`]: building chunks, and `frameserver serve` (CVAT's REST API).
 //! * [`annotations`]: CVAT's annotation model, validation, track interpolation.
 //! * [`auth`], [`labels`]: users' secrets, and CVAT label definitions.
+//! * [`workflow`]: jobs' stage, state and status rules (the review workflow).
 //! * [`formats`]: dataset exporters and importers behind one trait.
 //! * [`cli`]: the command-line front ends shared by the `manifest` and `frameserver` binaries.
 
@@ -29,3 +30,4 @@ pub mod media;
 pub mod server;
 pub mod store;
 pub mod task;
+pub mod workflow;

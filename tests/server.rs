@@ -326,7 +326,7 @@ fn video_task_chunks_frames_and_meta_match_the_source() {
         (Some(90), Some("interpolation"), Some("video"))
     );
     // Segments of 40 with CVAT's default video overlap of 5.
-    let jobs = s.json(&format!("/api/jobs?task_id={task}"));
+    let jobs = s.json(&format!("/api/jobs?task_id={task}&sort=id"));
     let ranges: Vec<(u64, u64)> = jobs["results"]
         .as_array()
         .unwrap()
@@ -1693,7 +1693,7 @@ fn annotations_crud_is_validated_transactional_and_job_scoped() {
     );
     assert_eq!(s.http.patch(format!("{url}?action=delete")).json(&json!({"shapes": [{"id": 123456, "type": "points", "label_id": car, "frame": 3, "points": [2, 2]}]})).send().unwrap().status(), 400);
     // Jobs (segments of 3: frames 0-2 and 3-4) see and edit only their frames.
-    let jobs = s.json(&format!("/api/jobs?task_id={task}"));
+    let jobs = s.json(&format!("/api/jobs?task_id={task}&sort=id"));
     let (j1, j2) = (
         jobs["results"][0]["id"].as_i64().unwrap(),
         jobs["results"][1]["id"].as_i64().unwrap(),
@@ -1731,7 +1731,7 @@ fn annotations_crud_is_validated_transactional_and_job_scoped() {
     assert_eq!(s.http.delete(&url).send().unwrap().status(), 204);
     assert_eq!(
         s.json(&format!("/api/tasks/{task}/annotations")),
-        json!({"version": 0, "tags": [], "shapes": [], "tracks": []})
+        json!({"version": 0, "tags": [], "shapes": [], "tracks": [], "intervals": []})
     );
 }
 
@@ -3174,4 +3174,489 @@ fn budget_gauges_are_exported() {
     assert_eq!(s.metric("frameserver_memory_reserved_bytes"), 0.0);
     assert_eq!(s.metric("frameserver_decoders_open"), 0.0);
     assert_eq!(s.metric("frameserver_memory_waiting"), 0.0);
+}
+
+/// Sends `body` with `method` and returns the status and the JSON answer (Null when empty).
+fn send_json(s: &Server, c: &Client, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let r = c.request(m, s.url(path)).json(&body).send().unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn jobs_workflow_filters_issues_and_comments_follow_cvat() {
+    let s = Server::start(None, &[]);
+    let task = s.create_task("workflow", 3);
+    let dir = common::testdata().join("images/set");
+    let files: Vec<PathBuf> = ["a.jpg", "b9.png", "b10.png", "B2.png", "f.bmp"]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
+    let rq = s.upload(task, &files, json!({"image_quality": 70}));
+    assert_eq!(s.wait(&rq)["status"], "finished");
+    let jobs = s.json(&format!("/api/jobs?task_id={task}&sort=id"));
+    assert_eq!(jobs["count"], 2);
+    let (j1, j2) = (
+        jobs["results"][0]["id"].as_i64().unwrap(),
+        jobs["results"][1]["id"].as_i64().unwrap(),
+    );
+    let job = &jobs["results"][0];
+    for (k, v) in [
+        ("stage", "annotation"),
+        ("state", "new"),
+        ("status", "annotation"),
+        ("type", "annotation"),
+        ("task_name", "workflow"),
+    ] {
+        assert_eq!(job[k], v, "{k}");
+    }
+    assert!(job["created_date"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(job["assignee"], Value::Null);
+    // The UI asks for the ground-truth job: there is none.
+    let gt = s.json(&format!("/api/jobs?task_id={task}&type=ground_truth"));
+    assert_eq!(gt["count"], 0, "{gt}");
+    // Default order is newest first, as in CVAT.
+    assert_eq!(
+        s.json(&format!("/api/jobs?task_id={task}"))["results"][0]["id"],
+        j2
+    );
+
+    // State and stage changes, and the status CVAT derives.
+    let (st, j) = send_json(
+        &s,
+        &s.http,
+        "PATCH",
+        &format!("/api/jobs/{j1}"),
+        json!({"state": "in progress"}),
+    );
+    assert_eq!((st, j["state"].as_str()), (200, Some("in progress")), "{j}");
+    assert!(j["updated_date"].as_str() >= job["updated_date"].as_str());
+    let (_, j) = send_json(
+        &s,
+        &s.http,
+        "PATCH",
+        &format!("/api/jobs/{j1}"),
+        json!({"stage": "validation"}),
+    );
+    assert_eq!(
+        (
+            j["stage"].as_str(),
+            j["state"].as_str(),
+            j["status"].as_str()
+        ),
+        (Some("validation"), Some("new"), Some("validation"))
+    );
+    let (_, j) = send_json(
+        &s,
+        &s.http,
+        "PATCH",
+        &format!("/api/jobs/{j1}"),
+        json!({"stage": "acceptance", "state": "completed"}),
+    );
+    assert_eq!(j["status"], "completed");
+    assert_eq!(
+        s.json(&format!("/api/tasks/{task}"))["jobs"]["completed"],
+        1
+    );
+    let (st, e) = send_json(
+        &s,
+        &s.http,
+        "PATCH",
+        &format!("/api/jobs/{j1}"),
+        json!({"state": "done"}),
+    );
+    assert_eq!(st, 400);
+    assert!(e.to_string().contains("not a valid choice"), "{e}");
+    // Read back from the store.
+    assert_eq!(s.json(&format!("/api/jobs/{j1}"))["stage"], "acceptance");
+    // Filters: simple, JSON Logic, search.
+    let by_state = s.json(&format!("/api/jobs?task_id={task}&state=completed"));
+    assert_eq!(by_state["count"], 1);
+    let filter = r#"{"and":[{"==":[{"var":"stage"},"annotation"]}]}"#;
+    let by_filter = s.json(&format!(
+        "/api/jobs?filter={}",
+        filter
+            .replace('"', "%22")
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+    ));
+    assert_eq!(by_filter["results"][0]["id"], j2, "{by_filter}");
+    assert_eq!(by_filter["count"], 1);
+    assert_eq!(s.get("/api/jobs?filter=%7Bnope").status(), 400);
+    assert_eq!(s.get("/api/jobs?sort=secret").status(), 400);
+
+    // A job assignee sees the job (and its task) but cannot move its stage.
+    let out = cli_user(&s, &["create", "ann"], "ann-password");
+    assert!(out.status.success());
+    let (ann, _) = token_client(&s.base, "ann", "ann-password");
+    assert_eq!(
+        ann.get(s.url(&format!("/api/jobs/{j2}")))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    let ann_id = s.json("/api/users?username=ann")["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "ann")
+        .unwrap()["id"]
+        .clone();
+    let (_, j) = send_json(
+        &s,
+        &s.http,
+        "PATCH",
+        &format!("/api/jobs/{j2}"),
+        json!({"assignee": ann_id}),
+    );
+    assert_eq!(j["assignee"]["username"], "ann");
+    assert!(j["assignee_updated_date"].is_string());
+    assert_eq!(
+        ann.get(s.url(&format!("/api/jobs/{j2}")))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        ann.get(s.url(&format!("/api/jobs/{j1}")))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    let ann_jobs: Value = ann.get(s.url("/api/jobs")).send().unwrap().json().unwrap();
+    assert_eq!(ann_jobs["count"], 1);
+    let (st, _) = send_json(
+        &s,
+        &ann,
+        "PATCH",
+        &format!("/api/jobs/{j2}"),
+        json!({"state": "completed"}),
+    );
+    assert_eq!(st, 200);
+    let (st, _) = send_json(
+        &s,
+        &ann,
+        "PATCH",
+        &format!("/api/jobs/{j2}"),
+        json!({"stage": "acceptance"}),
+    );
+    assert_eq!(st, 403);
+    let ann_labels: Value = ann
+        .get(s.url(&format!("/api/labels?job_id={j2}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ann_labels["count"], 1);
+    // Unassigning with null.
+    let (_, j) = send_json(
+        &s,
+        &s.http,
+        "PATCH",
+        &format!("/api/jobs/{j2}"),
+        json!({"assignee": null}),
+    );
+    assert_eq!(j["assignee"], Value::Null);
+
+    // Issues and comments: the review workflow.
+    let (st, issue) = send_json(
+        &s,
+        &s.http,
+        "POST",
+        "/api/issues",
+        json!({
+            "job": j2, "frame": 3, "position": [1.0, 2.0, 30.0, 40.0], "message": "box too loose"
+        }),
+    );
+    assert_eq!(st, 201, "{issue}");
+    assert_eq!(issue["resolved"], false);
+    assert_eq!(issue["comments"]["count"], 1);
+    assert_eq!(issue["owner"]["username"], "admin");
+    let id = issue["id"].as_i64().unwrap();
+    for (body, needle) in [
+        (
+            json!({"job": j2, "frame": 0, "position": [1.0], "message": "x"}),
+            "not in job",
+        ),
+        (
+            json!({"job": j2, "frame": 3, "position": [], "message": "x"}),
+            "position",
+        ),
+        (
+            json!({"job": j2, "frame": 3, "position": [1.0, 2.0]}),
+            "message",
+        ),
+        (
+            json!({"job": 999, "frame": 3, "position": [1.0, 2.0], "message": "x"}),
+            "no job",
+        ),
+    ] {
+        let (st, e) = send_json(&s, &s.http, "POST", "/api/issues", body);
+        assert_eq!(st, 400, "{e}");
+        assert!(e.to_string().contains(needle), "{needle}: {e}");
+    }
+    assert_eq!(s.json(&format!("/api/jobs/{j2}"))["issues"]["count"], 1);
+    let (st, c) = send_json(
+        &s,
+        &s.http,
+        "POST",
+        "/api/comments",
+        json!({"issue": id, "message": "tightened"}),
+    );
+    assert_eq!(st, 201, "{c}");
+    assert_eq!(c["issue"], id);
+    let comments = s.json(&format!("/api/comments?job_id={j2}&page_size=500"));
+    let texts: Vec<&str> = comments["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["tightened", "box too loose"]);
+    assert_eq!(s.json(&format!("/api/comments?issue_id={id}"))["count"], 2);
+    let (_, resolved) = send_json(
+        &s,
+        &s.http,
+        "PATCH",
+        &format!("/api/issues/{id}"),
+        json!({"resolved": true}),
+    );
+    assert_eq!(resolved["resolved"], true);
+    assert_eq!(
+        s.json(&format!("/api/issues?job_id={j2}&resolved=true"))["count"],
+        1
+    );
+    assert_eq!(
+        s.json(&format!("/api/issues?job_id={j2}&resolved=false"))["count"],
+        0
+    );
+    assert_eq!(s.json(&format!("/api/issues?task_id={task}"))["count"], 1);
+    assert_eq!(s.json(&format!("/api/issues?job_id={j1}"))["count"], 0);
+    let (st, _) = send_json(
+        &s,
+        &s.http,
+        "PATCH",
+        &format!("/api/issues/{id}"),
+        json!({"frame": 4}),
+    );
+    assert_eq!(st, 400);
+    // Someone who does not see the job does not see its issues.
+    let issues: Value = ann
+        .get(s.url("/api/issues"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(issues["count"], 0);
+    assert_eq!(
+        ann.get(s.url(&format!("/api/issues/{id}")))
+            .send()
+            .unwrap()
+            .status(),
+        404
+    );
+    let cid = c["id"].as_i64().unwrap();
+    let (_, c2) = send_json(
+        &s,
+        &s.http,
+        "PATCH",
+        &format!("/api/comments/{cid}"),
+        json!({"message": "tightened twice"}),
+    );
+    assert_eq!(c2["message"], "tightened twice");
+    assert_eq!(
+        s.http
+            .delete(s.url(&format!("/api/comments/{cid}")))
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(s.json(&format!("/api/comments?issue_id={id}"))["count"], 1);
+    assert_eq!(
+        s.http
+            .delete(s.url(&format!("/api/issues/{id}")))
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(s.json(&format!("/api/comments?job_id={j2}"))["count"], 0);
+
+    // Annotation bodies always carry `intervals`; non-empty ones are refused, not dropped.
+    let ann_body = s.json(&format!("/api/jobs/{j1}/annotations"));
+    assert_eq!(ann_body["intervals"], json!([]));
+    let (st, a) = send_json(
+        &s,
+        &s.http,
+        "PUT",
+        &format!("/api/jobs/{j1}/annotations"),
+        json!({
+            "version": 0, "tags": [], "shapes": [], "tracks": [], "intervals": []
+        }),
+    );
+    assert_eq!((st, &a["intervals"]), (200, &json!([])));
+    let (st, e) = send_json(
+        &s,
+        &s.http,
+        "PUT",
+        &format!("/api/jobs/{j1}/annotations"),
+        json!({
+            "intervals": [{"label_id": 1, "start": 0, "stop": 2}]
+        }),
+    );
+    assert_eq!(st, 400);
+    assert!(e.to_string().contains("intervals"), "{e}");
+
+    // The resources frameserver does not have answer as CVAT does when there are none.
+    for path in [
+        "/api/organizations?page_size=10&sort=slug",
+        "/api/invitations?filter=%7B%7D",
+    ] {
+        let v = s.json(path);
+        assert_eq!(
+            (v["count"].as_i64(), v["results"].as_array().map(Vec::len)),
+            (Some(0), Some(0)),
+            "{path}"
+        );
+    }
+    for path in [
+        "/api/user-agreements",
+        "/api/lambda/functions",
+        "/api/lambda/requests",
+    ] {
+        assert_eq!(s.json(path), json!([]), "{path}");
+    }
+    assert_eq!(
+        s.http
+            .head(s.url("/api/lambda/functions"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    let (st, ev) = send_json(
+        &s,
+        &s.http,
+        "POST",
+        "/api/events",
+        json!({
+            "events": [{"scope": "load:job", "timestamp": "2026-12-07T10:00:00Z"}, {"scope": "save:job"}],
+            "timestamp": "2026-12-07T10:00:01Z"
+        }),
+    );
+    assert_eq!(st, 201);
+    assert_eq!(ev["events"].as_array().unwrap().len(), 2);
+    assert_eq!(s.metric("frameserver_client_events_total"), 2.0);
+    let (st, _) = send_json(&s, &s.http, "POST", "/api/events", json!({"no": "events"}));
+    assert_eq!(st, 400);
+    let big = vec![b' '; (1 << 20) + 10];
+    let r = s
+        .http
+        .post(s.url("/api/events"))
+        .header("Content-Type", "application/json")
+        .body(big)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // Deleting the task deletes its jobs' issues (no orphan rows answer later).
+    let (_, issue) = send_json(
+        &s,
+        &s.http,
+        "POST",
+        "/api/issues",
+        json!({
+            "job": j1, "frame": 0, "position": [1.0, 2.0], "message": "again"
+        }),
+    );
+    assert_eq!(
+        s.http
+            .delete(s.url(&format!("/api/tasks/{task}")))
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(s.get(&format!("/api/issues/{}", issue["id"])).status(), 404);
+}
+
+#[test]
+fn health_and_ui_are_served_without_login() {
+    let ui = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ui.path().join("index.html"),
+        "<!doctype html><title>ui</title>",
+    )
+    .unwrap();
+    std::fs::create_dir(ui.path().join("assets")).unwrap();
+    std::fs::write(ui.path().join("assets/app.mjs"), "export {};").unwrap();
+    std::fs::write(ui.path().join("assets/w.wasm"), b"\0asm").unwrap();
+    let s = Server::start(None, &["--ui-dir", ui.path().to_str().unwrap()]);
+    let anon = Client::new();
+    let r = anon
+        .get(s.url("/api/server/health/?format=json"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["DatabaseBackend"], "working");
+    // Pages: the index for any client-side route, isolated as the UI's workers need.
+    for path in ["/", "/tasks/1/jobs/2", "/auth/login?next=/tasks"] {
+        let r = anon.get(s.url(path)).send().unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["cross-origin-opener-policy"], "same-origin");
+        assert_eq!(
+            r.headers()["cross-origin-embedder-policy"],
+            "credentialless"
+        );
+        assert!(r.text().unwrap().contains("<title>ui</title>"), "{path}");
+    }
+    let r = anon.get(s.url("/assets/app.mjs")).send().unwrap();
+    assert_eq!(r.headers()["content-type"], "application/javascript");
+    assert_eq!(r.headers()["cross-origin-embedder-policy"], "require-corp");
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    let r = anon.get(s.url("/assets/w.wasm")).send().unwrap();
+    assert_eq!(r.headers()["content-type"], "application/wasm");
+    // A missing asset is a 404, not the page; the API stays behind login and answers JSON.
+    assert_eq!(
+        anon.get(s.url("/assets/gone.js")).send().unwrap().status(),
+        404
+    );
+    assert_eq!(anon.get(s.url("/api/tasks")).send().unwrap().status(), 401);
+    assert_eq!(s.get("/api/no-such-thing").status(), 404);
+    assert_eq!(anon.post(s.url("/tasks")).send().unwrap().status(), 405);
+    assert_eq!(
+        anon.get(s.url("/../../etc/passwd"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(!anon
+        .get(s.url("/../../etc/passwd"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+        .contains("root:"));
+    // Without --ui-dir there is no UI; a wrong --ui-dir is refused at start.
+    let plain = Server::start(None, &[]);
+    assert_eq!(anon.get(plain.url("/")).send().unwrap().status(), 404);
+    let (code, err) = serve_exit(
+        tempfile::tempdir().unwrap().path(),
+        &["--ui-dir", "/nonexistent"],
+        false,
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--ui-dir") && err.contains("index.html"),
+        "{err}"
+    );
 }

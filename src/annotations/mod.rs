@@ -121,6 +121,19 @@ fn invalid(what: &str, why: impl Into<String>) -> Invalid {
     }
 }
 
+/// Refuses audio intervals (frameserver has no 1D tasks), so that none is silently dropped.
+pub fn check_no_intervals(a: &Annotations) -> Result<(), Invalid> {
+    if a.intervals.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(
+            "intervals[0]",
+            "intervals annotate audio tasks, which this server does not have; send them as \
+             an empty list",
+        ))
+    }
+}
+
 /// What annotations may refer to: labels, and the frames of the task or job.
 pub struct Context<'a> {
     pub labels: &'a LabelIndex,
@@ -410,6 +423,7 @@ fn check_track(
 /// Validates annotations against labels and frames; the first problem is reported with its
 /// position (`shapes[3]`, `tracks[0], shape 2`, …).
 pub fn validate(ctx: &Context<'_>, a: &Annotations) -> Result<(), Invalid> {
+    check_no_intervals(a)?;
     for (i, t) in a.tags.iter().enumerate() {
         let what = format!("tags[{i}]");
         ctx.frame(&what, t.frame)?;

@@ -131,6 +131,26 @@ pub struct Track {
     pub elements: Vec<Track>,
 }
 
+/// An audio interval (`LabeledInterval`, CVAT 2.73's annotations of 1D tasks). frameserver has
+/// no audio tasks: the field is accepted and answered (always empty), and validation refuses
+/// intervals rather than dropping them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    #[serde(default)]
+    pub id: Option<i64>,
+    pub label_id: i64,
+    pub start: u64,
+    pub stop: Option<u64>,
+    #[serde(default)]
+    pub group: Option<u64>,
+    #[serde(default = "manual")]
+    pub source: String,
+    #[serde(default)]
+    pub attributes: Vec<AttributeVal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
 /// A task's or job's annotations (`LabeledData`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Annotations {
@@ -142,6 +162,9 @@ pub struct Annotations {
     pub shapes: Vec<Shape>,
     #[serde(default)]
     pub tracks: Vec<Track>,
+    /// Always answered (CVAT 2.73's UI takes a body without it for a failed save).
+    #[serde(default)]
+    pub intervals: Vec<Interval>,
 }
 
 impl Annotations {

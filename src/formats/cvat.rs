@@ -2580,6 +2580,7 @@ mod tests {
                 sign,
             ],
             tracks: vec![],
+            intervals: Vec::new(),
         }
     }
 
@@ -3016,6 +3017,7 @@ blue</values>
                     ],
                 ),
             ],
+            intervals: Vec::new(),
         };
         assert_eq!(back, want);
     }

@@ -42,7 +42,7 @@ fn task_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiErro
 }
 
 fn job_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError> {
-    let job = super::data::job_or_404(st, id, me)?;
+    let job = super::jobs::job_or_404(st, id, me)?;
     Ok(Scope {
         task_id: job.task_id,
         frames: (job.range.start, job.range.stop),
@@ -256,6 +256,7 @@ pub(crate) struct ActionQuery {
 
 /// Ids of the top-level objects of `a`; all must be present.
 fn ids_of(a: &Annotations) -> Result<Vec<i64>, ApiError> {
+    annotations::check_no_intervals(a).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let ids = a
         .tags
         .iter()

@@ -1,5 +1,6 @@
 //! Routes, and the JSON resources: server info, tasks, labels, jobs, requests, metrics.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -15,10 +16,12 @@ use tower_http::normalize_path::NormalizePathLayer;
 
 use super::auth::{self, basic_user, CurrentUser};
 use super::forwarded::{self, BaseUrl};
+use super::listing::{Fields, ListQuery};
 use super::{annotations, data, datasets, tus, ApiError, AppState};
 use crate::labels::{label_json, parse_labels, LabelSpec};
-use crate::store::{JobRow, RequestRow, TaskRow};
+use crate::store::{RequestRow, TaskRow};
 use crate::task::iso_utc;
+use crate::workflow::Status;
 
 pub(crate) type St = State<Arc<AppState>>;
 
@@ -96,8 +99,42 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/tasks/{id}/preview", get(data::task_preview))
         .route("/api/labels", get(list_labels))
         .route("/api/labels/{id}", get(get_label))
-        .route("/api/jobs", get(list_jobs))
-        .route("/api/jobs/{id}", get(get_job))
+        .route("/api/jobs", get(super::jobs::list_jobs))
+        .route(
+            "/api/issues",
+            get(super::review::list_issues).post(super::review::create_issue),
+        )
+        .route(
+            "/api/issues/{id}",
+            get(super::review::get_issue)
+                .patch(super::review::patch_issue)
+                .delete(super::review::delete_issue),
+        )
+        .route(
+            "/api/comments",
+            get(super::review::list_comments).post(super::review::create_comment),
+        )
+        .route(
+            "/api/comments/{id}",
+            get(super::review::get_comment)
+                .patch(super::review::patch_comment)
+                .delete(super::review::delete_comment),
+        )
+        .route(
+            "/api/events",
+            post(super::events::post_events).layer(axum::extract::DefaultBodyLimit::max(
+                super::events::MAX_EVENTS_BODY,
+            )),
+        )
+        .route("/api/organizations", get(super::absent::empty_page))
+        .route("/api/invitations", get(super::absent::empty_page))
+        .route("/api/user-agreements", get(super::absent::empty_list))
+        .route("/api/lambda/functions", get(super::absent::empty_list))
+        .route("/api/lambda/requests", get(super::absent::empty_list))
+        .route(
+            "/api/jobs/{id}",
+            get(super::jobs::get_job).patch(super::jobs::patch_job),
+        )
         .route("/api/jobs/{id}/data", get(data::job_data))
         .route("/api/jobs/{id}/data/meta", get(data::job_meta))
         .route("/api/jobs/{id}/preview", get(data::job_preview))
@@ -312,6 +349,7 @@ pub(crate) struct TaskWrite {
     overlap: Option<u64>,
     bug_tracker: Option<String>,
     subset: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     assignee_id: Option<Value>,
     owner_id: Option<i64>,
@@ -354,8 +392,16 @@ pub(crate) fn task_or_404(st: &AppState, id: i64, me: &CurrentUser) -> Result<Ta
     }
 }
 
-fn visible(t: &TaskRow, me: &CurrentUser) -> bool {
+/// Whether `me` works on the whole task (its data, annotations, every job): its owner, its
+/// assignee or an admin.
+pub(crate) fn visible(t: &TaskRow, me: &CurrentUser) -> bool {
     me.is_admin || t.owner_id == Some(me.id) || t.assignee_id == Some(me.id)
+}
+
+/// Whether `me` may read the task's description: [`visible`], or the assignee of one of its
+/// jobs (who works on that job only, through the job's endpoints).
+pub(crate) fn readable(st: &AppState, t: &TaskRow, me: &CurrentUser) -> bool {
+    visible(t, me) || st.store.is_job_assignee(t.id, me.id).unwrap_or(false)
 }
 
 /// Stores labels (and sublabels) of a task.
@@ -373,15 +419,30 @@ fn insert_labels(
     Ok(())
 }
 
-fn json_body<T>(
+pub(crate) fn json_body<T>(
     body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
     what: &str,
 ) -> Result<T, ApiError> {
-    body.map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("invalid {what} JSON: {}", e.body_text())))
+    body.map(|Json(v)| v).map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!("the {what} body is too large"),
+            }
+        } else {
+            ApiError::bad_request(format!("invalid {what} JSON: {}", e.body_text()))
+        }
+    })
 }
 
-fn assignee(st: &AppState, v: &Option<Value>) -> Result<Option<Option<i64>>, ApiError> {
+/// A nullable field that was present: `null` is `Some(Value::Null)`, absent is `None` (with
+/// `#[serde(default)]`), where plain `Option<Value>` makes both `None`.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// An assignee field: absent → no change; null → unassign; a user id (that must exist).
+pub(crate) fn assignee(st: &AppState, v: &Option<Value>) -> Result<Option<Option<i64>>, ApiError> {
     match v {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
@@ -499,7 +560,12 @@ fn task_json(st: &AppState, t: &TaskRow, base: &str) -> Result<Value, ApiError> 
         "organization_id": null,
         "target_storage": null,
         "source_storage": null,
-        "jobs": {"count": jobs.len(), "completed": 0, "validation": 0, "url": format!("{base}/api/jobs?task_id={}", t.id)},
+        "jobs": {
+            "count": jobs.len(),
+            "completed": jobs.iter().filter(|j| Status::of(j.stage, j.state) == Status::Completed).count(),
+            "validation": jobs.iter().filter(|j| Status::of(j.stage, j.state) == Status::Validation).count(),
+            "url": format!("{base}/api/jobs?task_id={}", t.id),
+        },
         "labels": {"url": format!("{base}/api/labels?task_id={}", t.id)},
         "assignee_updated_date": null,
         "validation_mode": null,
@@ -513,109 +579,68 @@ pub(crate) async fn get_task(
     Path(id): Path<i64>,
     Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = task_or_404(&st, id, &me)?;
+    let t = st
+        .store
+        .task(id)?
+        .filter(|t| readable(&st, t, &me))
+        .ok_or_else(|| ApiError::not_found("Not found."))?;
     Ok(Json(task_json(&st, &t, &base)?))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct ListQuery {
-    page: Option<usize>,
-    page_size: Option<usize>,
-    task_id: Option<i64>,
-    job_id: Option<i64>,
-    project_id: Option<i64>,
-    name: Option<String>,
-    owner: Option<String>,
-    assignee: Option<String>,
-    subset: Option<String>,
-    mode: Option<String>,
-    search: Option<String>,
-    sort: Option<String>,
-}
+/// CVAT's `TaskViewSet` filter, search and ordering fields.
+const TASK_FIELDS: Fields = Fields {
+    fields: &[
+        ("id", "/id"),
+        ("name", "/name"),
+        ("owner", "/owner/username"),
+        ("assignee", "/assignee/username"),
+        ("status", "/status"),
+        ("subset", "/subset"),
+        ("mode", "/mode"),
+        ("dimension", "/dimension"),
+        ("project_id", "/project_id"),
+        ("project_name", "/project_name"),
+        ("tracker_link", "/bug_tracker"),
+        ("validation_mode", "/validation_mode"),
+        ("updated_date", "/updated_date"),
+    ],
+    search: &[
+        "name",
+        "owner",
+        "assignee",
+        "status",
+        "subset",
+        "mode",
+        "dimension",
+        "project_name",
+        "tracker_link",
+    ],
+};
 
-fn paginate(items: Vec<Value>, q: &ListQuery, base: &str, path: &str) -> Value {
-    let size = q.page_size.unwrap_or(10).clamp(1, 1000);
-    let page = q.page.unwrap_or(1).max(1);
-    let count = items.len();
-    let start = (page - 1) * size;
-    let results: Vec<Value> = items.into_iter().skip(start).take(size).collect();
-    let next =
-        (start + size < count).then(|| format!("{base}{path}?page={}&page_size={size}", page + 1));
-    let previous = (page > 1).then(|| format!("{base}{path}?page={}&page_size={size}", page - 1));
-    json!({"count": count, "next": next, "previous": previous, "results": results})
-}
-
-fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.to_lowercase().contains(&needle.to_lowercase())
-}
-
-/// `GET /api/tasks`: visible tasks, filtered (`name`, `owner`, `assignee`, `subset`, `mode`,
-/// `project_id`, `search`) and sorted (`sort=name,-id`; default newest first).
-#[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(("page" = usize, Query, description = "Page number"), ("page_size" = usize, Query, description = "Page size"), ("name" = String, Query, description = "Name contains"), ("owner" = String, Query, description = "Owner username contains"), ("sort" = String, Query, description = "Sort fields, e.g. name,-id")), responses((status = 200, description = "Paginated TaskRead list", body = Object)))]
+/// `GET /api/tasks`: visible tasks, with CVAT's simple filters (`name`, `owner`, `subset`,
+/// `mode`, `project_id`, …), `search`, `filter` (JSON Logic) and `sort` (default `-id`).
+#[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(("page" = usize, Query, description = "Page number"), ("page_size" = usize, Query, description = "Page size"), ("name" = String, Query, description = "Name equals"), ("owner" = String, Query, description = "Owner username equals"), ("search" = String, Query, description = "Any search field contains"), ("filter" = String, Query, description = "JSON Logic filter"), ("sort" = String, Query, description = "Sort fields, e.g. name,-id")), responses((status = 200, description = "Paginated TaskRead list", body = Object)))]
 pub(crate) async fn list_tasks(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
-    Query(q): Query<ListQuery>,
+    Query(params): Query<HashMap<String, String>>,
     Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
-    if q.project_id.is_some() {
-        return Ok(Json(paginate(Vec::new(), &q, &base, "/api/tasks")));
-    }
-    let mut items = Vec::new();
-    for t in st.store.tasks()?.iter().filter(|t| visible(t, &me)) {
-        let v = task_json(&st, t, &base)?;
-        let user_name = |k: &str| v[k]["username"].as_str().unwrap_or("").to_owned();
-        let keep = q.name.as_deref().is_none_or(|n| contains_ci(&t.name, n))
-            && q.owner
-                .as_deref()
-                .is_none_or(|o| contains_ci(&user_name("owner"), o))
-            && q.assignee
-                .as_deref()
-                .is_none_or(|a| contains_ci(&user_name("assignee"), a))
-            && q.subset.as_deref().is_none_or(|s| t.subset == s)
-            && q.mode.as_deref().is_none_or(|m| v["mode"] == m)
-            && q.search
-                .as_deref()
-                .is_none_or(|s| contains_ci(&t.name, s) || contains_ci(&user_name("owner"), s));
-        if keep {
-            items.push(v);
-        }
-    }
-    if let Some(sort) = &q.sort {
-        for key in sort.split(',').rev() {
-            let (desc, field) = match key.trim().strip_prefix('-') {
-                Some(f) => (true, f),
-                None => (false, key.trim()),
-            };
-            let field = match field {
-                "owner" | "assignee" => format!("/{field}/username"),
-                f => format!("/{f}"),
-            };
-            items.sort_by(|a, b| {
-                let o = cmp_json(a.pointer(&field), b.pointer(&field));
-                if desc {
-                    o.reverse()
-                } else {
-                    o
-                }
-            });
-        }
-    }
-    Ok(Json(paginate(items, &q, &base, "/api/tasks")))
-}
-
-fn cmp_json(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
-    match (a, b) {
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(std::cmp::Ordering::Equal),
-        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
-        (Some(Value::Null) | None, Some(Value::Null) | None) => std::cmp::Ordering::Equal,
-        (Some(Value::Null) | None, _) => std::cmp::Ordering::Less,
-        (_, Some(Value::Null) | None) => std::cmp::Ordering::Greater,
-        (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
-    }
+    let q = ListQuery::new(params);
+    let items = st
+        .store
+        .tasks()?
+        .iter()
+        .filter(|t| readable(&st, t, &me))
+        .map(|t| task_json(&st, t, &base))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(q.answer(
+        &TASK_FIELDS,
+        items,
+        "-id",
+        &base,
+        "/api/tasks",
+    )?))
 }
 
 /// Applies a label PATCH: entries with `id` update (or with `deleted: true` remove) a label,
@@ -748,27 +773,48 @@ pub(crate) async fn delete_task(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// CVAT's `LabelViewSet` filter and ordering fields.
+const LABEL_FIELDS: Fields = Fields {
+    fields: &[
+        ("id", "/id"),
+        ("name", "/name"),
+        ("type", "/type"),
+        ("color", "/color"),
+        ("parent_id", "/parent_id"),
+    ],
+    search: &["name", "parent"],
+};
+
+/// CVAT's `RequestViewSet` filter and ordering fields.
+const REQUEST_FIELDS: Fields = Fields {
+    fields: &[
+        ("id", "/id"),
+        ("status", "/status"),
+        ("task_id", "/operation/task_id"),
+        ("job_id", "/operation/job_id"),
+        ("project_id", "/operation/project_id"),
+        ("target", "/operation/target"),
+        ("type", "/operation/type"),
+        ("format", "/operation/format"),
+        ("created_date", "/created_date"),
+    ],
+    search: &[],
+};
+
 /// `GET /api/labels?task_id=|job_id=`: top-level labels with their sublabels embedded.
 #[utoipa::path(get, path = "/api/labels", tag = "labels", params(("task_id" = i64, Query, description = "Task id"), ("job_id" = i64, Query, description = "Job id"), ("page" = usize, Query, description = "Page number")), responses((status = 200, description = "Paginated Label list", body = Object)))]
 pub(crate) async fn list_labels(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
-    Query(q): Query<ListQuery>,
+    Query(params): Query<HashMap<String, String>>,
     Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
-    let task_id = match (q.task_id, q.job_id) {
-        (Some(t), _) => Some(t),
-        (None, Some(j)) => Some(
-            st.store
-                .job(j)?
-                .ok_or_else(|| ApiError::not_found("Not found."))?
-                .task_id,
-        ),
-        (None, None) => None,
-    };
-    let tasks: Vec<i64> = match task_id {
-        Some(t) => vec![task_or_404(&st, t, &me)?.id],
-        None => st
+    let q = ListQuery::new(params);
+    let tasks: Vec<i64> = match (q.int("task_id")?, q.int("job_id")?) {
+        (Some(t), _) => vec![task_or_404(&st, t, &me)?.id],
+        // A job's assignee sees its labels without seeing the task.
+        (None, Some(j)) => vec![super::jobs::job_or_404(&st, j, &me)?.task_id],
+        (None, None) => st
             .store
             .tasks()?
             .iter()
@@ -785,7 +831,13 @@ pub(crate) async fn list_labels(
                 .map(|l| label_json(l, &all)),
         );
     }
-    Ok(Json(paginate(items, &q, &base, "/api/labels")))
+    Ok(Json(q.answer(
+        &LABEL_FIELDS,
+        items,
+        "id",
+        &base,
+        "/api/labels",
+    )?))
 }
 
 #[utoipa::path(get, path = "/api/labels/{id}", tag = "labels", params(("id" = i64, Path, description = "Label id")), responses((status = 200, description = "Label", body = Object)))]
@@ -801,82 +853,6 @@ pub(crate) async fn get_label(
         }
     }
     Err(ApiError::not_found("Not found."))
-}
-
-pub(crate) fn job_json(st: &AppState, j: &JobRow, base: &str) -> Result<Value, ApiError> {
-    let data = st.store.data_of_task(j.task_id)?;
-    let task = st.store.task(j.task_id)?;
-    let (start, stop, cs, comp, orig, mode) = match &data {
-        Some(d) => (
-            d.spec.range.abs(j.range.start),
-            d.spec.range.abs(j.range.stop),
-            Value::from(d.spec.chunk_size),
-            d.spec.compressed_chunk_type.as_str(),
-            d.spec.original_chunk_type.as_str(),
-            if matches!(d.spec.media, crate::store::MediaSource::Video { .. }) {
-                "interpolation"
-            } else {
-                "annotation"
-            },
-        ),
-        None => (0, 0, Value::Null, "", "", ""),
-    };
-    Ok(json!({
-        "url": format!("{base}/api/jobs/{}", j.id),
-        "id": j.id,
-        "task_id": j.task_id,
-        "project_id": null,
-        "assignee": basic_user(st, task.as_ref().and_then(|t| t.assignee_id), base),
-        "start_frame": start,
-        "stop_frame": stop,
-        "frame_count": j.range.len(),
-        "status": "annotation",
-        "stage": "annotation",
-        "state": "new",
-        "type": "annotation",
-        "mode": mode,
-        "dimension": "2d",
-        "data_chunk_size": cs,
-        "data_compressed_chunk_type": comp,
-        "data_original_chunk_type": orig,
-        "organization": null,
-        "issues": {"count": 0, "url": format!("{base}/api/issues?job_id={}", j.id)},
-        "labels": {"url": format!("{base}/api/labels?job_id={}", j.id)},
-    }))
-}
-
-#[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(("task_id" = i64, Query, description = "Task id"), ("page" = usize, Query, description = "Page number")), responses((status = 200, description = "Paginated JobRead list", body = Object)))]
-pub(crate) async fn list_jobs(
-    State(st): St,
-    Extension(me): Extension<CurrentUser>,
-    Query(q): Query<ListQuery>,
-    Extension(BaseUrl(base)): Extension<BaseUrl>,
-) -> Result<Json<Value>, ApiError> {
-    if let Some(t) = q.task_id {
-        task_or_404(&st, t, &me)?;
-    }
-    let mut items = Vec::new();
-    for j in st.store.jobs(q.task_id)? {
-        if st.store.task(j.task_id)?.is_some_and(|t| visible(&t, &me)) {
-            items.push(job_json(&st, &j, &base)?);
-        }
-    }
-    Ok(Json(paginate(items, &q, &base, "/api/jobs")))
-}
-
-#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs", params(("id" = i64, Path, description = "Job id")), responses((status = 200, description = "JobRead", body = Object)))]
-pub(crate) async fn get_job(
-    State(st): St,
-    Extension(me): Extension<CurrentUser>,
-    Path(id): Path<i64>,
-    Extension(BaseUrl(base)): Extension<BaseUrl>,
-) -> Result<Json<Value>, ApiError> {
-    let j = st
-        .store
-        .job(id)?
-        .ok_or_else(|| ApiError::not_found("Not found."))?;
-    task_or_404(&st, j.task_id, &me)?;
-    Ok(Json(job_json(&st, &j, &base)?))
 }
 
 pub(crate) fn request_json(st: &AppState, r: &RequestRow) -> Value {
@@ -936,9 +912,10 @@ pub(crate) async fn get_request(
 pub(crate) async fn list_requests(
     State(st): St,
     Extension(me): Extension<CurrentUser>,
-    Query(q): Query<ListQuery>,
+    Query(params): Query<HashMap<String, String>>,
     Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
+    let q = ListQuery::new(params);
     let items = st
         .store
         .requests()?
@@ -946,7 +923,13 @@ pub(crate) async fn list_requests(
         .filter(|r| request_visible(r, &me))
         .map(|r| request_json(&st, r))
         .collect();
-    Ok(Json(paginate(items, &q, &base, "/api/requests")))
+    Ok(Json(q.answer(
+        &REQUEST_FIELDS,
+        items,
+        "-created_date",
+        &base,
+        "/api/requests",
+    )?))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "server", responses((status = 200, description = "Prometheus metrics (text)")))]
@@ -967,5 +950,6 @@ pub(crate) async fn metrics(State(st): St) -> impl IntoResponse {
         crate::frames::FRAMES_SKIPPED.load(std::sync::atomic::Ordering::Relaxed)
     ));
     body.push_str(&super::listen::render_metrics());
+    body.push_str(&super::events::render_metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -13,13 +13,14 @@ use serde_json::{json, Value};
 
 use super::api::{task_or_404, St};
 use super::auth::CurrentUser;
+use super::jobs::job_or_404;
 use super::{create, ApiError, AppState, Loaded};
 use crate::budget::{self, Budget};
 use crate::cache::{Item, ItemKey, ItemKind};
 use crate::chunks::{self, BuildError, BuildKind, Source};
 use crate::codec;
 use crate::frames::{SeekTable, SourceWatch};
-use crate::store::{JobRow, MediaSource};
+use crate::store::MediaSource;
 use crate::task::{iso_utc, task_chunk, x_checksum, ChunkType, Quality, SegmentRange};
 use axum::Extension;
 
@@ -566,16 +567,6 @@ pub(crate) async fn task_data(
             Ok(send(&it, updated, &headers))
         }
     }
-}
-
-/// A job visible to `me` (through its task), or 404.
-pub(crate) fn job_or_404(st: &AppState, id: i64, me: &CurrentUser) -> Result<JobRow, ApiError> {
-    let job = st
-        .store
-        .job(id)?
-        .ok_or_else(|| ApiError::not_found("Not found."))?;
-    task_or_404(st, job.task_id, me)?;
-    Ok(job)
 }
 
 /// `GET /api/jobs/{id}/data`

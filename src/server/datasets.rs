@@ -76,7 +76,7 @@ struct Scope {
 
 /// The scope of a job visible to `me`.
 fn job_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError> {
-    let job = super::data::job_or_404(st, id, me)?;
+    let job = super::jobs::job_or_404(st, id, me)?;
     Ok(Scope {
         task_id: job.task_id,
         job: Some((job.id, job.range.start, job.range.stop)),

@@ -1,6 +1,7 @@
 //! `frameserver serve`: the HTTP server (axum on hyper, tokio). CVAT-shaped routes for tasks,
 //! data uploads, background requests, chunks, frames, meta and previews, plus `/metrics`.
 
+mod absent;
 mod annotations;
 mod api;
 mod auth;
@@ -8,10 +9,14 @@ mod create;
 mod data;
 mod datasets;
 mod error;
+mod events;
 mod forwarded;
+mod jobs;
 mod listen;
+mod listing;
 mod lockout;
 mod openapi;
+mod review;
 mod sweep;
 mod tus;
 mod ui;

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{annotations, api, auth, data, datasets, tus};
+use super::{absent, annotations, api, auth, data, datasets, events, jobs, review, tus};
 
 struct Security;
 
@@ -39,7 +39,10 @@ impl Modify for Security {
         data::post_data, data::task_data, data::task_meta, data::task_preview,
         tus::append, tus::head,
         api::list_labels, api::get_label,
-        api::list_jobs, api::get_job, data::job_data, data::job_meta, data::job_preview,
+        jobs::list_jobs, jobs::get_job, jobs::patch_job,
+        review::create_issue, review::list_issues, review::get_issue, review::patch_issue, review::delete_issue,
+        review::create_comment, review::list_comments, review::get_comment, review::patch_comment, review::delete_comment,
+        events::post_events, absent::empty_page, absent::empty_list, data::job_data, data::job_meta, data::job_preview,
         annotations::get_task, annotations::put_task, annotations::patch_task, annotations::delete_task,
         annotations::get_job, annotations::put_job, annotations::patch_job, annotations::delete_job,
         datasets::export_task, datasets::export_job, datasets::download, datasets::import_task, datasets::import_job,
@@ -49,7 +52,8 @@ impl Modify for Security {
     security(("tokenAuth" = []), ("sessionAuth" = [], "csrfAuth" = [])),
     tags(
         (name = "server"), (name = "auth"), (name = "users"), (name = "tasks"), (name = "jobs"),
-        (name = "labels"), (name = "requests"),
+        (name = "labels"), (name = "requests"), (name = "issues"), (name = "events"),
+        (name = "organizations"), (name = "lambda"),
     )
 )]
 pub(crate) struct ApiDoc;

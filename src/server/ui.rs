@@ -34,14 +34,22 @@ pub(crate) async fn serve(dir: PathBuf, req: Request) -> Response {
         return (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed").into_response();
     }
     let assets = req.uri().path().starts_with("/assets/");
-    let index = dir.join("index.html");
-    let files = ServeDir::new(&dir)
-        .append_index_html_on_directories(true)
-        .fallback(ServeFile::new(index));
-    let mut res = match files.oneshot(req).await {
+    // A missing asset is a 404 (not the page, which would be cached as the asset).
+    let served = if assets {
+        ServeDir::new(&dir).oneshot(req).await
+    } else {
+        ServeDir::new(&dir)
+            .fallback(ServeFile::new(dir.join("index.html")))
+            .oneshot(req)
+            .await
+    };
+    let mut res = match served {
         Ok(r) => r.map(Body::new),
         Err(e) => match e {},
     };
+    if res.status() == StatusCode::NOT_FOUND {
+        return (StatusCode::NOT_FOUND, "Not found").into_response();
+    }
     let h = res.headers_mut();
     h.insert(
         "Cross-Origin-Opener-Policy",

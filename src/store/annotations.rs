@@ -185,6 +185,7 @@ fn in_range(a: &Annotations, lo: u64, hi: u64) -> Annotations {
         tags: a.tags.iter().filter(|t| keep(t.frame)).cloned().collect(),
         shapes: a.shapes.iter().filter(|s| keep(s.frame)).cloned().collect(),
         tracks: a.tracks.iter().filter(|t| keep(t.frame)).cloned().collect(),
+        intervals: Vec::new(),
     }
 }
 

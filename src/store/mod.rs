@@ -13,10 +13,14 @@ use crate::task::{ChunkType, FrameRange, SegmentRange};
 
 mod annotations;
 mod hot;
+mod jobs;
+mod review;
 
 pub use annotations::{
     AnnotationChange, AnnotationStoreError, ALL_FRAMES, DEFAULT_ANNOTATION_CACHE_BYTES,
 };
+pub use jobs::{JobRow, JobUpdate};
+pub use review::{CommentRow, IssueRow, NewIssue};
 
 /// Database errors.
 #[derive(Debug, thiserror::Error)]
@@ -172,15 +176,6 @@ pub struct DataRow {
     pub version: i64,
     pub chunks_updated_date: DateTime<Utc>,
     pub spec: DataSpec,
-}
-
-/// A segment with its job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobRow {
-    pub id: i64,
-    pub task_id: i64,
-    pub segment_id: i64,
-    pub range: SegmentRange,
 }
 
 /// A background request (`/api/requests/{id}`).
@@ -342,7 +337,9 @@ impl Store {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(review::SCHEMA)?;
         annotations::migrate(&conn)?;
+        jobs::migrate(&conn)?;
         let requests_db = requests_path(path);
         attach_requests(&conn, &requests_db)?;
         // Checkpoints (copying the WAL back into the database) run on a background connection,
@@ -380,6 +377,8 @@ impl Store {
     pub fn in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(review::SCHEMA)?;
+        jobs::migrate(&conn)?;
         attach_requests(&conn, Path::new(":memory:"))?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -578,10 +577,11 @@ impl Store {
                 ])?;
             }
             let mut st = tx.prepare(
-                "INSERT INTO jobs (task_id, segment_start, segment_stop) VALUES (?1, ?2, ?3)",
+                "INSERT INTO jobs (task_id, segment_start, segment_stop, created_date, updated_date)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
             )?;
             for j in jobs {
-                st.execute(params![task_id, j.start as i64, j.stop as i64])?;
+                st.execute(params![task_id, j.start as i64, j.stop as i64, ts(&now)])?;
             }
         }
         tx.execute(
@@ -632,58 +632,6 @@ impl Store {
             .query_map([data_id], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.iter().map(|s| Ok(serde_json::from_str(s)?)).collect()
-    }
-
-    /// Jobs of a task, in segment order.
-    pub fn jobs_of_task(&self, task_id: i64) -> Result<Vec<JobRow>> {
-        let c = self.conn();
-        let mut st = c.prepare("SELECT id, task_id, segment_start, segment_stop FROM jobs WHERE task_id = ?1 ORDER BY id")?;
-        let rows = st
-            .query_map([task_id], Self::job_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
-    }
-
-    fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
-        let id: i64 = r.get(0)?;
-        Ok(JobRow {
-            id,
-            task_id: r.get(1)?,
-            segment_id: id,
-            range: SegmentRange {
-                start: r.get::<_, i64>(2)? as u64,
-                stop: r.get::<_, i64>(3)? as u64,
-            },
-        })
-    }
-
-    /// A job by id.
-    pub fn job(&self, id: i64) -> Result<Option<JobRow>> {
-        let c = self.conn();
-        let row = c
-            .prepare_cached(
-                "SELECT id, task_id, segment_start, segment_stop FROM jobs WHERE id = ?1",
-            )?
-            .query_row([id], Self::job_from_row)
-            .optional()?;
-        Ok(row)
-    }
-
-    /// All jobs (optionally of one task), by id.
-    pub fn jobs(&self, task_id: Option<i64>) -> Result<Vec<JobRow>> {
-        match task_id {
-            Some(t) => self.jobs_of_task(t),
-            None => {
-                let c = self.conn();
-                let mut st = c.prepare(
-                    "SELECT id, task_id, segment_start, segment_stop FROM jobs ORDER BY id",
-                )?;
-                let rows = st
-                    .query_map([], Self::job_from_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
-            }
-        }
     }
 
     /// Inserts or replaces a request.

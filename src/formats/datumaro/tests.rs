@@ -257,6 +257,7 @@ fn sample_annotations() -> Annotations {
         }],
         shapes: vec![rect, poly, person, line, pts, ell, mask, skel],
         tracks: vec![],
+        intervals: Vec::new(),
     }
 }
 
@@ -1283,6 +1284,7 @@ fn track_annotations() -> Annotations {
         tags: vec![],
         shapes: vec![],
         tracks: vec![box_track, skel_track],
+        intervals: Vec::new(),
     }
 }
 
