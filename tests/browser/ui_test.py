@@ -59,6 +59,11 @@ class StepFailed(Exception):
     pass
 
 
+class Watchdog(BaseException):
+    """SIGALRM after BROWSER_TIMEOUT seconds (or SIGTERM): ends the steps, then the normal
+    clean-up runs (browser quit, server stopped, artifacts written)."""
+
+
 def check(cond, msg):
     if not cond:
         raise StepFailed(msg)
@@ -126,7 +131,7 @@ class Recorder:
         try:
             perf = self.driver.get_log("performance")
             self.console += self.driver.get_log("browser")
-        except WebDriverException:
+        except Exception:  # noqa: BLE001 — the driver is gone (watchdog): keep what we have
             return
         for entry in perf:
             msg = json.loads(entry["message"])["message"]
@@ -731,6 +736,11 @@ class UiTest:
                 try:
                     fn()
                     log(f"step {name}: ok ({time.time() - t:.1f} s)")
+                except Watchdog as e:
+                    log(f"step {name}: FAILED: {e}")
+                    self.failures.append((name, str(e)))
+                    self.shot(f"{name.split(':')[0]}-watchdog")
+                    break
                 except Exception as e:  # noqa: BLE001 — recorded, reported at the end
                     reason = str(e) if isinstance(e, (StepFailed, AssertionError)) else \
                         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
@@ -755,7 +765,10 @@ class UiTest:
 
     def finish(self):
         if self.rec is not None:
-            self.rec.save(ARTIFACTS)
+            try:
+                self.rec.save(ARTIFACTS)
+            except Exception as e:  # noqa: BLE001
+                print(f"browser: could not save the recorded logs: {e}")
             try:
                 with open(os.path.join(ARTIFACTS, "api-log-workers.json"), "w") as f:
                     json.dump(self.worker_requests(), f, indent=1)
@@ -794,9 +807,16 @@ class UiTest:
 
 
 def main():
-    # The run.sh watchdog sends SIGTERM: unwind so that the browser and the server are stopped
-    # and the artifacts written.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("browser: FAILED: terminated (watchdog)"))
+    limit = int(os.environ.get("BROWSER_TIMEOUT", "240"))
+
+    def stop(signum, _frame):
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Watchdog(f"watchdog: {'no result within %d s' % limit if signum == signal.SIGALRM else 'terminated'}")
+
+    signal.signal(signal.SIGALRM, stop)
+    signal.signal(signal.SIGTERM, stop)
+    signal.alarm(limit)
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     os.makedirs(ARTIFACTS)
     failures = UiTest().run()
