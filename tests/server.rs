@@ -1109,12 +1109,16 @@ fn authentication_sessions_csrf_tokens_and_brute_force() {
         200
     );
     assert_eq!(anon.get(s.url("/metrics")).send().unwrap().status(), 200);
+    // As in CVAT, the web UI reads these before its login page.
+    for path in ["/api/schema", "/api/user-agreements", "/api/server/health"] {
+        assert_eq!(anon.get(s.url(path)).send().unwrap().status(), 200, "{path}");
+    }
     for path in [
         "/api/tasks",
         "/api/users/self",
         "/api/jobs",
         "/api/requests",
-        "/api/schema",
+        "/api/issues",
         "/api/tasks/1/data/meta",
     ] {
         assert_eq!(

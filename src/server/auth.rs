@@ -47,6 +47,9 @@ const SESSION_DAYS: i64 = 14;
 const PUBLIC: &[&str] = &[
     "/api/server/about",
     "/api/server/health",
+    // The UI reads both before its login page (popups otherwise).
+    "/api/schema",
+    "/api/user-agreements",
     "/api/auth/login",
     "/metrics",
 ];
