@@ -42,8 +42,6 @@ from selenium.common.exceptions import (  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 ARTIFACTS = os.environ.get("BROWSER_ARTIFACTS", os.path.join(REPO, "target", "browser-artifacts"))
 UI_DIR = os.environ.get(
