@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make run   - install what is missing, build, run the server on 127.0.0.1:8080 (data in ./data)
 #   make test  - install what is missing, run every test (unit, integration, CLI, server,
-#                the cvat-sdk/cvat-cli compatibility suite and the Datumaro cross-check, in venvs)
+#                the cvat-sdk/cvat-cli compatibility suite, the Datumaro cross-check, the hostile
+#                probes and CVAT's web UI in headless Chromium)
 # Benchmarks (not part of `make test`): make bench, make compare
 
 CARGO ?= cargo
@@ -9,7 +10,7 @@ DEMO_OUT ?= target/demo
 # A build of CVAT's web UI to serve with `make run` (README: "Using CVAT's web UI"); skipped when absent.
 UI_DIR ?= ../shared/cvat-ui/dist
 
-.PHONY: deps build run demo test hostile compat bench compare compare-chunks compare-formats datumaro-check goldens testmedia fmt lint clean
+.PHONY: deps build run demo test hostile browser compat bench compare compare-chunks compare-formats datumaro-check goldens testmedia fmt lint clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -34,6 +35,12 @@ test: deps
 	FRAMESERVER_BIN=target/debug/frameserver bash tests/compat/run.sh
 	FRAMESERVER_BIN=target/debug/frameserver bash tests/formats/datumaro-check.sh
 	FRAMESERVER_BIN=target/debug/frameserver python3 tests/hostile/run.py
+	FRAMESERVER_BIN=target/debug/frameserver FRAMESERVER_UI_DIR=$(UI_DIR) bash tests/browser/run.sh
+
+# Only the browser test: CVAT's web UI in headless Chromium (tests/browser/README.md).
+browser: deps
+	$(CARGO) build --bin frameserver
+	FRAMESERVER_BIN=target/debug/frameserver FRAMESERVER_UI_DIR=$(UI_DIR) bash tests/browser/run.sh
 
 # Only the hostile-input probes (tests/hostile/: bombs, floods, lockout; each under a minute).
 hostile: deps
