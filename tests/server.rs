@@ -127,6 +127,17 @@ impl Server {
         r.json().unwrap()
     }
 
+    /// Gives a task five images of `testdata/images/set` (two jobs with segments of 3).
+    fn attach_five_images(&self, task: i64) {
+        let dir = common::testdata().join("images/set");
+        let files: Vec<PathBuf> = ["a.jpg", "b9.png", "b10.png", "B2.png", "f.bmp"]
+            .iter()
+            .map(|f| dir.join(f))
+            .collect();
+        let rq = self.upload(task, &files, json!({"image_quality": 70}));
+        assert_eq!(self.wait(&rq)["status"], "finished");
+    }
+
     fn create_task(&self, name: &str, segment_size: u64) -> i64 {
         let r = self
             .http
@@ -1111,7 +1122,11 @@ fn authentication_sessions_csrf_tokens_and_brute_force() {
     assert_eq!(anon.get(s.url("/metrics")).send().unwrap().status(), 200);
     // As in CVAT, the web UI reads these before its login page.
     for path in ["/api/schema", "/api/user-agreements", "/api/server/health"] {
-        assert_eq!(anon.get(s.url(path)).send().unwrap().status(), 200, "{path}");
+        assert_eq!(
+            anon.get(s.url(path)).send().unwrap().status(),
+            200,
+            "{path}"
+        );
     }
     for path in [
         "/api/tasks",
@@ -1590,13 +1605,7 @@ fn annotations_crud_is_validated_transactional_and_job_scoped() {
         .send()
         .unwrap();
     let task = r.json::<Value>().unwrap()["id"].as_i64().unwrap();
-    let dir = common::testdata().join("images/set");
-    let files: Vec<PathBuf> = ["a.jpg", "b9.png", "b10.png", "B2.png", "f.bmp"]
-        .iter()
-        .map(|f| dir.join(f))
-        .collect();
-    let rq = s.upload(task, &files, json!({"image_quality": 70}));
-    assert_eq!(s.wait(&rq)["status"], "finished");
+    s.attach_five_images(task);
     let labels = s.json(&format!("/api/labels?task_id={task}"));
     let car = labels["results"][0]["id"].as_i64().unwrap();
     let color = labels["results"][0]["attributes"][0]["id"]
@@ -3193,13 +3202,7 @@ fn send_json(s: &Server, c: &Client, method: &str, path: &str, body: Value) -> (
 fn jobs_workflow_filters_issues_and_comments_follow_cvat() {
     let s = Server::start(None, &[]);
     let task = s.create_task("workflow", 3);
-    let dir = common::testdata().join("images/set");
-    let files: Vec<PathBuf> = ["a.jpg", "b9.png", "b10.png", "B2.png", "f.bmp"]
-        .iter()
-        .map(|f| dir.join(f))
-        .collect();
-    let rq = s.upload(task, &files, json!({"image_quality": 70}));
-    assert_eq!(s.wait(&rq)["status"], "finished");
+    s.attach_five_images(task);
     let jobs = s.json(&format!("/api/jobs?task_id={task}&sort=id"));
     assert_eq!(jobs["count"], 2);
     let (j1, j2) = (

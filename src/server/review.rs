@@ -111,10 +111,13 @@ fn may_edit(
     }
 }
 
+/// A required field, refused in DRF's words when absent.
+fn required<T>(v: Option<T>, field: &str) -> Result<T, ApiError> {
+    v.ok_or_else(|| ApiError::bad_request(format!("'{field}': this field is required.")))
+}
+
 fn message(m: Option<String>) -> Result<String, ApiError> {
-    let m = m
-        .filter(|m| !m.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("'message': this field is required."))?;
+    let m = required(m.filter(|m| !m.trim().is_empty()), "message")?;
     if m.chars().count() > MAX_MESSAGE {
         return Err(ApiError::bad_request(format!(
             "'message': ensure this field has no more than {MAX_MESSAGE} characters."
@@ -161,22 +164,17 @@ pub(crate) async fn create_issue(
     body: Result<Json<IssueWrite>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let w = json_body(body, "issue")?;
-    let job_id = w
-        .job
-        .ok_or_else(|| ApiError::bad_request("'job': this field is required."))?;
+    let job_id = required(w.job, "job")?;
     let job = job_or_404(&st, job_id, &me)
         .map_err(|_| ApiError::bad_request(format!("'job': there is no job {job_id}")))?;
-    let frame = w
-        .frame
-        .ok_or_else(|| ApiError::bad_request("'frame': this field is required."))?;
+    let frame = required(w.frame, "frame")?;
     // Task-relative, as the job's range.
     if !(job.range.start..=job.range.stop).contains(&frame) {
         return Err(ApiError::bad_request(format!(
             "'frame': frame {frame} is not in job {job_id}"
         )));
     }
-    let position = position(w.position)?
-        .ok_or_else(|| ApiError::bad_request("'position': this field is required."))?;
+    let position = required(position(w.position)?, "position")?;
     let issue = st.store.create_issue(&NewIssue {
         job_id,
         frame,
@@ -312,9 +310,7 @@ pub(crate) async fn create_comment(
     body: Result<Json<CommentWrite>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let w = json_body(body, "comment")?;
-    let issue_id = w
-        .issue
-        .ok_or_else(|| ApiError::bad_request("'issue': this field is required."))?;
+    let issue_id = required(w.issue, "issue")?;
     issue_or_404(&st, issue_id, &me)
         .map_err(|_| ApiError::bad_request(format!("'issue': there is no issue {issue_id}")))?;
     let c = st

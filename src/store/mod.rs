@@ -1057,6 +1057,22 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// The data spec of an image task of `frames` frames (no files behind it).
+    pub(super) fn images_spec(frames: u64) -> DataSpec {
+        DataSpec {
+            range: FrameRange::new(frames, 0, None, 1).unwrap(),
+            frame_filter: String::new(),
+            chunk_size: 2,
+            image_quality: 70,
+            compressed_chunk_type: ChunkType::Imageset,
+            original_chunk_type: ChunkType::Imageset,
+            storage: "local".into(),
+            sorting_method: "lexicographical".into(),
+            media: MediaSource::Images,
+            dir: "/tmp/x".into(),
+        }
+    }
+
     pub(super) fn task() -> TaskRow {
         TaskRow {
             labels: serde_json::json!([{"name": "car"}]),
@@ -1100,18 +1116,7 @@ mod tests {
         let s = Store::in_memory().unwrap();
         let t = s.create_task(task()).unwrap();
         assert_eq!(s.task(t.id).unwrap().unwrap().name, "t");
-        let spec = DataSpec {
-            range: FrameRange::new(3, 0, None, 1).unwrap(),
-            frame_filter: String::new(),
-            chunk_size: 2,
-            image_quality: 70,
-            compressed_chunk_type: ChunkType::Imageset,
-            original_chunk_type: ChunkType::Imageset,
-            storage: "local".into(),
-            sorting_method: "lexicographical".into(),
-            media: MediaSource::Images,
-            dir: "/tmp/x".into(),
-        };
+        let spec = images_spec(3);
         let img = ImageFrame {
             frame: 0,
             path: "/tmp/x/a.png".into(),

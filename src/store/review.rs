@@ -281,25 +281,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{DataSpec, MediaSource, TaskRow};
-    use crate::task::{ChunkType, FrameRange, SegmentRange};
+    use crate::store::TaskRow;
+    use crate::task::SegmentRange;
 
     fn store_with_job() -> (Store, i64, i64) {
         let s = Store::in_memory().unwrap();
         let u = s.create_user("ann", "x", false).unwrap().unwrap();
         let t = s.create_task(TaskRow::new("t")).unwrap();
-        let spec = DataSpec {
-            range: FrameRange::new(10, 0, None, 1).unwrap(),
-            frame_filter: String::new(),
-            chunk_size: 2,
-            image_quality: 70,
-            compressed_chunk_type: ChunkType::Imageset,
-            original_chunk_type: ChunkType::Imageset,
-            storage: "local".into(),
-            sorting_method: "lexicographical".into(),
-            media: MediaSource::Images,
-            dir: "/tmp/x".into(),
-        };
+        let spec = crate::store::tests::images_spec(10);
         s.attach_data(t.id, &spec, &[], &[SegmentRange { start: 0, stop: 9 }])
             .unwrap();
         let job = s.jobs_of_task(t.id).unwrap()[0].id;
