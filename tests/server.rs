@@ -1557,7 +1557,7 @@ fn server_endpoints_and_openapi_schema() {
         .as_array()
         .unwrap()
         .iter()
-        .all(|f| f["enabled"].is_boolean() && f["dimension"] == "2D"));
+        .all(|f| f["enabled"].is_boolean() && f["dimension"] == "2d"));
     let listing = s.json("/api/server/share?directory=/");
     let names: Vec<&str> = listing
         .as_array()

@@ -182,7 +182,8 @@ pub(crate) async fn about() -> Json<Value> {
     }))
 }
 
-/// CVAT's format list; a format is enabled once frameserver implements it.
+/// CVAT's format list; a format is enabled once frameserver implements it. `dimension` is
+/// CVAT's `DimensionType` value ("2d"), which the web UI compares with the job's to offer a format.
 #[utoipa::path(get, path = "/api/server/annotation/formats", tag = "server", responses((status = 200, description = "Dataset formats (importers, exporters)", body = Object)))]
 pub(crate) async fn formats() -> Json<Value> {
     const FORMATS: &[(&str, &str, &str)] = &[
@@ -241,7 +242,7 @@ pub(crate) async fn formats() -> Json<Value> {
             } else {
                 ext
             };
-            out.push(json!({"name": display, "ext": ext, "version": version, "enabled": enabled, "dimension": "2D"}));
+            out.push(json!({"name": display, "ext": ext, "version": version, "enabled": enabled, "dimension": "2d"}));
         }
         out
     };
