@@ -25,6 +25,25 @@ const PALETTE: &[&str] = &[
     "#34d1b7", "#ddff33", "#24b353", "#b8860b", "#ff007c", "#aaf0d1", "#fa7dbb", "#66ff66",
 ];
 
+/// A skeleton's SVG as CVAT stores it: each element's `data-label-name="NAME"` becomes
+/// `data-label-id="ID"` once its sublabel has an id (CVAT's web UI finds an element's sublabel
+/// by that id; the formats read either form).
+pub fn svg_with_label_ids(svg: &str, sublabels: &[(String, i64)]) -> String {
+    let mut out = svg.to_owned();
+    for (name, id) in sublabels {
+        let attr_name = format!("data-label-name=\"{}\"", escape_attr(name));
+        out = out.replace(&attr_name, &format!("data-label-id=\"{id}\""));
+    }
+    out
+}
+
+/// `"`, `&`, `<` as an SVG attribute value writes them.
+fn escape_attr(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+}
+
 /// A validated label definition: the stored JSON (no ids) and its attributes and sublabels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelSpec {
@@ -292,6 +311,21 @@ pub fn label_json(row: &crate::store::LabelRow, all: &[crate::store::LabelRow]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skeleton_svg_gets_sublabel_ids() {
+        let svg = r#"<line data-type="edge" data-node-from="1" data-node-to="2"></line><circle data-node-id="1" data-label-name="head"></circle><circle data-node-id="2" data-label-name="a&amp;b"></circle>"#;
+        let got = svg_with_label_ids(svg, &[("head".into(), 7), ("a&b".into(), 8)]);
+        assert!(
+            got.contains(r#"data-node-id="1" data-label-id="7""#),
+            "{got}"
+        );
+        assert!(
+            got.contains(r#"data-node-id="2" data-label-id="8""#),
+            "{got}"
+        );
+        assert!(!got.contains("data-label-name"), "{got}");
+    }
 
     #[test]
     fn labels_get_defaults_and_bad_ones_are_refused() {

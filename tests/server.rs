@@ -588,11 +588,21 @@ fn zip_archive_and_share_tasks() {
         .map(|f| f["name"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["dir/b9.png", "dir/b10.png"]);
-    // The share: a directory, read in place, with related images.
+    // The share: a directory, read in place, with related images. As the web UI does, an
+    // (empty) upload session is opened first; it is no upload.
     let task = s.create_task("share", 0);
     let r = s
         .http
         .post(s.url(&format!("/api/tasks/{task}/data")))
+        .header("Upload-Start", "true")
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = s
+        .http
+        .post(s.url(&format!("/api/tasks/{task}/data")))
+        .header("Upload-Finish", "true")
         .json(&json!({"image_quality": 70, "server_files": ["images/set"]}))
         .send()
         .unwrap();
@@ -1559,6 +1569,21 @@ fn server_endpoints_and_openapi_schema() {
         .iter()
         .all(|f| f["enabled"].is_boolean() && f["dimension"] == "2d"));
     let listing = s.json("/api/server/share?directory=/");
+    // CVAT's media kinds, which the web UI checks a selection of share files against.
+    let set = s.json("/api/server/share?directory=images/set/");
+    let kinds: Vec<&str> = set
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["mime_type"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds
+            .iter()
+            .all(|k| ["image", "DIR", "unknown"].contains(k))
+            && kinds.contains(&"image"),
+        "{set}"
+    );
     let names: Vec<&str> = listing
         .as_array()
         .unwrap()

@@ -319,13 +319,24 @@ pub(crate) async fn share(
         }
         let name = e.file_name().to_string_lossy().into_owned();
         let is_dir = target.is_dir();
+        // CVAT's media kinds (its `get_mime`), which the web UI checks a selection against.
         let mime = if is_dir {
-            "DIR".to_owned()
+            "DIR"
         } else {
-            mime_guess::from_path(&name)
-                .first_raw()
-                .unwrap_or("unknown")
-                .to_owned()
+            match mime_guess::from_path(&name).first_raw().unwrap_or("") {
+                m if m.starts_with("image/") => "image",
+                m if m.starts_with("video/") => "video",
+                "application/zip" => "zip",
+                "application/pdf" => "pdf",
+                "application/x-tar"
+                | "application/gzip"
+                | "application/x-gzip"
+                | "application/x-bzip2"
+                | "application/x-7z-compressed"
+                | "application/vnd.rar"
+                | "application/x-rar-compressed" => "archive",
+                _ => "unknown",
+            }
         };
         entries.push((
             !is_dir,
@@ -416,6 +427,18 @@ fn insert_labels(
         let attrs: Vec<Value> = l.attributes.iter().map(|(_, a)| a.clone()).collect();
         let id = st.store.insert_label(task_id, parent, &l.info, &attrs)?;
         insert_labels(st, task_id, &l.sublabels, Some(id))?;
+        if let (Some(svg), false) = (l.info["svg"].as_str(), l.sublabels.is_empty()) {
+            let subs: Vec<(String, i64)> = st
+                .store
+                .labels(task_id)?
+                .into_iter()
+                .filter(|s| s.parent_id == Some(id))
+                .map(|s| (s.info["name"].as_str().unwrap_or("").to_owned(), s.id))
+                .collect();
+            let mut info = l.info.clone();
+            info["svg"] = Value::from(crate::labels::svg_with_label_ids(svg, &subs));
+            st.store.update_label(id, &info, &[])?;
+        }
     }
     Ok(())
 }
@@ -504,6 +527,19 @@ pub(crate) async fn create_task(
     Ok((StatusCode::CREATED, Json(task_json(&st, &task, &base)?)).into_response())
 }
 
+/// CVAT's task status: "annotation" while a job is in annotation, else "validation" while one is
+/// in validation, else "completed" (a task without jobs is in annotation).
+fn task_status(jobs: &[crate::store::JobRow]) -> Status {
+    let statuses: Vec<Status> = jobs.iter().map(|j| Status::of(j.stage, j.state)).collect();
+    if statuses.is_empty() || statuses.contains(&Status::Annotation) {
+        Status::Annotation
+    } else if statuses.contains(&Status::Validation) {
+        Status::Validation
+    } else {
+        Status::Completed
+    }
+}
+
 /// `TaskRead`, with every field the clients read.
 fn task_json(st: &AppState, t: &TaskRow, base: &str) -> Result<Value, ApiError> {
     let data = st.store.data_of_task(t.id)?;
@@ -546,7 +582,7 @@ fn task_json(st: &AppState, t: &TaskRow, base: &str) -> Result<Value, ApiError> 
         "updated_date": iso_utc(t.updated_date),
         "overlap": t.overlap,
         "segment_size": t.segment_size,
-        "status": "annotation",
+        "status": task_status(&jobs).as_str(),
         "data_chunk_size": chunk_size,
         "data_compressed_chunk_type": comp,
         "data_original_chunk_type": orig,

@@ -226,6 +226,14 @@ pub(crate) async fn post_data(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+        // The web UI opens a session even for share tasks: an empty one is no upload.
+        let session = match session {
+            Some(s) if s.files.is_empty() => {
+                let _ = std::fs::remove_dir_all(&s.dir);
+                None
+            }
+            other => other,
+        };
         return start(st, me.id, task, params, session);
     }
     let is_multipart = req
