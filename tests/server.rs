@@ -1875,6 +1875,19 @@ fn labelled_task(s: &Server, name: &str, files: &[PathBuf], segment_size: u64) -
     let rq = s.upload(task, files, json!({"image_quality": 70}));
     assert_eq!(s.wait(&rq)["status"], "finished");
     let labels = s.json(&format!("/api/labels?task_id={task}"));
+    // As CVAT stores it: the skeleton's elements name their sublabels by id.
+    let body = labels["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "body")
+        .unwrap();
+    let head = body["sublabels"][0]["id"].as_i64().unwrap();
+    let svg = body["svg"].as_str().unwrap();
+    assert!(
+        svg.contains(&format!("data-label-id=\"{head}\"")) && !svg.contains("data-label-name"),
+        "{svg}"
+    );
     (task, labels)
 }
 

@@ -416,31 +416,27 @@ pub(crate) fn readable(st: &AppState, t: &TaskRow, me: &CurrentUser) -> bool {
     visible(t, me) || st.store.is_job_assignee(t.id, me.id).unwrap_or(false)
 }
 
-/// Stores labels (and sublabels) of a task.
+/// Stores labels (and sublabels) of a task; answers the names and ids of the labels stored at
+/// this level.
 fn insert_labels(
     st: &AppState,
     task_id: i64,
     labels: &[LabelSpec],
     parent: Option<i64>,
-) -> Result<(), ApiError> {
+) -> Result<Vec<(String, i64)>, ApiError> {
+    let mut stored = Vec::with_capacity(labels.len());
     for l in labels {
         let attrs: Vec<Value> = l.attributes.iter().map(|(_, a)| a.clone()).collect();
         let id = st.store.insert_label(task_id, parent, &l.info, &attrs)?;
-        insert_labels(st, task_id, &l.sublabels, Some(id))?;
-        if let (Some(svg), false) = (l.info["svg"].as_str(), l.sublabels.is_empty()) {
-            let subs: Vec<(String, i64)> = st
-                .store
-                .labels(task_id)?
-                .into_iter()
-                .filter(|s| s.parent_id == Some(id))
-                .map(|s| (s.info["name"].as_str().unwrap_or("").to_owned(), s.id))
-                .collect();
+        let subs = insert_labels(st, task_id, &l.sublabels, Some(id))?;
+        if let (Some(svg), false) = (l.info["svg"].as_str(), subs.is_empty()) {
             let mut info = l.info.clone();
             info["svg"] = Value::from(crate::labels::svg_with_label_ids(svg, &subs));
             st.store.update_label(id, &info, &[])?;
         }
+        stored.push((l.info["name"].as_str().unwrap_or("").to_owned(), id));
     }
-    Ok(())
+    Ok(stored)
 }
 
 pub(crate) fn json_body<T>(
@@ -720,7 +716,9 @@ fn patch_labels(st: &AppState, task_id: i64, specs: &[LabelSpec]) -> Result<(), 
         match s.id {
             Some(id) if s.deleted => st.store.delete_label(id)?,
             Some(id) => st.store.update_label(id, &s.info, &s.attributes)?,
-            None => insert_labels(st, task_id, std::slice::from_ref(s), None)?,
+            None => {
+                insert_labels(st, task_id, std::slice::from_ref(s), None)?;
+            }
         }
     }
     Ok(())
