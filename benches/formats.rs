@@ -10,7 +10,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use frameserver::annotations::{Annotations, AttributeVal, LabelIndex, Shape, ShapeType};
 use frameserver::formats::{
-    registry, DatasetFrame, ExportOptions, Format, ImportInput, TaskDataset, ZipSink,
+    catalogue, DatasetFrame, ExportOptions, Exporter, ImportInput, TaskDataset, ZipSink,
 };
 use frameserver::store::LabelRow;
 use rand::{Rng, SeedableRng};
@@ -128,14 +128,7 @@ fn dataset<'a>(labels: &'a LabelIndex, a: &'a Annotations) -> TaskDataset<'a> {
     }
 }
 
-fn format(name: &str) -> Box<dyn Format> {
-    registry()
-        .into_iter()
-        .find(|f| f.display_name() == name)
-        .expect("format registered")
-}
-
-fn export_to(fmt: &dyn Format, ds: &TaskDataset<'_>, path: &std::path::Path) {
+fn export_to(fmt: &dyn Exporter, ds: &TaskDataset<'_>, path: &std::path::Path) {
     let mut zip = ZipSink::new(std::fs::File::create(path).unwrap());
     fmt.export(ds, &ExportOptions::default(), None, &mut zip, &|_| {})
         .unwrap();
@@ -150,11 +143,12 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("formats_30k_shapes");
     g.sample_size(20).measurement_time(Duration::from_secs(5));
     for name in ["CVAT for images 1.1", "Datumaro 1.0"] {
-        let fmt = format(name);
-        let path = dir.path().join(format!("{}.zip", fmt.name()));
-        export_to(fmt.as_ref(), &ds, &path);
+        let exporter = catalogue::exporter(name).expect("format registered");
+        let fmt = catalogue::importer(name).expect("format registered").side;
+        let path = dir.path().join(format!("{}.zip", exporter.info.name));
+        export_to(exporter.side, &ds, &path);
         g.bench_function(format!("export {name}"), |b| {
-            b.iter(|| export_to(fmt.as_ref(), &ds, &path))
+            b.iter(|| export_to(exporter.side, &ds, &path))
         });
         let input = ImportInput::open(&path).unwrap();
         g.bench_function(format!("import {name} (parse only)"), |b| {

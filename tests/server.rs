@@ -1567,7 +1567,15 @@ fn server_endpoints_and_openapi_schema() {
         .as_array()
         .unwrap()
         .iter()
-        .all(|f| f["enabled"].is_boolean() && f["dimension"] == "2d"));
+        .all(|f| f["enabled"].is_boolean() && (f["dimension"] == "2d" || f["dimension"] == "3d")));
+    // The web UI offers a format for a job of the same dimension.
+    let two_d = formats["exporters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["dimension"] == "2d")
+        .count();
+    assert_eq!(two_d, 29);
     let listing = s.json("/api/server/share?directory=/");
     // CVAT's media kinds, which the web UI checks a selection of share files against.
     let set = s.json("/api/server/share?directory=images/set/");

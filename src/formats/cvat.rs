@@ -42,8 +42,8 @@ use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::{Decoder, Reader, Writer};
 
 use super::{
-    read_error, DeflatedEntry, ExportOptions, Format, FormatError, FrameAnnotations, FrameObject,
-    FrameSource, ImportInput, TaskDataset, ZipSink,
+    read_error, DeflatedEntry, ExportOptions, Exporter, FormatError, FrameAnnotations, FrameObject,
+    FrameSource, ImportInput, Importer, TaskDataset, ZipSink,
 };
 use crate::annotations::interpolate::{interpolate, FrameShape};
 use crate::annotations::{
@@ -67,31 +67,7 @@ impl CvatXml {
 
 const XML_NAME: &str = "annotations.xml";
 
-impl Format for CvatXml {
-    fn name(&self) -> &'static str {
-        if self.video {
-            "CVAT for video"
-        } else {
-            "CVAT for images"
-        }
-    }
-
-    fn version(&self) -> &'static str {
-        "1.1"
-    }
-
-    fn import_name(&self) -> Option<&'static str> {
-        Some("CVAT 1.1")
-    }
-
-    fn can_export(&self) -> bool {
-        true
-    }
-
-    fn can_import(&self) -> bool {
-        true
-    }
-
+impl Exporter for CvatXml {
     fn export(
         &self,
         ds: &TaskDataset<'_>,
@@ -120,7 +96,9 @@ impl Format for CvatXml {
         }
         Ok(())
     }
+}
 
+impl Importer for CvatXml {
     fn import(
         &self,
         input: &ImportInput,

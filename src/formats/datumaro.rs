@@ -33,7 +33,7 @@ use serde_json::{json, Map, Number, Value};
 
 use super::json_out::{put_bool, put_f64, put_i64, put_str, put_u64};
 use super::{
-    read_error, DatasetFrame, DeflatedEntry, ExportOptions, Format, FormatError, FrameAnnotations,
+    read_error, DatasetFrame, DeflatedEntry, ExportOptions, FormatError, FrameAnnotations,
     FrameObject, FrameSource, ImportInput, TaskDataset, ValueTooLarge, ZipSink,
 };
 use crate::annotations::interpolate::FrameShape;
@@ -55,28 +55,20 @@ pub struct Datumaro {
     pub read_limit: u64,
 }
 
+impl Datumaro {
+    /// With [`DEFAULT_READ_LIMIT`].
+    pub const DEFAULT: Datumaro = Datumaro {
+        read_limit: DEFAULT_READ_LIMIT,
+    };
+}
+
 impl Default for Datumaro {
     fn default() -> Self {
-        Datumaro {
-            read_limit: DEFAULT_READ_LIMIT,
-        }
+        Datumaro::DEFAULT
     }
 }
 
-impl Format for Datumaro {
-    fn name(&self) -> &'static str {
-        "Datumaro"
-    }
-    fn version(&self) -> &'static str {
-        "1.0"
-    }
-    fn can_export(&self) -> bool {
-        true
-    }
-    fn can_import(&self) -> bool {
-        true
-    }
-
+impl super::Exporter for Datumaro {
     fn export(
         &self,
         ds: &TaskDataset<'_>,
@@ -87,7 +79,9 @@ impl Format for Datumaro {
     ) -> Result<(), FormatError> {
         export(ds, opts, images, zip, progress)
     }
+}
 
+impl super::Importer for Datumaro {
     fn import(
         &self,
         input: &ImportInput,

@@ -1,5 +1,6 @@
-//! Dataset formats: one module per format, each implementing [`Format`]; [`registry`] lists them
-//! (CVAT's display names, spec `formats.md` §2). Exports stream into a zip ([`ZipSink`]); imports
+//! Dataset formats: one module per format, implementing [`Exporter`] and/or [`Importer`];
+//! [`catalogue`] lists every format CVAT has (its display names, spec `formats.md` §2) and
+//! looks them up by name. Exports stream into a zip ([`ZipSink`]); imports
 //! read a zip or a bare file ([`ImportInput`]) and report the file and line/item of the first
 //! problem ([`FormatError::Invalid`]).
 
@@ -11,11 +12,13 @@ use crate::annotations::interpolate::{interpolate, FrameShape};
 use crate::annotations::{Annotations, LabelIndex, Shape, Tag, Track};
 use crate::ingest::{ArchiveLimits, IngestError, ZipEntries};
 
+pub mod catalogue;
 pub mod cvat;
 pub mod datumaro;
 mod deflate;
 mod json_out;
 
+pub use catalogue::{Dimension, FormatInfo, LookupError};
 pub use deflate::DeflatedEntry;
 
 /// A frame of the task as formats see it.
@@ -221,10 +224,7 @@ impl<W: Write + Seek> ZipSink<W> {
     }
 
     /// Starts a stored (uncompressed) file: for images, which do not compress.
-    pub fn stored_file(
-        &mut self,
-        name: &str,
-    ) -> Result<&mut zip::ZipWriter<std::io::BufWriter<W>>, FormatError> {
+    pub fn stored_file(&mut self, name: &str) -> Result<&mut dyn Write, FormatError> {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored);
         self.zip
@@ -464,29 +464,9 @@ impl FormatError {
     }
 }
 
-/// A dataset format. Adding a format is one module implementing this trait, plus a line in
-/// [`registry`].
-pub trait Format: Send + Sync {
-    /// CVAT's display name without the version, e.g. `"CVAT for images"`.
-    fn name(&self) -> &'static str;
-    /// Version, e.g. `"1.1"`.
-    fn version(&self) -> &'static str;
-    /// Extension shown in the format list, e.g. `"ZIP"`.
-    fn ext(&self) -> &'static str {
-        "ZIP"
-    }
-    /// `2d` or `3d`.
-    fn dimension(&self) -> &'static str {
-        "2d"
-    }
-    /// The importer's name when it differs from the exporter's (CVAT XML imports as "CVAT 1.1").
-    fn import_name(&self) -> Option<&'static str> {
-        None
-    }
-    /// Whether `export` is implemented.
-    fn can_export(&self) -> bool;
-    /// Whether `import` is implemented.
-    fn can_import(&self) -> bool;
+/// Writes a task's dataset in one format. A format implements it (and/or [`Importer`]) and is
+/// listed in [`catalogue::CATALOGUE`].
+pub trait Exporter: Send + Sync {
     /// Writes the dataset into `zip`; images come from `images` when `opts.save_images`.
     fn export(
         &self,
@@ -496,21 +476,11 @@ pub trait Format: Send + Sync {
         zip: &mut ZipSink<std::fs::File>,
         progress: &dyn Fn(f64),
     ) -> Result<(), FormatError>;
+}
+
+/// Reads annotations in one format for a task.
+pub trait Importer: Send + Sync {
     /// Reads annotations for the task `ds` (its labels and frames) from `input`.
     fn import(&self, input: &ImportInput, ds: &TaskDataset<'_>)
         -> Result<Annotations, FormatError>;
-
-    /// `"{name} {version}"`.
-    fn display_name(&self) -> String {
-        format!("{} {}", self.name(), self.version())
-    }
-}
-
-/// Every format frameserver knows, implemented or not.
-pub fn registry() -> Vec<Box<dyn Format>> {
-    vec![
-        Box::new(cvat::CvatXml::IMAGES),
-        Box::new(cvat::CvatXml::VIDEO),
-        Box::new(datumaro::Datumaro::default()),
-    ]
 }

@@ -182,71 +182,13 @@ pub(crate) async fn about() -> Json<Value> {
     }))
 }
 
-/// CVAT's format list; a format is enabled once frameserver implements it. `dimension` is
-/// CVAT's `DimensionType` value ("2d"), which the web UI compares with the job's to offer a format.
+/// CVAT's format list, from the catalogue: a format is enabled once frameserver implements it.
+/// `dimension` is CVAT's `DimensionType` value ("2d"), which the web UI compares with the job's
+/// to offer a format.
 #[utoipa::path(get, path = "/api/server/annotation/formats", tag = "server", responses((status = 200, description = "Dataset formats (importers, exporters)", body = Object)))]
 pub(crate) async fn formats() -> Json<Value> {
-    const FORMATS: &[(&str, &str, &str)] = &[
-        ("CVAT for images 1.1", "ZIP", "1.1"),
-        ("CVAT for video 1.1", "ZIP", "1.1"),
-        ("Datumaro 1.0", "ZIP", "1.0"),
-        ("COCO 1.0", "ZIP", "1.0"),
-        ("COCO Keypoints 1.0", "ZIP", "1.0"),
-        ("YOLO 1.1", "ZIP", "1.1"),
-        ("PASCAL VOC 1.1", "ZIP", "1.1"),
-        ("Segmentation mask 1.1", "ZIP", "1.1"),
-        ("MOT 1.1", "ZIP", "1.1"),
-        ("MOTS PNG 1.0", "ZIP", "1.0"),
-        ("KITTI 1.0", "ZIP", "1.0"),
-        ("Cityscapes 1.0", "ZIP", "1.0"),
-        ("ImageNet 1.0", "ZIP", "1.0"),
-        ("LabelMe 3.0", "ZIP", "3.0"),
-        ("CamVid 1.0", "ZIP", "1.0"),
-        ("WiderFace 1.0", "ZIP", "1.0"),
-        ("VGGFace2 1.0", "ZIP", "1.0"),
-        ("Market-1501 1.0", "ZIP", "1.0"),
-        ("ICDAR Recognition 1.0", "ZIP", "1.0"),
-        ("Open Images V6 1.0", "ZIP", "1.0"),
-        ("LFW 1.0", "ZIP", "1.0"),
-    ];
-    // Implemented formats come from the registry; the rest of CVAT's list is shown disabled.
-    let registry = crate::formats::registry();
-    let list = |import: bool| -> Vec<Value> {
-        let mut out: Vec<Value> = Vec::new();
-        for (name, ext, version) in FORMATS {
-            let display = if import && name.starts_with("CVAT for") {
-                "CVAT 1.1"
-            } else {
-                *name
-            };
-            if out.iter().any(|a| a["name"] == display) {
-                continue;
-            }
-            let enabled = registry.iter().any(|f| {
-                let n = if import {
-                    f.import_name()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| f.display_name())
-                } else {
-                    f.display_name()
-                };
-                n == display
-                    && if import {
-                        f.can_import()
-                    } else {
-                        f.can_export()
-                    }
-            });
-            let ext = if import && display == "CVAT 1.1" {
-                "XML, ZIP"
-            } else {
-                ext
-            };
-            out.push(json!({"name": display, "ext": ext, "version": version, "enabled": enabled, "dimension": "2d"}));
-        }
-        out
-    };
-    Json(json!({"importers": list(true), "exporters": list(false)}))
+    use crate::formats::catalogue;
+    Json(json!({"importers": catalogue::importers(), "exporters": catalogue::exporters()}))
 }
 
 /// `GET /api/server/health/?format=json`, without login as in CVAT (django-health-check's

@@ -24,9 +24,10 @@ use super::{annotations as ann_api, tus, ApiError, AppState};
 use crate::annotations::{self, Annotations, Context, LabelIndex};
 use crate::chunks::{self, Source};
 use crate::codec;
+use crate::formats::catalogue::{self, Found};
 use crate::formats::{
-    self, DatasetFrame, ExportOptions, Format, FormatError, FrameSource, ImportInput, ImportLimits,
-    TaskDataset, ZipSink,
+    DatasetFrame, ExportOptions, Exporter, FormatError, FrameSource, ImportInput, ImportLimits,
+    Importer, TaskDataset, ZipSink,
 };
 use crate::frames;
 use crate::ingest::ArchiveLimits;
@@ -37,34 +38,14 @@ use crate::task::iso_utc;
 /// How long export results are kept.
 pub(crate) const RESULT_TTL: chrono::Duration = chrono::Duration::hours(24);
 
-fn find_format(name: &str, import: bool) -> Result<Box<dyn Format>, ApiError> {
-    let name = name.trim();
-    // The SDK's default import name is "CVAT XML 1.1", an alias of "CVAT 1.1".
-    let name = if name == "CVAT XML 1.1" {
-        "CVAT 1.1"
-    } else {
-        name
-    };
-    for f in formats::registry() {
-        let matches = if import {
-            f.import_name().unwrap_or("") == name || f.display_name() == name
-        } else {
-            f.display_name() == name
-        };
-        if matches
-            && (if import {
-                f.can_import()
-            } else {
-                f.can_export()
-            })
-        {
-            return Ok(f);
-        }
-    }
-    Err(ApiError::bad_request(format!(
-        "Unknown or unsupported {} format '{name}'; see /api/server/annotation/formats",
-        if import { "import" } else { "export" }
-    )))
+/// The exporter named `name`, or a 400 naming what is wrong with the name.
+fn find_exporter(name: &str) -> Result<Found<dyn Exporter>, ApiError> {
+    catalogue::exporter(name).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// The importer named `name`, or a 400 naming what is wrong with the name.
+fn find_importer(name: &str) -> Result<Found<dyn Importer>, ApiError> {
+    catalogue::importer(name).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// Task-relative frames of a scope: all, or a job's.
@@ -497,7 +478,7 @@ async fn start_export(
         .format
         .clone()
         .ok_or_else(|| ApiError::bad_request("'format' is required"))?;
-    let fmt = find_format(&format, false)?;
+    let fmt = find_exporter(&format)?;
     if q.location.as_deref().is_some_and(|l| l != "local") {
         return Err(ApiError::bad_request("only location=local is supported"));
     }
@@ -525,7 +506,7 @@ async fn start_export(
         "{what}_dataset_{stamp}_{}.zip",
         format.to_lowercase()
     ));
-    let format_name = fmt.display_name();
+    let format_name = fmt.info.display_name();
     run_request(st, req, move |st, progress| {
         let t0 = std::time::Instant::now();
         let (l, data) = load(st, scope, true)?;
@@ -548,14 +529,15 @@ async fn start_export(
             };
             let images: Option<&dyn FrameSource> =
                 if save_images { Some(&frames_src) } else { None };
-            fmt.export(
-                &ds,
-                &ExportOptions { save_images },
-                images,
-                &mut zip,
-                progress,
-            )
-            .map_err(|e| format!("export to {} failed: {e}", shown_path(st, &part)))?;
+            fmt.side
+                .export(
+                    &ds,
+                    &ExportOptions { save_images },
+                    images,
+                    &mut zip,
+                    progress,
+                )
+                .map_err(|e| format!("export to {} failed: {e}", shown_path(st, &part)))?;
             let t_export = t0.elapsed();
             // No fsync: a result is transient and can be made again; the rename below is what
             // keeps a half-written file from ever being served.
@@ -782,7 +764,7 @@ async fn start_import(
     }
     if headers.contains_key("Upload-Start") {
         if let Some(f) = &q.format {
-            find_format(f, true)?;
+            find_importer(f)?;
         }
         return Ok((StatusCode::ACCEPTED, Json(json!({}))).into_response());
     }
@@ -790,7 +772,7 @@ async fn start_import(
         .format
         .clone()
         .ok_or_else(|| ApiError::bad_request("'format' is required"))?;
-    let fmt = find_format(&format, true)?;
+    let fmt = find_importer(&format)?;
     // The file: uploaded with TUS (Upload-Finish names it), or in this multipart request.
     let (path, display) = if headers.contains_key("Upload-Finish") {
         let name = q
@@ -844,7 +826,7 @@ async fn start_import(
         me.id,
     )?;
     run_request(st, req, move |st, progress| {
-        let r = import_file(st, scope, fmt.as_ref(), &path, &display, append, progress);
+        let r = import_file(st, scope, fmt, &path, &display, append, progress);
         let _ = std::fs::remove_file(&path);
         r.map(|()| None)
     });
@@ -910,7 +892,7 @@ fn import_limits(st: &AppState) -> ImportLimits {
 fn import_file(
     st: &AppState,
     scope: Scope,
-    fmt: &dyn Format,
+    fmt: Found<dyn Importer>,
     path: &FsPath,
     display: &str,
     append: bool,
@@ -923,6 +905,7 @@ fn import_file(
         .map_err(|e| format!("import failed: {e}"))?;
     progress(0.1);
     let imported = fmt
+        .side
         .import(&input, &ds)
         .map_err(|e| format!("import failed: {e}"))?;
     progress(0.8);
@@ -960,7 +943,7 @@ fn import_file(
     };
     tracing::info!(
         task = scope.task_id,
-        format = %fmt.display_name(),
+        format = %fmt.info.import_name().unwrap_or_default(),
         objects,
         parse_ms = t_parse.as_millis() as u64,
         validate_ms = (t_valid - t_parse).as_millis() as u64,

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::formats::DEFAULT_MAX_IMPORT_VALUE;
+use crate::formats::{Exporter as _, Importer as _};
 use crate::store::LabelRow;
 
 /// Skeleton SVG as CVAT clients send it (`data-label-name`), with one circle in CVAT's stored
