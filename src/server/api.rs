@@ -547,7 +547,7 @@ fn task_json(st: &AppState, t: &TaskRow, base: &str) -> Result<Value, ApiError> 
             d.spec.image_quality as u64,
             Value::from(d.spec.compressed_chunk_type.as_str()),
             Value::from(d.spec.original_chunk_type.as_str()),
-            if matches!(d.spec.media, crate::store::MediaSource::Video { .. }) {
+            if matches!(d.spec.media, crate::task::MediaSource::Video { .. }) {
                 "interpolation"
             } else {
                 "annotation"
