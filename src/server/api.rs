@@ -18,8 +18,8 @@ use super::auth::{self, basic_user, CurrentUser};
 use super::forwarded::{self, BaseUrl};
 use super::listing::{Fields, ListQuery};
 use super::{annotations, data, datasets, tus, ApiError, AppState};
-use crate::labels::{label_json, parse_labels, LabelSpec};
-use crate::store::{RequestRow, TaskRow};
+use crate::labels::{parse_labels, LabelSpec};
+use crate::store::{label_json, RequestRow, TaskRow};
 use crate::task::iso_utc;
 use crate::workflow::Status;
 

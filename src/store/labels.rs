@@ -1,9 +1,12 @@
 //! Task labels (skeleton sublabels are labels with a parent) and their attributes, each kept
-//! as its CVAT JSON without ids.
+//! as its CVAT JSON without ids, and their conversions: to the domain's [`LabelIndex`] (what
+//! validation and the formats read) and to CVAT's `Label` JSON (what the API serves).
 
 use rusqlite::params;
+use serde_json::{Map, Value};
 
 use super::{Result, Store};
+use crate::annotations::{AttrSpec, LabelIndex, LabelInfo};
 
 /// A label as stored: its JSON (name, color, type, svg, …) without ids, plus its attributes.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +17,52 @@ pub struct LabelRow {
     pub info: serde_json::Value,
     /// `(attribute id, attribute JSON without id)`.
     pub attributes: Vec<(i64, serde_json::Value)>,
+}
+
+impl LabelRow {
+    /// The label as validation and the formats see it; a field missing from the stored JSON is
+    /// empty (type `any`, attribute input type `text`, not mutable).
+    pub fn label_info(&self) -> LabelInfo {
+        let r = self;
+        LabelInfo {
+            id: r.id,
+            name: r.info["name"].as_str().unwrap_or("").to_owned(),
+            kind: r.info["type"].as_str().unwrap_or("any").to_owned(),
+            color: r.info["color"].as_str().unwrap_or("").to_owned(),
+            svg: r.info["svg"].as_str().unwrap_or("").to_owned(),
+            parent: r.parent_id,
+            attributes: r
+                .attributes
+                .iter()
+                .map(|(id, a)| {
+                    (
+                        *id,
+                        AttrSpec {
+                            name: a["name"].as_str().unwrap_or("").to_owned(),
+                            input_type: a["input_type"].as_str().unwrap_or("text").to_owned(),
+                            values: a["values"]
+                                .as_array()
+                                .map(|v| {
+                                    v.iter()
+                                        .filter_map(|x| x.as_str().map(str::to_owned))
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                            default_value: a["default_value"].as_str().unwrap_or("").to_owned(),
+                            mutable: a["mutable"].as_bool().unwrap_or(false),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl LabelIndex {
+    /// Builds the index from stored labels (a task's, as [`Store::labels`] returns them).
+    pub fn new(rows: &[LabelRow]) -> LabelIndex {
+        LabelIndex::from_labels(rows.iter().map(LabelRow::label_info).collect())
+    }
 }
 
 impl Store {
@@ -113,5 +162,106 @@ impl Store {
             });
         }
         Ok(out)
+    }
+}
+
+/// The `Label` JSON served by `/api/labels` (and embedded in exports): ids, attributes with ids,
+/// sublabels.
+pub fn label_json(row: &LabelRow, all: &[LabelRow]) -> Value {
+    let mut m = row.info.as_object().cloned().unwrap_or_default();
+    let mut out = Map::new();
+    out.insert("id".into(), row.id.into());
+    for k in ["name", "color", "type", "svg"] {
+        out.insert(k.into(), m.remove(k).unwrap_or_else(|| "".into()));
+    }
+    out.insert(
+        "attributes".into(),
+        Value::Array(
+            row.attributes
+                .iter()
+                .map(|(id, a)| {
+                    let mut a = a.as_object().cloned().unwrap_or_default();
+                    let mut o = Map::new();
+                    o.insert("id".into(), (*id).into());
+                    o.append(&mut a);
+                    Value::Object(o)
+                })
+                .collect(),
+        ),
+    );
+    out.insert(
+        "sublabels".into(),
+        Value::Array(
+            all.iter()
+                .filter(|l| l.parent_id == Some(row.id))
+                .map(|l| label_json(l, all))
+                .collect(),
+        ),
+    );
+    out.insert("has_parent".into(), row.parent_id.is_some().into());
+    out.insert("project_id".into(), Value::Null);
+    out.insert("task_id".into(), row.task_id.into());
+    out.insert(
+        "parent_id".into(),
+        row.parent_id.map(Value::from).unwrap_or(Value::Null),
+    );
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::tests::task;
+    use super::*;
+
+    /// Stored labels read back into the domain index (missing fields take their defaults) and
+    /// into CVAT's label JSON (sublabels nested, ids on attributes).
+    #[test]
+    fn stored_labels_convert_to_index_and_json() {
+        let s = Store::in_memory().unwrap();
+        let t = s.create_task(task()).unwrap().id;
+        let body = s
+            .insert_label(
+                t,
+                None,
+                &json!({"name": "body", "color": "#fa3253", "type": "skeleton", "svg": "<g/>"}),
+                &[
+                    json!({"name": "pose", "input_type": "select", "values": ["a", "b"],
+                         "default_value": "a", "mutable": true}),
+                ],
+            )
+            .unwrap();
+        let head = s
+            .insert_label(
+                t,
+                Some(body),
+                &json!({"name": "head"}),
+                &[json!({"name": "x"})],
+            )
+            .unwrap();
+        let rows = s.labels(t).unwrap();
+
+        let index = LabelIndex::new(&rows);
+        let b = index.by_name("body").unwrap();
+        assert_eq!(
+            (b.id, b.kind.as_str(), b.color.as_str()),
+            (body, "skeleton", "#fa3253")
+        );
+        assert_eq!(b.attributes[0].1.values, ["a", "b"]);
+        assert!(b.attributes[0].1.mutable);
+        let h = index.child_by_name(body, "head").unwrap();
+        assert_eq!((h.id, h.kind.as_str(), h.svg.as_str()), (head, "any", ""));
+        let x = &h.attributes[0].1;
+        assert_eq!((x.input_type.as_str(), x.mutable), ("text", false));
+
+        let j = label_json(&rows[0], &rows);
+        assert_eq!(j["id"], body);
+        assert_eq!(j["attributes"][0]["name"], "pose");
+        assert!(j["attributes"][0]["id"].is_i64());
+        assert_eq!(j["sublabels"][0]["id"], head);
+        assert_eq!(j["sublabels"][0]["has_parent"], true);
+        assert_eq!(j["sublabels"][0]["type"], "");
+        assert_eq!(j["task_id"], t);
     }
 }

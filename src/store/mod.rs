@@ -11,7 +11,8 @@
 //! * `jobs`: jobs, their stage, state and assignee;
 //! * `annotations`: annotation rows per frame and their in-memory copies;
 //! * `review`: review issues and comments;
-//! * `labels`: labels and attributes;
+//! * `labels`: labels and attributes, and their conversion to the domain's label index
+//!   and to CVAT's label JSON;
 //! * `users`: users, sessions and access tokens;
 //! * `requests`: background requests, in their own database file;
 //! * `hot`: the in-memory copies of the rows every request reads.
@@ -35,7 +36,7 @@ pub use annotations::{
     AnnotationChange, AnnotationStoreError, ALL_FRAMES, DEFAULT_ANNOTATION_CACHE_BYTES,
 };
 pub use jobs::{JobRow, JobUpdate};
-pub use labels::LabelRow;
+pub use labels::{label_json, LabelRow};
 pub use requests::RequestRow;
 pub use review::{CommentRow, IssueRow, NewIssue};
 pub use tasks::{DataRow, TaskRow};
