@@ -11,8 +11,7 @@ use crate::cache::Item;
 use crate::codec::{self, CodecError, Raster, RgbImage, ZipChunk};
 use crate::frames::{self, DecoderPool, FrameError, SeekTable};
 use crate::media::{self, ColorMode, DecodedFrame, RgbConverter};
-use crate::store::{DataSpec, ImageFrame, MediaSource};
-use crate::task::{ChunkType, Quality};
+use crate::task::{ChunkType, DataSpec, ImageFrame, MediaSource, Quality};
 
 /// Errors building an item.
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +175,7 @@ struct VideoInfo<'a> {
     /// The name clients know it by (relative to the upload or the share).
     name: &'a str,
     rotation: f64,
-    stamp: &'a crate::store::FileStamp,
+    stamp: &'a crate::task::FileStamp,
 }
 
 fn video_info<'a>(src: &Source<'a>) -> VideoInfo<'a> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::budget::{self, Reservation};
 use crate::manifest::{self, Manifest};
 use crate::media::{DecodedFrame, FrameReader, MediaError};
-use crate::store::FileStamp;
+use crate::task::FileStamp;
 
 /// Frames decoded and seeks made since start (exported at `/metrics`; sequential playback
 /// should decode each frame once).

@@ -1,5 +1,6 @@
 //! Labels as CVAT defines them (spec `client-api.md` §6.2, §17): name, color, type, attributes,
-//! skeleton sublabels and SVG. Validation of what clients send, and the JSON served back.
+//! skeleton sublabels and SVG. Validation of what clients send (the JSON served back is built
+//! from the stored rows, in `store::labels`).
 
 use serde_json::{json, Map, Value};
 
@@ -263,49 +264,6 @@ fn parse_label(l: &Value, index: usize, is_sublabel: bool) -> Result<LabelSpec, 
         id,
         deleted,
     })
-}
-
-/// The `Label` JSON served by `/api/labels` (and embedded in exports): ids, attributes with ids,
-/// sublabels.
-pub fn label_json(row: &crate::store::LabelRow, all: &[crate::store::LabelRow]) -> Value {
-    let mut m = row.info.as_object().cloned().unwrap_or_default();
-    let mut out = Map::new();
-    out.insert("id".into(), row.id.into());
-    for k in ["name", "color", "type", "svg"] {
-        out.insert(k.into(), m.remove(k).unwrap_or_else(|| "".into()));
-    }
-    out.insert(
-        "attributes".into(),
-        Value::Array(
-            row.attributes
-                .iter()
-                .map(|(id, a)| {
-                    let mut a = a.as_object().cloned().unwrap_or_default();
-                    let mut o = Map::new();
-                    o.insert("id".into(), (*id).into());
-                    o.append(&mut a);
-                    Value::Object(o)
-                })
-                .collect(),
-        ),
-    );
-    out.insert(
-        "sublabels".into(),
-        Value::Array(
-            all.iter()
-                .filter(|l| l.parent_id == Some(row.id))
-                .map(|l| label_json(l, all))
-                .collect(),
-        ),
-    );
-    out.insert("has_parent".into(), row.parent_id.is_some().into());
-    out.insert("project_id".into(), Value::Null);
-    out.insert("task_id".into(), row.task_id.into());
-    out.insert(
-        "parent_id".into(),
-        row.parent_id.map(Value::from).unwrap_or(Value::Null),
-    );
-    Value::Object(out)
 }
 
 #[cfg(test)]

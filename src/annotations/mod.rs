@@ -8,8 +8,6 @@ use std::collections::HashMap;
 
 pub use model::{Annotations, AttributeVal, Shape, ShapeType, Tag, Track, TrackedShape};
 
-use crate::store::LabelRow;
-
 /// An attribute spec, as validation needs it.
 #[derive(Debug, Clone)]
 pub struct AttrSpec {
@@ -41,42 +39,9 @@ pub struct LabelIndex {
 }
 
 impl LabelIndex {
-    /// Builds the index from stored labels.
-    pub fn new(rows: &[LabelRow]) -> LabelIndex {
-        let labels: Vec<LabelInfo> = rows
-            .iter()
-            .map(|r| LabelInfo {
-                id: r.id,
-                name: r.info["name"].as_str().unwrap_or("").to_owned(),
-                kind: r.info["type"].as_str().unwrap_or("any").to_owned(),
-                color: r.info["color"].as_str().unwrap_or("").to_owned(),
-                svg: r.info["svg"].as_str().unwrap_or("").to_owned(),
-                parent: r.parent_id,
-                attributes: r
-                    .attributes
-                    .iter()
-                    .map(|(id, a)| {
-                        (
-                            *id,
-                            AttrSpec {
-                                name: a["name"].as_str().unwrap_or("").to_owned(),
-                                input_type: a["input_type"].as_str().unwrap_or("text").to_owned(),
-                                values: a["values"]
-                                    .as_array()
-                                    .map(|v| {
-                                        v.iter()
-                                            .filter_map(|x| x.as_str().map(str::to_owned))
-                                            .collect()
-                                    })
-                                    .unwrap_or_default(),
-                                default_value: a["default_value"].as_str().unwrap_or("").to_owned(),
-                                mutable: a["mutable"].as_bool().unwrap_or(false),
-                            },
-                        )
-                    })
-                    .collect(),
-            })
-            .collect();
+    /// Indexes `labels` by id. (The store builds one from its rows: `LabelIndex::new`, in
+    /// `store::labels`.)
+    pub fn from_labels(labels: Vec<LabelInfo>) -> LabelIndex {
         let by_id = labels.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
         LabelIndex { labels, by_id }
     }
@@ -502,38 +467,37 @@ mod tests {
     use serde_json::json;
 
     fn labels() -> LabelIndex {
-        let row =
-            |id, parent, info: serde_json::Value, attrs: Vec<(i64, serde_json::Value)>| LabelRow {
-                id,
-                task_id: 1,
-                parent_id: parent,
-                info,
-                attributes: attrs,
+        let label = |id, parent, name: &str, kind: &str, attributes| LabelInfo {
+            id,
+            name: name.into(),
+            kind: kind.into(),
+            color: String::new(),
+            svg: String::new(),
+            parent,
+            attributes,
+        };
+        let attr =
+            |name: &str, input_type: &str, values: &[&str], default: &str, mutable| AttrSpec {
+                name: name.into(),
+                input_type: input_type.into(),
+                values: values.iter().map(|&v| v.to_owned()).collect(),
+                default_value: default.into(),
+                mutable,
             };
-        LabelIndex::new(&[
-            row(
+        LabelIndex::from_labels(vec![
+            label(
                 1,
                 None,
-                json!({"name": "car", "type": "any"}),
+                "car",
+                "any",
                 vec![
-                    (
-                        10,
-                        json!({"name": "color", "input_type": "select", "values": ["red", "blue"], "default_value": "red", "mutable": false}),
-                    ),
-                    (
-                        11,
-                        json!({"name": "speed", "input_type": "number", "values": ["0", "100", "1"], "default_value": "0", "mutable": true}),
-                    ),
+                    (10, attr("color", "select", &["red", "blue"], "red", false)),
+                    (11, attr("speed", "number", &["0", "100", "1"], "0", true)),
                 ],
             ),
-            row(2, None, json!({"name": "box", "type": "rectangle"}), vec![]),
-            row(3, None, json!({"name": "body", "type": "skeleton"}), vec![]),
-            row(
-                4,
-                Some(3),
-                json!({"name": "head", "type": "points"}),
-                vec![],
-            ),
+            label(2, None, "box", "rectangle", vec![]),
+            label(3, None, "body", "skeleton", vec![]),
+            label(4, Some(3), "head", "points", vec![]),
         ])
     }
 

@@ -18,8 +18,8 @@ use super::auth::{self, basic_user, CurrentUser};
 use super::forwarded::{self, BaseUrl};
 use super::listing::{Fields, ListQuery};
 use super::{annotations, data, datasets, tus, ApiError, AppState};
-use crate::labels::{label_json, parse_labels, LabelSpec};
-use crate::store::{RequestRow, TaskRow};
+use crate::labels::{parse_labels, LabelSpec};
+use crate::store::{label_json, RequestRow, TaskRow};
 use crate::task::iso_utc;
 use crate::workflow::Status;
 
@@ -489,7 +489,7 @@ fn task_json(st: &AppState, t: &TaskRow, base: &str) -> Result<Value, ApiError> 
             d.spec.image_quality as u64,
             Value::from(d.spec.compressed_chunk_type.as_str()),
             Value::from(d.spec.original_chunk_type.as_str()),
-            if matches!(d.spec.media, crate::store::MediaSource::Video { .. }) {
+            if matches!(d.spec.media, crate::task::MediaSource::Video { .. }) {
                 "interpolation"
             } else {
                 "annotation"

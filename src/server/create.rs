@@ -21,10 +21,10 @@ use super::{ApiError, AppState, UploadSession};
 use crate::ingest::{self, ArchiveLimits, Media};
 use crate::manifest::{self, Manifest, SortingMethod, VideoOptions};
 use crate::media::{self, FrameReader};
-use crate::store::{
-    ChapterInfo, DataSpec, FileStamp, ImageFrame, MediaSource, RequestRow, TaskRow,
+use crate::store::{RequestRow, TaskRow};
+use crate::task::{
+    self, ChapterInfo, ChunkType, DataSpec, FileStamp, FrameRange, ImageFrame, MediaSource,
 };
-use crate::task::{self, ChunkType, FrameRange};
 
 /// Validated data parameters (the `Upload-Finish` body or a one-shot request).
 #[derive(Debug, Clone)]

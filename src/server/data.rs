@@ -20,8 +20,7 @@ use crate::cache::{Item, ItemKey, ItemKind};
 use crate::chunks::{self, BuildError, BuildKind, Source};
 use crate::codec;
 use crate::frames::{SeekTable, SourceWatch};
-use crate::store::MediaSource;
-use crate::task::{iso_utc, task_chunk, x_checksum, ChunkType, Quality, SegmentRange};
+use crate::task::{iso_utc, task_chunk, x_checksum, ChunkType, MediaSource, Quality, SegmentRange};
 use axum::Extension;
 
 /// Loads (once) what serving a task's data needs.

@@ -32,8 +32,8 @@ use crate::formats::{
 use crate::frames;
 use crate::ingest::ArchiveLimits;
 use crate::media::{ColorMode, DecodedFrame, RgbConverter};
-use crate::store::{MediaSource, RequestRow};
-use crate::task::iso_utc;
+use crate::store::RequestRow;
+use crate::task::{iso_utc, MediaSource};
 
 /// How long export results are kept.
 pub(crate) const RESULT_TTL: chrono::Duration = chrono::Duration::hours(24);

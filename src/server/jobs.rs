@@ -13,8 +13,8 @@ use super::auth::{basic_user, CurrentUser};
 use super::forwarded::BaseUrl;
 use super::listing::{Fields, ListQuery};
 use super::{ApiError, AppState};
-use crate::store::{JobRow, JobUpdate, MediaSource};
-use crate::task::iso_utc;
+use crate::store::{JobRow, JobUpdate};
+use crate::task::{iso_utc, MediaSource};
 use crate::workflow::{JobChange, Stage, State as JobState, Status};
 
 /// CVAT's `JobViewSet` filter, search and ordering fields.

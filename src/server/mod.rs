@@ -30,7 +30,8 @@ use tokio::sync::Semaphore;
 
 use crate::cache::ItemCache;
 use crate::frames::{DecoderPool, SeekTable};
-use crate::store::{DataRow, ImageFrame, Store};
+use crate::store::{DataRow, Store};
+use crate::task::ImageFrame;
 
 pub use error::ApiError;
 

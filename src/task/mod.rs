@@ -1,5 +1,10 @@
 //! CVAT's data model arithmetic (spec `media.md` §10–§12): frame ranges and steps, segments
-//! (jobs), default chunk sizes, and which frames a chunk holds. Pure functions, no I/O.
+//! (jobs), default chunk sizes, and which frames a chunk holds. Pure functions, no I/O (but
+//! [`FileStamp::of`]). A task's data (media source, images, stamps) is in [`data`].
+
+mod data;
+
+pub use data::{ChapterInfo, DataSpec, FileStamp, ImageFrame, MediaSource};
 
 use serde::{Deserialize, Serialize};
 
