@@ -55,7 +55,7 @@ pub struct Source<'a> {
 impl Source<'_> {
     /// Decodes the video's absolute frames `wanted` (in order) through the positioned decoders,
     /// after checking that the file is still the one the task was made from.
-    fn decode_video(
+    pub fn decode_video(
         &self,
         wanted: &[u64],
         emit: impl FnMut(u64, DecodedFrame) -> Result<(), BuildError>,
@@ -197,7 +197,7 @@ fn video_info<'a>(src: &Source<'a>) -> VideoInfo<'a> {
 }
 
 /// Decoded frame → RGB (CVAT's conversion), rotated by the display matrix.
-fn frame_raster(
+pub(crate) fn frame_raster(
     rgb: &mut RgbConverter,
     frame: &DecodedFrame,
     rotation: f64,

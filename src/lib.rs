@@ -21,6 +21,7 @@ pub mod cache;
 pub mod chunks;
 pub mod cli;
 pub mod codec;
+pub mod dataset;
 pub mod formats;
 pub mod frames;
 pub mod ingest;

@@ -15,19 +15,11 @@
 //! absolute difference between the two paths 0.7–1.2 per channel on real video; see the tests
 //! and `examples/jpeg_paths.rs`), but not byte-identical to them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-
 use ffmpeg_next as ff;
 use turbojpeg::{Compressor, Subsamp, YuvPlanesImage};
 
 use super::{encode_jpeg, rotate, CodecError, Raster, Result, RgbImage};
 use crate::media::{ColorMode, DecodedFrame, RgbConverter};
-
-/// Frames a chunk build holds at most between the decoder and the JPEG encoders (queued plus
-/// being encoded): bounds memory (a 1080p frame is ~3 MB) while keeping every encoder busy.
-const MAX_IN_FLIGHT: usize = 6;
 
 /// How much darker swscale's YUV→RGB (CVAT's conversion, the RGB path) makes a picture than
 /// the exact BT.601 formulas, in full-range luma levels: its fixed-point arithmetic truncates
@@ -263,121 +255,32 @@ impl FrameJpegEncoder {
     }
 }
 
-/// Encoded frames by submission index, and the first encoding error.
-#[derive(Default)]
-struct Collected {
-    jpegs: Vec<Option<Vec<u8>>>,
-    error: Option<CodecError>,
-}
-
-impl Collected {
-    fn store(&mut self, (i, r): (usize, Result<Vec<u8>>)) {
-        match r {
-            Ok(j) => self.jpegs[i] = Some(j),
-            Err(e) => {
-                self.error.get_or_insert(e);
-            }
-        }
-    }
-}
-
 /// Runs `produce` (typically: decode frames) on the calling thread while the frames it submits
 /// are JPEG-encoded ([`FrameJpegEncoder`]) on other threads, and returns the JPEGs in
-/// submission order. At most a few frames are in flight: `submit` blocks while the encoders
-/// are behind. The first error wins: a failed encode makes the next `submit` fail with it, an
-/// error from `produce` is returned once the encoders have stopped.
+/// submission order ([`super::encode_overlapped`], collected).
 pub fn encode_jpegs_overlapped<E>(
     quality: u8,
     rotation: f64,
-    produce: impl FnOnce(&mut dyn FnMut(DecodedFrame) -> Result<(), E>) -> Result<(), E>,
-) -> Result<Vec<Vec<u8>>, E>
+    produce: impl FnOnce(
+        &mut dyn FnMut(DecodedFrame) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E>,
+) -> std::result::Result<Vec<Vec<u8>>, E>
 where
-    E: From<CodecError>,
+    E: From<CodecError> + Send,
 {
-    // Encoders: one per core, at least one; the decoder (FFmpeg's own frame threads) shares
-    // the cores, so more would only queue.
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_IN_FLIGHT - 1);
-    let (job_tx, job_rx) = mpsc::sync_channel::<(usize, DecodedFrame)>(MAX_IN_FLIGHT - workers);
-    // The receiver belongs to the encoders only: if they all stop, `submit` fails instead of
-    // blocking on a full queue.
-    let job_rx = Arc::new(Mutex::new(job_rx));
-    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<Vec<u8>>)>();
-    let failed = AtomicBool::new(false);
-    let mut out = Collected::default();
-    let produced = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let (job_rx, done_tx, failed) = (Arc::clone(&job_rx), done_tx.clone(), &failed);
-                s.spawn(move || {
-                    let mut enc = FrameJpegEncoder::new(quality, rotation);
-                    loop {
-                        let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok((i, frame)) = job else { return };
-                        // After a failure, drain the queue without encoding.
-                        if failed.load(Ordering::Relaxed) {
-                            continue;
-                        }
-                        let r = enc.encode(&frame);
-                        drop(frame);
-                        if r.is_err() {
-                            failed.store(true, Ordering::Relaxed);
-                        }
-                        if done_tx.send((i, r)).is_err() {
-                            return;
-                        }
-                    }
-                })
-            })
-            .collect();
-        drop((job_rx, done_tx));
-        let mut submitted = 0usize;
-        let produced = produce(&mut |frame| {
-            while let Ok(done) = done_rx.try_recv() {
-                out.store(done);
-            }
-            if let Some(e) = out.error.take() {
-                return Err(e.into());
-            }
-            out.jpegs.push(None);
-            job_tx.send((submitted, frame)).map_err(|_| {
-                E::from(CodecError::EncoderThread(
-                    "the JPEG encoder threads stopped".into(),
-                ))
-            })?;
-            submitted += 1;
+    let mut jpegs = Vec::new();
+    super::encode_overlapped(
+        || {
+            let mut enc = FrameJpegEncoder::new(quality, rotation);
+            move |f: &DecodedFrame| enc.encode(f).map_err(E::from)
+        },
+        produce,
+        |jpeg| {
+            jpegs.push(jpeg);
             Ok(())
-        });
-        drop(job_tx);
-        let mut panicked = false;
-        for h in handles {
-            panicked |= h.join().is_err();
-        }
-        if panicked {
-            return Err(CodecError::EncoderThread("a JPEG encoder thread panicked".into()).into());
-        }
-        produced
-    });
-    // Every encoder has stopped: all results are in the channel.
-    while let Ok(done) = done_rx.try_recv() {
-        out.store(done);
-    }
-    produced?;
-    if let Some(e) = out.error {
-        return Err(e.into());
-    }
-    out.jpegs
-        .into_iter()
-        .enumerate()
-        .map(|(i, j)| {
-            j.ok_or_else(|| {
-                E::from(CodecError::EncoderThread(format!(
-                    "frame {i} was not encoded"
-                )))
-            })
-        })
-        .collect()
+        },
+    )?;
+    Ok(jpegs)
 }
 
 #[cfg(test)]

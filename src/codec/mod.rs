@@ -17,6 +17,7 @@
 mod frame_jpeg;
 mod jpeg;
 mod mp4;
+mod overlap;
 mod png;
 mod raster;
 mod zip;
@@ -24,6 +25,7 @@ mod zip;
 pub use self::frame_jpeg::{encode_jpegs_overlapped, FrameJpegEncoder};
 pub use self::jpeg::encode_jpeg;
 pub use self::mp4::{chunk_video_size, qp_from_quality, Mp4Encoder, MAX_VIDEO_PIXELS};
+pub use self::overlap::encode_overlapped;
 pub use self::png::encode_png;
 pub use self::raster::{exif_transpose, rotate, thumbnail, GrayImage, Raster, RgbImage};
 pub use self::zip::{entry_name, read_zip_entry, zip_entry_count, ZipChunk};

@@ -21,19 +21,15 @@ use super::api::{task_or_404, St};
 use super::auth::CurrentUser;
 use super::forwarded::{base_of, BaseUrl};
 use super::{annotations as ann_api, tus, ApiError, AppState};
-use crate::annotations::{self, Annotations, Context, LabelIndex};
-use crate::chunks::{self, Source};
-use crate::codec;
+use crate::annotations::{self, Context};
+use crate::chunks::Source;
+use crate::dataset::{self, ExportData, ExportFrames, FrameFormat, Scope};
 use crate::formats::catalogue::{self, Found};
 use crate::formats::{
-    DatasetFrame, ExportOptions, Exporter, FormatError, FrameSource, ImportInput, ImportLimits,
-    Importer, TaskDataset, ZipSink,
+    ExportOptions, Exporter, FormatError, FrameSource, ImportInput, ImportLimits, Importer, ZipSink,
 };
-use crate::frames;
 use crate::ingest::ArchiveLimits;
-use crate::media::{ColorMode, DecodedFrame, RgbConverter};
 use crate::store::RequestRow;
-use crate::task::{iso_utc, MediaSource};
 
 /// How long export results are kept.
 pub(crate) const RESULT_TTL: chrono::Duration = chrono::Duration::hours(24);
@@ -48,13 +44,6 @@ fn find_importer(name: &str) -> Result<Found<dyn Importer>, ApiError> {
     catalogue::importer(name).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-/// Task-relative frames of a scope: all, or a job's.
-#[derive(Clone, Copy)]
-struct Scope {
-    task_id: i64,
-    job: Option<(i64, u64, u64)>,
-}
-
 /// The scope of a job visible to `me`.
 fn job_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError> {
     let job = super::jobs::job_or_404(st, id, me)?;
@@ -64,296 +53,35 @@ fn job_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError
     })
 }
 
-/// Loads everything a format needs (labels, frames, annotations) for a task or a job.
-struct Loaded {
-    labels: LabelIndex,
-    annotations: Arc<Annotations>,
-    frames: Vec<DatasetFrame>,
-    meta: TaskMeta,
-}
-
-struct TaskMeta {
-    name: String,
-    mode: String,
-    size: u64,
-    overlap: u64,
-    bug_tracker: String,
-    subset: String,
-    created: String,
-    updated: String,
-    owner: Option<String>,
-    original_size: Option<(u32, u32)>,
-    segments: Vec<(i64, u64, u64)>,
-}
-
-/// Loads a scope; `with_annotations` false skips reading the stored annotations (imports
-/// replace them and do not need them).
-fn load(
-    st: &AppState,
-    scope: Scope,
-    with_annotations: bool,
-) -> Result<(Loaded, Arc<super::Loaded>), String> {
-    let task = st
-        .store
-        .task(scope.task_id)
-        .map_err(|e| e.to_string())?
-        .ok_or("the task was deleted")?;
-    let data = super::data::loaded(st, scope.task_id).map_err(|e| e.message)?;
-    let spec = &data.data.spec;
-    let (lo, hi) = scope
-        .job
-        .map(|(_, a, b)| (a, b))
-        .unwrap_or((0, spec.range.size - 1));
-    let frames = (lo..=hi)
-        .map(|rel| {
-            let abs = spec.range.abs(rel);
-            match &spec.media {
-                MediaSource::Video { width, height, .. } => DatasetFrame {
-                    rel,
-                    abs,
-                    name: format!("frame_{abs:06}.PNG"),
-                    width: *width,
-                    height: *height,
-                },
-                MediaSource::Images => {
-                    let img = &data.images[abs as usize];
-                    DatasetFrame {
-                        rel,
-                        abs,
-                        name: img.name.clone(),
-                        width: img.width,
-                        height: img.height,
-                    }
-                }
-            }
-        })
-        .collect();
-    let labels = LabelIndex::new(&st.store.labels(scope.task_id).map_err(|e| e.to_string())?);
-    let annotations = if with_annotations {
-        st.store
-            .annotations(scope.task_id, scope.job.map(|(_, a, b)| (a, b)))
-            .map_err(|e| e.to_string())?
-    } else {
-        Arc::default()
-    };
-    let jobs = st
-        .store
-        .jobs_of_task(scope.task_id)
-        .map_err(|e| e.to_string())?;
-    let is_video = matches!(spec.media, MediaSource::Video { .. });
-    let meta = TaskMeta {
-        name: task.name.clone(),
-        mode: if is_video {
-            "interpolation"
-        } else {
-            "annotation"
-        }
-        .into(),
-        size: hi - lo + 1,
-        overlap: task
-            .overlap
-            .unwrap_or(if is_video && jobs.len() > 1 { 5 } else { 0 }),
-        bug_tracker: task.bug_tracker.clone(),
-        subset: task.subset.clone(),
-        created: iso_utc(task.created_date),
-        updated: iso_utc(task.updated_date),
-        owner: task
-            .owner_id
-            .and_then(|id| st.store.user(id).ok().flatten())
-            .map(|u| u.username),
-        original_size: match &spec.media {
-            MediaSource::Video { width, height, .. } => Some((*width, *height)),
-            MediaSource::Images => None,
-        },
-        segments: jobs
-            .iter()
-            .filter(|j| scope.job.is_none_or(|(id, _, _)| id == j.id))
-            .map(|j| (j.id, j.range.start, j.range.stop))
-            .collect(),
-    };
-    Ok((
-        Loaded {
-            labels,
-            annotations,
-            frames,
-            meta,
-        },
-        data,
-    ))
-}
-
-fn dataset<'a>(task_id: i64, l: &'a Loaded) -> TaskDataset<'a> {
-    TaskDataset {
-        task_id,
-        name: l.meta.name.clone(),
-        mode: l.meta.mode.clone(),
-        size: l.meta.size,
-        overlap: l.meta.overlap,
-        bug_tracker: l.meta.bug_tracker.clone(),
-        subset: l.meta.subset.clone(),
-        created: l.meta.created.clone(),
-        updated: l.meta.updated.clone(),
-        owner: l.meta.owner.clone(),
-        original_size: l.meta.original_size,
-        segments: l.meta.segments.clone(),
-        labels: &l.labels,
-        frames: l.frames.clone(),
-        annotations: &l.annotations,
-    }
-}
-
-/// Frames for exports with images, read through the frame provider: image tasks give their
-/// original files; video frames are decoded once, sequentially (the positioned decoder), and
-/// encoded on all cores, a few frames ahead of the writer.
-/// Encoded export frames, in order: `(task frame, bytes or error)`.
-type EncodedFrames = std::sync::mpsc::Receiver<(u64, Result<Vec<u8>, String>)>;
-
-struct ExportFrames {
+/// The data of a task, as an export reads its frames (the server's loaded copy).
+struct TaskData {
     st: Arc<AppState>,
     task_id: i64,
     data: Arc<super::Loaded>,
-    jpeg: bool,
-    pipeline: std::sync::Mutex<Option<EncodedFrames>>,
-    frames: Vec<u64>,
 }
 
-impl ExportFrames {
+impl ExportData for TaskData {
     fn source(&self) -> Source<'_> {
         super::data::source(&self.st, &self.data)
     }
 
-    fn ext(&self) -> &'static str {
-        if self.jpeg {
-            "jpg"
-        } else {
-            "PNG"
-        }
+    fn cancelled(&self) -> Option<String> {
+        check_task_alive(&self.st, self.task_id)
+            .err()
+            .map(|e| e.to_string())
     }
 }
 
-impl FrameSource for ExportFrames {
-    fn image(&self, rel: u64) -> Result<(Vec<u8>, String), FormatError> {
-        // Frames are the long part of an export: stop as soon as the task is deleted.
-        check_task_alive(&self.st, self.task_id)?;
-        let spec = &self.data.data.spec;
-        let abs = spec.range.abs(rel);
-        if let MediaSource::Images = spec.media {
-            let img = self
-                .data
-                .images
-                .get(abs as usize)
-                .ok_or_else(|| FormatError::Io(format!("no frame {rel}")))?;
-            let (bytes, ext) =
-                chunks::original_image_bytes(img).map_err(|e| FormatError::Io(e.to_string()))?;
-            return Ok((bytes, ext));
-        }
-        let mut guard = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
-        let rx = guard.get_or_insert_with(|| self.start_pipeline());
-        for (got, r) in rx.iter() {
-            if got == rel {
-                return r
-                    .map(|b| (b, self.ext().to_owned()))
-                    .map_err(FormatError::Io);
-            }
-        }
-        Err(FormatError::Io(format!("frame {rel} could not be decoded")))
-    }
-}
-
-impl ExportFrames {
-    /// Decodes the export's frames in order on one thread and encodes them on the others,
-    /// sending them in order through a bounded channel.
-    fn start_pipeline(&self) -> std::sync::mpsc::Receiver<(u64, Result<Vec<u8>, String>)> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(16);
-        let src = self.source();
-        let wanted: Vec<u64> = self.frames.iter().map(|&r| src.spec.range.abs(r)).collect();
-        let rels = self.frames.clone();
-        let jpeg = self.jpeg;
-        let (path, rotation) = match &src.spec.media {
-            MediaSource::Video { path, rotation, .. } => (path.clone(), *rotation),
-            MediaSource::Images => unreachable!("video only"),
-        };
-        let (data_id, version) = (src.data_id, src.version);
-        let (st, data) = (Arc::clone(&self.st), Arc::clone(&self.data));
-        // Decoding (this thread), conversion + encoding (one thread per core, each frame as
-        // soon as it is decoded) and reordering (one thread) overlap; every queue is bounded, so
-        // a slow zip writer stops the decoder instead of growing memory.
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 4);
-        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(usize, DecodedFrame)>(workers);
-        let job_rx = Arc::new(std::sync::Mutex::new(job_rx));
-        type Encoded = (usize, Result<Vec<u8>, String>);
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Encoded>(2 * workers);
-        for _ in 0..workers {
-            let (job_rx, done_tx) = (Arc::clone(&job_rx), done_tx.clone());
-            std::thread::spawn(move || {
-                let mut rgb = RgbConverter::new(ColorMode::Untagged);
-                loop {
-                    let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok((i, f)) = job else { return };
-                    let encoded = (|| -> Result<Vec<u8>, chunks::BuildError> {
-                        let (w, h, data) = rgb.to_rgb(&f)?;
-                        drop(f);
-                        let mut raster = codec::Raster::Rgb(codec::RgbImage::new(w, h, data)?);
-                        if rotation != 0.0 {
-                            raster = codec::rotate(raster, rotation)?;
-                        }
-                        Ok(if jpeg {
-                            codec::encode_jpeg(&raster, 95)?
-                        } else {
-                            codec::encode_png(&raster)?
-                        })
-                    })();
-                    if done_tx
-                        .send((i, encoded.map_err(|e| e.to_string())))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-        let order_rels = rels.clone();
-        std::thread::spawn(move || {
-            let mut pending = std::collections::BTreeMap::new();
-            let mut next = 0usize;
-            for (i, r) in done_rx.iter() {
-                pending.insert(i, r);
-                while let Some(r) = pending.remove(&next) {
-                    let failed = r.is_err();
-                    let rel = order_rels.get(next).copied().unwrap_or(0);
-                    if tx.send((rel, r)).is_err() || failed {
-                        return;
-                    }
-                    next += 1;
-                }
-            }
-        });
-        std::thread::spawn(move || {
-            let mut i = 0usize;
-            let r = frames::decode_frames::<chunks::BuildError>(
-                &path,
-                &data.seek,
-                &st.pool,
-                (data_id, version),
-                &wanted,
-                |_, f| {
-                    job_tx.send((i, f)).map_err(|_| chunks::BuildError::Read {
-                        path: String::new(),
-                        reason: "export cancelled".into(),
-                    })?;
-                    i += 1;
-                    Ok(())
-                },
-            );
-            if let Err(e) = r {
-                // In order after the frames already submitted.
-                let _ = done_tx.send((i, Err(e.to_string())));
-            }
-        });
-        rx
-    }
+/// Loads the dataset of `scope` (see [`dataset::load`]) and the task's data.
+fn load(
+    st: &AppState,
+    scope: Scope,
+    with_annotations: bool,
+) -> Result<(dataset::Loaded, Arc<super::Loaded>), String> {
+    let data = super::data::loaded(st, scope.task_id).map_err(|e| e.message)?;
+    let src = super::data::source(st, &data);
+    let l = dataset::load(&st.store, &src, scope, with_annotations).map_err(|e| e.to_string())?;
+    Ok((l, data))
 }
 
 #[derive(Deserialize)]
@@ -510,7 +238,7 @@ async fn start_export(
     run_request(st, req, move |st, progress| {
         let t0 = std::time::Instant::now();
         let (l, data) = load(st, scope, true)?;
-        let ds = dataset(scope.task_id, &l);
+        let ds = l.dataset();
         let t_load = t0.elapsed();
         let dir = exports_dir(st);
         std::fs::create_dir_all(&dir).map_err(|e| io_message(st, "create", &dir, &e))?;
@@ -519,14 +247,20 @@ async fn start_export(
             let file =
                 std::fs::File::create(&part).map_err(|e| io_message(st, "create", &part, &e))?;
             let mut zip = ZipSink::new(file);
-            let frames_src = ExportFrames {
+            let task_data = Arc::new(TaskData {
                 st: Arc::clone(st),
                 task_id: scope.task_id,
                 data: Arc::clone(&data),
-                jpeg,
-                pipeline: std::sync::Mutex::new(None),
-                frames: l.frames.iter().map(|f| f.rel).collect(),
-            };
+            });
+            let frames_src = ExportFrames::new(
+                task_data,
+                l.frames.iter().map(|f| f.rel).collect(),
+                if jpeg {
+                    FrameFormat::Jpeg
+                } else {
+                    FrameFormat::Png
+                },
+            );
             let images: Option<&dyn FrameSource> =
                 if save_images { Some(&frames_src) } else { None };
             fmt.side
@@ -900,7 +634,7 @@ fn import_file(
 ) -> Result<(), String> {
     let t0 = std::time::Instant::now();
     let (l, _) = load(st, scope, false)?;
-    let ds = dataset(scope.task_id, &l);
+    let ds = l.dataset();
     let input = ImportInput::open_with(path, display, import_limits(st))
         .map_err(|e| format!("import failed: {e}"))?;
     progress(0.1);
@@ -910,10 +644,10 @@ fn import_file(
         .map_err(|e| format!("import failed: {e}"))?;
     progress(0.8);
     let t_parse = t0.elapsed();
-    let frames = scope
-        .job
-        .map(|(_, a, b)| (a, b))
-        .unwrap_or((0, l.meta.size.saturating_sub(1)));
+    let frames = match (l.frames.first(), l.frames.last()) {
+        (Some(a), Some(b)) => (a.rel, b.rel),
+        _ => (0, 0),
+    };
     annotations::validate(
         &Context {
             labels: &l.labels,
