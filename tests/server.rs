@@ -3705,3 +3705,76 @@ fn health_and_ui_are_served_without_login() {
         "{err}"
     );
 }
+
+/// The ids of a user list answer, in order.
+fn user_names(v: &Value) -> Vec<String> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn users_list_searches_filters_and_sorts_as_cvat() {
+    let s = Server::start(None, &[]);
+    for name in ["ann", "bob", "joanna"] {
+        assert!(cli_user(&s, &["create", name], "user-password")
+            .status
+            .success());
+    }
+    // Newest first by default, as CVAT's `-id`.
+    let all = s.json("/api/users");
+    assert_eq!(all["count"], 4);
+    assert_eq!(user_names(&all), ["joanna", "bob", "ann", "admin"]);
+    // What the UI's assignee box sends while one types.
+    let typed = s.json("/api/users?search=AN&limit=10&is_active=true");
+    assert_eq!(user_names(&typed), ["joanna", "ann"]);
+    assert_eq!(user_names(&s.json("/api/users?username=bob")), ["bob"]);
+    let bob_id = s.json("/api/users?username=bob")["results"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let by_id = s.json(&format!("/api/users?id={bob_id}"));
+    assert_eq!(
+        (by_id["count"].as_i64(), user_names(&by_id)),
+        (Some(1), vec!["bob".to_owned()])
+    );
+    assert_eq!(s.json("/api/users?is_active=False")["count"], 0);
+    assert_eq!(s.json("/api/users?first_name=nobody")["count"], 0);
+    assert_eq!(
+        user_names(&s.json("/api/users?sort=username")),
+        ["admin", "ann", "bob", "joanna"]
+    );
+    assert_eq!(
+        user_names(&s.json("/api/users?sort=-username&page_size=2")),
+        ["joanna", "bob"]
+    );
+    let filter = r#"{"or":[{"==":[{"var":"username"},"bob"]},{"==":[{"var":"id"},1]}]}"#;
+    let by_filter = s.json(&format!(
+        "/api/users?sort=id&filter={}",
+        filter
+            .replace('"', "%22")
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+    ));
+    assert_eq!(user_names(&by_filter), ["admin", "bob"]);
+    // `page_size=all` (cvat-core's default for users) is every user on one page.
+    let everyone = s.json("/api/users?page_size=all");
+    assert_eq!(everyone["results"].as_array().unwrap().len(), 4);
+    assert_eq!(everyone["next"], Value::Null);
+    // Bad input is a 400 that says what is wrong.
+    for (q, says) in [
+        ("sort=password_hash", "cannot sort by 'password_hash'"),
+        ("is_active=maybe", "'is_active' must be true or false"),
+        (
+            "filter=%7B%22==%22:[%7B%22var%22:%22email%22%7D,1]%7D",
+            "unknown field 'email'",
+        ),
+    ] {
+        let r = s.get(&format!("/api/users?{q}"));
+        assert_eq!(r.status(), 400, "{q}");
+        let body = r.text().unwrap();
+        assert!(body.contains(says), "{q}: {body}");
+    }
+}
