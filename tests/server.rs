@@ -3778,3 +3778,149 @@ fn users_list_searches_filters_and_sorts_as_cvat() {
         assert!(body.contains(says), "{q}: {body}");
     }
 }
+
+/// Starts an export of `what` (`tasks/1`, `jobs/2`); returns the status and the answer.
+fn post_export(s: &Server, what: &str, format: &str, images: bool) -> (u16, Value) {
+    let r = s
+        .http
+        .post(s.url(&format!(
+            "/api/{what}/dataset/export?format={}&save_images={}",
+            format.replace(' ', "+"),
+            if images { "True" } else { "False" }
+        )))
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn export_requests_name_their_job_format_and_kind_as_cvat() {
+    let s = Server::start(None, &[]);
+    let task = s.create_task("exports", 3);
+    s.attach_five_images(task);
+    let jobs = s.json(&format!("/api/jobs?task_id={task}&sort=id"));
+    let (j1, j2) = (
+        jobs["results"][0]["id"].as_i64().unwrap(),
+        jobs["results"][1]["id"].as_i64().unwrap(),
+    );
+    let admin = s.json("/api/users/self")["id"].as_i64().unwrap();
+
+    // A job's annotations (no images): target job, its job and task, the format, export:annotations.
+    let (st, r) = post_export(&s, &format!("jobs/{j1}"), "CVAT for images 1.1", false);
+    assert_eq!(st, 202, "{r}");
+    let rq = r["rq_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        rq,
+        format!("export:job-{j1}-annotations-in-CVAT_for_images_1@1-format-by-{admin}")
+    );
+    let done = s.wait(&rq);
+    assert_eq!(done["status"], "finished", "{done}");
+    assert_eq!(
+        done["operation"],
+        json!({"type": "export:annotations", "target": "job", "project_id": null,
+               "task_id": task, "job_id": j1, "format": "CVAT for images 1.1",
+               "function_id": null, "lightweight": null})
+    );
+    let (code, headers, zip) = s.bytes(
+        done["result_url"]
+            .as_str()
+            .unwrap()
+            .strip_prefix(&s.base)
+            .unwrap(),
+    );
+    assert_eq!(code, 200);
+    let cd = headers["content-disposition"].to_str().unwrap();
+    assert!(cd.contains(&format!("job-{j1}_annotations_")), "{cd}");
+    let names: Vec<String> = zip_entries_any(&zip).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["annotations.xml"]);
+
+    // The task's dataset (images): target task, no job, export:dataset.
+    let (st, r) = post_export(&s, &format!("tasks/{task}"), "Datumaro 1.0", true);
+    assert_eq!(st, 202, "{r}");
+    let task_rq = r["rq_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        task_rq,
+        format!("export:task-{task}-dataset-in-Datumaro_1@0-format-by-{admin}")
+    );
+    let done = s.wait(&task_rq);
+    assert_eq!(done["status"], "finished", "{done}");
+    let op = &done["operation"];
+    assert_eq!(
+        (
+            op["type"].as_str(),
+            op["target"].as_str(),
+            op["task_id"].as_i64(),
+            op["format"].as_str()
+        ),
+        (
+            Some("export:dataset"),
+            Some("task"),
+            Some(task),
+            Some("Datumaro 1.0")
+        )
+    );
+    assert_eq!(op["job_id"], Value::Null);
+
+    // The list filters on those fields; a job's images export is export:dataset with its job.
+    let (st, r) = post_export(&s, &format!("jobs/{j2}"), "CVAT for images 1.1", true);
+    assert_eq!(st, 202, "{r}");
+    let j2_rq = r["rq_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.wait(&j2_rq)["operation"]["type"], "export:dataset");
+    let ids = |q: &str| -> Vec<String> {
+        s.json(&format!("/api/requests?{q}"))["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&format!("job_id={j1}")), [rq.as_str()]);
+    assert_eq!(ids(&format!("job_id={j2}")), [j2_rq.as_str()]);
+    assert_eq!(ids("target=task&type=export:dataset"), [task_rq.as_str()]);
+    assert_eq!(
+        ids("format=CVAT+for+images+1.1&sort=id"),
+        [rq.clone(), j2_rq]
+    );
+
+    // The same export again has the same id; its previous result is replaced.
+    let old_url = s.wait(&rq)["result_url"].as_str().unwrap().to_owned();
+    let (st, r) = post_export(&s, &format!("jobs/{j1}"), "CVAT for images 1.1", false);
+    assert_eq!((st, r["rq_id"].as_str()), (202, Some(rq.as_str())));
+    let again = s.wait(&rq);
+    assert_eq!(again["status"], "finished");
+    assert_ne!(again["result_url"].as_str(), Some(old_url.as_str()));
+    assert_eq!(s.http.get(&old_url).send().unwrap().status(), 404);
+    assert_eq!(
+        s.http
+            .get(again["result_url"].as_str().unwrap())
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn an_export_still_running_is_not_started_twice() {
+    let s = Server::start(None, &[]);
+    let video = common::shared().join("videos/cup.mp4");
+    let (task, _) = labelled_task(&s, "busy", &[video], 0);
+    // Every frame as PNG takes seconds: the second identical request finds it running.
+    let (st, first) = post_export(&s, &format!("tasks/{task}"), "CVAT for video 1.1", true);
+    assert_eq!(st, 202, "{first}");
+    let (st, second) = post_export(&s, &format!("tasks/{task}"), "CVAT for video 1.1", true);
+    assert_eq!(st, 409, "{second}");
+    assert!(second.to_string().contains("still running"), "{second}");
+    // Another format is another request.
+    let (st, other) = post_export(&s, &format!("tasks/{task}"), "Datumaro 1.0", false);
+    assert_eq!(st, 202, "{other}");
+    assert_eq!(
+        s.wait(other["rq_id"].as_str().unwrap())["status"],
+        "finished"
+    );
+    assert_eq!(
+        s.wait(first["rq_id"].as_str().unwrap())["status"],
+        "finished"
+    );
+}

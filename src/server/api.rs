@@ -890,7 +890,10 @@ pub(crate) async fn get_label(
     Err(ApiError::not_found("Not found."))
 }
 
+/// A request as CVAT's `RequestSerializer` answers it; the job and the format come from the id,
+/// as CVAT reads them.
 pub(crate) fn request_json(st: &AppState, r: &RequestRow) -> Value {
+    let parsed = datasets::parse_rq_id(&r.id);
     let owner = r
         .owner_id
         .and_then(|id| st.store.user(id).ok().flatten())
@@ -905,8 +908,8 @@ pub(crate) fn request_json(st: &AppState, r: &RequestRow) -> Value {
             "target": r.target,
             "project_id": null,
             "task_id": r.task_id,
-            "job_id": null,
-            "format": null,
+            "job_id": parsed.job_id,
+            "format": parsed.format,
             "function_id": null,
             "lightweight": null,
         },
