@@ -3924,3 +3924,156 @@ fn an_export_still_running_is_not_started_twice() {
         "finished"
     );
 }
+
+#[test]
+fn job_annotation_uploads_use_the_jobs_tus_endpoint_and_request_id() {
+    use base64::Engine;
+    let s = Server::start(None, &[]);
+    let task = s.create_task("job import", 3);
+    s.attach_five_images(task);
+    let car = s.json(&format!("/api/labels?task_id={task}"))["results"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let jobs = s.json(&format!("/api/jobs?task_id={task}&sort=id"));
+    let (j1, j2) = (
+        jobs["results"][0]["id"].as_i64().unwrap(),
+        jobs["results"][1]["id"].as_i64().unwrap(),
+    );
+    // Job 2 holds frames 3 and 4: one rectangle on frame 4, exported in CVAT's XML.
+    let shape =
+        json!({"type": "rectangle", "label_id": car, "frame": 4, "points": [2.0, 3.0, 12.5, 30.0]});
+    let (st, _) = send_json(
+        &s,
+        &s.http,
+        "PUT",
+        &format!("/api/jobs/{j2}/annotations"),
+        json!({"shapes": [shape]}),
+    );
+    assert_eq!(st, 200);
+    let (_, r) = post_export(&s, &format!("jobs/{j2}"), "CVAT for images 1.1", false);
+    let done = s.wait(r["rq_id"].as_str().unwrap());
+    let file = s
+        .http
+        .get(done["result_url"].as_str().unwrap())
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap()
+        .to_vec();
+    let (st, _) = send_json(
+        &s,
+        &s.http,
+        "DELETE",
+        &format!("/api/jobs/{j2}/annotations"),
+        Value::Null,
+    );
+    assert_eq!(st, 204);
+    assert_eq!(
+        s.json(&format!("/api/jobs/{j2}/annotations"))["shapes"],
+        json!([])
+    );
+
+    // The UI's upload: Upload-Start, TUS creation on the job, pieces, Upload-Finish.
+    let endpoint = s.url(&format!("/api/jobs/{j2}/annotations/"));
+    let query = "?format=CVAT+1.1&filename=job.zip&conv_mask_to_poly=true";
+    let r = s
+        .http
+        .post(format!("{endpoint}{query}"))
+        .header("Upload-Start", "true")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = s
+        .http
+        .post(&endpoint)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", file.len().to_string())
+        .header(
+            "Upload-Metadata",
+            format!(
+                "filename {}",
+                base64::engine::general_purpose::STANDARD.encode("job.zip")
+            ),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let file_id = location
+        .strip_prefix(&s.url(&format!("/api/jobs/{j2}/annotations/")))
+        .unwrap_or_else(|| panic!("Location under the job: {location}"))
+        .to_owned();
+    assert_eq!(file_id.len(), 36, "{location}");
+    // The upload is the job's: not found at the task's endpoint nor at another job's.
+    for other in [
+        format!("/api/tasks/{task}/annotations/{file_id}"),
+        format!("/api/jobs/{j1}/annotations/{file_id}"),
+    ] {
+        let r = s.http.head(s.url(&other)).send().unwrap();
+        assert_eq!(r.status(), 404, "{other}");
+    }
+    let half = file.len() / 2;
+    for (offset, piece) in [(0, &file[..half]), (half, &file[half..])] {
+        let r = s
+            .http
+            .patch(&location)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", offset.to_string())
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(piece.to_vec())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        assert_eq!(
+            r.headers()["upload-offset"].to_str().unwrap(),
+            (offset + piece.len()).to_string()
+        );
+    }
+    let r = s
+        .http
+        .post(format!("{endpoint}{query}"))
+        .header("Upload-Finish", "true")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let rq = r.json::<Value>().unwrap()["rq_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(rq, format!("import:job-{j2}-annotations"));
+    let done = s.wait(&rq);
+    assert_eq!(done["status"], "finished", "{done}");
+    let op = &done["operation"];
+    assert_eq!(
+        (
+            op["type"].as_str(),
+            op["target"].as_str(),
+            op["task_id"].as_i64(),
+            op["job_id"].as_i64()
+        ),
+        (
+            Some("import:annotations"),
+            Some("job"),
+            Some(task),
+            Some(j2)
+        )
+    );
+    let got = s.json(&format!("/api/jobs/{j2}/annotations"));
+    assert_eq!(got["shapes"].as_array().unwrap().len(), 1, "{got}");
+    assert_eq!(got["shapes"][0]["frame"], 4);
+    assert_eq!(got["shapes"][0]["points"], json!([2.0, 3.0, 12.5, 30.0]));
+    assert_eq!(
+        s.json(&format!("/api/jobs/{j1}/annotations"))["shapes"],
+        json!([])
+    );
+    // The finished upload is gone; finishing again names the missing file.
+    assert_eq!(s.http.head(&location).send().unwrap().status(), 404);
+    let r = s
+        .http
+        .post(format!("{endpoint}{query}"))
+        .header("Upload-Finish", "true")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("no uploaded file 'job.zip'"));
+}

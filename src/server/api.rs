@@ -96,6 +96,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 // As for tasks: multipart imports; PUT/PATCH have their own limit.
                 .layer(axum::extract::DefaultBodyLimit::max(max_body)),
         )
+        .route(
+            "/api/jobs/{id}/annotations/{file_id}",
+            axum::routing::patch(tus::append_job)
+                .head(tus::head_job)
+                .layer(axum::extract::DefaultBodyLimit::max(tus::MAX_CHUNK)),
+        )
         .route("/api/tasks/{id}/preview", get(data::task_preview))
         .route("/api/labels", get(list_labels))
         .route("/api/labels/{id}", get(get_label))

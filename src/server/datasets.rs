@@ -851,11 +851,11 @@ async fn start_import(
     req: Request,
 ) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
-    // TUS pieces always go to the task's endpoint (the client only follows `Location`).
+    // TUS pieces go to the endpoint the upload was created on, as in CVAT.
+    let (target, tid) = scope.target();
     let endpoint = format!(
-        "{}/api/tasks/{}/annotations",
-        base_of(req.extensions()),
-        scope.task_id
+        "{}/api/{target}s/{tid}/annotations",
+        base_of(req.extensions())
     );
     let dir = st
         .uploads_dir()
@@ -869,7 +869,7 @@ async fn start_import(
             &me,
             &headers,
             dir,
-            tus::Purpose::Annotations,
+            tus::Purpose::Annotations(scope.job.map(|(j, _, _)| j)),
             &endpoint,
         );
     }
@@ -925,7 +925,6 @@ async fn start_import(
     };
     let append = q.import_mode.as_deref() == Some("append");
     // CVAT's id: one import at a time per task or job.
-    let (target, tid) = scope.target();
     let rq_id = format!("import:{target}-{tid}-annotations");
     let req = match new_request(&st, rq_id.clone(), "import:annotations", &scope, me.id) {
         Ok(r) => r,
