@@ -3,7 +3,9 @@
 # `frameserver serve --ui-dir`: log in, open a video job, check and play frames, draw and save a
 # rectangle and a polygon, reload, job state, and no /api error. Runnable from any directory:
 #
-#   tests/browser/run.sh
+#   tests/browser/run.sh            (ui_test.py)
+#   tests/browser/run.sh annotate   (annotate_test.py: the annotator's paths in a job; artifacts
+#                                    in target/browser-artifacts-annotate/)
 #
 # Environment:
 #   FRAMESERVER_BIN     server binary (default: <repo>/target/debug/frameserver; built if missing)
@@ -72,7 +74,11 @@ if [ ! -f "$ui/index.html" ]; then
 fi
 
 export FRAMESERVER_BIN="$bin" FRAMESERVER_UI_DIR="$(cd "$ui" && pwd)"
-export BROWSER_ARTIFACTS="$repo/target/browser-artifacts"
+case "${1:-ui}" in
+    ui) script="$here/ui_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts" ;;
+    annotate) script="$here/annotate_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts-annotate" ;;
+    *) echo "browser: unknown test '$1' (ui, annotate)" >&2; exit 2 ;;
+esac
 export CHROMIUM_BIN="$(command -v chromium)" CHROMEDRIVER_BIN="$(command -v chromedriver)"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY || true
 export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
@@ -81,7 +87,7 @@ export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 set +e
 export BROWSER_TIMEOUT="${BROWSER_TIMEOUT:-240}"
 # ui_test.py stops itself (and cleans up) at BROWSER_TIMEOUT; this is the backstop.
-timeout --kill-after=15 "$((BROWSER_TIMEOUT + 30))" "$venv/bin/python" "$here/ui_test.py"
+timeout --kill-after=15 "$((BROWSER_TIMEOUT + 30))" "$venv/bin/python" "$script"
 rc=$?
 set -e
 if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then

@@ -227,6 +227,10 @@ def table(records):
 
 
 class UiTest:
+    # Subclasses (annotate_test.py) override these and steps().
+    labels = LABELS
+    task_name = "browser video"
+
     def __init__(self):
         self.server = None
         self.driver = None
@@ -341,7 +345,7 @@ class UiTest:
         v = el.get_attribute("value")
         return int(v) if v not in (None, "") and v.lstrip("-").isdigit() else None
 
-    def click_at_image(self, points):
+    def click_at_image(self, points, pause=0.3):
         """Clicks image coordinates `points` [(x, y)] on the annotation canvas."""
         rect = self.driver.execute_script(
             "const c = document.getElementById('cvat_canvas_background');"
@@ -355,7 +359,7 @@ class UiTest:
             ab.pointer_action.move_to_location(sx, sy)
             ab.pointer_action.click()
             ab.perform()
-            time.sleep(0.3)
+            time.sleep(pause)
 
     def press(self, *keys):
         ActionChains(self.driver).send_keys(*keys).perform()
@@ -380,7 +384,7 @@ class UiTest:
         self.clip_path = os.path.join(self.server.tmp, "clip.mp4")
         with open(self.clip_path, "wb") as f:
             f.write(video)
-        self.task_id = self.server.create_task(name="browser video", labels=LABELS)
+        self.task_id = self.server.create_task(name=self.task_name, labels=self.labels)
         rq = self.server.upload(self.task_id, [("clip.mp4", video)])
         v = self.server.wait(rq, timeout=120)
         check(v["status"] == "finished", f"task data request: {v}")
@@ -712,8 +716,10 @@ class UiTest:
               + ", ".join(sorted({f"{r['method']} {urlsplit(r['path']).path} {r['status']}" for r in bad})))
 
     # driver -----------------------------------------------------------------------------------
-    def run(self):
-        steps = [
+    def steps(self):
+        """(name, function, critical) in order; a name starting with "b" starts the browser
+        first. A critical step's failure ends the run (but the final request check)."""
+        return [
             ("a:server-and-task", self.step_a_server_and_task, True),
             ("b:login", self.step_b_login, True),
             ("c:open-job", self.step_c_open_job, False),
@@ -723,8 +729,10 @@ class UiTest:
             ("g:verify-and-reload", self.step_g_verify_and_reload, False),
             ("h:job-state", self.step_h_job_state, False),
         ]
+
+    def run(self):
         try:
-            for i, (name, fn, critical) in enumerate(steps):
+            for i, (name, fn, critical) in enumerate(self.steps()):
                 if name.startswith("b"):
                     self.start_browser()
                 log(f"step {name}")
@@ -803,7 +811,7 @@ class UiTest:
             self.server.stop()
 
 
-def main():
+def main(test_cls=None):
     limit = int(os.environ.get("BROWSER_TIMEOUT", "240"))
 
     def stop(signum, _frame):
@@ -816,7 +824,10 @@ def main():
     signal.alarm(limit)
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     os.makedirs(ARTIFACTS)
-    failures = UiTest().run()
+    return report((test_cls or UiTest)().run())
+
+
+def report(failures):
     print(f"\nartifacts: {ARTIFACTS}  ({time.time() - T0:.0f} s)")
     if failures:
         for step, reason in failures[1:]:
