@@ -520,6 +520,14 @@ class ManageTest(ui_test.UiTest):
         box = card.find_element(By.CSS_SELECTOR, ".cvat-job-assignee-selector input")
         self.click(box, "assignee")
         box.send_keys("review")
+        # The box lists every user at first; its search (debounced 500 ms) then narrows the list.
+        self.wait("GET /api/users?search=review", lambda: self.rec.seen(
+            "GET", "/api/users?search=review", since), 10)
+        try:
+            self.wait("the options to narrow to the search answer", lambda: [
+                o.text.strip() for o in self.options()] == ["reviewer1"], 5)
+        except StepFailed:
+            pass
         opt = self.wait("the option reviewer1", lambda: next(
             (o for o in self.options() if o.text.strip() == "reviewer1"), None), 10)
         shown = [o.text.strip() for o in self.options()]

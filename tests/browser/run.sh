@@ -6,6 +6,8 @@
 #   tests/browser/run.sh            (ui_test.py)
 #   tests/browser/run.sh annotate   (annotate_test.py: the annotator's paths in a job; artifacts
 #                                    in target/browser-artifacts-annotate/)
+#   tests/browser/run.sh manage     (manage_test.py: task creation, task page, review, tasks list;
+#                                    artifacts in target/browser-artifacts-manage/)
 #
 # Environment:
 #   FRAMESERVER_BIN     server binary (default: <repo>/target/debug/frameserver; built if missing)
@@ -77,7 +79,8 @@ export FRAMESERVER_BIN="$bin" FRAMESERVER_UI_DIR="$(cd "$ui" && pwd)"
 case "${1:-ui}" in
     ui) script="$here/ui_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts" ;;
     annotate) script="$here/annotate_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts-annotate" ;;
-    *) echo "browser: unknown test '$1' (ui, annotate)" >&2; exit 2 ;;
+    manage) script="$here/manage_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts-manage" ;;
+    *) echo "browser: unknown test '$1' (ui, annotate, manage)" >&2; exit 2 ;;
 esac
 export CHROMIUM_BIN="$(command -v chromium)" CHROMEDRIVER_BIN="$(command -v chromedriver)"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY || true
