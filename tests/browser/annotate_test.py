@@ -715,12 +715,14 @@ class AnnotateTest(ui_test.UiTest):
                       f"GET {rid} in the server log: {len(dl)}x")
         return paths, problems
 
-    def step_5a_export(self):
+    def step_5a_export(self, variants=(False, True)):
+        """Exports the job through its menu for each save_images in `variants`, then downloads
+        each result from the Requests page."""
         self.close_modals()
         self.park_mouse()
         problems = [self.format_problem] if self.format_problem else []
         rqs = []
-        for save_images in (False, True):
+        for save_images in variants:
             try:
                 rq, p = self.export_via_menu(save_images)
                 problems += p

@@ -618,7 +618,9 @@ class ManageTest(ui_test.UiTest):
             self.click(lab, "issue marker")
         return self.wait_visible(".cvat-issue-dialog", 10, "the issue dialog")
 
-    def step_4_review(self):
+    def step_4_review(self, full=True):
+        """A job in validation: an issue drawn with a comment, then resolved; `full` also replies,
+        reopens, reloads and finishes the job."""
         tid, jid = self.images_task("manage review")
         self.rest_json("PATCH", f"/api/jobs/{jid}", {"stage": "validation"})
         self.driver.get(f"{self.base}/tasks/{tid}/jobs/{jid}")
@@ -656,7 +658,24 @@ class ManageTest(ui_test.UiTest):
         iid = issues[0]["id"]
         log(f"issue {iid} created (position {issues[0]['position']}), its comment over REST")
         self.shot("4-issue-created")
-        # reply
+        if full:
+            self.review_reply(iid)
+        buttons = [(".cvat-issue-dialog-resolve-button", True)]
+        if full:
+            buttons.append((".cvat-issue-dialog-reopen-button", False))
+        for button, want in buttons:
+            since = len(self.rec.records)
+            self.open_issue_dialog()
+            self.click(self.wait_visible(button, 5, button), button)
+            r = self.wait(f"PATCH /api/issues/{iid}", lambda: self.rec.seen("PATCH", f"/api/issues/{iid}", since), 15)
+            got = self.rest_json("GET", f"/api/issues/{iid}")["resolved"]
+            check(r["status"] == 200 and got is want, f"{button}: PATCH -> {r['status']}, REST resolved={got}")
+            log(f"{button.split('-')[-2]}: {r['request_body']} -> {r['status']}, REST resolved={got}")
+            time.sleep(0.5)
+        if full:
+            self.review_reload_and_finish(jid)
+
+    def review_reply(self, iid):
         since = len(self.rec.records)
         d = self.open_issue_dialog()
         d.find_element(By.CSS_SELECTOR, ".cvat-issue-dialog-input input").send_keys("agreed, will fix")
@@ -666,16 +685,8 @@ class ManageTest(ui_test.UiTest):
         msgs = sorted(c["message"] for c in self.rest_json("GET", f"/api/comments?issue_id={iid}")["results"])
         check(msgs == ["agreed, will fix", "wrong box here"], f"REST comments {msgs}")
         log("reply comment stored")
-        # resolve, reopen
-        for button, want in ((".cvat-issue-dialog-resolve-button", True), (".cvat-issue-dialog-reopen-button", False)):
-            since = len(self.rec.records)
-            self.open_issue_dialog()
-            self.click(self.wait_visible(button, 5, button), button)
-            r = self.wait(f"PATCH /api/issues/{iid}", lambda: self.rec.seen("PATCH", f"/api/issues/{iid}", since), 15)
-            got = self.rest_json("GET", f"/api/issues/{iid}")["resolved"]
-            check(r["status"] == 200 and got is want, f"{button}: PATCH -> {r['status']}, REST resolved={got}")
-            log(f"{button.split('-')[-2]}: {r['request_body']} -> {r['status']}, REST resolved={got}")
-            time.sleep(0.5)
+
+    def review_reload_and_finish(self, jid):
         # reload: the marker and the Issues tab
         self.driver.refresh()
         self.wait("a drawn frame after the reload", lambda: (lambda c: c if c and max(c["std"]) > 3 else None)(self.canvas_stats()), 60)

@@ -8,6 +8,9 @@
 #                                    in target/browser-artifacts-annotate/)
 #   tests/browser/run.sh manage     (manage_test.py: task creation, task page, review, tasks list;
 #                                    artifacts in target/browser-artifacts-manage/)
+#   tests/browser/run.sh paths      (paths_test.py, in `make test`: track, job menu export and
+#                                    upload, share task, issue resolved, in ~90 s; artifacts in
+#                                    target/browser-artifacts/paths/)
 #
 # Environment:
 #   FRAMESERVER_BIN     server binary (default: <repo>/target/debug/frameserver; built if missing)
@@ -80,7 +83,8 @@ case "${1:-ui}" in
     ui) script="$here/ui_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts" ;;
     annotate) script="$here/annotate_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts-annotate" ;;
     manage) script="$here/manage_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts-manage" ;;
-    *) echo "browser: unknown test '$1' (ui, annotate, manage)" >&2; exit 2 ;;
+    paths) script="$here/paths_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts/paths" ;;
+    *) echo "browser: unknown test '$1' (ui, annotate, manage, paths)" >&2; exit 2 ;;
 esac
 export CHROMIUM_BIN="$(command -v chromium)" CHROMEDRIVER_BIN="$(command -v chromedriver)"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY || true

@@ -230,6 +230,7 @@ class UiTest:
     # Subclasses (annotate_test.py) override these and steps().
     labels = LABELS
     task_name = "browser video"
+    server_kw = {}  # more hostile.Server arguments (e.g. share_dir)
 
     def __init__(self):
         self.server = None
@@ -375,7 +376,8 @@ class UiTest:
     # a --------------------------------------------------------------------------------------
     def step_a_server_and_task(self):
         check(os.path.isfile(os.path.join(UI_DIR, "index.html")), f"no UI build at {UI_DIR}")
-        self.server = RecordingServer("--ui-dir", UI_DIR, log_level="info,tower_http=debug")
+        self.server = RecordingServer("--ui-dir", UI_DIR, log_level="info,tower_http=debug",
+                                      **self.server_kw)
         self.server.use_token()
         log(f"server at {self.base}")
         video = hostile.video_clip(
