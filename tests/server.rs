@@ -189,6 +189,28 @@ impl Server {
             .to_owned()
     }
 
+    /// Creates a TUS upload of `len` bytes named `name` at `url` (expects the 201); returns the
+    /// response (its `Location` is where the pieces go).
+    fn tus_create(&self, url: &str, name: &str, len: usize) -> reqwest::blocking::Response {
+        use base64::Engine;
+        let r = self
+            .http
+            .post(url)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Length", len.to_string())
+            .header(
+                "Upload-Metadata",
+                format!(
+                    "filename {}",
+                    base64::engine::general_purpose::STANDARD.encode(name)
+                ),
+            )
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201, "TUS creation at {url}");
+        r
+    }
+
     /// Polls a request until it ends; returns its final JSON.
     fn wait(&self, rq_id: &str) -> Value {
         let started = Instant::now();
@@ -1464,7 +1486,6 @@ fn labels_get_ids_and_patches_follow_cvat() {
 
 #[test]
 fn tus_uploads_resume_and_create_a_task() {
-    use base64::Engine;
     let s = Server::start(None, &[]);
     let video = std::fs::read(common::testdata().join("videos/h264_bframes.mp4")).unwrap();
     let task = s.create_task("tus", 0);
@@ -1478,19 +1499,7 @@ fn tus_uploads_resume_and_create_a_task() {
             .status(),
         202
     );
-    let meta = format!(
-        "filename {}",
-        base64::engine::general_purpose::STANDARD.encode("/home/u/clip.mp4")
-    );
-    let r = s
-        .http
-        .post(&url)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", video.len().to_string())
-        .header("Upload-Metadata", meta)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let r = s.tus_create(&url, "/home/u/clip.mp4", video.len());
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(
         location.starts_with("http://127.0.0.1:"),
@@ -2191,7 +2200,6 @@ fn interrupted_exports_and_abandoned_uploads_are_cleaned() {
     );
 
     // An upload session and a TUS upload nobody finishes are dropped after the idle timeout.
-    use base64::Engine;
     let task = s.create_task("abandoned", 0);
     let url = s.url(&format!("/api/tasks/{task}/data/"));
     let r = s
@@ -2213,21 +2221,7 @@ fn interrupted_exports_and_abandoned_uploads_are_cleaned() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = s
-        .http
-        .post(&url)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", "1000")
-        .header(
-            "Upload-Metadata",
-            format!(
-                "filename {}",
-                base64::engine::general_purpose::STANDARD.encode("b.mp4")
-            ),
-        )
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let r = s.tus_create(&url, "b.mp4", 1000);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let uploads = s.data.path().join("uploads");
     let held = || walk(&uploads);
@@ -3779,6 +3773,22 @@ fn users_list_searches_filters_and_sorts_as_cvat() {
     }
 }
 
+/// A request's `operation` as CVAT answers it (no project, function or lightweight flag).
+fn operation(kind: &str, target: &str, task: i64, job: Option<i64>, format: Option<&str>) -> Value {
+    json!({"type": kind, "target": target, "project_id": null, "task_id": task, "job_id": job,
+           "format": format, "function_id": null, "lightweight": null})
+}
+
+/// Exports `what` (`tasks/1`, `jobs/2`) and waits: checks the 202, that the request id is
+/// `rq_id`, and that it finished; returns the finished request.
+fn exported(s: &Server, what: &str, format: &str, images: bool, rq_id: &str) -> Value {
+    let (st, r) = post_export(s, what, format, images);
+    assert_eq!((st, r["rq_id"].as_str()), (202, Some(rq_id)), "{r}");
+    let done = s.wait(rq_id);
+    assert_eq!(done["status"], "finished", "{done}");
+    done
+}
+
 /// Starts an export of `what` (`tasks/1`, `jobs/2`); returns the status and the answer.
 fn post_export(s: &Server, what: &str, format: &str, images: bool) -> (u16, Value) {
     let r = s
@@ -3807,20 +3817,17 @@ fn export_requests_name_their_job_format_and_kind_as_cvat() {
     let admin = s.json("/api/users/self")["id"].as_i64().unwrap();
 
     // A job's annotations (no images): target job, its job and task, the format, export:annotations.
-    let (st, r) = post_export(&s, &format!("jobs/{j1}"), "CVAT for images 1.1", false);
-    assert_eq!(st, 202, "{r}");
-    let rq = r["rq_id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        rq,
-        format!("export:job-{j1}-annotations-in-CVAT_for_images_1@1-format-by-{admin}")
-    );
-    let done = s.wait(&rq);
-    assert_eq!(done["status"], "finished", "{done}");
+    let rq = format!("export:job-{j1}-annotations-in-CVAT_for_images_1@1-format-by-{admin}");
+    let done = exported(&s, &format!("jobs/{j1}"), "CVAT for images 1.1", false, &rq);
     assert_eq!(
         done["operation"],
-        json!({"type": "export:annotations", "target": "job", "project_id": null,
-               "task_id": task, "job_id": j1, "format": "CVAT for images 1.1",
-               "function_id": null, "lightweight": null})
+        operation(
+            "export:annotations",
+            "job",
+            task,
+            Some(j1),
+            Some("CVAT for images 1.1")
+        )
     );
     let (code, headers, zip) = s.bytes(
         done["result_url"]
@@ -3836,37 +3843,23 @@ fn export_requests_name_their_job_format_and_kind_as_cvat() {
     assert_eq!(names, ["annotations.xml"]);
 
     // The task's dataset (images): target task, no job, export:dataset.
-    let (st, r) = post_export(&s, &format!("tasks/{task}"), "Datumaro 1.0", true);
-    assert_eq!(st, 202, "{r}");
-    let task_rq = r["rq_id"].as_str().unwrap().to_owned();
+    let task_rq = format!("export:task-{task}-dataset-in-Datumaro_1@0-format-by-{admin}");
+    let done = exported(&s, &format!("tasks/{task}"), "Datumaro 1.0", true, &task_rq);
     assert_eq!(
-        task_rq,
-        format!("export:task-{task}-dataset-in-Datumaro_1@0-format-by-{admin}")
+        done["operation"],
+        operation("export:dataset", "task", task, None, Some("Datumaro 1.0"))
     );
-    let done = s.wait(&task_rq);
-    assert_eq!(done["status"], "finished", "{done}");
-    let op = &done["operation"];
-    assert_eq!(
-        (
-            op["type"].as_str(),
-            op["target"].as_str(),
-            op["task_id"].as_i64(),
-            op["format"].as_str()
-        ),
-        (
-            Some("export:dataset"),
-            Some("task"),
-            Some(task),
-            Some("Datumaro 1.0")
-        )
-    );
-    assert_eq!(op["job_id"], Value::Null);
 
     // The list filters on those fields; a job's images export is export:dataset with its job.
-    let (st, r) = post_export(&s, &format!("jobs/{j2}"), "CVAT for images 1.1", true);
-    assert_eq!(st, 202, "{r}");
-    let j2_rq = r["rq_id"].as_str().unwrap().to_owned();
-    assert_eq!(s.wait(&j2_rq)["operation"]["type"], "export:dataset");
+    let j2_rq = format!("export:job-{j2}-dataset-in-CVAT_for_images_1@1-format-by-{admin}");
+    let done = exported(
+        &s,
+        &format!("jobs/{j2}"),
+        "CVAT for images 1.1",
+        true,
+        &j2_rq,
+    );
+    assert_eq!(done["operation"]["type"], "export:dataset");
     let ids = |q: &str| -> Vec<String> {
         s.json(&format!("/api/requests?{q}"))["results"]
             .as_array()
@@ -3885,10 +3878,7 @@ fn export_requests_name_their_job_format_and_kind_as_cvat() {
 
     // The same export again has the same id; its previous result is replaced.
     let old_url = s.wait(&rq)["result_url"].as_str().unwrap().to_owned();
-    let (st, r) = post_export(&s, &format!("jobs/{j1}"), "CVAT for images 1.1", false);
-    assert_eq!((st, r["rq_id"].as_str()), (202, Some(rq.as_str())));
-    let again = s.wait(&rq);
-    assert_eq!(again["status"], "finished");
+    let again = exported(&s, &format!("jobs/{j1}"), "CVAT for images 1.1", false, &rq);
     assert_ne!(again["result_url"].as_str(), Some(old_url.as_str()));
     assert_eq!(s.http.get(&old_url).send().unwrap().status(), 404);
     assert_eq!(
@@ -3927,7 +3917,6 @@ fn an_export_still_running_is_not_started_twice() {
 
 #[test]
 fn job_annotation_uploads_use_the_jobs_tus_endpoint_and_request_id() {
-    use base64::Engine;
     let s = Server::start(None, &[]);
     let task = s.create_task("job import", 3);
     s.attach_five_images(task);
@@ -3950,8 +3939,8 @@ fn job_annotation_uploads_use_the_jobs_tus_endpoint_and_request_id() {
         json!({"shapes": [shape]}),
     );
     assert_eq!(st, 200);
-    let (_, r) = post_export(&s, &format!("jobs/{j2}"), "CVAT for images 1.1", false);
-    let done = s.wait(r["rq_id"].as_str().unwrap());
+    let rq = format!("export:job-{j2}-annotations-in-CVAT_for_images_1@1-format-by-1");
+    let done = exported(&s, &format!("jobs/{j2}"), "CVAT for images 1.1", false, &rq);
     let file = s
         .http
         .get(done["result_url"].as_str().unwrap())
@@ -3976,28 +3965,16 @@ fn job_annotation_uploads_use_the_jobs_tus_endpoint_and_request_id() {
     // The UI's upload: Upload-Start, TUS creation on the job, pieces, Upload-Finish.
     let endpoint = s.url(&format!("/api/jobs/{j2}/annotations/"));
     let query = "?format=CVAT+1.1&filename=job.zip&conv_mask_to_poly=true";
-    let r = s
-        .http
-        .post(format!("{endpoint}{query}"))
-        .header("Upload-Start", "true")
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let r = s
-        .http
-        .post(&endpoint)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", file.len().to_string())
-        .header(
-            "Upload-Metadata",
-            format!(
-                "filename {}",
-                base64::engine::general_purpose::STANDARD.encode("job.zip")
-            ),
-        )
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    // Upload-Start, Upload-Finish: the import's POSTs with the file's name and the format.
+    let step = |header: &str| {
+        s.http
+            .post(format!("{endpoint}{query}"))
+            .header(header, "true")
+            .send()
+            .unwrap()
+    };
+    assert_eq!(step("Upload-Start").status(), 202);
+    let r = s.tus_create(&endpoint, "job.zip", file.len());
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let file_id = location
         .strip_prefix(&s.url(&format!("/api/jobs/{j2}/annotations/")))
@@ -4029,34 +4006,15 @@ fn job_annotation_uploads_use_the_jobs_tus_endpoint_and_request_id() {
             (offset + piece.len()).to_string()
         );
     }
-    let r = s
-        .http
-        .post(format!("{endpoint}{query}"))
-        .header("Upload-Finish", "true")
-        .send()
-        .unwrap();
+    let r = step("Upload-Finish");
     assert_eq!(r.status(), 202);
-    let rq = r.json::<Value>().unwrap()["rq_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(rq, format!("import:job-{j2}-annotations"));
+    let rq = format!("import:job-{j2}-annotations");
+    assert_eq!(r.json::<Value>().unwrap()["rq_id"], rq.as_str());
     let done = s.wait(&rq);
     assert_eq!(done["status"], "finished", "{done}");
-    let op = &done["operation"];
     assert_eq!(
-        (
-            op["type"].as_str(),
-            op["target"].as_str(),
-            op["task_id"].as_i64(),
-            op["job_id"].as_i64()
-        ),
-        (
-            Some("import:annotations"),
-            Some("job"),
-            Some(task),
-            Some(j2)
-        )
+        done["operation"],
+        operation("import:annotations", "job", task, Some(j2), None)
     );
     let got = s.json(&format!("/api/jobs/{j2}/annotations"));
     assert_eq!(got["shapes"].as_array().unwrap().len(), 1, "{got}");
@@ -4068,12 +4026,7 @@ fn job_annotation_uploads_use_the_jobs_tus_endpoint_and_request_id() {
     );
     // The finished upload is gone; finishing again names the missing file.
     assert_eq!(s.http.head(&location).send().unwrap().status(), 404);
-    let r = s
-        .http
-        .post(format!("{endpoint}{query}"))
-        .header("Upload-Finish", "true")
-        .send()
-        .unwrap();
+    let r = step("Upload-Finish");
     assert_eq!(r.status(), 400);
     assert!(r.text().unwrap().contains("no uploaded file 'job.zip'"));
 }

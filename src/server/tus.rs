@@ -190,6 +190,26 @@ struct Endpoint {
     job: Option<i64>,
 }
 
+impl Endpoint {
+    /// Task `id`'s endpoint, if `me` may see the task.
+    fn task(st: &AppState, id: i64, me: &CurrentUser) -> Result<Endpoint, ApiError> {
+        task_or_404(st, id, me)?;
+        Ok(Endpoint {
+            task_id: id,
+            job: None,
+        })
+    }
+
+    /// Job `id`'s endpoint, if `me` may see the job.
+    fn job(st: &AppState, id: i64, me: &CurrentUser) -> Result<Endpoint, ApiError> {
+        let job = job_or_404(st, id, me)?;
+        Ok(Endpoint {
+            task_id: job.task_id,
+            job: Some(id),
+        })
+    }
+}
+
 fn upload_of(
     st: &AppState,
     at: Endpoint,
@@ -215,11 +235,7 @@ pub(crate) async fn append(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    task_or_404(&st, id, &me)?;
-    let at = Endpoint {
-        task_id: id,
-        job: None,
-    };
+    let at = Endpoint::task(&st, id, &me)?;
     append_at(st, at, file_id, me, headers, body).await
 }
 
@@ -233,11 +249,7 @@ pub(crate) async fn append_job(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let job = job_or_404(&st, id, &me)?;
-    let at = Endpoint {
-        task_id: job.task_id,
-        job: Some(id),
-    };
+    let at = Endpoint::job(&st, id, &me)?;
     append_at(st, at, file_id, me, headers, body).await
 }
 
@@ -299,12 +311,7 @@ pub(crate) async fn head(
     Extension(me): Extension<CurrentUser>,
     Path((id, file_id)): Path<(i64, String)>,
 ) -> Result<Response, ApiError> {
-    task_or_404(&st, id, &me)?;
-    let at = Endpoint {
-        task_id: id,
-        job: None,
-    };
-    head_at(&st, at, &file_id, &me)
+    head_at(&st, Endpoint::task(&st, id, &me)?, &file_id, &me)
 }
 
 /// `HEAD /api/jobs/{id}/annotations/{file_id}`
@@ -314,12 +321,7 @@ pub(crate) async fn head_job(
     Extension(me): Extension<CurrentUser>,
     Path((id, file_id)): Path<(i64, String)>,
 ) -> Result<Response, ApiError> {
-    let job = job_or_404(&st, id, &me)?;
-    let at = Endpoint {
-        task_id: job.task_id,
-        job: Some(id),
-    };
-    head_at(&st, at, &file_id, &me)
+    head_at(&st, Endpoint::job(&st, id, &me)?, &file_id, &me)
 }
 
 fn head_at(

@@ -29,7 +29,6 @@ import collections
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -98,7 +97,6 @@ class ManageTest(ui_test.UiTest):
         self.step_ranges = []  # (step, first record index, last)
         self.formats_patched = False
         self._problem_keys = set()
-        self._seen_notices = set()  # WebElement ids of the notifications already recorded
 
     # --- recording -------------------------------------------------------------------------
     def problem(self, what, request=None, response=None, expected=None, key=None):
@@ -121,29 +119,6 @@ class ManageTest(ui_test.UiTest):
 
     def resp_text(self, r):
         return f"{r['status']} {short(r.get('body'))}"
-
-    def dismiss_notifications(self):
-        """As UiTest's, plus the kind (error/warning/success/info) of each notification."""
-        try:
-            for n in self.driver.find_elements(By.CSS_SELECTOR, ".ant-notification-notice"):
-                if not n.is_displayed():
-                    continue
-                cls = n.get_attribute("class") or ""
-                kind = next((k for k in ("error", "warning", "success", "info")
-                             if f"ant-notification-notice-{k}" in cls), "plain")
-                text = " | ".join(t for t in n.text.splitlines() if t.strip())
-                if text and n.id not in self._seen_notices:
-                    self._seen_notices.add(n.id)
-                    self.notices.append({"t": round(time.time() - ui_test.T0, 1), "step": self.step,
-                                         "kind": kind, "text": text})
-                    log(f"UI notification ({kind}): {text}")
-                for c in n.find_elements(By.CSS_SELECTOR, ".ant-notification-notice-close"):
-                    try:
-                        c.click()
-                    except WebDriverException:
-                        pass
-        except WebDriverException:
-            pass
 
     def notice_since(self, n0, needle):
         self.dismiss_notifications()
@@ -897,27 +872,5 @@ class ManageTest(ui_test.UiTest):
                        "notifications": self.notices}, f, indent=1)
 
 
-def main():
-    limit = int(os.environ.get("BROWSER_TIMEOUT", "240"))
-
-    def stop(signum, _frame):
-        signal.signal(signal.SIGALRM, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Watchdog(f"watchdog: {'no result within %d s' % limit if signum == signal.SIGALRM else 'terminated'}")
-
-    signal.signal(signal.SIGALRM, stop)
-    signal.signal(signal.SIGTERM, stop)
-    signal.alarm(limit)
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    os.makedirs(ARTIFACTS)
-    broken = ManageTest().run()
-    print(f"\nartifacts: {ARTIFACTS}  ({time.time() - ui_test.T0:.0f} s)")
-    if broken:
-        print("manage: BROKEN: " + "; ".join(f"{s}: {r}" for s, r in broken))
-        return 1
-    print("manage: every step works")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ui_test.main(ManageTest))

@@ -241,7 +241,8 @@ class UiTest:
         self.clip_path = None
         self.drawn_frame = None
         self.canvas_frame0 = None
-        self.notices = []  # the UI's notifications: {t, step, text}
+        self.notices = []  # the UI's notifications: {t, step, kind, text}
+        self._seen_notices = set()  # WebElement ids of the notifications already recorded
         self.step = None
 
     # helpers ----------------------------------------------------------------------------------
@@ -256,17 +257,21 @@ class UiTest:
             pass
 
     def dismiss_notifications(self):
-        """Records and closes the UI's error/warning notifications (they cover the right side
-        of the page and intercept clicks)."""
+        """Records (once each, with its kind: error/warning/success/info) and closes the UI's
+        notifications (they cover the right side of the page and intercept clicks)."""
         try:
             for n in self.driver.find_elements(By.CSS_SELECTOR, ".ant-notification-notice"):
                 if not n.is_displayed():
                     continue
+                cls = n.get_attribute("class") or ""
+                kind = next((k for k in ("error", "warning", "success", "info")
+                             if f"ant-notification-notice-{k}" in cls), "plain")
                 text = " | ".join(t for t in n.text.splitlines() if t.strip())
-                if text and text not in [x["text"] for x in self.notices[-20:]]:
+                if text and n.id not in self._seen_notices:
+                    self._seen_notices.add(n.id)
                     self.notices.append({"t": round(time.time() - T0, 1), "step": self.step,
-                                         "text": text})
-                    log(f"UI notification: {text}")
+                                         "kind": kind, "text": text})
+                    log(f"UI notification ({kind}): {text}")
                 for c in n.find_elements(By.CSS_SELECTOR, ".ant-notification-notice-close"):
                     try:
                         c.click()
