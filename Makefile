@@ -36,6 +36,7 @@ test: deps
 	FRAMESERVER_BIN=target/debug/frameserver bash tests/formats/datumaro-check.sh
 	FRAMESERVER_BIN=target/debug/frameserver python3 tests/hostile/run.py
 	FRAMESERVER_BIN=target/debug/frameserver FRAMESERVER_UI_DIR=$(UI_DIR) bash tests/browser/run.sh
+	FRAMESERVER_BIN=target/debug/frameserver FRAMESERVER_UI_DIR=$(UI_DIR) bash tests/browser/run.sh paths
 
 # Only the browser test: CVAT's web UI in headless Chromium (tests/browser/README.md).
 browser: deps

@@ -189,6 +189,28 @@ impl Server {
             .to_owned()
     }
 
+    /// Creates a TUS upload of `len` bytes named `name` at `url` (expects the 201); returns the
+    /// response (its `Location` is where the pieces go).
+    fn tus_create(&self, url: &str, name: &str, len: usize) -> reqwest::blocking::Response {
+        use base64::Engine;
+        let r = self
+            .http
+            .post(url)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Length", len.to_string())
+            .header(
+                "Upload-Metadata",
+                format!(
+                    "filename {}",
+                    base64::engine::general_purpose::STANDARD.encode(name)
+                ),
+            )
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201, "TUS creation at {url}");
+        r
+    }
+
     /// Polls a request until it ends; returns its final JSON.
     fn wait(&self, rq_id: &str) -> Value {
         let started = Instant::now();
@@ -1486,7 +1508,6 @@ fn labels_get_ids_and_patches_follow_cvat() {
 
 #[test]
 fn tus_uploads_resume_and_create_a_task() {
-    use base64::Engine;
     let s = Server::start(None, &[]);
     let video = std::fs::read(common::testdata().join("videos/h264_bframes.mp4")).unwrap();
     let task = s.create_task("tus", 0);
@@ -1500,19 +1521,7 @@ fn tus_uploads_resume_and_create_a_task() {
             .status(),
         202
     );
-    let meta = format!(
-        "filename {}",
-        base64::engine::general_purpose::STANDARD.encode("/home/u/clip.mp4")
-    );
-    let r = s
-        .http
-        .post(&url)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", video.len().to_string())
-        .header("Upload-Metadata", meta)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let r = s.tus_create(&url, "/home/u/clip.mp4", video.len());
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(
         location.starts_with("http://127.0.0.1:"),
@@ -2221,7 +2230,6 @@ fn interrupted_exports_and_abandoned_uploads_are_cleaned() {
     );
 
     // An upload session and a TUS upload nobody finishes are dropped after the idle timeout.
-    use base64::Engine;
     let task = s.create_task("abandoned", 0);
     let url = s.url(&format!("/api/tasks/{task}/data/"));
     let r = s
@@ -2243,21 +2251,7 @@ fn interrupted_exports_and_abandoned_uploads_are_cleaned() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = s
-        .http
-        .post(&url)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", "1000")
-        .header(
-            "Upload-Metadata",
-            format!(
-                "filename {}",
-                base64::engine::general_purpose::STANDARD.encode("b.mp4")
-            ),
-        )
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let r = s.tus_create(&url, "b.mp4", 1000);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let uploads = s.data.path().join("uploads");
     let held = || walk(&uploads);
@@ -3734,4 +3728,335 @@ fn health_and_ui_are_served_without_login() {
         err.contains("--ui-dir") && err.contains("index.html"),
         "{err}"
     );
+}
+
+/// The ids of a user list answer, in order.
+fn user_names(v: &Value) -> Vec<String> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn users_list_searches_filters_and_sorts_as_cvat() {
+    let s = Server::start(None, &[]);
+    for name in ["ann", "bob", "joanna"] {
+        assert!(cli_user(&s, &["create", name], "user-password")
+            .status
+            .success());
+    }
+    // Newest first by default, as CVAT's `-id`.
+    let all = s.json("/api/users");
+    assert_eq!(all["count"], 4);
+    assert_eq!(user_names(&all), ["joanna", "bob", "ann", "admin"]);
+    // What the UI's assignee box sends while one types.
+    let typed = s.json("/api/users?search=AN&limit=10&is_active=true");
+    assert_eq!(user_names(&typed), ["joanna", "ann"]);
+    assert_eq!(user_names(&s.json("/api/users?username=bob")), ["bob"]);
+    let bob_id = s.json("/api/users?username=bob")["results"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let by_id = s.json(&format!("/api/users?id={bob_id}"));
+    assert_eq!(
+        (by_id["count"].as_i64(), user_names(&by_id)),
+        (Some(1), vec!["bob".to_owned()])
+    );
+    assert_eq!(s.json("/api/users?is_active=False")["count"], 0);
+    assert_eq!(s.json("/api/users?first_name=nobody")["count"], 0);
+    assert_eq!(
+        user_names(&s.json("/api/users?sort=username")),
+        ["admin", "ann", "bob", "joanna"]
+    );
+    assert_eq!(
+        user_names(&s.json("/api/users?sort=-username&page_size=2")),
+        ["joanna", "bob"]
+    );
+    let filter = r#"{"or":[{"==":[{"var":"username"},"bob"]},{"==":[{"var":"id"},1]}]}"#;
+    let by_filter = s.json(&format!(
+        "/api/users?sort=id&filter={}",
+        filter
+            .replace('"', "%22")
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+    ));
+    assert_eq!(user_names(&by_filter), ["admin", "bob"]);
+    // `page_size=all` (cvat-core's default for users) is every user on one page.
+    let everyone = s.json("/api/users?page_size=all");
+    assert_eq!(everyone["results"].as_array().unwrap().len(), 4);
+    assert_eq!(everyone["next"], Value::Null);
+    // Bad input is a 400 that says what is wrong.
+    for (q, says) in [
+        ("sort=password_hash", "cannot sort by 'password_hash'"),
+        ("is_active=maybe", "'is_active' must be true or false"),
+        (
+            "filter=%7B%22==%22:[%7B%22var%22:%22email%22%7D,1]%7D",
+            "unknown field 'email'",
+        ),
+    ] {
+        let r = s.get(&format!("/api/users?{q}"));
+        assert_eq!(r.status(), 400, "{q}");
+        let body = r.text().unwrap();
+        assert!(body.contains(says), "{q}: {body}");
+    }
+}
+
+/// A request's `operation` as CVAT answers it (no project, function or lightweight flag).
+fn operation(kind: &str, target: &str, task: i64, job: Option<i64>, format: Option<&str>) -> Value {
+    json!({"type": kind, "target": target, "project_id": null, "task_id": task, "job_id": job,
+           "format": format, "function_id": null, "lightweight": null})
+}
+
+/// Exports `what` (`tasks/1`, `jobs/2`) and waits: checks the 202, that the request id is
+/// `rq_id`, and that it finished; returns the finished request.
+fn exported(s: &Server, what: &str, format: &str, images: bool, rq_id: &str) -> Value {
+    let (st, r) = post_export(s, what, format, images);
+    assert_eq!((st, r["rq_id"].as_str()), (202, Some(rq_id)), "{r}");
+    let done = s.wait(rq_id);
+    assert_eq!(done["status"], "finished", "{done}");
+    done
+}
+
+/// Starts an export of `what` (`tasks/1`, `jobs/2`); returns the status and the answer.
+fn post_export(s: &Server, what: &str, format: &str, images: bool) -> (u16, Value) {
+    let r = s
+        .http
+        .post(s.url(&format!(
+            "/api/{what}/dataset/export?format={}&save_images={}",
+            format.replace(' ', "+"),
+            if images { "True" } else { "False" }
+        )))
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn export_requests_name_their_job_format_and_kind_as_cvat() {
+    let s = Server::start(None, &[]);
+    let task = s.create_task("exports", 3);
+    s.attach_five_images(task);
+    let jobs = s.json(&format!("/api/jobs?task_id={task}&sort=id"));
+    let (j1, j2) = (
+        jobs["results"][0]["id"].as_i64().unwrap(),
+        jobs["results"][1]["id"].as_i64().unwrap(),
+    );
+    let admin = s.json("/api/users/self")["id"].as_i64().unwrap();
+
+    // A job's annotations (no images): target job, its job and task, the format, export:annotations.
+    let rq = format!("export:job-{j1}-annotations-in-CVAT_for_images_1@1-format-by-{admin}");
+    let done = exported(&s, &format!("jobs/{j1}"), "CVAT for images 1.1", false, &rq);
+    assert_eq!(
+        done["operation"],
+        operation(
+            "export:annotations",
+            "job",
+            task,
+            Some(j1),
+            Some("CVAT for images 1.1")
+        )
+    );
+    let (code, headers, zip) = s.bytes(
+        done["result_url"]
+            .as_str()
+            .unwrap()
+            .strip_prefix(&s.base)
+            .unwrap(),
+    );
+    assert_eq!(code, 200);
+    let cd = headers["content-disposition"].to_str().unwrap();
+    assert!(cd.contains(&format!("job-{j1}_annotations_")), "{cd}");
+    let names: Vec<String> = zip_entries_any(&zip).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["annotations.xml"]);
+
+    // The task's dataset (images): target task, no job, export:dataset.
+    let task_rq = format!("export:task-{task}-dataset-in-Datumaro_1@0-format-by-{admin}");
+    let done = exported(&s, &format!("tasks/{task}"), "Datumaro 1.0", true, &task_rq);
+    assert_eq!(
+        done["operation"],
+        operation("export:dataset", "task", task, None, Some("Datumaro 1.0"))
+    );
+
+    // The list filters on those fields; a job's images export is export:dataset with its job.
+    let j2_rq = format!("export:job-{j2}-dataset-in-CVAT_for_images_1@1-format-by-{admin}");
+    let done = exported(
+        &s,
+        &format!("jobs/{j2}"),
+        "CVAT for images 1.1",
+        true,
+        &j2_rq,
+    );
+    assert_eq!(done["operation"]["type"], "export:dataset");
+    let ids = |q: &str| -> Vec<String> {
+        s.json(&format!("/api/requests?{q}"))["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&format!("job_id={j1}")), [rq.as_str()]);
+    assert_eq!(ids(&format!("job_id={j2}")), [j2_rq.as_str()]);
+    assert_eq!(ids("target=task&type=export:dataset"), [task_rq.as_str()]);
+    assert_eq!(
+        ids("format=CVAT+for+images+1.1&sort=id"),
+        [rq.clone(), j2_rq]
+    );
+
+    // The same export again has the same id; its previous result is replaced.
+    let old_url = s.wait(&rq)["result_url"].as_str().unwrap().to_owned();
+    let again = exported(&s, &format!("jobs/{j1}"), "CVAT for images 1.1", false, &rq);
+    assert_ne!(again["result_url"].as_str(), Some(old_url.as_str()));
+    assert_eq!(s.http.get(&old_url).send().unwrap().status(), 404);
+    assert_eq!(
+        s.http
+            .get(again["result_url"].as_str().unwrap())
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn an_export_still_running_is_not_started_twice() {
+    let s = Server::start(None, &[]);
+    let video = common::shared().join("videos/cup.mp4");
+    let (task, _) = labelled_task(&s, "busy", &[video], 0);
+    // Every frame as PNG takes seconds: the second identical request finds it running.
+    let (st, first) = post_export(&s, &format!("tasks/{task}"), "CVAT for video 1.1", true);
+    assert_eq!(st, 202, "{first}");
+    let (st, second) = post_export(&s, &format!("tasks/{task}"), "CVAT for video 1.1", true);
+    assert_eq!(st, 409, "{second}");
+    assert!(second.to_string().contains("still running"), "{second}");
+    // Another format is another request.
+    let (st, other) = post_export(&s, &format!("tasks/{task}"), "Datumaro 1.0", false);
+    assert_eq!(st, 202, "{other}");
+    assert_eq!(
+        s.wait(other["rq_id"].as_str().unwrap())["status"],
+        "finished"
+    );
+    assert_eq!(
+        s.wait(first["rq_id"].as_str().unwrap())["status"],
+        "finished"
+    );
+}
+
+#[test]
+fn job_annotation_uploads_use_the_jobs_tus_endpoint_and_request_id() {
+    let s = Server::start(None, &[]);
+    let task = s.create_task("job import", 3);
+    s.attach_five_images(task);
+    let car = s.json(&format!("/api/labels?task_id={task}"))["results"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let jobs = s.json(&format!("/api/jobs?task_id={task}&sort=id"));
+    let (j1, j2) = (
+        jobs["results"][0]["id"].as_i64().unwrap(),
+        jobs["results"][1]["id"].as_i64().unwrap(),
+    );
+    // Job 2 holds frames 3 and 4: one rectangle on frame 4, exported in CVAT's XML.
+    let shape =
+        json!({"type": "rectangle", "label_id": car, "frame": 4, "points": [2.0, 3.0, 12.5, 30.0]});
+    let (st, _) = send_json(
+        &s,
+        &s.http,
+        "PUT",
+        &format!("/api/jobs/{j2}/annotations"),
+        json!({"shapes": [shape]}),
+    );
+    assert_eq!(st, 200);
+    let rq = format!("export:job-{j2}-annotations-in-CVAT_for_images_1@1-format-by-1");
+    let done = exported(&s, &format!("jobs/{j2}"), "CVAT for images 1.1", false, &rq);
+    let file = s
+        .http
+        .get(done["result_url"].as_str().unwrap())
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap()
+        .to_vec();
+    let (st, _) = send_json(
+        &s,
+        &s.http,
+        "DELETE",
+        &format!("/api/jobs/{j2}/annotations"),
+        Value::Null,
+    );
+    assert_eq!(st, 204);
+    assert_eq!(
+        s.json(&format!("/api/jobs/{j2}/annotations"))["shapes"],
+        json!([])
+    );
+
+    // The UI's upload: Upload-Start, TUS creation on the job, pieces, Upload-Finish.
+    let endpoint = s.url(&format!("/api/jobs/{j2}/annotations/"));
+    let query = "?format=CVAT+1.1&filename=job.zip&conv_mask_to_poly=true";
+    // Upload-Start, Upload-Finish: the import's POSTs with the file's name and the format.
+    let step = |header: &str| {
+        s.http
+            .post(format!("{endpoint}{query}"))
+            .header(header, "true")
+            .send()
+            .unwrap()
+    };
+    assert_eq!(step("Upload-Start").status(), 202);
+    let r = s.tus_create(&endpoint, "job.zip", file.len());
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let file_id = location
+        .strip_prefix(&s.url(&format!("/api/jobs/{j2}/annotations/")))
+        .unwrap_or_else(|| panic!("Location under the job: {location}"))
+        .to_owned();
+    assert_eq!(file_id.len(), 36, "{location}");
+    // The upload is the job's: not found at the task's endpoint nor at another job's.
+    for other in [
+        format!("/api/tasks/{task}/annotations/{file_id}"),
+        format!("/api/jobs/{j1}/annotations/{file_id}"),
+    ] {
+        let r = s.http.head(s.url(&other)).send().unwrap();
+        assert_eq!(r.status(), 404, "{other}");
+    }
+    let half = file.len() / 2;
+    for (offset, piece) in [(0, &file[..half]), (half, &file[half..])] {
+        let r = s
+            .http
+            .patch(&location)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", offset.to_string())
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(piece.to_vec())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        assert_eq!(
+            r.headers()["upload-offset"].to_str().unwrap(),
+            (offset + piece.len()).to_string()
+        );
+    }
+    let r = step("Upload-Finish");
+    assert_eq!(r.status(), 202);
+    let rq = format!("import:job-{j2}-annotations");
+    assert_eq!(r.json::<Value>().unwrap()["rq_id"], rq.as_str());
+    let done = s.wait(&rq);
+    assert_eq!(done["status"], "finished", "{done}");
+    assert_eq!(
+        done["operation"],
+        operation("import:annotations", "job", task, Some(j2), None)
+    );
+    let got = s.json(&format!("/api/jobs/{j2}/annotations"));
+    assert_eq!(got["shapes"].as_array().unwrap().len(), 1, "{got}");
+    assert_eq!(got["shapes"][0]["frame"], 4);
+    assert_eq!(got["shapes"][0]["points"], json!([2.0, 3.0, 12.5, 30.0]));
+    assert_eq!(
+        s.json(&format!("/api/jobs/{j1}/annotations"))["shapes"],
+        json!([])
+    );
+    // The finished upload is gone; finishing again names the missing file.
+    assert_eq!(s.http.head(&location).send().unwrap().status(), 404);
+    let r = step("Upload-Finish");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("no uploaded file 'job.zip'"));
 }

@@ -96,6 +96,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 // As for tasks: multipart imports; PUT/PATCH have their own limit.
                 .layer(axum::extract::DefaultBodyLimit::max(max_body)),
         )
+        .route(
+            "/api/jobs/{id}/annotations/{file_id}",
+            axum::routing::patch(tus::append_job)
+                .head(tus::head_job)
+                .layer(axum::extract::DefaultBodyLimit::max(tus::MAX_CHUNK)),
+        )
         .route("/api/tasks/{id}/preview", get(data::task_preview))
         .route("/api/labels", get(list_labels))
         .route("/api/labels/{id}", get(get_label))
@@ -832,7 +838,10 @@ pub(crate) async fn get_label(
     Err(ApiError::not_found("Not found."))
 }
 
+/// A request as CVAT's `RequestSerializer` answers it; the job and the format come from the id,
+/// as CVAT reads them.
 pub(crate) fn request_json(st: &AppState, r: &RequestRow) -> Value {
+    let parsed = datasets::parse_rq_id(&r.id);
     let owner = r
         .owner_id
         .and_then(|id| st.store.user(id).ok().flatten())
@@ -847,8 +856,8 @@ pub(crate) fn request_json(st: &AppState, r: &RequestRow) -> Value {
             "target": r.target,
             "project_id": null,
             "task_id": r.task_id,
-            "job_id": null,
-            "format": null,
+            "job_id": parsed.job_id,
+            "format": parsed.format,
             "function_id": null,
             "lightweight": null,
         },

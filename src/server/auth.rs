@@ -2,10 +2,11 @@
 //! checked on unsafe methods), personal access tokens (`Authorization: Bearer`), logout, the
 //! current user, and brute-force protection on login (the rules are in [`super::lockout`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -16,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::api::St;
 use super::forwarded::{BaseUrl, ClientIp};
+use super::listing::{Fields, ListQuery};
 use super::{ApiError, AppState};
 use crate::auth::{hash_password, random_secret, secret_hash, verify_password};
 use crate::store::{TokenRow, UserRow};
@@ -287,11 +289,26 @@ pub(crate) async fn users_self(
     Ok(Json(user_json(&u, &base)))
 }
 
-/// `GET /api/users`
-#[utoipa::path(get, path = "/api/users", tag = "users", responses((status = 200, description = "Paginated users", body = Object)))]
+/// CVAT's `UserViewSet` fields: `search` looks in the names; `username`, `first_name`,
+/// `last_name`, `id` and `is_active` filter (simple or JSON Logic) and sort.
+const USER_FIELDS: Fields = Fields {
+    fields: &[
+        ("id", "/id"),
+        ("username", "/username"),
+        ("first_name", "/first_name"),
+        ("last_name", "/last_name"),
+        ("is_active", "/is_active"),
+    ],
+    search: &["username", "first_name", "last_name"],
+};
+
+/// `GET /api/users`: with CVAT's simple filters, `search`, `filter` (JSON Logic) and `sort`
+/// (default `-id`), as the UI's assignee box asks (`?search=an&limit=10`).
+#[utoipa::path(get, path = "/api/users", tag = "users", params(("page" = usize, Query, description = "Page number"), ("page_size" = usize, Query, description = "Page size"), ("username" = String, Query, description = "Username equals"), ("is_active" = bool, Query, description = "Active users"), ("search" = String, Query, description = "Username, first or last name contains"), ("filter" = String, Query, description = "JSON Logic filter"), ("sort" = String, Query, description = "Sort fields, e.g. username,-id")), responses((status = 200, description = "Paginated users", body = Object)))]
 pub(crate) async fn list_users(
     State(st): St,
     Extension(_me): Extension<CurrentUser>,
+    Query(params): Query<HashMap<String, String>>,
     Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
     let users: Vec<Value> = st
@@ -300,9 +317,13 @@ pub(crate) async fn list_users(
         .iter()
         .map(|u| user_json(u, &base))
         .collect();
-    Ok(Json(
-        json!({"count": users.len(), "next": null, "previous": null, "results": users}),
-    ))
+    Ok(Json(ListQuery::new(params).answer(
+        &USER_FIELDS,
+        users,
+        "-id",
+        &base,
+        "/api/users",
+    )?))
 }
 
 fn token_json(t: &TokenRow, owner: &CurrentUser, value: Option<&str>) -> Value {

@@ -98,21 +98,105 @@ fn python_bool(v: &Option<String>) -> bool {
         .is_some_and(|s| matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
 
+impl Scope {
+    /// CVAT's request target and its id: `("job", 3)` or `("task", 1)`.
+    fn target(&self) -> (&'static str, i64) {
+        match self.job {
+            Some((j, _, _)) => ("job", j),
+            None => ("task", self.task_id),
+        }
+    }
+}
+
+/// CVAT's (2.x) id of an export request:
+/// `export:<task|job>-<id>-<annotations|dataset>-in-<format>-format-by-<user>`, the format name
+/// with `_` for spaces and `@` for dots. One user's same export of the same thing has one id.
+fn export_rq_id(scope: &Scope, subresource: &str, format: &str, user: i64) -> String {
+    let (target, id) = scope.target();
+    format!(
+        "export:{target}-{id}-{subresource}-in-{}-format-by-{user}",
+        format.replace(' ', "_").replace('.', "@")
+    )
+}
+
+/// What CVAT reads back from a request id: the job of a job request, the format of an export.
+pub(crate) struct RqIdParts {
+    pub job_id: Option<i64>,
+    pub format: Option<String>,
+}
+
+/// Parses an id made by [`export_rq_id`] or `import:<target>-<id>-annotations` (others give
+/// nothing). The format is the registry's name whose encoding matches, as CVAT decodes it.
+pub(crate) fn parse_rq_id(rq_id: &str) -> RqIdParts {
+    let mut parts = RqIdParts {
+        job_id: None,
+        format: None,
+    };
+    let Some((action, rest)) = rq_id.split_once(':') else {
+        return parts;
+    };
+    if let Some(rest) = rest.strip_prefix("job-") {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        parts.job_id = digits.parse().ok();
+    }
+    if action == "export" {
+        let encoded = rest
+            .split_once("-in-")
+            .and_then(|(_, f)| f.rsplit_once("-format-by-"))
+            .map(|(f, _)| f);
+        parts.format = encoded.map(|e| {
+            catalogue::CATALOGUE
+                .iter()
+                .map(|f| f.info.display_name())
+                .find(|n| n.replace(' ', "_").replace('.', "@") == e)
+                .unwrap_or_else(|| e.replace('_', " ").replace('@', "."))
+        });
+    }
+    parts
+}
+
+/// Held while a request is checked for and stored, so two identical ones cannot both start.
+static ENQUEUE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Stores a new queued request `id` of `op` (`export:dataset`, `import:annotations`, …) on
+/// `scope`. As in CVAT, an id still queued or running is a 409; a finished one is replaced,
+/// and its export result removed.
 fn new_request(
     st: &AppState,
     id: String,
     op: &str,
-    task_id: i64,
+    scope: &Scope,
     owner: i64,
 ) -> Result<RequestRow, ApiError> {
+    let _guard = ENQUEUE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(prev) = st.store.request(&id)? {
+        if matches!(prev.status.as_str(), "queued" | "started") {
+            let (target, tid) = scope.target();
+            return Err(ApiError {
+                status: StatusCode::CONFLICT,
+                message: format!(
+                    "the same request for {target} {tid} is still running ({id}); wait for it to finish"
+                ),
+            });
+        }
+        if let Some((_, file_id)) = prev
+            .result_url
+            .as_deref()
+            .and_then(|u| u.rsplit_once("/api/exports/"))
+        {
+            if !file_id.is_empty() && file_id.chars().all(|c| c.is_ascii_hexdigit()) {
+                remove_result(st, file_id);
+            }
+        }
+    }
     let r = RequestRow {
         id,
         status: "queued".into(),
         message: String::new(),
         progress: Some(0.0),
         operation_type: op.into(),
-        target: "task".into(),
-        task_id: Some(task_id),
+        target: scope.target().0.into(),
+        task_id: Some(scope.task_id),
         created_date: Utc::now(),
         started_date: None,
         finished_date: None,
@@ -222,19 +306,28 @@ async fn start_export(
         .image_format
         .as_deref()
         .is_some_and(|f| f.eq_ignore_ascii_case("jpeg") || f.eq_ignore_ascii_case("jpg"));
-    let what = match scope.job {
-        Some((j, _, _)) => format!("job-{j}"),
-        None => format!("task-{}", scope.task_id),
+    // CVAT's names: a dataset has the images, annotations have not.
+    let subresource = if save_images {
+        "dataset"
+    } else {
+        "annotations"
     };
+    let format_name = fmt.info.display_name();
+    let rq_id = export_rq_id(&scope, subresource, &format_name, me.id);
+    let req = new_request(
+        &st,
+        rq_id.clone(),
+        &format!("export:{subresource}"),
+        &scope,
+        me.id,
+    )?;
     let file_id = uuid::Uuid::new_v4().simple().to_string();
-    let rq_id = format!("export:{what}-dataset-{file_id}");
-    let req = new_request(&st, rq_id.clone(), "export:dataset", scope.task_id, me.id)?;
+    let (target, tid) = scope.target();
     let stamp = Utc::now().format("%Y_%m_%d_%H_%M_%S");
     let download_name = safe_file_name(&format!(
-        "{what}_dataset_{stamp}_{}.zip",
+        "{target}-{tid}_{subresource}_{stamp}_{}.zip",
         format.to_lowercase()
     ));
-    let format_name = fmt.info.display_name();
     run_request(st, req, move |st, progress| {
         let t0 = std::time::Instant::now();
         let (l, data) = load(st, scope, true)?;
@@ -474,11 +567,11 @@ async fn start_import(
     req: Request,
 ) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
-    // TUS pieces always go to the task's endpoint (the client only follows `Location`).
+    // TUS pieces go to the endpoint the upload was created on, as in CVAT.
+    let (target, tid) = scope.target();
     let endpoint = format!(
-        "{}/api/tasks/{}/annotations",
-        base_of(req.extensions()),
-        scope.task_id
+        "{}/api/{target}s/{tid}/annotations",
+        base_of(req.extensions())
     );
     let dir = st
         .uploads_dir()
@@ -492,7 +585,7 @@ async fn start_import(
             &me,
             &headers,
             dir,
-            tus::Purpose::Annotations,
+            tus::Purpose::Annotations(scope.job.map(|(j, _, _)| j)),
             &endpoint,
         );
     }
@@ -547,18 +640,15 @@ async fn start_import(
         saved.ok_or_else(|| ApiError::bad_request("no annotation file in the request"))?
     };
     let append = q.import_mode.as_deref() == Some("append");
-    let rq_id = format!(
-        "import:task-{}-annotations-{}",
-        scope.task_id,
-        uuid::Uuid::new_v4().simple()
-    );
-    let req = new_request(
-        &st,
-        rq_id.clone(),
-        "import:annotations",
-        scope.task_id,
-        me.id,
-    )?;
+    // CVAT's id: one import at a time per task or job.
+    let rq_id = format!("import:{target}-{tid}-annotations");
+    let req = match new_request(&st, rq_id.clone(), "import:annotations", &scope, me.id) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
     run_request(st, req, move |st, progress| {
         let r = import_file(st, scope, fmt, &path, &display, append, progress);
         let _ = std::fs::remove_file(&path);

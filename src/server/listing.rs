@@ -72,17 +72,22 @@ impl ListQuery {
             })?),
             None => None,
         };
-        let simple: Vec<(&'static str, &str)> = fields
+        let simple: Vec<(&'static str, &'static str, &str)> = fields
             .fields
             .iter()
-            .filter_map(|(name, ptr)| self.get(name).map(|v| (*ptr, v)))
+            .filter_map(|(name, ptr)| self.get(name).map(|v| (*name, *ptr, v)))
             .collect();
         let search = self.get("search").map(str::to_lowercase);
         let mut kept = Vec::with_capacity(items.len());
         for item in items.drain(..) {
-            let simple_ok = simple
-                .iter()
-                .all(|(ptr, want)| item.pointer(ptr).is_some_and(|v| text(v) == *want));
+            let mut simple_ok = true;
+            for (name, ptr, want) in &simple {
+                simple_ok &= item
+                    .pointer(ptr)
+                    .map(|v| equals(name, v, want))
+                    .transpose()?
+                    .unwrap_or(false);
+            }
             let search_ok = search.as_deref().is_none_or(|s| {
                 fields.search.iter().any(|f| {
                     fields
@@ -107,13 +112,16 @@ impl ListQuery {
         Ok(self.page(kept, base, path))
     }
 
-    /// CVAT's page envelope: `count`, `next`, `previous`, `results`.
+    /// CVAT's page envelope: `count`, `next`, `previous`, `results`. `page_size=all` is one page
+    /// of everything, as in CVAT (the items are in memory already).
     pub fn page(&self, items: Vec<Value>, base: &str, path: &str) -> Value {
-        let size = self
-            .get("page_size")
-            .and_then(|s| s.parse::<usize>().ok())
-            .unwrap_or(10)
-            .clamp(1, MAX_PAGE_SIZE);
+        let size = match self.get("page_size") {
+            Some("all") => items.len().max(1),
+            other => other
+                .and_then(|s| s.parse::<usize>().ok())
+                .unwrap_or(10)
+                .clamp(1, MAX_PAGE_SIZE),
+        };
         let page = self
             .get("page")
             .and_then(|s| s.parse::<usize>().ok())
@@ -161,6 +169,21 @@ fn text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+/// Whether a field's value equals a simple filter's text; booleans take Django's spellings
+/// (`true`/`false`/`1`/`0`, any case) and refuse others.
+fn equals(name: &str, v: &Value, want: &str) -> Result<bool, ApiError> {
+    match v {
+        Value::Bool(b) => match want.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(*b),
+            "false" | "0" => Ok(!*b),
+            _ => Err(ApiError::bad_request(format!(
+                "'{name}' must be true or false, got '{want}'"
+            ))),
+        },
+        other => Ok(text(other) == want),
     }
 }
 
@@ -392,6 +415,43 @@ mod tests {
         assert!(f(r#"{"==":[{"var":"secret"},1]}"#).is_err());
         assert!(f(r#"{"regex":[1,2]}"#).is_err());
         assert!(f("not json").is_err());
+    }
+
+    #[test]
+    fn booleans_take_djangos_spellings_and_page_size_all_is_everything() {
+        const ACTIVE: Fields = Fields {
+            fields: &[("id", "/id"), ("is_active", "/is_active")],
+            search: &[],
+        };
+        let users = vec![
+            json!({"id": 1, "is_active": true}),
+            json!({"id": 2, "is_active": false}),
+        ];
+        let answer = |k: &str, v: &str| {
+            let q = ListQuery::new([(k.to_string(), v.to_string())].into_iter().collect());
+            q.answer(&ACTIVE, users.clone(), "id", "", "/api/users")
+        };
+        for (v, want) in [("true", 1), ("True", 1), ("1", 1), ("false", 2), ("0", 2)] {
+            let got = answer("is_active", v).unwrap();
+            assert_eq!(got["count"], 1, "{v}");
+            assert_eq!(got["results"][0]["id"], want, "{v}");
+        }
+        let e = answer("is_active", "maybe").unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(
+            e.message.contains("'is_active' must be true or false"),
+            "{}",
+            e.message
+        );
+        let many: Vec<Value> = (1..=25).map(|i| json!({"id": i})).collect();
+        let q = ListQuery::new(
+            [("page_size".to_string(), "all".to_string())]
+                .into_iter()
+                .collect(),
+        );
+        let v = q.page(many, "", "/api/users");
+        assert_eq!(v["results"].as_array().unwrap().len(), 25);
+        assert_eq!(v["next"], Value::Null);
     }
 
     #[test]

@@ -37,7 +37,7 @@ impl Modify for Security {
         auth::create_token, auth::list_tokens, auth::token_self, auth::revoke_token,
         api::create_task, api::list_tasks, api::get_task, api::patch_task, api::delete_task,
         data::post_data, data::task_data, data::task_meta, data::task_preview,
-        tus::append, tus::head,
+        tus::append, tus::head, tus::append_job, tus::head_job,
         api::list_labels, api::get_label,
         jobs::list_jobs, jobs::get_job, jobs::patch_job,
         review::create_issue, review::list_issues, review::get_issue, review::patch_issue, review::delete_issue,

@@ -1,6 +1,7 @@
 //! TUS 1.0 uploads (the clients send data files over 100 MiB, and every annotation file, this
-//! way): creation (`POST …/data/` or `POST …/annotations/` with `Upload-Length`),
-//! `PATCH …/{file_id}` pieces and `HEAD` resume. A completed data file joins the task's upload
+//! way): creation (`POST …/data/` or `POST …/annotations/` of a task or a job, with
+//! `Upload-Length`), `PATCH …/{file_id}` pieces and `HEAD` resume, at the endpoint the upload was
+//! created on. A completed data file joins the task's upload
 //! session like a multipart file; a completed annotation file waits for `Upload-Finish`.
 
 use std::collections::HashMap;
@@ -16,21 +17,33 @@ use base64::Engine;
 
 use super::api::{task_or_404, St};
 use super::auth::CurrentUser;
+use super::jobs::job_or_404;
 use super::{ApiError, AppState};
 
 /// Largest PATCH body accepted (clients send 10 MiB pieces).
 pub(crate) const MAX_CHUNK: usize = 64 << 20;
 
-/// An upload in progress.
 /// What a finished upload is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
     /// A media file of the task's data upload session.
     Data,
-    /// An annotation file to import (found again by its name at `Upload-Finish`).
-    Annotations,
+    /// An annotation file to import into the task, or into its job `Some(id)` (found again by
+    /// its name at `Upload-Finish`).
+    Annotations(Option<i64>),
 }
 
+impl Purpose {
+    /// The job whose endpoint the upload belongs to (`None`: the task's).
+    fn job(self) -> Option<i64> {
+        match self {
+            Purpose::Data => None,
+            Purpose::Annotations(job) => job,
+        }
+    }
+}
+
+/// An upload in progress.
 pub(crate) struct TusUpload {
     task_id: i64,
     purpose: Purpose,
@@ -161,7 +174,7 @@ fn complete(st: &AppState, file_id: &str) {
                 s.files.push(u.name);
             }
         }
-        Purpose::Annotations => {
+        Purpose::Annotations(_) => {
             st.annotation_files
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -170,16 +183,43 @@ fn complete(st: &AppState, file_id: &str) {
     }
 }
 
+/// The endpoint a PATCH or HEAD came to: a task's (`job` None) or one of its jobs'.
+#[derive(Clone, Copy)]
+struct Endpoint {
+    task_id: i64,
+    job: Option<i64>,
+}
+
+impl Endpoint {
+    /// Task `id`'s endpoint, if `me` may see the task.
+    fn task(st: &AppState, id: i64, me: &CurrentUser) -> Result<Endpoint, ApiError> {
+        task_or_404(st, id, me)?;
+        Ok(Endpoint {
+            task_id: id,
+            job: None,
+        })
+    }
+
+    /// Job `id`'s endpoint, if `me` may see the job.
+    fn job(st: &AppState, id: i64, me: &CurrentUser) -> Result<Endpoint, ApiError> {
+        let job = job_or_404(st, id, me)?;
+        Ok(Endpoint {
+            task_id: job.task_id,
+            job: Some(id),
+        })
+    }
+}
+
 fn upload_of(
     st: &AppState,
-    id: i64,
+    at: Endpoint,
     file_id: &str,
     me: &CurrentUser,
 ) -> Result<(u64, u64, PathBuf), ApiError> {
     let uploads = st.tus.lock().unwrap_or_else(|e| e.into_inner());
     let u = uploads
         .get(file_id)
-        .filter(|u| u.task_id == id && u.user_id == me.id)
+        .filter(|u| u.task_id == at.task_id && u.purpose.job() == at.job && u.user_id == me.id)
         .ok_or_else(|| {
             ApiError::not_found("No such upload (finished, expired or never started).")
         })?;
@@ -195,8 +235,33 @@ pub(crate) async fn append(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    task_or_404(&st, id, &me)?;
-    let (offset, length, path) = upload_of(&st, id, &file_id, &me)?;
+    let at = Endpoint::task(&st, id, &me)?;
+    append_at(st, at, file_id, me, headers, body).await
+}
+
+/// `PATCH /api/jobs/{id}/annotations/{file_id}`: a piece of an annotation file uploaded for
+/// the job's import.
+#[utoipa::path(patch, path = "/api/jobs/{id}/annotations/{file_id}", tag = "jobs", request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"), params(("id" = i64, Path, description = "Job id"), ("file_id" = String, Path, description = "Upload id")), responses((status = 204, description = "TUS piece appended")))]
+pub(crate) async fn append_job(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path((id, file_id)): Path<(i64, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let at = Endpoint::job(&st, id, &me)?;
+    append_at(st, at, file_id, me, headers, body).await
+}
+
+async fn append_at(
+    st: std::sync::Arc<AppState>,
+    at: Endpoint,
+    file_id: String,
+    me: CurrentUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (offset, length, path) = upload_of(&st, at, &file_id, &me)?;
     let sent: Option<u64> =
         header_str(&headers, "Upload-Offset").and_then(|v| v.trim().parse().ok());
     if sent != Some(offset) {
@@ -246,8 +311,26 @@ pub(crate) async fn head(
     Extension(me): Extension<CurrentUser>,
     Path((id, file_id)): Path<(i64, String)>,
 ) -> Result<Response, ApiError> {
-    task_or_404(&st, id, &me)?;
-    let (offset, length, _) = upload_of(&st, id, &file_id, &me)?;
+    head_at(&st, Endpoint::task(&st, id, &me)?, &file_id, &me)
+}
+
+/// `HEAD /api/jobs/{id}/annotations/{file_id}`
+#[utoipa::path(head, path = "/api/jobs/{id}/annotations/{file_id}", tag = "jobs", params(("id" = i64, Path, description = "Job id"), ("file_id" = String, Path, description = "Upload id")), responses((status = 200, description = "TUS upload offset", body = Object)))]
+pub(crate) async fn head_job(
+    State(st): St,
+    Extension(me): Extension<CurrentUser>,
+    Path((id, file_id)): Path<(i64, String)>,
+) -> Result<Response, ApiError> {
+    head_at(&st, Endpoint::job(&st, id, &me)?, &file_id, &me)
+}
+
+fn head_at(
+    st: &AppState,
+    at: Endpoint,
+    file_id: &str,
+    me: &CurrentUser,
+) -> Result<Response, ApiError> {
+    let (offset, length, _) = upload_of(st, at, file_id, me)?;
     let mut r = StatusCode::OK.into_response();
     tus_headers(&mut r, offset);
     r.headers_mut().insert(

@@ -3,7 +3,14 @@
 # `frameserver serve --ui-dir`: log in, open a video job, check and play frames, draw and save a
 # rectangle and a polygon, reload, job state, and no /api error. Runnable from any directory:
 #
-#   tests/browser/run.sh
+#   tests/browser/run.sh            (ui_test.py)
+#   tests/browser/run.sh annotate   (annotate_test.py: the annotator's paths in a job; artifacts
+#                                    in target/browser-artifacts-annotate/)
+#   tests/browser/run.sh manage     (manage_test.py: task creation, task page, review, tasks list;
+#                                    artifacts in target/browser-artifacts-manage/)
+#   tests/browser/run.sh paths      (paths_test.py, in `make test`: track, job menu export and
+#                                    upload, share task, issue resolved, in ~90 s; artifacts in
+#                                    target/browser-artifacts/paths/)
 #
 # Environment:
 #   FRAMESERVER_BIN     server binary (default: <repo>/target/debug/frameserver; built if missing)
@@ -72,7 +79,13 @@ if [ ! -f "$ui/index.html" ]; then
 fi
 
 export FRAMESERVER_BIN="$bin" FRAMESERVER_UI_DIR="$(cd "$ui" && pwd)"
-export BROWSER_ARTIFACTS="$repo/target/browser-artifacts"
+case "${1:-ui}" in
+    ui) script="$here/ui_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts" ;;
+    annotate) script="$here/annotate_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts-annotate" ;;
+    manage) script="$here/manage_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts-manage" ;;
+    paths) script="$here/paths_test.py"; export BROWSER_ARTIFACTS="$repo/target/browser-artifacts/paths" ;;
+    *) echo "browser: unknown test '$1' (ui, annotate, manage, paths)" >&2; exit 2 ;;
+esac
 export CHROMIUM_BIN="$(command -v chromium)" CHROMEDRIVER_BIN="$(command -v chromedriver)"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY || true
 export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
@@ -81,7 +94,7 @@ export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 set +e
 export BROWSER_TIMEOUT="${BROWSER_TIMEOUT:-240}"
 # ui_test.py stops itself (and cleans up) at BROWSER_TIMEOUT; this is the backstop.
-timeout --kill-after=15 "$((BROWSER_TIMEOUT + 30))" "$venv/bin/python" "$here/ui_test.py"
+timeout --kill-after=15 "$((BROWSER_TIMEOUT + 30))" "$venv/bin/python" "$script"
 rc=$?
 set -e
 if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then

@@ -227,6 +227,11 @@ def table(records):
 
 
 class UiTest:
+    # Subclasses (annotate_test.py) override these and steps().
+    labels = LABELS
+    task_name = "browser video"
+    server_kw = {}  # more hostile.Server arguments (e.g. share_dir)
+
     def __init__(self):
         self.server = None
         self.driver = None
@@ -236,7 +241,8 @@ class UiTest:
         self.clip_path = None
         self.drawn_frame = None
         self.canvas_frame0 = None
-        self.notices = []  # the UI's notifications: {t, step, text}
+        self.notices = []  # the UI's notifications: {t, step, kind, text}
+        self._seen_notices = set()  # WebElement ids of the notifications already recorded
         self.step = None
 
     # helpers ----------------------------------------------------------------------------------
@@ -251,17 +257,21 @@ class UiTest:
             pass
 
     def dismiss_notifications(self):
-        """Records and closes the UI's error/warning notifications (they cover the right side
-        of the page and intercept clicks)."""
+        """Records (once each, with its kind: error/warning/success/info) and closes the UI's
+        notifications (they cover the right side of the page and intercept clicks)."""
         try:
             for n in self.driver.find_elements(By.CSS_SELECTOR, ".ant-notification-notice"):
                 if not n.is_displayed():
                     continue
+                cls = n.get_attribute("class") or ""
+                kind = next((k for k in ("error", "warning", "success", "info")
+                             if f"ant-notification-notice-{k}" in cls), "plain")
                 text = " | ".join(t for t in n.text.splitlines() if t.strip())
-                if text and text not in [x["text"] for x in self.notices[-20:]]:
+                if text and n.id not in self._seen_notices:
+                    self._seen_notices.add(n.id)
                     self.notices.append({"t": round(time.time() - T0, 1), "step": self.step,
-                                         "text": text})
-                    log(f"UI notification: {text}")
+                                         "kind": kind, "text": text})
+                    log(f"UI notification ({kind}): {text}")
                 for c in n.find_elements(By.CSS_SELECTOR, ".ant-notification-notice-close"):
                     try:
                         c.click()
@@ -341,7 +351,7 @@ class UiTest:
         v = el.get_attribute("value")
         return int(v) if v not in (None, "") and v.lstrip("-").isdigit() else None
 
-    def click_at_image(self, points):
+    def click_at_image(self, points, pause=0.3):
         """Clicks image coordinates `points` [(x, y)] on the annotation canvas."""
         rect = self.driver.execute_script(
             "const c = document.getElementById('cvat_canvas_background');"
@@ -355,7 +365,7 @@ class UiTest:
             ab.pointer_action.move_to_location(sx, sy)
             ab.pointer_action.click()
             ab.perform()
-            time.sleep(0.3)
+            time.sleep(pause)
 
     def press(self, *keys):
         ActionChains(self.driver).send_keys(*keys).perform()
@@ -371,7 +381,8 @@ class UiTest:
     # a --------------------------------------------------------------------------------------
     def step_a_server_and_task(self):
         check(os.path.isfile(os.path.join(UI_DIR, "index.html")), f"no UI build at {UI_DIR}")
-        self.server = RecordingServer("--ui-dir", UI_DIR, log_level="info,tower_http=debug")
+        self.server = RecordingServer("--ui-dir", UI_DIR, log_level="info,tower_http=debug",
+                                      **self.server_kw)
         self.server.use_token()
         log(f"server at {self.base}")
         video = hostile.video_clip(
@@ -380,7 +391,7 @@ class UiTest:
         self.clip_path = os.path.join(self.server.tmp, "clip.mp4")
         with open(self.clip_path, "wb") as f:
             f.write(video)
-        self.task_id = self.server.create_task(name="browser video", labels=LABELS)
+        self.task_id = self.server.create_task(name=self.task_name, labels=self.labels)
         rq = self.server.upload(self.task_id, [("clip.mp4", video)])
         v = self.server.wait(rq, timeout=120)
         check(v["status"] == "finished", f"task data request: {v}")
@@ -712,8 +723,10 @@ class UiTest:
               + ", ".join(sorted({f"{r['method']} {urlsplit(r['path']).path} {r['status']}" for r in bad})))
 
     # driver -----------------------------------------------------------------------------------
-    def run(self):
-        steps = [
+    def steps(self):
+        """(name, function, critical) in order; a name starting with "b" starts the browser
+        first. A critical step's failure ends the run (but the final request check)."""
+        return [
             ("a:server-and-task", self.step_a_server_and_task, True),
             ("b:login", self.step_b_login, True),
             ("c:open-job", self.step_c_open_job, False),
@@ -723,8 +736,10 @@ class UiTest:
             ("g:verify-and-reload", self.step_g_verify_and_reload, False),
             ("h:job-state", self.step_h_job_state, False),
         ]
+
+    def run(self):
         try:
-            for i, (name, fn, critical) in enumerate(steps):
+            for i, (name, fn, critical) in enumerate(self.steps()):
                 if name.startswith("b"):
                     self.start_browser()
                 log(f"step {name}")
@@ -803,7 +818,7 @@ class UiTest:
             self.server.stop()
 
 
-def main():
+def main(test_cls=None):
     limit = int(os.environ.get("BROWSER_TIMEOUT", "240"))
 
     def stop(signum, _frame):
@@ -816,7 +831,10 @@ def main():
     signal.alarm(limit)
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     os.makedirs(ARTIFACTS)
-    failures = UiTest().run()
+    return report((test_cls or UiTest)().run())
+
+
+def report(failures):
     print(f"\nartifacts: {ARTIFACTS}  ({time.time() - T0:.0f} s)")
     if failures:
         for step, reason in failures[1:]:
