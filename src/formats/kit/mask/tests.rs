@@ -67,6 +67,11 @@ fn rle_matches_pycocotools_on_a_larger_mask() {
     assert_eq!(b.to_counts(), counts);
 }
 
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    let a = v.as_array().unwrap();
+    a.iter().map(|v| v.as_f64().unwrap()).collect()
+}
+
 /// Golden RLE strings from pycocotools 2.0.11 / Datumaro 1.13 (`tests/formats/mask_oracle.py`).
 #[test]
 fn rasteriser_matches_pycocotools_goldens() {
@@ -78,12 +83,7 @@ fn rasteriser_matches_pycocotools_goldens() {
     assert!(cases.len() >= 25);
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        let p: Vec<f64> = case["points"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
+        let p = floats(&case["points"]);
         let counts = match case["kind"].as_str().unwrap() {
             "polygon" => polygon_counts(&p, h, w),
             "dm_polygon" => dm_polygon_counts(&p, h, w),
@@ -95,12 +95,7 @@ fn rasteriser_matches_pycocotools_goldens() {
         let s = coco_counts_to_string(&counts);
         let bitmap = Bitmap::from_counts(&counts, w, h).unwrap();
         let bbox: Vec<f64> = bitmap.bbox().iter().map(|&v| v as f64).collect();
-        let want_bbox: Vec<f64> = case["bbox"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
+        let want_bbox = floats(&case["bbox"]);
         if s != case["counts"].as_str().unwrap()
             || bitmap.area() != case["area"].as_u64().unwrap()
             || bbox != want_bbox
