@@ -19,6 +19,7 @@ mod jpeg;
 mod mp4;
 mod overlap;
 mod png;
+mod png_indexed;
 mod raster;
 mod zip;
 
@@ -27,6 +28,9 @@ pub use self::jpeg::encode_jpeg;
 pub use self::mp4::{chunk_video_size, qp_from_quality, Mp4Encoder, MAX_VIDEO_PIXELS};
 pub use self::overlap::encode_overlapped;
 pub use self::png::encode_png;
+pub use self::png_indexed::{
+    encode_gray16_png, encode_gray8_png, encode_indexed_png, paint_indices,
+};
 pub use self::raster::{exif_transpose, rotate, thumbnail, GrayImage, Raster, RgbImage};
 pub use self::zip::{entry_name, read_zip_entry, zip_entry_count, ZipChunk};
 

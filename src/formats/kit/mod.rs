@@ -1,0 +1,2 @@
+//! The formats kit: small modules every dataset format uses.
+pub mod mask;
