@@ -17,6 +17,7 @@ pub mod cvat;
 pub mod datumaro;
 mod deflate;
 mod json_out;
+pub mod testkit;
 
 pub use catalogue::{Dimension, FormatInfo, LookupError};
 pub use deflate::DeflatedEntry;
