@@ -13,6 +13,8 @@ use crate::annotations::{Annotations, LabelIndex, Shape, Tag, Track};
 use crate::ingest::{ArchiveLimits, IngestError, ZipEntries};
 
 pub mod catalogue;
+mod conformance;
+mod conformance_tests;
 pub mod cvat;
 pub mod datumaro;
 mod deflate;
