@@ -13,11 +13,14 @@ use crate::annotations::{Annotations, LabelIndex, Shape, Tag, Track};
 use crate::ingest::{ArchiveLimits, IngestError, ZipEntries};
 
 pub mod catalogue;
+mod conformance;
+mod conformance_tests;
 pub mod cvat;
 pub mod datumaro;
 mod deflate;
 mod json_out;
 pub mod kit;
+pub mod testkit;
 
 pub use catalogue::{Dimension, FormatInfo, LookupError};
 pub use deflate::DeflatedEntry;

@@ -12,7 +12,10 @@
 #      Datumaro with the expected items, labels and annotation counts per (type, label);
 #   2. the samples of shared/testdata/datumaro that Datumaro 1.13 reads (CVAT for images/video,
 #      Datumaro `diverse` and `v1.0`) are imported into fitting tasks through the API and the
-#      stored annotations are counted against dataset-summary's report.
+#      stored annotations are counted against dataset-summary's report; the for_video task is
+#      exported again as "CVAT for video 1.1" and read back.
+#   Only the formats GET /api/server/annotation/formats enables are checked; an enabled format
+#   without an expectation in datumaro_check.py fails the run.
 #
 # Environment:
 #   DATUMARO_VENV    the venv (default <repo>/target/datumaro-venv; created by

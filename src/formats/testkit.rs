@@ -1,0 +1,813 @@
+#![doc(hidden)]
+//! The formats' test kit: one fixture builder for every format's tests, the conformance suite
+//! (`formats::conformance`) and `benches/formats.rs`.
+//!
+//! It is `pub` (and `#[doc(hidden)]`) rather than `#[cfg(test)]` because benches are a crate of
+//! their own that only sees the library's public API; it is not part of the API formats are
+//! written against, and nothing outside tests and benches calls it.
+//!
+//! ```ignore
+//! let t = TaskBuilder::video(10).frame_step(10, 3).segment_size(5).everything().build();
+//! let ds = t.dataset();            // the whole task
+//! let job = t.job(2);              // its second segment: frames and annotations of it only
+//! let ds2 = job.dataset(&t);
+//! ```
+//!
+//! The content, by frame (task-relative; with `segment_size(5)` frames 0–4 are job 1 and 5–9
+//! job 2, and nothing crosses a segment boundary):
+//!
+//! * 0: a car rectangle (every car attribute, group 1, z 1), a car polygon (group 1, occluded),
+//!   a rotated person rectangle (z 2, every person attribute), tags `scene` and `car`;
+//! * 1: car polyline, points, rotated ellipse, cuboid, mask, and a skeleton (one element
+//!   outside, one occluded with an attribute);
+//! * 2: a sign rectangle (z -1, source `auto`); 3: a tag (no shapes);
+//! * 4 and 6: no plain shapes; 5: a person polygon, a sign points; 7: a mask, a car rectangle (group 2) and a
+//!   person ellipse (group 2); 8: a tag; 9: nothing but an `outside` keyframe;
+//! * tracks: a car rectangle 0 → 2 (visible keyframes, mutable attribute changing) closed by
+//!   `outside` at 3; a skeleton track 1 → 3 whose `hand` element goes outside at 2; and, with
+//!   [`TaskBuilder::closed_track`], the closed segment of issue 11 (a sign rectangle
+//!   `[0,0,10,10]` at 5, `outside` at 9 with `[40,40,50,50]`: frames 6–8 are 10/20/30).
+//!
+//! Tasks shorter than 10 frames keep the objects on frames they have.
+
+use crate::annotations::Annotations;
+use crate::annotations::{
+    AttrSpec, AttributeVal, LabelIndex, LabelInfo, Shape, ShapeType, Tag, Track, TrackedShape,
+};
+use crate::formats::{DatasetFrame, FormatError, FrameSource, TaskDataset};
+
+/// Label ids of the fixture.
+pub mod label {
+    /// `any`: color (select, immutable), speed (number, mutable), parked (checkbox, mutable),
+    /// note (text, immutable), lights (radio, mutable).
+    pub const CAR: i64 = 1;
+    /// `any`: age (number, immutable), mood (select, mutable), plate (text, mutable),
+    /// seen (checkbox, immutable), side (radio, immutable).
+    pub const PERSON: i64 = 2;
+    /// A skeleton of `HEAD`, `HAND`, `FOOT`.
+    pub const BODY: i64 = 3;
+    /// Sub-label with a checkbox attribute.
+    pub const HEAD: i64 = 4;
+    pub const HAND: i64 = 5;
+    pub const FOOT: i64 = 6;
+    /// A tag-only label (`type: tag`) with a radio attribute.
+    pub const SCENE: i64 = 7;
+    /// No attributes.
+    pub const SIGN: i64 = 8;
+    /// Declared, never used.
+    pub const UNUSED: i64 = 9;
+}
+
+/// Attribute spec ids of the fixture.
+pub mod attr {
+    pub const COLOR: i64 = 10;
+    pub const SPEED: i64 = 11;
+    pub const PARKED: i64 = 12;
+    pub const NOTE: i64 = 13;
+    pub const LIGHTS: i64 = 14;
+    pub const AGE: i64 = 20;
+    pub const MOOD: i64 = 21;
+    pub const PLATE: i64 = 22;
+    pub const SEEN: i64 = 23;
+    pub const SIDE: i64 = 24;
+    pub const VISIBLE: i64 = 40;
+    pub const WEATHER: i64 = 70;
+}
+
+/// The skeleton's SVG, as CVAT stores it (`data-label-id`).
+pub const SKELETON_SVG: &str = r#"<line data-type="edge" data-node-from="1" data-node-to="2"></line><line data-type="edge" data-node-from="1" data-node-to="3"></line><circle r="1.5" cx="20" cy="20" data-type="element node" data-node-id="1" data-label-id="4"></circle><circle r="1.5" cx="10" cy="10" data-type="element node" data-node-id="2" data-label-id="5"></circle><circle r="1.5" cx="5" cy="30" data-type="element node" data-node-id="3" data-label-id="6"></circle>"#;
+
+/// An attribute spec.
+pub fn spec(
+    name: &str,
+    input_type: &str,
+    values: &[&str],
+    default: &str,
+    mutable: bool,
+) -> AttrSpec {
+    AttrSpec {
+        name: name.into(),
+        input_type: input_type.into(),
+        values: values.iter().map(|v| v.to_string()).collect(),
+        default_value: default.into(),
+        mutable,
+    }
+}
+
+/// A label.
+pub fn label(
+    id: i64,
+    name: &str,
+    kind: &str,
+    parent: Option<i64>,
+    attributes: Vec<(i64, AttrSpec)>,
+) -> LabelInfo {
+    LabelInfo {
+        id,
+        name: name.into(),
+        kind: kind.into(),
+        color: format!("#{:02x}{:02x}{:02x}", id * 30 % 256, 100, 255 - id * 20),
+        svg: if kind == "skeleton" {
+            SKELETON_SVG.into()
+        } else {
+            String::new()
+        },
+        parent,
+        attributes,
+    }
+}
+
+/// The fixture's labels (see [`label`] and [`attr`]): every attribute input type, mutable and
+/// not, a skeleton with sub-labels, a tag-only label, a label without attributes, an unused one.
+pub fn labels() -> Vec<LabelInfo> {
+    use attr::*;
+    use label::*;
+    vec![
+        label(
+            CAR,
+            "car",
+            "any",
+            None,
+            vec![
+                (
+                    COLOR,
+                    spec("color", "select", &["red", "blue"], "red", false),
+                ),
+                (
+                    SPEED,
+                    spec("speed", "number", &["0", "100", "1"], "0", true),
+                ),
+                (
+                    PARKED,
+                    spec("parked", "checkbox", &["false"], "false", true),
+                ),
+                (NOTE, spec("note", "text", &[""], "", false)),
+                (LIGHTS, spec("lights", "radio", &["off", "on"], "off", true)),
+            ],
+        ),
+        label(
+            PERSON,
+            "person",
+            "any",
+            None,
+            vec![
+                (AGE, spec("age", "number", &["0", "150", "1"], "30", false)),
+                (
+                    MOOD,
+                    spec("mood", "select", &["calm", "busy"], "calm", true),
+                ),
+                (PLATE, spec("plate", "text", &[""], "", true)),
+                (SEEN, spec("seen", "checkbox", &["true"], "true", false)),
+                (
+                    SIDE,
+                    spec("side", "radio", &["left", "right"], "left", false),
+                ),
+            ],
+        ),
+        label(BODY, "body", "skeleton", None, vec![]),
+        label(
+            HEAD,
+            "head",
+            "points",
+            Some(BODY),
+            vec![(
+                VISIBLE,
+                spec("visible", "checkbox", &["true"], "true", true),
+            )],
+        ),
+        label(HAND, "hand", "points", Some(BODY), vec![]),
+        label(FOOT, "foot", "points", Some(BODY), vec![]),
+        label(
+            SCENE,
+            "scene",
+            "tag",
+            None,
+            vec![(
+                WEATHER,
+                spec("weather", "radio", &["sunny", "rainy"], "sunny", false),
+            )],
+        ),
+        label(SIGN, "sign", "any", None, vec![]),
+        label(UNUSED, "unused", "any", None, vec![]),
+    ]
+}
+
+/// An attribute value.
+pub fn av(spec_id: i64, value: &str) -> AttributeVal {
+    AttributeVal {
+        spec_id,
+        value: value.into(),
+    }
+}
+
+/// A plain shape with defaults (source `manual`, nothing set).
+pub fn shape(kind: ShapeType, frame: u64, label_id: i64, points: &[f64]) -> Shape {
+    Shape {
+        id: None,
+        kind,
+        frame,
+        label_id,
+        group: 0,
+        source: "manual".into(),
+        occluded: false,
+        outside: false,
+        z_order: 0,
+        rotation: 0.0,
+        points: points.to_vec(),
+        attributes: vec![],
+        elements: vec![],
+        score: None,
+    }
+}
+
+/// A track keyframe.
+pub fn keyframe(kind: ShapeType, frame: u64, outside: bool, points: &[f64]) -> TrackedShape {
+    TrackedShape {
+        id: None,
+        kind,
+        frame,
+        occluded: false,
+        outside,
+        z_order: 0,
+        rotation: 0.0,
+        points: points.to_vec(),
+        attributes: vec![],
+    }
+}
+
+/// A track of `shapes` (its frame is the first keyframe's).
+pub fn track(label_id: i64, shapes: Vec<TrackedShape>) -> Track {
+    Track {
+        id: None,
+        frame: shapes.first().map_or(0, |s| s.frame),
+        label_id,
+        group: 0,
+        source: "manual".into(),
+        attributes: vec![],
+        shapes,
+        elements: vec![],
+    }
+}
+
+/// A tag.
+pub fn tag(frame: u64, label_id: i64, attributes: Vec<AttributeVal>) -> Tag {
+    Tag {
+        id: None,
+        frame,
+        label_id,
+        group: 0,
+        source: "manual".into(),
+        attributes,
+    }
+}
+
+/// A tight CVAT mask (`rle…, left, top, right, bottom`) of a `w`×`h` box at (`x`, `y`): a ring
+/// (so its first and last rows and columns have pixels, and an import that tightens the box
+/// keeps it) with a checkered inside.
+pub fn mask(x: u32, y: u32, w: u32, h: u32) -> Vec<f64> {
+    let bits = (0..h).flat_map(|r| {
+        (0..w).map(move |c| r == 0 || c == 0 || r == h - 1 || c == w - 1 || (r + c) % 2 == 0)
+    });
+    let (mut rle, mut cur, mut n) = (Vec::new(), false, 0u32);
+    for b in bits {
+        if b == cur {
+            n += 1;
+        } else {
+            rle.push(n as f64);
+            cur = b;
+            n = 1;
+        }
+    }
+    rle.push(n as f64);
+    rle.extend([x as f64, y as f64, (x + w - 1) as f64, (y + h - 1) as f64]);
+    rle
+}
+
+/// What to put in a task; see [`TaskBuilder`].
+#[derive(Debug, Clone)]
+pub struct TaskBuilder {
+    video: bool,
+    frames: u64,
+    start: u64,
+    step: u64,
+    segment_size: Option<u64>,
+    shapes: bool,
+    tags: bool,
+    tracks: bool,
+    closed_track: bool,
+}
+
+impl TaskBuilder {
+    /// An image task of `frames` frames (names with and without folders, two sizes), no
+    /// annotations, one segment.
+    pub fn images(frames: u64) -> TaskBuilder {
+        TaskBuilder {
+            video: false,
+            frames,
+            start: 0,
+            step: 1,
+            segment_size: None,
+            shapes: false,
+            tags: false,
+            tracks: false,
+            closed_track: false,
+        }
+    }
+
+    /// A video task of `frames` frames (`frame_{abs:06}.PNG`, 40×30), from source frame 0, step 1.
+    pub fn video(frames: u64) -> TaskBuilder {
+        TaskBuilder {
+            video: true,
+            ..TaskBuilder::images(frames)
+        }
+    }
+
+    /// Task frame `rel` is source frame `start + rel * step` (`abs != rel`).
+    pub fn frame_step(mut self, start: u64, step: u64) -> Self {
+        self.start = start;
+        self.step = step;
+        self
+    }
+
+    /// Segments (jobs 1, 2, …) of `n` frames.
+    pub fn segment_size(mut self, n: u64) -> Self {
+        self.segment_size = Some(n);
+        self
+    }
+
+    /// Plain shapes of every type (groups, z-order, rotation, attributes, empty frames).
+    pub fn shapes(mut self) -> Self {
+        self.shapes = true;
+        self
+    }
+
+    /// Tags.
+    pub fn tags(mut self) -> Self {
+        self.tags = true;
+        self
+    }
+
+    /// Tracks with keyframes and `outside`, the closed segment included.
+    pub fn tracks(mut self) -> Self {
+        self.tracks = true;
+        self
+    }
+
+    /// The closed segment of issue 11: a sign rectangle visible at 5 and `outside` at 9 (no
+    /// keyframe between, so frames 6–8 are interpolated; not part of [`everything`]).
+    ///
+    /// [`everything`]: TaskBuilder::everything
+    pub fn closed_track(mut self) -> Self {
+        self.closed_track = true;
+        self
+    }
+
+    /// Shapes, tags and tracks (not the closed track).
+    pub fn everything(self) -> Self {
+        self.shapes().tags().tracks()
+    }
+
+    pub fn build(self) -> Task {
+        let frames = (0..self.frames)
+            .map(|rel| {
+                let abs = self.start + rel * self.step;
+                if self.video {
+                    DatasetFrame {
+                        rel,
+                        abs,
+                        name: format!("frame_{abs:06}.PNG"),
+                        width: 40,
+                        height: 30,
+                    }
+                } else {
+                    let (width, height) = if rel % 2 == 0 { (40, 30) } else { (32, 24) };
+                    let name = match rel % 3 {
+                        1 => format!("sub/img_{rel:02}.png"),
+                        2 => format!("img_{rel:02}.jpeg"),
+                        _ => format!("img_{rel:02}.jpg"),
+                    };
+                    DatasetFrame {
+                        rel,
+                        abs,
+                        name,
+                        width,
+                        height,
+                    }
+                }
+            })
+            .collect::<Vec<_>>();
+        let n = self.frames.max(1);
+        let seg = self.segment_size.unwrap_or(n).max(1);
+        let segments = (0..n.div_ceil(seg))
+            .map(|i| (i as i64 + 1, i * seg, ((i + 1) * seg).min(n) - 1))
+            .collect();
+        let mut a = Annotations::default();
+        if self.shapes {
+            a.shapes = fixture_shapes();
+        }
+        if self.tags {
+            a.tags = fixture_tags();
+        }
+        if self.tracks {
+            a.tracks = fixture_tracks();
+        }
+        if self.closed_track {
+            a.tracks.push(closed_track());
+        }
+        let last = self.frames.saturating_sub(1);
+        a.shapes.retain(|s| s.frame <= last);
+        a.tags.retain(|t| t.frame <= last);
+        a.tracks
+            .retain(|t| t.shapes.iter().all(|s| s.frame <= last));
+        Task {
+            task_id: 7,
+            name: "conformance & co".into(),
+            video: self.video,
+            labels: LabelIndex::from_labels(labels()),
+            frames,
+            segments,
+            annotations: a,
+            original_size: self.video.then_some((40, 30)),
+        }
+    }
+}
+
+fn fixture_shapes() -> Vec<Shape> {
+    use attr::*;
+    use label::*;
+    use ShapeType::*;
+    let mut car = shape(Rectangle, 0, CAR, &[1.0, 2.0, 13.5, 14.25]);
+    car.z_order = 1;
+    car.group = 1;
+    car.attributes = vec![
+        av(COLOR, "blue"),
+        av(SPEED, "42"),
+        av(PARKED, "true"),
+        av(NOTE, "a \"quoted\" <note> & more"),
+        av(LIGHTS, "on"),
+    ];
+    let mut poly = shape(Polygon, 0, CAR, &[0.0, 0.0, 5.0, 0.0, 5.0, 5.0]);
+    poly.occluded = true;
+    poly.group = 1;
+    poly.attributes = vec![av(COLOR, "red"), av(SPEED, "7")];
+    let mut person = shape(Rectangle, 0, PERSON, &[2.0, 2.0, 12.0, 22.5]);
+    person.rotation = 30.0;
+    person.z_order = 2;
+    person.attributes = vec![
+        av(AGE, "40"),
+        av(MOOD, "busy"),
+        av(PLATE, "AB-12"),
+        av(SEEN, "false"),
+        av(SIDE, "right"),
+    ];
+    let mut ellipse = shape(Ellipse, 1, CAR, &[10.0, 8.0, 14.0, 5.0]);
+    ellipse.rotation = 10.0;
+    let cuboid: Vec<f64> = (0..16).map(|i| i as f64 + 0.5).collect();
+    let mut skel = shape(Skeleton, 1, BODY, &[]);
+    skel.z_order = 3;
+    let mut head = shape(Points, 1, HEAD, &[2.0, 2.0]);
+    head.occluded = true;
+    head.attributes = vec![av(VISIBLE, "false")];
+    let hand = shape(Points, 1, HAND, &[1.0, 1.0]);
+    let mut foot = shape(Points, 1, FOOT, &[3.0, 3.0]);
+    foot.outside = true;
+    skel.elements = vec![head, hand, foot];
+    let mut sign = shape(Rectangle, 2, SIGN, &[0.0, 0.0, 1.0, 1.0]);
+    sign.z_order = -1;
+    sign.source = "auto".into();
+    let mut car7 = shape(Rectangle, 7, CAR, &[3.0, 3.0, 9.0, 9.0]);
+    car7.group = 2;
+    let mut person7 = shape(Ellipse, 7, PERSON, &[6.0, 6.0, 9.0, 8.0]);
+    person7.group = 2;
+    vec![
+        car,
+        poly,
+        person,
+        shape(Polyline, 1, CAR, &[1.0, 1.0, 2.0, 2.0, 3.0, 1.0]),
+        shape(Points, 1, CAR, &[3.0, 3.0, 4.5, 4.5]),
+        ellipse,
+        shape(Cuboid, 1, CAR, &cuboid),
+        shape(Mask, 1, CAR, &mask(2, 3, 5, 4)),
+        skel,
+        sign,
+        shape(
+            Polygon,
+            5,
+            PERSON,
+            &[1.0, 1.0, 8.0, 1.0, 8.0, 6.0, 1.0, 6.0],
+        ),
+        shape(Points, 5, SIGN, &[4.0, 4.0]),
+        shape(Mask, 7, SIGN, &mask(10, 4, 3, 5)),
+        car7,
+        person7,
+    ]
+}
+
+fn fixture_tags() -> Vec<Tag> {
+    use attr::*;
+    use label::*;
+    let mut car = tag(0, CAR, vec![av(COLOR, "blue"), av(NOTE, "tagged")]);
+    car.group = 1;
+    vec![
+        tag(0, SCENE, vec![av(WEATHER, "rainy")]),
+        car,
+        tag(3, SIGN, vec![]),
+        tag(8, SCENE, vec![]),
+    ]
+}
+
+fn fixture_tracks() -> Vec<Track> {
+    use attr::*;
+    use label::*;
+    use ShapeType::*;
+    let mut car = track(
+        CAR,
+        vec![
+            keyframe(Rectangle, 0, false, &[0.0, 0.0, 10.0, 10.0]),
+            keyframe(Rectangle, 2, false, &[2.0, 2.0, 12.0, 12.0]),
+            keyframe(Rectangle, 3, true, &[2.0, 2.0, 12.0, 12.0]),
+        ],
+    );
+    car.attributes = vec![av(COLOR, "red")];
+    car.shapes[0].attributes = vec![av(SPEED, "1")];
+    car.shapes[1].attributes = vec![av(SPEED, "3")];
+    car.shapes[1].z_order = 1;
+    let mut body = track(BODY, vec![keyframe(Skeleton, 1, false, &[])]);
+    body.shapes.push(keyframe(Skeleton, 3, false, &[]));
+    let mut head = track(HEAD, vec![keyframe(Points, 1, false, &[1.0, 1.0])]);
+    head.shapes.push(keyframe(Points, 3, false, &[3.0, 3.0]));
+    let hand = track(
+        HAND,
+        vec![
+            keyframe(Points, 1, false, &[2.0, 2.0]),
+            keyframe(Points, 2, true, &[2.0, 2.0]),
+        ],
+    );
+    let foot = track(FOOT, vec![keyframe(Points, 1, false, &[4.0, 4.0])]);
+    body.elements = vec![head, hand, foot];
+    vec![car, body]
+}
+
+/// Issue 11's Datumaro repro, moved to frame 5: visible at 5, closed by `outside` at 9.
+fn closed_track() -> Track {
+    use ShapeType::Rectangle;
+    track(
+        label::SIGN,
+        vec![
+            keyframe(Rectangle, 5, false, &[0.0, 0.0, 10.0, 10.0]),
+            keyframe(Rectangle, 9, true, &[40.0, 40.0, 50.0, 50.0]),
+        ],
+    )
+}
+
+/// A task built by [`TaskBuilder`]: it owns what a [`TaskDataset`] borrows.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub task_id: i64,
+    pub name: String,
+    pub video: bool,
+    pub labels: LabelIndex,
+    pub frames: Vec<DatasetFrame>,
+    /// `(job id, start, stop)`, task-relative.
+    pub segments: Vec<(i64, u64, u64)>,
+    pub annotations: Annotations,
+    pub original_size: Option<(u32, u32)>,
+}
+
+impl Task {
+    /// The whole task.
+    pub fn dataset(&self) -> TaskDataset<'_> {
+        self.dataset_with(&self.labels, &self.annotations)
+    }
+
+    /// The task with other labels or annotations (e.g. an import's target without a label).
+    pub fn dataset_with<'a>(
+        &'a self,
+        labels: &'a LabelIndex,
+        a: &'a Annotations,
+    ) -> TaskDataset<'a> {
+        TaskDataset {
+            task_id: self.task_id,
+            name: self.name.clone(),
+            mode: if self.video {
+                "interpolation"
+            } else {
+                "annotation"
+            }
+            .into(),
+            size: self.frames.len() as u64,
+            overlap: 0,
+            bug_tracker: String::new(),
+            subset: String::new(),
+            created: "2026-12-01T10:20:30.123456Z".into(),
+            updated: "2026-12-02T11:00:00Z".into(),
+            owner: Some("admin".into()),
+            original_size: self.original_size,
+            segments: self.segments.clone(),
+            labels,
+            frames: self.frames.clone(),
+            annotations: a,
+        }
+    }
+
+    /// Job `id` (a segment): its frames, and the annotations on them (tracks whose keyframes
+    /// all are in it). Panics on an unknown job.
+    pub fn job(&self, id: i64) -> Job {
+        let &(_, start, stop) = self
+            .segments
+            .iter()
+            .find(|s| s.0 == id)
+            .expect("a job of the task");
+        let inside = |f: u64| (start..=stop).contains(&f);
+        let a = &self.annotations;
+        Job {
+            segment: (id, start, stop),
+            frames: self
+                .frames
+                .iter()
+                .filter(|f| inside(f.rel))
+                .cloned()
+                .collect(),
+            annotations: Annotations {
+                tags: a.tags.iter().filter(|t| inside(t.frame)).cloned().collect(),
+                shapes: a
+                    .shapes
+                    .iter()
+                    .filter(|s| inside(s.frame))
+                    .cloned()
+                    .collect(),
+                tracks: a
+                    .tracks
+                    .iter()
+                    .filter(|t| t.shapes.iter().all(|s| inside(s.frame)))
+                    .cloned()
+                    .collect(),
+                ..Annotations::default()
+            },
+        }
+    }
+}
+
+/// A job of a [`Task`]: what a job export or import sees.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub segment: (i64, u64, u64),
+    pub frames: Vec<DatasetFrame>,
+    pub annotations: Annotations,
+}
+
+impl Job {
+    /// The job as the server builds its dataset: the job's frames, annotations and segment.
+    pub fn dataset<'a>(&'a self, task: &'a Task) -> TaskDataset<'a> {
+        TaskDataset {
+            size: self.frames.len() as u64,
+            segments: vec![self.segment],
+            frames: self.frames.clone(),
+            annotations: &self.annotations,
+            ..task.dataset()
+        }
+    }
+}
+
+/// Small real images for exports with `save_images`: a PNG for image frames named `.png`, a
+/// JPEG otherwise (video frames: `ext`), of the frame's size.
+pub struct TestImages {
+    /// `(rel, width, height, ext)` per frame.
+    pub frames: Vec<(u64, u32, u32, String)>,
+}
+
+impl TestImages {
+    /// Images of `ds`'s frames, by their extension (`.png` → PNG, else JPEG).
+    pub fn of(ds: &TaskDataset<'_>) -> TestImages {
+        TestImages {
+            frames: ds
+                .frames
+                .iter()
+                .map(|f| {
+                    let ext = if f.name.to_ascii_lowercase().ends_with(".png") {
+                        "png"
+                    } else {
+                        "jpg"
+                    };
+                    (f.rel, f.width, f.height, ext.to_owned())
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An image of `w`×`h` encoded as `ext` (`png` or `jpg`).
+pub fn image_bytes(w: u32, h: u32, ext: &str, seed: u64) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x * 7 + seed as u32) as u8,
+            (y * 5) as u8,
+            (seed * 40) as u8,
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    let fmt = if ext == "png" {
+        image::ImageFormat::Png
+    } else {
+        image::ImageFormat::Jpeg
+    };
+    img.write_to(&mut out, fmt).expect("encoding a test image");
+    out.into_inner()
+}
+
+impl FrameSource for TestImages {
+    fn image(&self, rel: u64) -> Result<(Vec<u8>, String), FormatError> {
+        let (_, w, h, ext) = self
+            .frames
+            .iter()
+            .find(|f| f.0 == rel)
+            .ok_or_else(|| FormatError::Io(format!("no test image for frame {rel}")))?;
+        Ok((image_bytes(*w, *h, ext, rel), ext.clone()))
+    }
+}
+
+/// The synthetic task of `benches/compare-formats.sh` and `benches/formats.rs`: 2,000 image
+/// frames (64×48), 30,000 shapes (10 boxes + 5 polygons of 4–6 points per frame, coordinates of
+/// 2 decimals, every other shape a car with a select attribute), seeded so every run gets the
+/// same task.
+pub fn bench_task() -> Task {
+    use rand::{Rng, SeedableRng};
+    const FRAMES: u64 = 2000;
+    const COLORS: [&str; 4] = ["red", "green", "blue", "white"];
+    let labels = LabelIndex::from_labels(vec![
+        LabelInfo {
+            color: "#ff0000".into(),
+            ..label(
+                1,
+                "car",
+                "any",
+                None,
+                vec![(10, spec("color", "select", &COLORS, "red", false))],
+            )
+        },
+        LabelInfo {
+            color: "#ff0000".into(),
+            ..label(2, "person", "any", None, vec![])
+        },
+    ]);
+    let mut rnd = rand::rngs::StdRng::seed_from_u64(5);
+    let mut a = Annotations::default();
+    let mut k = 0;
+    for frame in 0..FRAMES {
+        for i in 0..15 {
+            let car = k % 2 == 0;
+            k += 1;
+            let r2 = |v: f64| (v * 100.0).round() / 100.0;
+            let points = if i < 10 {
+                let (x, y) = (rnd.random_range(0.0..52.0), rnd.random_range(0.0..38.0));
+                vec![
+                    r2(x),
+                    r2(y),
+                    r2(x + rnd.random_range(2.0..11.0)),
+                    r2(y + rnd.random_range(2.0..9.0)),
+                ]
+            } else {
+                (0..rnd.random_range(4..=6))
+                    .flat_map(|_| {
+                        [
+                            r2(rnd.random_range(0.0..63.0)),
+                            r2(rnd.random_range(0.0..47.0)),
+                        ]
+                    })
+                    .collect()
+            };
+            let kind = if i < 10 {
+                ShapeType::Rectangle
+            } else {
+                ShapeType::Polygon
+            };
+            let mut s = shape(kind, frame, if car { 1 } else { 2 }, &[]);
+            s.id = Some(k);
+            s.occluded = i % 7 == 0;
+            s.z_order = i % 3;
+            s.points = points;
+            if car {
+                s.attributes = vec![av(10, COLORS[rnd.random_range(0..4)])];
+            }
+            a.shapes.push(s);
+        }
+    }
+    Task {
+        task_id: 1,
+        name: "formats bench".into(),
+        video: false,
+        labels,
+        frames: (0..FRAMES)
+            .map(|i| DatasetFrame {
+                rel: i,
+                abs: i,
+                name: format!("formats-2000/img_{i:05}.png"),
+                width: 64,
+                height: 48,
+            })
+            .collect(),
+        segments: vec![(1, 0, FRAMES - 1)],
+        annotations: a,
+        original_size: None,
+    }
+}
