@@ -2490,6 +2490,19 @@ fn label_accepts(label: &LabelInfo, kind: &str) -> bool {
     label.kind == "any" || label.kind == kind
 }
 
+/// Datumaro annotation types that are valid but carry nothing CVAT imports (Datumaro's
+/// `AnnotationType` minus the ones [`shape_kind`] maps and `label`); any other type is an error.
+const IGNORED_TYPES: &[&str] = &[
+    "caption",
+    "super_resolution_annotation",
+    "depth_annotation",
+    "hash_key",
+    "feature_vector",
+    "tabular",
+    "rotated_bbox",
+    "cuboid_2d",
+];
+
 /// Shape types that take part in groups and tracks (CVAT's `shapes` map).
 fn shape_kind(ty: &str) -> Option<ShapeType> {
     Some(match ty {
@@ -2720,7 +2733,11 @@ impl<'d> Importer<'d> {
                 .ok_or("the annotation has no \"type\"")?;
         let kind = shape_kind(ty);
         if kind.is_none() && ty != "label" {
-            return Ok(()); // captions and other types CVAT has no use for
+            if IGNORED_TYPES.contains(&ty) {
+                return Ok(()); // captions and other types CVAT has no use for
+            }
+            // Datumaro's reader raises on a type it does not know; so does CVAT's import.
+            return Err(format!("unknown annotation type '{ty}'"));
         }
         let (label_idx, label) = self.top_label(cats, a.label_id.as_ref())?;
         let attrs = match &a.attributes {

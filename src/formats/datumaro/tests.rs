@@ -1076,6 +1076,11 @@ fn bad_input_names_file_item_and_reason() {
             "item 'b' (#0), annotation #0 (polygon): a polygon needs an even number of at least 6",
         ),
         (
+            // Regression (issue 11): an unknown type was silently dropped.
+            json!({"categories": cats, "items": [item("b", json!([{"type": "triangle", "label_id": 0}]))]}),
+            "bad.json, item 'b' (#0), annotation #0 (triangle): unknown annotation type 'triangle'",
+        ),
+        (
             json!({"categories": cats, "items": [item("b", json!([])), item("nope", json!([]))]}),
             "bad.json, item 'nope' (#1): Could not match item id: 'nope' with any task frame",
         ),
