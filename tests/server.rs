@@ -1014,19 +1014,10 @@ fn changed_or_missing_sources_and_task_deletion() {
     // Exports with images read frames through the same path: refused too (video exports used
     // to skip the check).
     for task in [video, img] {
-        let r = s
-            .http
-            .post(s.url(&format!(
-                "/api/tasks/{task}/dataset/export?format=CVAT+for+images+1.1&save_images=true"
-            )))
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 202);
-        let rq = r.json::<Value>().unwrap()["rq_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let done = s.wait(&rq);
+        let (status, r) = post_export(&s, &format!("tasks/{task}"), "CVAT for images 1.1", true);
+        assert_eq!(status, 202, "{r}");
+        let rq = r["rq_id"].as_str().unwrap();
+        let done = s.wait(rq);
         assert_eq!(done["status"], "failed", "task {task}: {done}");
         assert!(
             done["message"].as_str().unwrap().contains("changed"),

@@ -32,6 +32,9 @@ use serde::Deserialize;
 use serde_json::{json, Map, Number, Value};
 
 use super::json_out::{put_bool, put_f64, put_i64, put_str, put_u64};
+use super::kit::mask::{
+    coco_counts_from_string, coco_counts_to_string, coco_to_cvat_mask, cvat_mask_to_coco,
+};
 use super::{
     read_error, DatasetFrame, DeflatedEntry, ExportOptions, FormatError, FrameAnnotations,
     FrameObject, FrameSource, ImportInput, TaskDataset, ValueTooLarge, ZipSink,
@@ -271,217 +274,6 @@ fn py_int_str(s: &str) -> Option<i64> {
         return None;
     }
     t.parse().ok()
-}
-
-// ------------------------------------------------------------------------------------------------
-// Masks: COCO RLE (column-major over the full image) ↔ CVAT RLE (row-major over the box)
-
-/// Encodes COCO RLE counts as COCO's compressed string (`pycocotools` `rleToString`).
-pub fn coco_counts_to_string(counts: &[u64]) -> String {
-    let mut s = String::new();
-    for (i, &c) in counts.iter().enumerate() {
-        let mut x = c as i64;
-        if i > 2 {
-            x -= counts[i - 2] as i64;
-        }
-        loop {
-            let mut c = (x & 0x1f) as u8;
-            x >>= 5;
-            let more = if c & 0x10 != 0 { x != -1 } else { x != 0 };
-            if more {
-                c |= 0x20;
-            }
-            s.push((c + 48) as char);
-            if !more {
-                break;
-            }
-        }
-    }
-    s
-}
-
-/// Decodes COCO's compressed RLE string (`pycocotools` `rleFrString`).
-pub fn coco_counts_from_string(s: &str) -> Result<Vec<u64>, String> {
-    let b = s.as_bytes();
-    let mut out: Vec<u64> = Vec::new();
-    let mut p = 0;
-    while p < b.len() {
-        let mut x: i64 = 0;
-        let mut k = 0;
-        loop {
-            let Some(&ch) = b.get(p) else {
-                return Err("the compressed RLE string ends in the middle of a count".into());
-            };
-            if !(48..48 + 64).contains(&ch) || k > 12 {
-                return Err(format!(
-                    "the compressed RLE string has a bad character at {p}"
-                ));
-            }
-            let c = (ch - 48) as i64;
-            x |= (c & 0x1f) << (5 * k);
-            let more = c & 0x20 != 0;
-            p += 1;
-            k += 1;
-            if !more {
-                if c & 0x10 != 0 {
-                    x |= -1i64 << (5 * k);
-                }
-                break;
-            }
-        }
-        let m = out.len();
-        if m > 2 {
-            x += out[m - 2] as i64;
-        }
-        if x < 0 {
-            return Err("the compressed RLE string decodes to a negative count".into());
-        }
-        out.push(x as u64);
-    }
-    Ok(out)
-}
-
-/// Run-length accumulator starting with a run of zeros (COCO and CVAT both do).
-struct Runs {
-    counts: Vec<u64>,
-    cur: bool,
-    n: u64,
-}
-
-impl Runs {
-    fn new() -> Runs {
-        Runs {
-            counts: Vec::new(),
-            cur: false,
-            n: 0,
-        }
-    }
-    fn push(&mut self, v: bool, n: u64) {
-        if n == 0 {
-            return;
-        }
-        if v != self.cur {
-            self.counts.push(self.n);
-            self.cur = v;
-            self.n = 0;
-        }
-        self.n += n;
-    }
-    fn finish(mut self) -> Vec<u64> {
-        self.counts.push(self.n);
-        self.counts
-    }
-}
-
-/// CVAT mask points (RLE over the box, row-major, then `left, top, right, bottom`) → COCO RLE
-/// counts over the full `h`×`w` image (column-major). Pixels outside the image are dropped.
-pub fn cvat_mask_to_coco(points: &[f64], h: u32, w: u32) -> Vec<u64> {
-    let (h, w) = (h as i64, w as i64);
-    let mut runs = Runs::new();
-    if points.len() < 4 {
-        runs.push(false, (h * w) as u64);
-        return runs.finish();
-    }
-    let (rle, bbox) = points.split_at(points.len() - 4);
-    let (left, top, right) = (
-        bbox[0].trunc() as i64,
-        bbox[1].trunc() as i64,
-        bbox[2].trunc() as i64,
-    );
-    let bw = (right - left + 1).max(0);
-    // Box pixels, row-major.
-    let mut bits: Vec<bool> = Vec::new();
-    let mut v = false;
-    for c in rle {
-        let c = c.trunc().max(0.0) as usize;
-        bits.extend(std::iter::repeat_n(v, c));
-        v = !v;
-    }
-    let bh = if bw > 0 {
-        (bits.len() as i64 + bw - 1) / bw
-    } else {
-        0
-    };
-    let bit = |x: i64, y: i64| -> bool {
-        let (bx, by) = (x - left, y - top);
-        if bx < 0 || by < 0 || bx >= bw || by >= bh {
-            return false;
-        }
-        bits.get((by * bw + bx) as usize).copied().unwrap_or(false)
-    };
-    for x in 0..w {
-        if x < left || x > right {
-            runs.push(false, h as u64);
-            continue;
-        }
-        for y in 0..h {
-            runs.push(bit(x, y), 1);
-        }
-    }
-    runs.finish()
-}
-
-/// COCO RLE counts over an `h`×`w` image (column-major) → CVAT mask points over the tight box,
-/// or `None` for an empty mask.
-pub fn coco_to_cvat_mask(counts: &[u64], h: u64, w: u64) -> Result<Option<Vec<f64>>, String> {
-    let total = h
-        .checked_mul(w)
-        .ok_or_else(|| format!("the mask size {h}x{w} is too large"))?;
-    let mut ones: Vec<(u64, u64)> = Vec::new(); // [start, end)
-    let mut pos: u64 = 0;
-    let mut v = false;
-    for &c in counts {
-        let end = pos
-            .checked_add(c)
-            .filter(|&e| e <= total)
-            .ok_or_else(|| format!("the RLE counts cover more than the {h}x{w} mask"))?;
-        if v && c > 0 {
-            ones.push((pos, end));
-        }
-        pos = end;
-        v = !v;
-    }
-    if ones.is_empty() {
-        return Ok(None);
-    }
-    let left = ones[0].0 / h;
-    let right = (ones[ones.len() - 1].1 - 1) / h;
-    let (mut top, mut bottom) = (u64::MAX, 0);
-    for &(s, e) in &ones {
-        let (xs, xe) = (s / h, (e - 1) / h);
-        if xs != xe {
-            top = 0;
-            bottom = h - 1;
-        } else {
-            top = top.min(s % h);
-            bottom = bottom.max((e - 1) % h);
-        }
-    }
-    // One-intervals of rows per column of the box.
-    let bw = (right - left + 1) as usize;
-    let mut cols: Vec<Vec<(u64, u64)>> = vec![Vec::new(); bw];
-    for &(s, e) in &ones {
-        let (xs, xe) = (s / h, (e - 1) / h);
-        for x in xs..=xe {
-            let y0 = if x == xs { s % h } else { 0 };
-            let y1 = if x == xe { (e - 1) % h } else { h - 1 };
-            cols[(x - left) as usize].push((y0, y1));
-        }
-    }
-    let mut ptr = vec![0usize; bw];
-    let mut runs = Runs::new();
-    for y in top..=bottom {
-        for (xi, col) in cols.iter().enumerate() {
-            let p = &mut ptr[xi];
-            while *p < col.len() && col[*p].1 < y {
-                *p += 1;
-            }
-            runs.push(*p < col.len() && col[*p].0 <= y, 1);
-        }
-    }
-    let mut points: Vec<f64> = runs.finish().into_iter().map(|c| c as f64).collect();
-    points.extend([left as f64, top as f64, right as f64, bottom as f64]);
-    Ok(Some(points))
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -3225,7 +3017,7 @@ fn mask_points(rle: Option<&Value>) -> Result<Vec<f64>, String> {
     }
     let (h, w) = (size[0] as u64, size[1] as u64);
     let counts = match rle.get("counts") {
-        Some(Value::String(s)) => coco_counts_from_string(s)?,
+        Some(Value::String(s)) => coco_counts_from_string(s).map_err(|e| e.to_string())?,
         Some(Value::Array(a)) => a
             .iter()
             .map(|c| {
@@ -3235,7 +3027,9 @@ fn mask_points(rle: Option<&Value>) -> Result<Vec<f64>, String> {
             .collect::<Result<_, _>>()?,
         _ => return Err("\"rle.counts\" must be a string or a list of integers".into()),
     };
-    coco_to_cvat_mask(&counts, h, w)?.ok_or_else(|| "the mask is empty".into())
+    coco_to_cvat_mask(&counts, h, w)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "the mask is empty".into())
 }
 
 #[cfg(test)]

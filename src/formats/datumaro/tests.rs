@@ -384,54 +384,6 @@ fn splitext_and_dirname_follow_python() {
 }
 
 #[test]
-fn rle_column_major_on_a_hand_computed_case() {
-    // Image 2x3 (h=2, w=3); mask pixels (x=1,y=0), (1,1), (2,1):
-    //   0 1 0
-    //   0 1 1
-    // Column-major: col0 = 0 0, col1 = 1 1, col2 = 0 1 → runs 2 zeros, 2 ones, 1 zero, 1 one.
-    // CVAT: box left=1, top=0, right=2, bottom=1, row-major "10" "11" → runs 0, 1, 1, 2.
-    let cvat = [0.0, 1.0, 1.0, 2.0, 1.0, 0.0, 2.0, 1.0];
-    let coco = cvat_mask_to_coco(&cvat, 2, 3);
-    assert_eq!(coco, vec![2, 2, 1, 1]);
-    // pycocotools.mask.encode(...)['counts'] == b'221O'
-    assert_eq!(coco_counts_to_string(&coco), "221O");
-    assert_eq!(coco_counts_from_string("221O").unwrap(), coco);
-    assert_eq!(
-        coco_to_cvat_mask(&coco, 2, 3).unwrap().unwrap(),
-        cvat.to_vec()
-    );
-    // Datumaro's sample: "06" over 2x3 = all ones.
-    assert_eq!(coco_counts_from_string("06").unwrap(), vec![0, 6]);
-    assert_eq!(
-        coco_to_cvat_mask(&[0, 6], 2, 3).unwrap().unwrap(),
-        vec![0.0, 6.0, 0.0, 0.0, 2.0, 1.0]
-    );
-    assert_eq!(coco_to_cvat_mask(&[6], 2, 3).unwrap(), None);
-    assert!(coco_to_cvat_mask(&[5, 2], 2, 3).is_err());
-}
-
-#[test]
-fn rle_matches_pycocotools_on_a_larger_mask() {
-    // numpy: b = zeros((40, 30)); b[3:30, 5:20] = 1; b[10, 25] = 1; pycocotools.mask.encode(b)
-    let s = "[6k0=000000000000000000000000000_6VOQO";
-    let counts = coco_counts_from_string(s).unwrap();
-    assert_eq!(counts.iter().sum::<u64>(), 40 * 30);
-    assert_eq!(coco_counts_to_string(&counts), s);
-    let cvat = coco_to_cvat_mask(&counts, 40, 30).unwrap().unwrap();
-    assert_eq!(&cvat[cvat.len() - 4..], &[5.0, 3.0, 25.0, 29.0]);
-    let ones: f64 = cvat[..cvat.len() - 4].iter().skip(1).step_by(2).sum();
-    assert_eq!(ones, (27 * 15 + 1) as f64);
-    check_points(ShapeType::Mask, &cvat).unwrap();
-    assert_eq!(cvat_mask_to_coco(&cvat, 40, 30), counts);
-    // Long counts and negative deltas survive the string form.
-    let long = vec![1_000_000, 3, 999_000, 17, 5, 0, 12];
-    assert_eq!(
-        coco_counts_from_string(&coco_counts_to_string(&long)).unwrap(),
-        long
-    );
-}
-
-#[test]
 fn skeleton_svg_gives_sublabel_order_and_joints() {
     let l = labels();
     let layout = skeleton_layout(&l, l.get(3).unwrap());

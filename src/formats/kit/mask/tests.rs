@@ -52,6 +52,7 @@ fn rle_matches_pycocotools_on_a_larger_mask() {
     // The box's runs cover exactly its pixels (datumaro's check_points for masks).
     let total: f64 = cvat[..cvat.len() - 4].iter().sum();
     assert_eq!(total, (21 * 27) as f64);
+    crate::annotations::check_points(crate::annotations::ShapeType::Mask, &cvat).unwrap();
     assert_eq!(cvat_mask_to_coco(&cvat, 40, 30), counts);
     // Long counts and negative deltas survive the string form.
     let long = vec![1_000_000, 3, 999_000, 17, 5, 0, 12];
