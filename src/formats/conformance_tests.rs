@@ -123,7 +123,7 @@ fn datumaro() -> FormatUnderTest {
 
 /// One test per check and format.
 macro_rules! conformance {
-    ($m:ident, $f:expr $(, #[$ignore_closed:meta])?) => {
+    ($m:ident, $f:expr) => {
         mod $m {
             use super::*;
 
@@ -141,7 +141,6 @@ macro_rules! conformance {
             }
 
             #[test]
-            $(#[$ignore_closed])?
             fn closed_track_round_trip() {
                 suite::closed_track_round_trip(&$f);
             }
@@ -196,9 +195,9 @@ macro_rules! conformance {
 
 conformance!(cvat_for_images, cvat_images());
 conformance!(cvat_for_video, cvat_video());
-// Issue 11's bug: a track closed by `outside` one step after its last visible frame loses that
-// frame as a keyframe on import (frames 1-3 come back 7.5/15/22.5 instead of 10/20/30).
-conformance!(datumaro_1_0, datumaro(), #[ignore = "fixed on branch kit11"]);
+// Issue 11's bug (fixed): a track closed by `outside` one step after its last visible frame lost
+// that frame as a keyframe on import (frames 1-3 came back 7.5/15/22.5 instead of 10/20/30).
+conformance!(datumaro_1_0, datumaro());
 
 /// `run_all` is the one call a format that passes every check makes.
 #[test]

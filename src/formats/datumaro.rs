@@ -2790,6 +2790,17 @@ impl<'d> Importer<'d> {
         }
         let mut out: Vec<RawTracked> = Vec::new();
         let mut prev: Option<RawTracked> = None;
+        // Whether `prev` is already in `out` (as a keyframe).
+        let mut prev_kept = false;
+        // CVAT's `_close_last_interval`: the last visible shape before an inferred outside
+        // becomes a keyframe, so the frames before it keep their positions.
+        let close = |out: &mut Vec<RawTracked>, p: &RawTracked, kept: bool| {
+            if !kept {
+                let mut k = p.clone();
+                k.keyframe = true;
+                out.push(k);
+            }
+        };
         for mut s in shapes {
             let prev_visible = prev.as_ref().map(|p| !p.outside);
             let cur_visible = !s.outside;
@@ -2797,6 +2808,7 @@ impl<'d> Importer<'d> {
             if let (Some(true), Some(p)) = (prev_visible, prev.as_ref()) {
                 has_gap = p.frame + 1 < s.frame;
                 if has_gap {
+                    close(&mut out, p, prev_kept);
                     let mut o = p.clone();
                     o.outside = true;
                     o.keyframe = true;
@@ -2807,11 +2819,15 @@ impl<'d> Importer<'d> {
             if prev_visible != Some(cur_visible) || (cur_visible && (has_gap || s.keyframe)) {
                 s.keyframe = true;
                 out.push(s.clone());
+                prev_kept = true;
+            } else {
+                prev_kept = false;
             }
             prev = Some(s);
         }
         if let Some(p) = prev {
             if !p.outside && p.frame < self.last_frame {
+                close(&mut out, &p, prev_kept);
                 let mut o = p;
                 o.outside = true;
                 o.keyframe = true;

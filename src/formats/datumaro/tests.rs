@@ -1144,6 +1144,7 @@ fn tracks_are_rebuilt_from_track_id_and_keyframe() {
         shapes,
         vec![
             (0, false, 0.0, vec![av(11, "0")]),
+            (1, false, 1.0, vec![av(11, "1")]),
             (2, true, 1.0, vec![av(11, "1")]),
             (3, false, 3.0, vec![av(11, "3")]),
             (4, true, 3.0, vec![av(11, "3")]),
@@ -1272,7 +1273,66 @@ fn tracks_export_per_frame_and_round_trip() {
     let back = Datumaro::default()
         .import(&ImportInput::open(&zip).unwrap(), &ds)
         .unwrap();
-    assert_eq!(normalised(&back), normalised(&a));
+    // Import makes the last visible frame before each inferred `outside` a keyframe (CVAT's
+    // `_close_last_interval`): frame 1 here, with the same geometry, so nothing moves.
+    let mut want = a.clone();
+    fn close_at_1(t: &mut Track) {
+        let mut k = t.shapes[0].clone();
+        k.frame = 1;
+        t.shapes.insert(1, k);
+        t.elements.iter_mut().for_each(close_at_1);
+    }
+    want.tracks.iter_mut().for_each(close_at_1);
+    assert_eq!(normalised(&back), normalised(&want));
+}
+
+/// Regression (issue 11): a segment closed by an outside shape one step after its last
+/// visible frame keeps that frame as a keyframe (CVAT's `_close_last_interval`), so frames
+/// 1–3 come back at 10/20/30, not interpolated toward the outside shape (7.5/15/22.5).
+#[test]
+fn track_closed_by_outside_keeps_its_last_visible_frame() {
+    let l = labels();
+    let ts = |frame, outside, x: f64| TrackedShape {
+        id: None,
+        kind: ShapeType::Rectangle,
+        frame,
+        occluded: false,
+        outside,
+        z_order: 0,
+        rotation: 0.0,
+        points: vec![x, x, x + 10.0, x + 10.0],
+        attributes: vec![av(11, "1"), av(12, "false")],
+    };
+    let a = Annotations {
+        tracks: vec![Track {
+            id: None,
+            frame: 0,
+            label_id: 1,
+            group: 0,
+            source: "file".into(),
+            attributes: vec![av(10, "blue"), av(13, "t")],
+            shapes: vec![ts(0, false, 0.0), ts(4, true, 40.0)],
+            elements: vec![],
+        }],
+        ..Annotations::default()
+    };
+    let frames: Vec<DatasetFrame> = (0..8)
+        .map(|i| frame(i, i, &format!("{i}.jpg"), 100, 100))
+        .collect();
+    let ds = dataset(&l, &a, frames);
+    let (_dir, zip) = export_zip(&ds, ExportOptions::default());
+    let back = Datumaro::default()
+        .import(&ImportInput::open(&zip).unwrap(), &ds)
+        .unwrap();
+    let got: Vec<(u64, bool, f64)> = back.tracks[0]
+        .shapes
+        .iter()
+        .map(|s| (s.frame, s.outside, s.points[0]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(0, false, 0.0), (3, false, 30.0), (4, true, 30.0)]
+    );
 }
 
 // ---- the in-memory and streaming readers -----------------------------------------------------------------------------
@@ -1520,7 +1580,10 @@ fn track_ids_of_any_type_key_tracks() {
         .collect();
     assert_eq!(
         frames,
-        vec![vec![(0, false), (2, true)], vec![(0, false), (1, true)]]
+        vec![
+            vec![(0, false), (1, false), (2, true)],
+            vec![(0, false), (1, true)]
+        ]
     );
     assert_eq!(got.shapes.len(), 2);
 
