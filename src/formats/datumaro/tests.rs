@@ -4,10 +4,21 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use super::parse::*;
+use super::skeleton::*;
 use super::*;
+use crate::annotations::{
+    Annotations, AttributeVal, LabelIndex, Shape, ShapeType, Tag, Track, TrackedShape,
+};
+use crate::formats::kit::paths::*;
 use crate::formats::DEFAULT_MAX_IMPORT_VALUE;
+use crate::formats::{
+    DatasetFrame, ExportOptions, FormatError, FrameSource, ImportInput, TaskDataset, ZipSink,
+};
 use crate::formats::{Exporter as _, Importer as _};
 use crate::store::LabelRow;
+use serde_json::Value;
+use std::io::Read;
 
 /// Skeleton SVG as CVAT clients send it (`data-label-name`), with one circle in CVAT's stored
 /// form (`data-label-id`); circle order hand, head, foot.
@@ -398,76 +409,6 @@ fn skeleton_svg_gives_sublabel_order_and_joints() {
     let layout = skeleton_layout(&bare, bare.get(1).unwrap());
     assert_eq!(layout.sublabels, vec![2, 3]);
     assert!(layout.joints.is_empty());
-}
-
-#[test]
-fn frame_matching_follows_cvat_vectors() {
-    // spec §6, FrameMatchingTest.
-    let names = [
-        "a.jpg",
-        "a/a.jpg",
-        "a/b.jpg",
-        "b/a.jpg",
-        "b/c.jpg",
-        "a/b/c.jpg",
-        "a/b/d.jpg",
-    ];
-    let fr: Vec<DatasetFrame> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| frame(i as u64, i as u64, n, 1, 1))
-        .collect();
-    let m = FrameMatcher::new(&fr, false);
-    let name_of = |f: Option<u64>| f.map(|f| names[f as usize]);
-    assert_eq!(name_of(m.match_frame("z.jpg", Some(""), true)), None);
-    assert_eq!(name_of(m.match_frame("z/a.jpg", Some(""), true)), None);
-    assert_eq!(
-        name_of(m.match_frame("d.jpg", Some("a/b"), true)),
-        Some("a/b/d.jpg")
-    );
-    assert_eq!(
-        name_of(m.match_frame("b/d.jpg", Some("a"), true)),
-        Some("a/b/d.jpg")
-    );
-    for n in names {
-        assert_eq!(name_of(m.match_frame(n, None, true)), Some(n));
-    }
-
-    // find_dataset_root vectors.
-    let root = |task: &[&str], ids: &[&str]| {
-        let fr: Vec<DatasetFrame> = task
-            .iter()
-            .enumerate()
-            .map(|(i, n)| frame(i as u64, i as u64, n, 1, 1))
-            .collect();
-        FrameMatcher::new(&fr, false).root_hint(ids.iter().copied())
-    };
-    assert_eq!(
-        root(&["a.jpg", "b/c/a.jpg"], &["a", "b/c/a"]).as_deref(),
-        Some("")
-    );
-    assert_eq!(
-        root(&["b/a.jpg", "b/c/a.jpg"], &["a", "c/a"]).as_deref(),
-        Some("b")
-    );
-    assert_eq!(root(&["b/c/a.jpg"], &["a"]).as_deref(), Some("b/c"));
-    assert_eq!(root(&["a.jpg"], &["z"]), None);
-
-    // Fallbacks: the frame attribute, a numeric id, video frame names.
-    let fr = vec![frame(0, 0, "x.jpg", 1, 1), frame(1, 1, "y.jpg", 1, 1)];
-    let m = FrameMatcher::new(&fr, false);
-    assert_eq!(m.match_item("x", Some(".png"), None, None), Some(0));
-    assert_eq!(m.match_item("other", None, Some(&json!(1)), None), Some(1));
-    assert_eq!(m.match_item("1", None, None, None), Some(1));
-    assert_eq!(m.match_item("other", None, Some(&json!(7)), None), None);
-    assert_eq!(m.match_item("frame_000001", None, None, None), None);
-    let fr = vec![
-        frame(0, 0, "frame_000000.PNG", 1, 1),
-        frame(1, 1, "frame_000001.PNG", 1, 1),
-    ];
-    let m = FrameMatcher::new(&fr, true);
-    assert_eq!(m.match_item("frame_000001", None, None, None), Some(1));
-    assert_eq!(m.match_item("sub/frame_000001", None, None, None), Some(1));
 }
 
 // ---- export ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 
 use flate2::{Compress, Compression, FlushCompress};
 
-use super::{FormatError, ZipSink};
+use crate::formats::{FormatError, ZipSink};
 
 /// Target uncompressed bytes per piece.
 const PIECE: usize = 128 << 10;

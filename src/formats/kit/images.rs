@@ -1,0 +1,71 @@
+//! Saving the frames' images into an export ("Save images"): one loop for every format, in
+//! frame order (a video's frame source decodes sequentially), each image a stored zip entry.
+
+use std::collections::HashSet;
+
+use crate::formats::{DatasetFrame, FormatError, FrameSource, TaskDataset, ZipSink};
+
+/// Writes the image of every frame of `ds` into `zip`, in frame order. `entry` names each one
+/// from the frame and the extension the source encoded it with (e.g. `".PNG"`); `progress`
+/// gets the fraction of frames written.
+pub fn save_images(
+    ds: &TaskDataset<'_>,
+    images: Option<&dyn FrameSource>,
+    zip: &mut ZipSink<std::fs::File>,
+    mut entry: impl FnMut(&DatasetFrame, &str) -> String,
+    progress: &dyn Fn(f64),
+) -> Result<(), FormatError> {
+    let src = images.ok_or_else(|| {
+        FormatError::Io("images were requested but there is no frame source".into())
+    })?;
+    let n = ds.frames.len().max(1) as f64;
+    for (i, f) in ds.frames.iter().enumerate() {
+        let (bytes, ext) = src.image(f.rel)?;
+        let name = entry(f, &ext);
+        zip.stored_file(&name)?.write_all(&bytes)?;
+        progress((i + 1) as f64 / n);
+    }
+    Ok(())
+}
+
+/// File names made unique the way Datumaro does when it saves media: a name already used gets
+/// `_1`, `_2`, … before its extension.
+#[derive(Debug, Default)]
+pub struct UniqueNames {
+    used: HashSet<String>,
+}
+
+impl UniqueNames {
+    /// `stem` + `ext` (`ext` without its dot; empty for none), suffixed until unused.
+    pub fn name(&mut self, stem: &str, ext: &str) -> String {
+        let with_ext = |stem: &str| {
+            if ext.is_empty() {
+                stem.to_owned()
+            } else {
+                format!("{stem}.{ext}")
+            }
+        };
+        let mut name = with_ext(stem);
+        let mut k = 1;
+        while !self.used.insert(name.clone()) {
+            name = with_ext(&format!("{stem}_{k}"));
+            k += 1;
+        }
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clashing_names_get_suffixes() {
+        let mut u = UniqueNames::default();
+        assert_eq!(u.name("a_b", "png"), "a_b.png");
+        assert_eq!(u.name("a_b", "png"), "a_b_1.png");
+        assert_eq!(u.name("a_b", "png"), "a_b_2.png");
+        assert_eq!(u.name("a_b", "jpg"), "a_b.jpg");
+        assert_eq!(u.name("x", ""), "x");
+    }
+}
