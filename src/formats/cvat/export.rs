@@ -7,18 +7,19 @@ use std::io::{self, Write};
 use quick_xml::events::{BytesStart, Event};
 
 use crate::annotations::interpolate::{interpolate, FrameShape};
-use crate::annotations::{AttributeVal, LabelIndex, LabelInfo, Shape, ShapeType, Track};
-use crate::formats::{DeflatedEntry, FormatError, FrameAnnotations, FrameObject, TaskDataset};
+use crate::annotations::{AttributeVal, LabelIndex, LabelInfo, ShapeType};
+use crate::formats::{DeflatedEntry, FormatError, FrameAnnotations, TaskDataset};
 
 use super::import::*;
 use super::xml::*;
 use crate::formats::kit::paths::split_ext;
+use crate::formats::kit::dataset::ShapeView;
 
 // ------------------------------------------------------------------------------------------------
 // Frames
 
 /// The task's frames by task-relative number (jobs hold a slice of them).
-pub(super) struct Frames<'d> {
+struct Frames<'d> {
     ds: &'d TaskDataset<'d>,
     step: u64,
     video: bool,
@@ -63,7 +64,7 @@ impl<'d> Frames<'d> {
 }
 
 /// Python's `str(datetime)` of an aware UTC time: `2020-04-23 08:57:24.614217+00:00`.
-pub(super) fn py_datetime(t: chrono::DateTime<chrono::Utc>) -> String {
+fn py_datetime(t: chrono::DateTime<chrono::Utc>) -> String {
     use chrono::Timelike;
     if t.nanosecond() / 1000 == 0 {
         t.format("%Y-%m-%d %H:%M:%S+00:00").to_string()
@@ -80,12 +81,12 @@ pub(super) fn py_timestamp(s: &str) -> String {
     }
 }
 
-pub(super) fn label_name(labels: &LabelIndex, id: i64) -> &str {
+fn label_name(labels: &LabelIndex, id: i64) -> &str {
     labels.get(id).map_or("", |l| l.name.as_str())
 }
 
 /// An attribute's name: in its label, else in any label (CVAT looks it up globally).
-pub(super) fn attr_name(labels: &LabelIndex, label_id: i64, spec_id: i64) -> Option<&str> {
+fn attr_name(labels: &LabelIndex, label_id: i64, spec_id: i64) -> Option<&str> {
     fn spec(l: &LabelInfo, spec_id: i64) -> Option<&str> {
         l.attributes
             .iter()
@@ -105,58 +106,8 @@ pub(super) fn shape_tag(kind: ShapeType) -> &'static str {
     }
 }
 
-/// What the writer needs of a shape, whether plain, tracked or interpolated.
-#[derive(Clone, Copy)]
-pub(super) struct View<'a> {
-    kind: ShapeType,
-    label_id: i64,
-    source: &'a str,
-    group: u64,
-    occluded: bool,
-    outside: bool,
-    keyframe: bool,
-    z_order: i64,
-    rotation: f64,
-    points: &'a [f64],
-    attributes: &'a [AttributeVal],
-}
-
-impl<'a> View<'a> {
-    fn shape(s: &'a Shape) -> Self {
-        View {
-            kind: s.kind,
-            label_id: s.label_id,
-            source: &s.source,
-            group: s.group,
-            occluded: s.occluded,
-            outside: s.outside,
-            keyframe: true,
-            z_order: s.z_order,
-            rotation: s.rotation,
-            points: &s.points,
-            attributes: &s.attributes,
-        }
-    }
-
-    fn frame(f: &'a FrameShape, source: &'a str, group: u64) -> Self {
-        View {
-            kind: f.kind,
-            label_id: f.label_id,
-            source,
-            group,
-            occluded: f.occluded,
-            outside: f.outside,
-            keyframe: f.keyframe,
-            z_order: f.z_order,
-            rotation: f.rotation,
-            points: &f.points,
-            attributes: &f.attributes,
-        }
-    }
-}
-
 /// The geometry attributes of a shape, in CVAT's order.
-pub(super) fn write_geometry<W: Write>(x: &mut Xml<W>, v: &View<'_>) {
+fn write_geometry<W: Write>(x: &mut Xml<W>, v: &ShapeView<'_>) {
     let p = v.points;
     let g = |i: usize| p.get(i).copied().unwrap_or(0.0);
     match v.kind {
@@ -204,7 +155,7 @@ pub(super) fn write_geometry<W: Write>(x: &mut Xml<W>, v: &View<'_>) {
     }
 }
 
-pub(super) fn write_attributes<W: Write>(
+fn write_attributes<W: Write>(
     x: &mut Xml<W>,
     labels: &LabelIndex,
     label_id: i64,
@@ -222,11 +173,10 @@ pub(super) fn write_attributes<W: Write>(
 
 /// One shape of `<image>` (`dump_labeled_shapes`); skeleton elements have `outside` and no
 /// `z_order`.
-pub(super) fn write_image_shape<W: Write>(
+fn write_image_shape<W: Write>(
     x: &mut Xml<W>,
     labels: &LabelIndex,
-    v: &View<'_>,
-    elements: &[View<'_>],
+    v: &ShapeView<'_>,
     is_element: bool,
 ) -> io::Result<()> {
     let tag = shape_tag(v.kind);
@@ -248,8 +198,8 @@ pub(super) fn write_image_shape<W: Write>(
     }
     x.open()?;
     if v.kind == ShapeType::Skeleton {
-        for e in elements {
-            write_image_shape(x, labels, e, &[], true)?;
+        for e in &v.elements {
+            write_image_shape(x, labels, e, true)?;
         }
     }
     write_attributes(x, labels, v.label_id, v.attributes)?;
@@ -258,14 +208,13 @@ pub(super) fn write_image_shape<W: Write>(
 
 /// One shape of a `<track>` (`dump_shape`): `frame` on shapes, `label` on skeleton elements; a
 /// skeleton without element shapes on its frame is not written at all.
-pub(super) fn write_track_shape<W: Write>(
+fn write_track_shape<W: Write>(
     x: &mut Xml<W>,
     labels: &LabelIndex,
     frame: Option<u64>,
-    v: &View<'_>,
-    elements: &[View<'_>],
+    v: &ShapeView<'_>,
 ) -> io::Result<()> {
-    if v.kind == ShapeType::Skeleton && elements.is_empty() {
+    if v.kind == ShapeType::Skeleton && v.elements.is_empty() {
         return Ok(());
     }
     let tag = shape_tag(v.kind);
@@ -284,14 +233,14 @@ pub(super) fn write_track_shape<W: Write>(
         x.attr_num("z_order", v.z_order);
     }
     x.open()?;
-    for e in elements {
-        write_track_shape(x, labels, None, e, &[])?;
+    for e in &v.elements {
+        write_track_shape(x, labels, None, e)?;
     }
     write_attributes(x, labels, v.label_id, v.attributes)?;
     x.close(tag)
 }
 
-pub(super) fn write_meta<W: Write>(
+fn write_meta<W: Write>(
     x: &mut Xml<W>,
     ds: &TaskDataset<'_>,
     fr: &Frames<'_>,
@@ -388,21 +337,7 @@ pub(super) fn write_meta<W: Write>(
     x.close("meta")
 }
 
-pub(super) fn element_track(t: &Track, label_id: i64) -> Option<&Track> {
-    t.elements.iter().find(|e| e.label_id == label_id)
-}
-
-/// A skeleton track's element on one frame, with its own track's source and group.
-pub(super) fn element_view<'a>(t: &'a Track, e: &'a FrameShape) -> View<'a> {
-    let et = element_track(t, e.label_id);
-    View::frame(
-        e,
-        et.map_or(t.source.as_str(), |et| et.source.as_str()),
-        et.map_or(0, |et| et.group),
-    )
-}
-
-pub(super) fn write_images_body(
+fn write_images_body(
     x: &mut Xml<&mut DeflatedEntry>,
     ds: &TaskDataset<'_>,
     fr: &Frames<'_>,
@@ -430,7 +365,7 @@ pub(super) fn write_images_body(
 }
 
 /// The `<image>` element of dataset frame `i`, with its shapes (sorted by z-order) and tags.
-pub(super) fn write_image<W: Write>(
+fn write_image<W: Write>(
     x: &mut Xml<W>,
     ds: &TaskDataset<'_>,
     fr: &Frames<'_>,
@@ -450,24 +385,7 @@ pub(super) fn write_image<W: Write>(
     x.attr_num("height", frame.height);
     x.open()?;
     for item in by_frame.shapes(i) {
-        match item {
-            FrameObject::Plain(s) => {
-                let els: Vec<View<'_>> = s.elements.iter().map(View::shape).collect();
-                write_image_shape(x, ds.labels, &View::shape(s), &els, false)?;
-            }
-            FrameObject::Tracked {
-                track: t, shape: f, ..
-            } => {
-                let els: Vec<View<'_>> = f.elements.iter().map(|e| element_view(t, e)).collect();
-                write_image_shape(
-                    x,
-                    ds.labels,
-                    &View::frame(f, &t.source, t.group),
-                    &els,
-                    false,
-                )?;
-            }
-        }
+        write_image_shape(x, ds.labels, &item.view(), false)?;
     }
     for t in by_frame.tags(i) {
         x.begin("tag");
@@ -483,7 +401,7 @@ pub(super) fn write_image<W: Write>(
     x.close("image")
 }
 
-pub(super) fn open_track<W: Write>(
+fn open_track<W: Write>(
     x: &mut Xml<W>,
     labels: &LabelIndex,
     id: usize,
@@ -501,7 +419,7 @@ pub(super) fn open_track<W: Write>(
     x.open()
 }
 
-pub(super) fn write_video_body<W: Write>(
+fn write_video_body<W: Write>(
     x: &mut Xml<W>,
     ds: &TaskDataset<'_>,
     fr: &Frames<'_>,
@@ -512,7 +430,7 @@ pub(super) fn write_video_body<W: Write>(
     let mut done = 0usize;
     let mut counter = 0usize;
     if let Some(last) = fr.last_rel() {
-        for t in &a.tracks {
+        for (index, t) in a.tracks.iter().enumerate() {
             // CVAT keeps keyframes (outside ones too) and every visible frame.
             let shapes: Vec<FrameShape> = interpolate(t, last)
                 .into_iter()
@@ -524,14 +442,10 @@ pub(super) fn write_video_body<W: Write>(
             }
             open_track(x, ds.labels, counter, t.label_id, &t.source, t.group)?;
             for f in &shapes {
-                let els: Vec<View<'_>> = f
-                    .elements
-                    .iter()
-                    .filter(|e| e.keep_in_track_export())
-                    .map(|e| element_view(t, e))
-                    .collect();
-                let v = View::frame(f, &t.source, t.group);
-                write_track_shape(x, ds.labels, Some(fr.abs(f.frame)), &v, &els)?;
+                let mut v = ShapeView::tracked(f, index, t);
+                // As `FrameShape::keep_in_track_export`: keyframes and visible elements.
+                v.elements.retain(|e| e.keyframe || !e.outside);
+                write_track_shape(x, ds.labels, Some(fr.abs(f.frame)), &v)?;
             }
             x.close("track")?;
             counter += 1;
@@ -546,18 +460,17 @@ pub(super) fn write_video_body<W: Write>(
         }
         open_track(x, ds.labels, counter, s.label_id, &s.source, s.group)?;
         let frame = fr.abs(s.frame);
-        let mut v = View::shape(s);
+        let mut v = ShapeView::plain(s);
         v.outside = false;
-        let mut els: Vec<View<'_>> = s.elements.iter().map(View::shape).collect();
-        write_track_shape(x, ds.labels, Some(frame), &v, &els)?;
+        write_track_shape(x, ds.labels, Some(frame), &v)?;
         // A finishing outside keyframe, unless it would hop over the last frame.
         let next = frame + fr.step;
         if next < stop {
             v.outside = true;
-            for e in &mut els {
+            for e in &mut v.elements {
                 e.outside = true;
             }
-            write_track_shape(x, ds.labels, Some(next), &v, &els)?;
+            write_track_shape(x, ds.labels, Some(next), &v)?;
         }
         x.close("track")?;
         counter += 1;

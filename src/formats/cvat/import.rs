@@ -46,7 +46,7 @@ pub(super) fn at<T>(pos: u64, reason: impl Into<String>) -> PResult<T> {
 }
 
 /// Deepest element nesting accepted (CVAT's files nest five deep); bounds the parser's stacks.
-pub(super) const MAX_DEPTH: usize = 256;
+const MAX_DEPTH: usize = 256;
 
 pub(super) fn parse_source(
     input: &ImportInput,
@@ -82,7 +82,7 @@ pub(super) fn parse_source(
 }
 
 /// The 1-based line of byte `pos`.
-pub(super) fn line_at(r: &mut dyn BufRead, pos: u64) -> u64 {
+fn line_at(r: &mut dyn BufRead, pos: u64) -> u64 {
     let mut line = 1;
     let mut left = pos;
     while left > 0 {
@@ -99,7 +99,7 @@ pub(super) fn line_at(r: &mut dyn BufRead, pos: u64) -> u64 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Node {
+enum Node {
     Root,
     Meta,
     Image,
@@ -112,7 +112,7 @@ pub(super) enum Node {
     Other,
 }
 
-pub(super) fn shape_kind(tag: &[u8]) -> Option<ShapeType> {
+fn shape_kind(tag: &[u8]) -> Option<ShapeType> {
     Some(match tag {
         b"box" => ShapeType::Rectangle,
         b"polygon" => ShapeType::Polygon,
@@ -127,7 +127,7 @@ pub(super) fn shape_kind(tag: &[u8]) -> Option<ShapeType> {
 }
 
 /// A shape being read (its start tag's attributes, then its children).
-pub(super) struct Pending<'l> {
+struct Pending<'l> {
     kind: ShapeType,
     label: &'l LabelInfo,
     pos: u64,
@@ -145,7 +145,7 @@ pub(super) struct Pending<'l> {
     elements: Vec<Shape>,
 }
 
-pub(super) struct TagB<'l> {
+struct TagB<'l> {
     label: &'l LabelInfo,
     frame: u64,
     group: u64,
@@ -153,7 +153,7 @@ pub(super) struct TagB<'l> {
 }
 
 /// A track being read: keyframes, and element tracks by label in order of appearance.
-pub(super) struct TrackB<'l> {
+struct TrackB<'l> {
     label: &'l LabelInfo,
     group: u64,
     pos: u64,
@@ -290,21 +290,21 @@ impl<'l> TrackB<'l> {
 }
 
 /// Sets an attribute, replacing an earlier value of the same spec.
-pub(super) fn put_attr(list: &mut Vec<AttributeVal>, a: AttributeVal) {
+fn put_attr(list: &mut Vec<AttributeVal>, a: AttributeVal) {
     match list.iter_mut().find(|x| x.spec_id == a.spec_id) {
         Some(x) => *x = a,
         None => list.push(a),
     }
 }
 
-pub(super) fn put_attr_m(list: &mut Vec<(AttributeVal, bool)>, a: AttributeVal, mutable: bool) {
+fn put_attr_m(list: &mut Vec<(AttributeVal, bool)>, a: AttributeVal, mutable: bool) {
     match list.iter_mut().find(|(x, _)| x.spec_id == a.spec_id) {
         Some(x) => *x = (a, mutable),
         None => list.push((a, mutable)),
     }
 }
 
-pub(super) fn label_accepts(label: &LabelInfo, kind: &str) -> bool {
+fn label_accepts(label: &LabelInfo, kind: &str) -> bool {
     label.kind == "any" || label.kind == kind
 }
 
@@ -607,7 +607,7 @@ pub(super) fn parse_float(s: &str) -> Option<f64> {
 /// the sign) whose digits, as an integer, are at most 2^53; `None` otherwise. That integer and
 /// a power of ten up to 10^18 are exact `f64`s, so their quotient, rounded once by the division,
 /// is the correctly rounded value that `str::parse` returns too (Clinger's fast path).
-pub(super) fn plain_decimal(b: &[u8]) -> Option<f64> {
+fn plain_decimal(b: &[u8]) -> Option<f64> {
     const POW10: [f64; 19] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
         1e17, 1e18,
@@ -651,7 +651,7 @@ pub(super) fn round2(v: f64) -> f64 {
 }
 
 /// The points of a shape from its start tag, as CVAT's `load_anno` reads them.
-pub(super) fn read_geometry(kind: ShapeType, tag: &str, a: &Attrs, pos: u64) -> PResult<Vec<f64>> {
+fn read_geometry(kind: ShapeType, tag: &str, a: &Attrs, pos: u64) -> PResult<Vec<f64>> {
     Ok(match kind {
         ShapeType::Rectangle => vec![
             a.float(tag, Key::Xtl, pos)?,
@@ -705,7 +705,7 @@ pub(super) fn read_geometry(kind: ShapeType, tag: &str, a: &Attrs, pos: u64) -> 
     })
 }
 
-pub(super) struct Parser<'a, 'l> {
+struct Parser<'a, 'l> {
     labels: &'l LabelIndex,
     matcher: &'a FrameMatcher<'a>,
     out: &'a mut Annotations,
@@ -726,7 +726,7 @@ pub(super) struct Parser<'a, 'l> {
 /// file's length). quick-xml reads each event (a tag with its attributes, a text, a comment, …)
 /// whole into `buf`, so the input is read through an [`EventLimit`]: no event is more than
 /// `--max-import-value` bytes (plus one read buffer).
-pub(super) struct QuickXml<'r> {
+struct QuickXml<'r> {
     reader: Reader<EventLimit<'r>>,
     buf: Vec<u8>,
     /// The last event was a text, whose end (`<`) quick-xml consumed with it.
@@ -798,7 +798,7 @@ impl<'r> QuickXml<'r> {
 
 /// A reader that fails once more than `limit` bytes were consumed since [`begin`](Self::begin)
 /// (called before each event), and keeps the error of the reader below.
-pub(super) struct EventLimit<'r> {
+struct EventLimit<'r> {
     inner: &'r mut dyn BufRead,
     since: u64,
     /// The first bytes since `begin`, to tell what kind of event passed the limit.
@@ -858,7 +858,7 @@ impl BufRead for EventLimit<'_> {
     }
 }
 
-pub(super) fn parse_xml(
+fn parse_xml(
     events: &mut QuickXml<'_>,
     ds: &TaskDataset<'_>,
     matcher: &FrameMatcher,

@@ -11,7 +11,7 @@ use quick_xml::Writer;
 // Writing: Python's XMLGenerator, element by element
 
 /// Escapes text like Python's `xml.sax.saxutils.escape`.
-pub(super) fn escape_text(s: &str, out: &mut String) {
+fn escape_text(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -53,7 +53,7 @@ pub(super) fn quote_attr(s: &str, out: &mut String) {
     }
 }
 
-pub(super) const SPACES: &str = "                                                                ";
+const SPACES: &str = "                                                                ";
 
 /// CVAT's `XmlAnnotationWriter` over a `quick_xml::Writer`: a newline and two spaces per level
 /// before every element, start tags built in place.

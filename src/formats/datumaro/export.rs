@@ -23,7 +23,7 @@ use crate::formats::kit::paths::split_ext;
 // Export
 
 /// The task's labels as Datumaro categories.
-pub(super) struct Categories<'a> {
+struct Categories<'a> {
     /// Labels in category order (by id, as CVAT orders them).
     order: Vec<&'a LabelInfo>,
     /// Per label in `order`: one of its attributes is named like an attribute Datumaro adds
@@ -107,11 +107,11 @@ impl<'a> Categories<'a> {
 }
 
 /// Attributes Datumaro's CVAT converter adds to a shape's own (`occluded`, …).
-pub(super) const ADDED_ATTRIBUTES: [&str; 4] = ["occluded", "rotation", "track_id", "keyframe"];
+const ADDED_ATTRIBUTES: [&str; 4] = ["occluded", "rotation", "track_id", "keyframe"];
 
 /// An attribute value as Datumaro types it.
 #[derive(Clone, Copy)]
-pub(super) enum Scalar<'v> {
+enum Scalar<'v> {
     Num(f64),
     Int(u64),
     Bool(bool),
@@ -121,7 +121,7 @@ pub(super) enum Scalar<'v> {
 /// One annotation's attributes in the order Datumaro writes them: its label's (defaults filled
 /// in), then the ones the converter adds. A map that keeps insertion order, as Python's dict.
 #[derive(Default)]
-pub(super) struct Attrs<'v> {
+struct Attrs<'v> {
     items: Vec<(&'v str, Scalar<'v>)>,
     /// The label has an attribute named like an added one: adding must look for it first.
     clash: bool,
@@ -165,7 +165,7 @@ impl<'v> Attrs<'v> {
 }
 
 /// `[a,b,…]` of floats.
-pub(super) fn put_f64s(out: &mut Vec<u8>, values: impl IntoIterator<Item = f64>) {
+fn put_f64s(out: &mut Vec<u8>, values: impl IntoIterator<Item = f64>) {
     out.push(b'[');
     for (i, v) in values.into_iter().enumerate() {
         if i > 0 {
@@ -177,7 +177,7 @@ pub(super) fn put_f64s(out: &mut Vec<u8>, values: impl IntoIterator<Item = f64>)
 }
 
 /// Where in the file an item is, for errors.
-pub(super) fn item_location(f: &DatasetFrame) -> String {
+fn item_location(f: &DatasetFrame) -> String {
     format!("frame {} ('{}')", f.rel, f.name)
 }
 

@@ -19,19 +19,19 @@ use crate::formats::kit::paths::{basename, split_ext};
 // Import: conversion to CVAT annotations
 
 /// A Datumaro label category.
-pub(super) struct DmLabel {
+struct DmLabel {
     name: String,
 }
 
 /// One file's categories.
 #[derive(Default)]
-pub(super) struct DmCategories {
+struct DmCategories {
     labels: Vec<DmLabel>,
     /// Skeleton label index → sub-label names in point order.
     points: HashMap<usize, Vec<String>>,
 }
 
-pub(super) fn parse_categories(v: &Value) -> Result<DmCategories, String> {
+fn parse_categories(v: &Value) -> Result<DmCategories, String> {
     let mut out = DmCategories::default();
     let Some(obj) = v.as_object() else {
         return Err("\"categories\" must be an object".into());
@@ -77,7 +77,7 @@ pub(super) fn parse_categories(v: &Value) -> Result<DmCategories, String> {
 }
 
 /// Where an item came from, for frame matching and error messages.
-pub(super) struct ItemRef {
+struct ItemRef {
     file: String,
     index: usize,
     id: String,
@@ -93,7 +93,7 @@ impl ItemRef {
 }
 
 /// A skeleton element as read (visibility: hidden → occluded, absent → outside).
-pub(super) struct RawElement {
+struct RawElement {
     label_id: i64,
     points: Vec<f64>,
     occluded: bool,
@@ -104,7 +104,7 @@ pub(super) struct RawElement {
 
 /// A track shape before frames are known.
 #[derive(Clone)]
-pub(super) struct RawTracked {
+struct RawTracked {
     item: usize,
     frame: u64,
     kind: ShapeType,
@@ -117,7 +117,7 @@ pub(super) struct RawTracked {
     attributes: Vec<AttributeVal>,
 }
 
-pub(super) struct TrackAcc {
+struct TrackAcc {
     key: String,
     label_id: i64,
     group: u64,
@@ -145,7 +145,7 @@ pub(super) struct Importer<'d> {
 }
 
 /// `attrs.converters.to_bool`, as CVAT reads `occluded`, `outside`, `keyframe`.
-pub(super) fn to_bool(v: Option<&Json>) -> bool {
+fn to_bool(v: Option<&Json>) -> bool {
     match v {
         Some(Json::Bool(b)) => *b,
         Some(Json::Num(n)) => n.as_f64() == Some(1.0),
@@ -157,7 +157,7 @@ pub(super) fn to_bool(v: Option<&Json>) -> bool {
 }
 
 /// An attribute value as text (integral numbers without a fraction, booleans lower-case).
-pub(super) fn value_text(v: &Json) -> String {
+fn value_text(v: &Json) -> String {
     match v {
         Json::Str(s) => s.to_string(),
         Json::Bool(b) => b.to_string(),
@@ -185,7 +185,7 @@ pub(super) fn numbers(v: Option<Vec<f64>>, what: &str) -> Result<Vec<f64>, Strin
 }
 
 /// As [`numbers`], for a `serde_json` list (the mask's `rle.size`).
-pub(super) fn value_numbers(v: Option<&Value>, what: &str) -> Result<Vec<f64>, String> {
+fn value_numbers(v: Option<&Value>, what: &str) -> Result<Vec<f64>, String> {
     let arr = v
         .and_then(Value::as_array)
         .ok_or_else(|| format!("\"{what}\" must be a list of numbers"))?;
@@ -197,13 +197,13 @@ pub(super) fn value_numbers(v: Option<&Value>, what: &str) -> Result<Vec<f64>, S
         .collect()
 }
 
-pub(super) fn label_accepts(label: &LabelInfo, kind: &str) -> bool {
+fn label_accepts(label: &LabelInfo, kind: &str) -> bool {
     label.kind == "any" || label.kind == kind
 }
 
 /// Datumaro annotation types that are valid but carry nothing CVAT imports (Datumaro's
 /// `AnnotationType` minus the ones [`shape_kind`] maps and `label`); any other type is an error.
-pub(super) const IGNORED_TYPES: &[&str] = &[
+const IGNORED_TYPES: &[&str] = &[
     "caption",
     "super_resolution_annotation",
     "depth_annotation",
@@ -215,7 +215,7 @@ pub(super) const IGNORED_TYPES: &[&str] = &[
 ];
 
 /// Shape types that take part in groups and tracks (CVAT's `shapes` map).
-pub(super) fn shape_kind(ty: &str) -> Option<ShapeType> {
+fn shape_kind(ty: &str) -> Option<ShapeType> {
     Some(match ty {
         "bbox" => ShapeType::Rectangle,
         "polygon" => ShapeType::Polygon,
@@ -230,7 +230,7 @@ pub(super) fn shape_kind(ty: &str) -> Option<ShapeType> {
 }
 
 /// An integer field (`group`, `z_order`): truncated if fractional, 0 if not a number.
-pub(super) fn group_key(v: Option<&Json>) -> i64 {
+fn group_key(v: Option<&Json>) -> i64 {
     match v {
         Some(Json::Num(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         _ => None,
@@ -240,7 +240,7 @@ pub(super) fn group_key(v: Option<&Json>) -> i64 {
 
 /// Groups of an item's shapes renumbered 1..n in key order, as `(key, number)` sorted by key;
 /// CVAT keeps only groups of two or more shapes.
-pub(super) fn item_groups(anns: &[Annotation]) -> Vec<(i64, u64)> {
+fn item_groups(anns: &[Annotation]) -> Vec<(i64, u64)> {
     let mut keys: Vec<i64> = anns
         .iter()
         .filter(|a| a.ty().and_then(shape_kind).is_some())
@@ -255,14 +255,14 @@ pub(super) fn item_groups(anns: &[Annotation]) -> Vec<(i64, u64)> {
 }
 
 /// The new number of group `key` (0: not kept).
-pub(super) fn group_number(groups: &[(i64, u64)], key: i64) -> u64 {
+fn group_number(groups: &[(i64, u64)], key: i64) -> u64 {
     groups
         .binary_search_by_key(&key, |g| g.0)
         .map_or(0, |i| groups[i].1)
 }
 
 /// CVAT's `source` special attribute: one of its four sources (lower-cased), else "file".
-pub(super) fn source_of(source: Option<&Json>) -> String {
+fn source_of(source: Option<&Json>) -> String {
     match source.and_then(Json::as_str) {
         Some(s) => {
             let s = s.to_ascii_lowercase();
@@ -916,7 +916,7 @@ impl<'de> Sink<'de> for Importer<'_> {
 
 /// A CVAT attribute value from a Datumaro one (CVAT's `_import_attribute`), checked against the
 /// spec.
-pub(super) fn attribute_value(spec: &AttrSpec, v: &Json) -> Result<String, String> {
+fn attribute_value(spec: &AttrSpec, v: &Json) -> Result<String, String> {
     let mut text = value_text(v);
     if spec.input_type == "checkbox" && text != spec.default_value {
         text = match v {
@@ -929,7 +929,7 @@ pub(super) fn attribute_value(spec: &AttrSpec, v: &Json) -> Result<String, Strin
 }
 
 /// The CVAT mask points of a Datumaro `rle` object.
-pub(super) fn mask_points(rle: Option<&Value>) -> Result<Vec<f64>, String> {
+fn mask_points(rle: Option<&Value>) -> Result<Vec<f64>, String> {
     let rle = rle
         .and_then(Value::as_object)
         .ok_or("a mask needs an \"rle\" object")?;
@@ -955,7 +955,7 @@ pub(super) fn mask_points(rle: Option<&Value>) -> Result<Vec<f64>, String> {
 }
 
 /// Python's `int(value)` for JSON values (None where it would raise).
-pub(super) fn py_int(v: &Value) -> Option<i64> {
+fn py_int(v: &Value) -> Option<i64> {
     match v {
         Value::Bool(b) => Some(*b as i64),
         Value::Number(n) => n.as_i64().or_else(|| {

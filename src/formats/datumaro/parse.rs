@@ -21,7 +21,7 @@ use super::*;
 /// A reader that fails once more than `limit` bytes were read, or once a JSON string in what it
 /// reads is longer than `max_string` bytes (escaped, as in the file: at least its decoded size).
 /// Everything the parser sees comes through it, so no string it buffers can be larger.
-pub(super) struct Limited<R> {
+struct Limited<R> {
     inner: R,
     left: u64,
     limit: u64,
@@ -42,7 +42,7 @@ impl<R> Limited<R> {
 }
 
 #[derive(Debug)]
-pub(super) struct TooLarge(u64);
+struct TooLarge(u64);
 
 impl std::fmt::Display for TooLarge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -133,7 +133,7 @@ pub(super) trait Sink<'de> {
     ) -> Result<Buffers<'de>, FormatError>;
 }
 
-pub(super) struct ParseState<'s, 'de, S: Sink<'de>> {
+struct ParseState<'s, 'de, S: Sink<'de>> {
     sink: &'s mut S,
     file: &'s str,
     /// The item being parsed (for syntax errors inside `items`).
@@ -165,7 +165,7 @@ impl<'de, S: Sink<'de>> ParseState<'_, 'de, S> {
     }
 }
 
-pub(super) struct Top<'a, 's, 'de, S: Sink<'de>>(&'a mut ParseState<'s, 'de, S>);
+struct Top<'a, 's, 'de, S: Sink<'de>>(&'a mut ParseState<'s, 'de, S>);
 
 impl<'de, S: Sink<'de>> Visitor<'de> for Top<'_, '_, 'de, S> {
     type Value = ();
@@ -304,7 +304,7 @@ macro_rules! deserialize_any_with {
 
 /// Any JSON value, read and dropped. Unlike [`IgnoredAny`] it checks what a `Value` parse
 /// checks (UTF-8 in strings, number range), so unknown fields fail as they used to.
-pub(super) struct Skip;
+struct Skip;
 
 impl<'de> Visitor<'de> for Skip {
     type Value = Skip;
@@ -391,7 +391,7 @@ impl std::fmt::Display for Json<'_> {
     }
 }
 
-pub(super) struct JsonVisitor;
+struct JsonVisitor;
 
 impl<'de> Visitor<'de> for JsonVisitor {
     type Value = Json<'de>;
@@ -511,9 +511,9 @@ impl<'de> Visitor<'de> for Numbers {
 deserialize_any_with!(Numbers, Numbers(None));
 
 /// An attribute name, borrowed from the input where possible.
-pub(super) struct Name<'de>(Cow<'de, str>);
+struct Name<'de>(Cow<'de, str>);
 
-pub(super) struct NameVisitor;
+struct NameVisitor;
 
 impl<'de> Visitor<'de> for NameVisitor {
     type Value = Name<'de>;
@@ -575,7 +575,7 @@ pub(super) fn attrs_of(m: &Map<String, Value>) -> Vec<Attr<'_>> {
 /// Merges repeated names in `attrs[start..]` as a `serde_json::Map` does: first place, last
 /// value. Repetitions are rare, so they are looked for first, without allocating for a few
 /// names.
-pub(super) fn merge_repeated(attrs: &mut Vec<Attr<'_>>, start: usize) {
+fn merge_repeated(attrs: &mut Vec<Attr<'_>>, start: usize) {
     let new = &attrs[start..];
     let n = new.len();
     let repeated = if n <= 16 {
@@ -613,7 +613,7 @@ pub(super) enum AttrsField {
 }
 
 /// Reads an `attributes` field, appending an object's entries to the item's attribute list.
-pub(super) struct AttrsSeed<'a, 'de>(&'a mut Vec<Attr<'de>>);
+struct AttrsSeed<'a, 'de>(&'a mut Vec<Attr<'de>>);
 
 impl<'de> Visitor<'de> for AttrsSeed<'_, 'de> {
     type Value = AttrsField;
@@ -669,7 +669,7 @@ impl Annotation<'_> {
 }
 
 /// The annotation field a key names.
-pub(super) enum AnnKey {
+enum AnnKey {
     Type,
     LabelId,
     Group,
@@ -712,7 +712,7 @@ impl<'de> Visitor<'de> for AnnKey {
 deserialize_any_with!(AnnKey, AnnKey::Other);
 
 /// Reads an annotation into `slot`, its attributes into `attrs`.
-pub(super) struct AnnotationSeed<'a, 'de> {
+struct AnnotationSeed<'a, 'de> {
     slot: &'a mut Annotation<'de>,
     attrs: &'a mut Vec<Attr<'de>>,
 }
@@ -770,7 +770,7 @@ pub(super) enum AnnotationsField {
 }
 
 /// Reads an `annotations` field into the item's (reused) lists.
-pub(super) struct AnnotationsSeed<'a, 'de>(&'a mut Buffers<'de>);
+struct AnnotationsSeed<'a, 'de>(&'a mut Buffers<'de>);
 
 impl<'de> Visitor<'de> for AnnotationsSeed<'_, 'de> {
     type Value = AnnotationsField;
@@ -821,7 +821,7 @@ impl Buffers<'_> {
 
 /// One field of an object: `None` if the value is not an object, else the field's (last)
 /// value if it has it.
-pub(super) struct FieldOf(&'static str);
+struct FieldOf(&'static str);
 
 impl<'de> Visitor<'de> for FieldOf {
     type Value = Option<Option<Json<'de>>>;
@@ -884,7 +884,7 @@ impl<'de> Item<'de> {
 }
 
 /// Reads an item, reusing `lists`.
-pub(super) struct ItemSeed<'de> {
+struct ItemSeed<'de> {
     lists: Buffers<'de>,
 }
 
@@ -932,7 +932,7 @@ pub(super) const IN_MEMORY_MAX: u64 = 256 << 20;
 /// Reads up to `IN_MEMORY_MAX + 1` bytes of `reader` into `head`, as `read_to_end` does, but
 /// into a zeroed buffer of the `expected` size first: `calloc` hands out fresh pages without
 /// writing them, where `read_to_end` would zero its spare capacity before each read.
-pub(super) fn read_head(
+fn read_head(
     reader: &mut impl Read,
     expected: usize,
     head: &mut Vec<u8>,
@@ -982,7 +982,7 @@ pub(super) fn parse_file<S: for<'de> Sink<'de>>(
 }
 
 /// A read of `file` failed: the file limit, else an import limit or I/O ([`read_error`]).
-pub(super) fn read_failed(file: &str, e: std::io::Error) -> FormatError {
+fn read_failed(file: &str, e: std::io::Error) -> FormatError {
     match e.get_ref().and_then(|r| r.downcast_ref::<TooLarge>()) {
         Some(t) => FormatError::invalid(file, "", t.to_string()),
         None => read_error(file, e),
@@ -1045,7 +1045,7 @@ pub(super) fn parse_json<'de, R: serde_json::de::Read<'de>, S: Sink<'de>>(
 }
 
 /// The annotation files of an import: `annotations/*.json` in a zip (any depth), or the bare file.
-pub(super) fn annotation_files(input: &ImportInput) -> Result<Vec<String>, FormatError> {
+fn annotation_files(input: &ImportInput) -> Result<Vec<String>, FormatError> {
     if !input.is_zip() {
         return Ok(input.names());
     }

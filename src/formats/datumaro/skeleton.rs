@@ -9,12 +9,12 @@ use crate::annotations::{LabelIndex, LabelInfo};
 // ------------------------------------------------------------------------------------------------
 // Skeleton SVG
 
-pub(super) fn svg_tag_re() -> &'static regex::Regex {
+fn svg_tag_re() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
     RE.get_or_init(|| regex::Regex::new(r"(?is)<\s*(circle|line)\b([^>]*)>").expect("regex"))
 }
 
-pub(super) fn svg_attr_re() -> &'static regex::Regex {
+fn svg_attr_re() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
     RE.get_or_init(|| {
         regex::Regex::new(r#"([A-Za-z_:][-A-Za-z0-9_:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)')"#)
@@ -22,7 +22,7 @@ pub(super) fn svg_attr_re() -> &'static regex::Regex {
     })
 }
 
-pub(super) fn xml_unescape(s: &str) -> String {
+fn xml_unescape(s: &str) -> String {
     if !s.contains('&') {
         return s.to_owned();
     }
