@@ -17,8 +17,8 @@ pub mod kit;
 pub mod testkit;
 
 pub use catalogue::{Dimension, FormatInfo, LookupError};
-pub use kit::dataset::{DatasetFrame, FrameSource, TaskDataset};
 pub(crate) use kit::dataset::FrameAnnotations;
+pub use kit::dataset::{DatasetFrame, FrameSource, TaskDataset};
 pub use kit::deflate::DeflatedEntry;
 pub(crate) use kit::input::{read_error, ValueTooLarge};
 pub use kit::input::{ImportInput, ImportLimits, DEFAULT_MAX_IMPORT_VALUE};

@@ -12,8 +12,8 @@ use crate::formats::{DeflatedEntry, FormatError, FrameAnnotations, TaskDataset};
 
 use super::import::*;
 use super::xml::*;
-use crate::formats::kit::paths::split_ext;
 use crate::formats::kit::dataset::ShapeView;
+use crate::formats::kit::paths::split_ext;
 
 // ------------------------------------------------------------------------------------------------
 // Frames
@@ -240,11 +240,7 @@ fn write_track_shape<W: Write>(
     x.close(tag)
 }
 
-fn write_meta<W: Write>(
-    x: &mut Xml<W>,
-    ds: &TaskDataset<'_>,
-    fr: &Frames<'_>,
-) -> io::Result<()> {
+fn write_meta<W: Write>(x: &mut Xml<W>, ds: &TaskDataset<'_>, fr: &Frames<'_>) -> io::Result<()> {
     x.open_plain("meta")?;
     x.open_plain("task")?;
     x.leaf("id", &ds.task_id.to_string())?;

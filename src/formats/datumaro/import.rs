@@ -13,6 +13,7 @@ use crate::formats::{FormatError, TaskDataset};
 
 use super::parse::*;
 use crate::formats::kit::frames::{py_int_str, FrameAttr, FrameMatcher, Item as MatchItem, Root};
+use crate::formats::kit::json::read::*;
 use crate::formats::kit::paths::{basename, split_ext};
 
 // ------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ use super::*;
 use crate::annotations::{
     Annotations, AttributeVal, LabelIndex, Shape, ShapeType, Tag, Track, TrackedShape,
 };
+use crate::formats::kit::json::read::*;
 use crate::formats::kit::paths::*;
 use crate::formats::DEFAULT_MAX_IMPORT_VALUE;
 use crate::formats::{
