@@ -14,16 +14,16 @@ use serde_json::{json, Value};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
-use super::auth::{self, basic_user, CurrentUser};
+use super::access::{readable, task_or_404, visible, CurrentUser, St};
+use super::auth::{self, basic_user};
 use super::forwarded::{self, BaseUrl};
+use super::input::{assignee, json_body, present};
 use super::listing::{Fields, ListQuery};
 use super::{annotations, data, datasets, tus, ApiError, AppState};
 use crate::labels::{parse_labels, LabelSpec};
 use crate::store::{label_json, RequestRow, TaskRow};
 use crate::task::iso_utc;
 use crate::workflow::Status;
-
-pub(crate) type St = State<Arc<AppState>>;
 
 /// The application's routes (wrapped in a trailing-slash normaliser by [`service`]).
 pub(crate) fn router(state: Arc<AppState>) -> Router {
@@ -339,31 +339,6 @@ impl TaskWrite {
 /// Longest task name (CVAT's `Task.name` column).
 const MAX_TASK_NAME: usize = 256;
 
-/// Tasks are visible to their owner, their assignee and admins; to anyone else they do not exist.
-pub(crate) fn task_or_404(st: &AppState, id: i64, me: &CurrentUser) -> Result<TaskRow, ApiError> {
-    let t = st
-        .store
-        .task(id)?
-        .ok_or_else(|| ApiError::not_found("Not found."))?;
-    if visible(&t, me) {
-        Ok(t)
-    } else {
-        Err(ApiError::not_found("Not found."))
-    }
-}
-
-/// Whether `me` works on the whole task (its data, annotations, every job): its owner, its
-/// assignee or an admin.
-pub(crate) fn visible(t: &TaskRow, me: &CurrentUser) -> bool {
-    me.is_admin || t.owner_id == Some(me.id) || t.assignee_id == Some(me.id)
-}
-
-/// Whether `me` may read the task's description: [`visible`], or the assignee of one of its
-/// jobs (who works on that job only, through the job's endpoints).
-pub(crate) fn readable(st: &AppState, t: &TaskRow, me: &CurrentUser) -> bool {
-    visible(t, me) || st.store.is_job_assignee(t.id, me.id).unwrap_or(false)
-}
-
 /// Stores labels (and sublabels) of a task; answers the names and ids of the labels stored at
 /// this level.
 fn insert_labels(
@@ -385,45 +360,6 @@ fn insert_labels(
         stored.push((l.info["name"].as_str().unwrap_or("").to_owned(), id));
     }
     Ok(stored)
-}
-
-pub(crate) fn json_body<T>(
-    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
-    what: &str,
-) -> Result<T, ApiError> {
-    body.map(|Json(v)| v).map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                message: format!("the {what} body is too large"),
-            }
-        } else {
-            ApiError::bad_request(format!("invalid {what} JSON: {}", e.body_text()))
-        }
-    })
-}
-
-/// A nullable field that was present: `null` is `Some(Value::Null)`, absent is `None` (with
-/// `#[serde(default)]`), where plain `Option<Value>` makes both `None`.
-pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
-}
-
-/// An assignee field: absent → no change; null → unassign; a user id (that must exist).
-pub(crate) fn assignee(st: &AppState, v: &Option<Value>) -> Result<Option<Option<i64>>, ApiError> {
-    match v {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(v) => {
-            let id = v
-                .as_i64()
-                .ok_or_else(|| ApiError::bad_request("'assignee_id' must be a user id"))?;
-            st.store
-                .user(id)?
-                .ok_or_else(|| ApiError::bad_request(format!("no user with id {id}")))?;
-            Ok(Some(Some(id)))
-        }
-    }
 }
 
 #[utoipa::path(post, path = "/api/tasks", tag = "tasks", responses((status = 201, description = "TaskRead of the new task", body = Object)))]
@@ -796,7 +732,7 @@ pub(crate) async fn list_labels(
     let tasks: Vec<i64> = match (q.int("task_id")?, q.int("job_id")?) {
         (Some(t), _) => vec![task_or_404(&st, t, &me)?.id],
         // A job's assignee sees its labels without seeing the task.
-        (None, Some(j)) => vec![super::jobs::job_or_404(&st, j, &me)?.task_id],
+        (None, Some(j)) => vec![super::access::job_or_404(&st, j, &me)?.task_id],
         (None, None) => st
             .store
             .tasks()?

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncWriteExt;
 
-use super::api::task_or_404;
+use super::access::task_or_404;
 use super::{ApiError, AppState, UploadSession};
 use crate::ingest::{self, ArchiveLimits, Media};
 use crate::manifest::{self, Manifest, SortingMethod, VideoOptions};
@@ -161,7 +161,7 @@ fn header(req: &Request, name: &str) -> bool {
 pub(crate) async fn post_data(
     st: Arc<AppState>,
     id: i64,
-    me: super::auth::CurrentUser,
+    me: super::access::CurrentUser,
     req: Request,
 ) -> Result<Response, ApiError> {
     let task = task_or_404(&st, id, &me)?;

@@ -2,6 +2,7 @@
 //! data uploads, background requests, chunks, frames, meta and previews, plus `/metrics`.
 
 mod absent;
+mod access;
 mod annotations;
 mod api;
 mod auth;
@@ -11,6 +12,7 @@ mod datasets;
 mod error;
 mod events;
 mod forwarded;
+mod input;
 mod jobs;
 mod listen;
 mod listing;
