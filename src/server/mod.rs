@@ -12,14 +12,18 @@ mod datasets;
 mod error;
 mod events;
 mod forwarded;
+mod info;
 mod input;
 mod jobs;
+mod labels;
 mod listen;
 mod listing;
 mod lockout;
 mod openapi;
+mod requests;
 mod review;
 mod sweep;
+mod tasks;
 mod tus;
 mod ui;
 
