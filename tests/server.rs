@@ -3168,6 +3168,59 @@ fn import_and_export_errors_name_the_file_relative_to_the_data_dir() {
     );
 }
 
+/// Issue 11: errors about a bare (not zipped) uploaded file name it as the client sent it, not
+/// as the server stored it (`<uuid>_unknown_label.xml`), through multipart and TUS alike.
+#[test]
+fn bare_import_errors_name_the_file_as_the_client_sent_it() {
+    let s = Server::start(None, &[]);
+    let dir = common::testdata().join("images/set");
+    let files: Vec<PathBuf> = ["a.jpg"].iter().map(|f| dir.join(f)).collect();
+    let (task, _) = labelled_task(&s, "bare names", &files, 0);
+    let xml = b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<annotations>\n  <version>1.1</version>\n  \
+        <image id=\"0\" name=\"a.jpg\" width=\"1\" height=\"1\">\n    \
+        <box label=\"no-such-label\" occluded=\"0\" xtl=\"0\" ytl=\"0\" xbr=\"1\" ybr=\"1\" z_order=\"0\"></box>\n  \
+        </image>\n</annotations>\n"
+        .to_vec();
+    let want = "import failed: unknown_label.xml, line 5: unknown label 'no-such-label'";
+    let done = import_file(&s, task, "CVAT 1.1", "unknown_label.xml", xml.clone());
+    assert_eq!(done["status"], "failed", "{done}");
+    let msg = done["message"].as_str().unwrap();
+    assert!(msg.starts_with(want), "multipart: {msg}");
+
+    let endpoint = s.url(&format!("/api/tasks/{task}/annotations/"));
+    let query = "?format=CVAT+1.1&filename=unknown_label.xml";
+    let step = |header: &str| {
+        s.http
+            .post(format!("{endpoint}{query}"))
+            .header(header, "true")
+            .send()
+            .unwrap()
+    };
+    assert_eq!(step("Upload-Start").status(), 202);
+    let r = s.tus_create(&endpoint, "unknown_label.xml", xml.len());
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let r = s
+        .http
+        .patch(&location)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(xml)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = step("Upload-Finish");
+    assert_eq!(r.status(), 202);
+    let rq = r.json::<Value>().unwrap()["rq_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = s.wait(&rq);
+    assert_eq!(done["status"], "failed", "{done}");
+    let msg = done["message"].as_str().unwrap();
+    assert!(msg.starts_with(want), "TUS: {msg}");
+}
+
 #[test]
 fn images_over_the_pixel_limit_are_refused_at_creation_and_nothing_is_kept() {
     let tmp = tempfile::tempdir().unwrap();
