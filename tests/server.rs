@@ -211,6 +211,31 @@ impl Server {
         r
     }
 
+    /// Sends one TUS piece to `location` at `offset` (expects the 204).
+    fn tus_patch(
+        &self,
+        location: &str,
+        offset: usize,
+        piece: &[u8],
+    ) -> reqwest::blocking::Response {
+        let r = self
+            .http
+            .patch(location)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", offset.to_string())
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(piece.to_vec())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 204, "TUS piece at {offset} to {location}");
+        r
+    }
+
+    /// POSTs to `url` with `header: true` (an import's Upload-Start or Upload-Finish).
+    fn post_with(&self, url: &str, header: &str) -> reqwest::blocking::Response {
+        self.http.post(url).header(header, "true").send().unwrap()
+    }
+
     /// Polls a request until it ends; returns its final JSON.
     fn wait(&self, rq_id: &str) -> Value {
         let started = Instant::now();
@@ -3188,28 +3213,12 @@ fn bare_import_errors_name_the_file_as_the_client_sent_it() {
     assert!(msg.starts_with(want), "multipart: {msg}");
 
     let endpoint = s.url(&format!("/api/tasks/{task}/annotations/"));
-    let query = "?format=CVAT+1.1&filename=unknown_label.xml";
-    let step = |header: &str| {
-        s.http
-            .post(format!("{endpoint}{query}"))
-            .header(header, "true")
-            .send()
-            .unwrap()
-    };
-    assert_eq!(step("Upload-Start").status(), 202);
+    let url = format!("{endpoint}?format=CVAT+1.1&filename=unknown_label.xml");
+    assert_eq!(s.post_with(&url, "Upload-Start").status(), 202);
     let r = s.tus_create(&endpoint, "unknown_label.xml", xml.len());
     let location = r.headers()["location"].to_str().unwrap().to_owned();
-    let r = s
-        .http
-        .patch(&location)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Offset", "0")
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(xml)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let r = step("Upload-Finish");
+    s.tus_patch(&location, 0, &xml);
+    let r = s.post_with(&url, "Upload-Finish");
     assert_eq!(r.status(), 202);
     let rq = r.json::<Value>().unwrap()["rq_id"]
         .as_str()
@@ -4040,13 +4049,7 @@ fn job_annotation_uploads_use_the_jobs_tus_endpoint_and_request_id() {
     let endpoint = s.url(&format!("/api/jobs/{j2}/annotations/"));
     let query = "?format=CVAT+1.1&filename=job.zip&conv_mask_to_poly=true";
     // Upload-Start, Upload-Finish: the import's POSTs with the file's name and the format.
-    let step = |header: &str| {
-        s.http
-            .post(format!("{endpoint}{query}"))
-            .header(header, "true")
-            .send()
-            .unwrap()
-    };
+    let step = |header: &str| s.post_with(&format!("{endpoint}{query}"), header);
     assert_eq!(step("Upload-Start").status(), 202);
     let r = s.tus_create(&endpoint, "job.zip", file.len());
     let location = r.headers()["location"].to_str().unwrap().to_owned();
@@ -4065,16 +4068,7 @@ fn job_annotation_uploads_use_the_jobs_tus_endpoint_and_request_id() {
     }
     let half = file.len() / 2;
     for (offset, piece) in [(0, &file[..half]), (half, &file[half..])] {
-        let r = s
-            .http
-            .patch(&location)
-            .header("Tus-Resumable", "1.0.0")
-            .header("Upload-Offset", offset.to_string())
-            .header("Content-Type", "application/offset+octet-stream")
-            .body(piece.to_vec())
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 204);
+        let r = s.tus_patch(&location, offset, piece);
         assert_eq!(
             r.headers()["upload-offset"].to_str().unwrap(),
             (offset + piece.len()).to_string()
