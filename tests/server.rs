@@ -236,6 +236,16 @@ impl Server {
         self.http.post(url).header(header, "true").send().unwrap()
     }
 
+    /// Expects the 202 of a background request and waits for it to end; returns its final JSON.
+    fn wait_accepted(&self, r: reqwest::blocking::Response) -> Value {
+        assert_eq!(r.status(), 202, "{}", r.text().unwrap_or_default());
+        let rq = r.json::<Value>().unwrap()["rq_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.wait(&rq)
+    }
+
     /// Polls a request until it ends; returns its final JSON.
     fn wait(&self, rq_id: &str) -> Value {
         let started = Instant::now();
@@ -1904,12 +1914,7 @@ fn import_file(s: &Server, task: i64, format: &str, name: &str, bytes: Vec<u8>) 
         .multipart(form)
         .send()
         .unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().unwrap_or_default());
-    let rq = r.json::<Value>().unwrap()["rq_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    s.wait(&rq)
+    s.wait_accepted(r)
 }
 
 fn labelled_task(s: &Server, name: &str, files: &[PathBuf], segment_size: u64) -> (i64, Value) {
@@ -3218,13 +3223,7 @@ fn bare_import_errors_name_the_file_as_the_client_sent_it() {
     let r = s.tus_create(&endpoint, "unknown_label.xml", xml.len());
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     s.tus_patch(&location, 0, &xml);
-    let r = s.post_with(&url, "Upload-Finish");
-    assert_eq!(r.status(), 202);
-    let rq = r.json::<Value>().unwrap()["rq_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let done = s.wait(&rq);
+    let done = s.wait_accepted(s.post_with(&url, "Upload-Finish"));
     assert_eq!(done["status"], "failed", "{done}");
     let msg = done["message"].as_str().unwrap();
     assert!(msg.starts_with(want), "TUS: {msg}");
