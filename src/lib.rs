@@ -3,7 +3,7 @@
 //! * [`media`]: FFmpeg behind a small safe surface (demux, seek, decode, RGB, still images).
 //! * [`manifest`]: CVAT `manifest.jsonl` files, byte for byte, built at demux speed.
 //! * [`codec`]: chunk encoders (stored zip, JPEG, H.264 MP4).
-//! * [`ingest`]: safe handling of uploads, archives and share paths.
+//! * [`ingest`]: safe handling of uploads, archives and share paths; task creation's pipeline.
 //! * [`task`], [`store`]: CVAT's data model arithmetic and the embedded SQLite database.
 //! * [`frames`], [`cache`]: frames by number from videos, and the byte-bounded chunk cache.
 //! * [`budget`]: the process memory budget decoders, builds and items are counted in.

@@ -211,6 +211,41 @@ impl Server {
         r
     }
 
+    /// Sends one TUS piece to `location` at `offset` (expects the 204).
+    fn tus_patch(
+        &self,
+        location: &str,
+        offset: usize,
+        piece: &[u8],
+    ) -> reqwest::blocking::Response {
+        let r = self
+            .http
+            .patch(location)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", offset.to_string())
+            .header("Content-Type", "application/offset+octet-stream")
+            .body(piece.to_vec())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 204, "TUS piece at {offset} to {location}");
+        r
+    }
+
+    /// POSTs to `url` with `header: true` (an import's Upload-Start or Upload-Finish).
+    fn post_with(&self, url: &str, header: &str) -> reqwest::blocking::Response {
+        self.http.post(url).header(header, "true").send().unwrap()
+    }
+
+    /// Expects the 202 of a background request and waits for it to end; returns its final JSON.
+    fn wait_accepted(&self, r: reqwest::blocking::Response) -> Value {
+        assert_eq!(r.status(), 202, "{}", r.text().unwrap_or_default());
+        let rq = r.json::<Value>().unwrap()["rq_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.wait(&rq)
+    }
+
     /// Polls a request until it ends; returns its final JSON.
     fn wait(&self, rq_id: &str) -> Value {
         let started = Instant::now();
@@ -1879,12 +1914,7 @@ fn import_file(s: &Server, task: i64, format: &str, name: &str, bytes: Vec<u8>) 
         .multipart(form)
         .send()
         .unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().unwrap_or_default());
-    let rq = r.json::<Value>().unwrap()["rq_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    s.wait(&rq)
+    s.wait_accepted(r)
 }
 
 fn labelled_task(s: &Server, name: &str, files: &[PathBuf], segment_size: u64) -> (i64, Value) {
@@ -3168,6 +3198,37 @@ fn import_and_export_errors_name_the_file_relative_to_the_data_dir() {
     );
 }
 
+/// Issue 11: errors about a bare (not zipped) uploaded file name it as the client sent it, not
+/// as the server stored it (`<uuid>_unknown_label.xml`), through multipart and TUS alike.
+#[test]
+fn bare_import_errors_name_the_file_as_the_client_sent_it() {
+    let s = Server::start(None, &[]);
+    let dir = common::testdata().join("images/set");
+    let files: Vec<PathBuf> = ["a.jpg"].iter().map(|f| dir.join(f)).collect();
+    let (task, _) = labelled_task(&s, "bare names", &files, 0);
+    let xml = b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<annotations>\n  <version>1.1</version>\n  \
+        <image id=\"0\" name=\"a.jpg\" width=\"1\" height=\"1\">\n    \
+        <box label=\"no-such-label\" occluded=\"0\" xtl=\"0\" ytl=\"0\" xbr=\"1\" ybr=\"1\" z_order=\"0\"></box>\n  \
+        </image>\n</annotations>\n"
+        .to_vec();
+    let want = "import failed: unknown_label.xml, line 5: unknown label 'no-such-label'";
+    let done = import_file(&s, task, "CVAT 1.1", "unknown_label.xml", xml.clone());
+    assert_eq!(done["status"], "failed", "{done}");
+    let msg = done["message"].as_str().unwrap();
+    assert!(msg.starts_with(want), "multipart: {msg}");
+
+    let endpoint = s.url(&format!("/api/tasks/{task}/annotations/"));
+    let url = format!("{endpoint}?format=CVAT+1.1&filename=unknown_label.xml");
+    assert_eq!(s.post_with(&url, "Upload-Start").status(), 202);
+    let r = s.tus_create(&endpoint, "unknown_label.xml", xml.len());
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    s.tus_patch(&location, 0, &xml);
+    let done = s.wait_accepted(s.post_with(&url, "Upload-Finish"));
+    assert_eq!(done["status"], "failed", "{done}");
+    let msg = done["message"].as_str().unwrap();
+    assert!(msg.starts_with(want), "TUS: {msg}");
+}
+
 #[test]
 fn images_over_the_pixel_limit_are_refused_at_creation_and_nothing_is_kept() {
     let tmp = tempfile::tempdir().unwrap();
@@ -3987,13 +4048,7 @@ fn job_annotation_uploads_use_the_jobs_tus_endpoint_and_request_id() {
     let endpoint = s.url(&format!("/api/jobs/{j2}/annotations/"));
     let query = "?format=CVAT+1.1&filename=job.zip&conv_mask_to_poly=true";
     // Upload-Start, Upload-Finish: the import's POSTs with the file's name and the format.
-    let step = |header: &str| {
-        s.http
-            .post(format!("{endpoint}{query}"))
-            .header(header, "true")
-            .send()
-            .unwrap()
-    };
+    let step = |header: &str| s.post_with(&format!("{endpoint}{query}"), header);
     assert_eq!(step("Upload-Start").status(), 202);
     let r = s.tus_create(&endpoint, "job.zip", file.len());
     let location = r.headers()["location"].to_str().unwrap().to_owned();
@@ -4012,16 +4067,7 @@ fn job_annotation_uploads_use_the_jobs_tus_endpoint_and_request_id() {
     }
     let half = file.len() / 2;
     for (offset, piece) in [(0, &file[..half]), (half, &file[half..])] {
-        let r = s
-            .http
-            .patch(&location)
-            .header("Tus-Resumable", "1.0.0")
-            .header("Upload-Offset", offset.to_string())
-            .header("Content-Type", "application/offset+octet-stream")
-            .body(piece.to_vec())
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 204);
+        let r = s.tus_patch(&location, offset, piece);
         assert_eq!(
             r.headers()["upload-offset"].to_str().unwrap(),
             (offset + piece.len()).to_string()

@@ -13,12 +13,15 @@
 //!   files, duplicates and bombs, and leaves nothing behind when it refuses.
 //!   [`classify_extracted`] then types what came out of it. [`ZipEntries`] reads a zip entry by
 //!   entry under the same limits without extracting it (annotation imports).
+//! * [`create`]: task creation's pipeline, which runs all of the above on a data upload and
+//!   stores the task's data (its errors are [`create::CreateError`]s).
 //!
 //! Every error is an [`IngestError`] whose message is one line a user can act on; all of them
 //! except [`IngestError::Io`] are the client's fault (HTTP 400), see
 //! [`IngestError::is_client_error`].
 
 mod archive;
+pub(crate) mod create;
 mod media_kind;
 mod names;
 mod share;

@@ -12,48 +12,13 @@ use axum::{Extension, Json};
 use futures::StreamExt;
 use serde::Deserialize;
 
-use super::api::{task_or_404, St};
-use super::auth::CurrentUser;
+use super::access::{CurrentUser, Scope, St};
 use super::{ApiError, AppState};
 use crate::annotations::{self, Annotations, Context, LabelIndex};
 use crate::store::{AnnotationChange, AnnotationStoreError, ALL_FRAMES};
 
-/// The scope of a request: a task, or a job's frames of it.
-struct Scope {
-    task_id: i64,
-    /// Task-relative frames the scope may read and write.
-    frames: (u64, u64),
-    /// True for jobs: objects are selected by their start frame.
-    job: bool,
-}
-
-fn task_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError> {
-    task_or_404(st, id, me)?;
-    let size = st
-        .store
-        .data_of_task(id)?
-        .map(|d| d.spec.range.size)
-        .unwrap_or(0);
-    Ok(Scope {
-        task_id: id,
-        frames: (0, size.saturating_sub(1)),
-        job: false,
-    })
-}
-
-fn job_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError> {
-    let job = super::jobs::job_or_404(st, id, me)?;
-    Ok(Scope {
-        task_id: job.task_id,
-        frames: (job.range.start, job.range.stop),
-        job: true,
-    })
-}
-
 fn read(st: &AppState, scope: &Scope) -> Result<Arc<Annotations>, ApiError> {
-    Ok(st
-        .store
-        .annotations(scope.task_id, scope.job.then_some(scope.frames))?)
+    Ok(st.store.annotations(scope.task_id, scope.job_frames())?)
 }
 
 /// Reads and parses an annotations body (PUT/PATCH) as it streams in: refused with 413 when
@@ -196,7 +161,7 @@ fn validate(st: &AppState, scope: &Scope, a: &Annotations) -> Result<(), ApiErro
     annotations::validate(
         &Context {
             labels: &labels,
-            frames: scope.frames,
+            frames: scope.frames(st)?,
         },
         a,
     )
@@ -240,12 +205,7 @@ async fn do_put(
     a: Annotations,
 ) -> Result<Json<Arc<Annotations>>, ApiError> {
     validate(st, &scope, &a)?;
-    replace(
-        st,
-        scope.task_id,
-        Some(scope.frames).filter(|_| scope.job),
-        a,
-    )?;
+    replace(st, scope.task_id, scope.job_frames(), a)?;
     Ok(Json(read(st, &scope)?))
 }
 
@@ -272,9 +232,7 @@ fn ids_of(a: &Annotations) -> Result<Vec<i64>, ApiError> {
 
 /// Checks that every id is an object of the scope (for jobs: starting in its frames).
 fn check_ids_in_scope(st: &AppState, scope: &Scope, ids: &[i64]) -> Result<(), ApiError> {
-    let existing = st
-        .store
-        .annotation_ids(scope.task_id, scope.job.then_some(scope.frames))?;
+    let existing = st.store.annotation_ids(scope.task_id, scope.job_frames())?;
     match ids.iter().find(|id| !existing.contains(id)) {
         Some(id) => Err(ApiError::bad_request(format!(
             "there is no annotation object with id {id} here"
@@ -324,7 +282,7 @@ async fn do_patch(
 }
 
 async fn do_delete(st: &AppState, scope: Scope) -> Result<StatusCode, ApiError> {
-    let (lo, hi) = if scope.job { scope.frames } else { ALL_FRAMES };
+    let (lo, hi) = scope.job_frames().unwrap_or(ALL_FRAMES);
     st.store
         .change_annotations(scope.task_id, vec![AnnotationChange::DeleteRange(lo, hi)])
         .map_err(store_err)?;
@@ -338,7 +296,7 @@ pub(crate) async fn get_task(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<Json<Arc<Annotations>>, ApiError> {
-    do_get(&st, task_scope(&st, id, &me)?).await
+    do_get(&st, Scope::task(&st, id, &me)?).await
 }
 
 /// `PUT /api/tasks/{id}/annotations`
@@ -350,7 +308,7 @@ pub(crate) async fn put_task(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Arc<Annotations>>, Response> {
-    let scope = task_scope(&st, id, &me).map_err(IntoResponse::into_response)?;
+    let scope = Scope::task(&st, id, &me).map_err(IntoResponse::into_response)?;
     let a = parse_body(&st, &headers, body).await?;
     do_put(&st, scope, a)
         .await
@@ -367,7 +325,7 @@ pub(crate) async fn patch_task(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Arc<Annotations>>, Response> {
-    let scope = task_scope(&st, id, &me).map_err(IntoResponse::into_response)?;
+    let scope = Scope::task(&st, id, &me).map_err(IntoResponse::into_response)?;
     let a = parse_body(&st, &headers, body).await?;
     do_patch(&st, scope, q.action, a)
         .await
@@ -381,7 +339,7 @@ pub(crate) async fn delete_task(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    do_delete(&st, task_scope(&st, id, &me)?).await
+    do_delete(&st, Scope::task(&st, id, &me)?).await
 }
 
 /// `GET /api/jobs/{id}/annotations`
@@ -391,7 +349,7 @@ pub(crate) async fn get_job(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<Json<Arc<Annotations>>, ApiError> {
-    do_get(&st, job_scope(&st, id, &me)?).await
+    do_get(&st, Scope::job(&st, id, &me)?).await
 }
 
 /// `PUT /api/jobs/{id}/annotations`
@@ -403,7 +361,7 @@ pub(crate) async fn put_job(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Arc<Annotations>>, Response> {
-    let scope = job_scope(&st, id, &me).map_err(IntoResponse::into_response)?;
+    let scope = Scope::job(&st, id, &me).map_err(IntoResponse::into_response)?;
     let a = parse_body(&st, &headers, body).await?;
     do_put(&st, scope, a)
         .await
@@ -420,7 +378,7 @@ pub(crate) async fn patch_job(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Arc<Annotations>>, Response> {
-    let scope = job_scope(&st, id, &me).map_err(IntoResponse::into_response)?;
+    let scope = Scope::job(&st, id, &me).map_err(IntoResponse::into_response)?;
     let a = parse_body(&st, &headers, body).await?;
     do_patch(&st, scope, q.action, a)
         .await
@@ -434,5 +392,5 @@ pub(crate) async fn delete_job(
     Extension(me): Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    do_delete(&st, job_scope(&st, id, &me)?).await
+    do_delete(&st, Scope::job(&st, id, &me)?).await
 }

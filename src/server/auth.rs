@@ -15,34 +15,13 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::St;
+use super::access::{CurrentUser, St};
 use super::forwarded::{BaseUrl, ClientIp};
 use super::listing::{Fields, ListQuery};
 use super::{ApiError, AppState};
 use crate::auth::{hash_password, random_secret, secret_hash, verify_password};
 use crate::store::{TokenRow, UserRow};
 use crate::task::iso_utc;
-
-/// The authenticated user of a request.
-#[derive(Debug, Clone)]
-pub(crate) struct CurrentUser {
-    pub id: i64,
-    pub username: String,
-    pub is_admin: bool,
-    /// The access token used, if the request came with one.
-    pub token_id: Option<i64>,
-}
-
-impl From<&UserRow> for CurrentUser {
-    fn from(u: &UserRow) -> Self {
-        CurrentUser {
-            id: u.id,
-            username: u.username.clone(),
-            is_admin: u.is_admin,
-            token_id: None,
-        }
-    }
-}
 
 const SESSION_DAYS: i64 = 14;
 /// Answered without credentials (as CVAT does), besides the UI's own files.

@@ -1,10 +1,7 @@
-//! Task creation from data (spec §11): the upload protocol, parameter validation, and the
-//! background job that types the media, extracts archives, indexes videos (our fast manifest
-//! generator, or a validated uploaded manifest), reads images, and stores frames, segments and
-//! jobs in one transaction. A failed creation leaves nothing behind.
+//! Task creation from data (spec §11), the HTTP side: the upload protocol (one-shot multipart,
+//! or Upload-Start / TUS / Upload-Finish), parameter validation with CVAT's messages, and the
+//! background request that runs [`crate::ingest::create`]'s pipeline and reports its outcome.
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Multipart, Request};
@@ -12,35 +9,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncWriteExt;
 
-use super::api::task_or_404;
+use super::access::task_or_404;
 use super::{ApiError, AppState, UploadSession};
-use crate::ingest::{self, ArchiveLimits, Media};
-use crate::manifest::{self, Manifest, SortingMethod, VideoOptions};
-use crate::media::{self, FrameReader};
+use crate::ingest;
+use crate::ingest::create::{self, Creation, DataParams, Uploaded};
+use crate::manifest::SortingMethod;
 use crate::store::{RequestRow, TaskRow};
-use crate::task::{
-    self, ChapterInfo, ChunkType, DataSpec, FileStamp, FrameRange, ImageFrame, MediaSource,
-};
-
-/// Validated data parameters (the `Upload-Finish` body or a one-shot request).
-#[derive(Debug, Clone)]
-pub(crate) struct DataParams {
-    image_quality: u8,
-    chunk_size: Option<u64>,
-    start_frame: u64,
-    stop_frame: Option<u64>,
-    frame_filter: String,
-    step: u64,
-    sorting: SortingMethod,
-    use_zip_chunks: bool,
-    copy_data: bool,
-    server_files: Vec<String>,
-    upload_file_order: Vec<String>,
-}
+use crate::task;
 
 fn int(v: &Value) -> Option<i64> {
     match v {
@@ -161,7 +139,7 @@ fn header(req: &Request, name: &str) -> bool {
 pub(crate) async fn post_data(
     st: Arc<AppState>,
     id: i64,
-    me: super::auth::CurrentUser,
+    me: super::access::CurrentUser,
     req: Request,
 ) -> Result<Response, ApiError> {
     let task = task_or_404(&st, id, &me)?;
@@ -505,36 +483,11 @@ pub(crate) fn fail_interrupted(st: &AppState) {
             let _ = st.store.put_request(&r);
         }
     }
-    let owned: HashSet<PathBuf> = st
-        .store
-        .tasks()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|t| st.store.data_of_task(t.id).ok().flatten())
-        .map(|d| d.spec.dir)
-        .collect();
-    if let Ok(entries) = std::fs::read_dir(st.media_dir()) {
-        for e in entries.flatten() {
-            if !owned.contains(&e.path()) {
-                tracing::info!("removing orphaned media directory {}", e.path().display());
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
+    create::remove_orphaned_dirs(&st.store, &st.media_dir());
 }
 
-/// Removes the data directory unless creation succeeded.
-struct DirGuard(Option<PathBuf>);
-
-impl Drop for DirGuard {
-    fn drop(&mut self) {
-        if let Some(d) = self.0.take() {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
-}
-
-/// The creation job. Returns a note for the request message, or the reason it failed.
+/// The creation job. Returns a note for the request message, or the reason it failed (naming
+/// files as the client did: relative to the upload, the archive or the share).
 fn create_blocking(
     st: &AppState,
     task: &TaskRow,
@@ -542,381 +495,18 @@ fn create_blocking(
     session: Option<UploadSession>,
     progress: &(dyn Fn(f64, &str) + Sync),
 ) -> Result<String, String> {
-    let dir = st.media_dir().join(format!(
-        "task_{}_{}",
-        task.id,
-        uuid::Uuid::new_v4().simple()
-    ));
-    let raw = dir.join("raw");
-    std::fs::create_dir_all(&raw).map_err(|e| format!("cannot create the task directory: {e}"))?;
-    let mut guard = DirGuard(Some(dir.clone()));
-    let session_dir = session.as_ref().map(|s| s.dir.clone());
-    let result = collect_and_store(st, task, params, session, &dir, &raw, progress);
-    if let Some(d) = &session_dir {
-        let _ = std::fs::remove_dir_all(d);
-    }
-    if result.is_ok() {
-        guard.0 = None;
-    }
-    // Messages name files as the client did: relative to the upload, the archive or the share.
-    result.map_err(|m| super::error::task_message(st, &dir, session_dir.as_deref(), &m))
-}
-
-fn collect_and_store(
-    st: &AppState,
-    task: &TaskRow,
-    params: &DataParams,
-    session: Option<UploadSession>,
-    dir: &Path,
-    raw: &Path,
-    progress: &(dyn Fn(f64, &str) + Sync),
-) -> Result<String, String> {
-    progress(0.02, "Collecting the files");
-    // 1. The files, as paths relative to a root.
-    let (root, rels, storage) = match session {
-        Some(s) => {
-            let mut rels = Vec::new();
-            for f in &s.files {
-                std::fs::rename(s.dir.join(f), raw.join(f))
-                    .map_err(|e| format!("cannot store '{f}': {e}"))?;
-                rels.push(PathBuf::from(f));
-            }
-            (raw.to_path_buf(), rels, "local")
-        }
-        None => {
-            let share = st
-                .config
-                .share_dir
-                .clone()
-                .expect("checked before starting");
-            let mut rels = Vec::new();
-            for f in &params.server_files {
-                let p = ingest::resolve_share_path(&share, f).map_err(|e| e.to_string())?;
-                let files = if p.is_dir() {
-                    ingest::expand_share_dir(&share, &p).map_err(|e| e.to_string())?
-                } else {
-                    vec![p]
-                };
-                for file in files {
-                    rels.push(file.strip_prefix(&share).unwrap_or(&file).to_path_buf());
-                }
-            }
-            rels.sort();
-            rels.dedup();
-            if params.copy_data {
-                for r in &rels {
-                    let target = raw.join(r);
-                    if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent)
-                            .map_err(|e| format!("cannot copy '{}': {e}", r.display()))?;
-                    }
-                    std::fs::copy(share.join(r), &target)
-                        .map_err(|e| format!("cannot copy '{}': {e}", r.display()))?;
-                }
-                (raw.to_path_buf(), rels, "local")
-            } else {
-                (share, rels, "share")
-            }
-        }
+    let media_dir = st.media_dir();
+    let ctx = Creation {
+        store: &st.store,
+        share_dir: st.config.share_dir.as_deref(),
+        max_extracted_size: st.config.max_extracted_size,
     };
-    // 2. What kind of media.
-    let set = ingest::classify(&rels).map_err(|e| e.to_string())?;
-    let mut note = String::new();
-    let (root, set) = match set.media {
-        Media::Archive(a) => {
-            progress(0.05, "Extracting the archive");
-            let dest = raw.join("extracted");
-            let limits = ArchiveLimits {
-                max_total_bytes: st.config.max_extracted_size,
-                ..ArchiveLimits::default()
-            };
-            let files = ingest::extract_archive(&root.join(&a), &dest, &limits)
-                .map_err(|e| e.to_string())?;
-            let inner = ingest::classify_extracted(&files).map_err(|e| e.to_string())?;
-            (dest, inner)
-        }
-        _ => (root, set),
-    };
-    let is_video = matches!(set.media, Media::Video(_));
-    // 3. Frames.
-    let (count, first_size, media, images) = match &set.media {
-        Media::Video(v) => {
-            let path = root.join(v);
-            let (media, n, note_v) = index_video(
-                &path,
-                v,
-                set.manifest.as_ref().map(|m| root.join(m)),
-                dir,
-                params,
-                progress,
-            )?;
-            note = note_v;
-            let size = match &media {
-                MediaSource::Video { width, height, .. } => (*width, *height),
-                MediaSource::Images => unreachable!(),
-            };
-            (n, size, media, Vec::new())
-        }
-        Media::Images(list) => {
-            let images = read_images(&root, list, &set.related_images, params, progress)?;
-            let first = images
-                .get(params.start_frame as usize)
-                .map(|i| (i.width, i.height))
-                .unwrap_or((1, 1));
-            (images.len() as u64, first, MediaSource::Images, images)
-        }
-        Media::Archive(_) => return Err("an archive inside an archive is not supported".into()),
-    };
-    let range = FrameRange::new(count, params.start_frame, params.stop_frame, params.step)
-        .ok_or_else(|| {
-            format!(
-                "the requested frame range (start {}, stop {:?}) selects no frame of {count}",
-                params.start_frame, params.stop_frame
-            )
-        })?;
-    let compressed = if is_video && !params.use_zip_chunks {
-        ChunkType::Video
-    } else {
-        ChunkType::Imageset
-    };
-    let original = if is_video {
-        ChunkType::Video
-    } else {
-        ChunkType::Imageset
-    };
-    let chunk_size = params
-        .chunk_size
-        .unwrap_or_else(|| task::default_chunk_size(compressed, first_size.0, first_size.1));
-    let segments = task::segments(range.size, task.segment_size, task.overlap, is_video);
-    if segments.len() > task::MAX_JOBS_PER_TASK {
-        return Err(format!(
-            "the task would have {} jobs, more than the limit of {} (CVAT_MAX_JOBS_PER_TASK): use a larger segment_size",
-            segments.len(),
-            task::MAX_JOBS_PER_TASK
-        ));
-    }
-    let spec = DataSpec {
-        range,
-        frame_filter: params.frame_filter.clone(),
-        chunk_size,
-        image_quality: params.image_quality,
-        compressed_chunk_type: compressed,
-        original_chunk_type: original,
-        storage: storage.to_owned(),
-        sorting_method: params.sorting.as_str().to_owned(),
-        media,
-        dir: dir.to_path_buf(),
-    };
-    progress(0.95, "Saving the task");
-    // The task may have been deleted meanwhile.
-    if st.store.task(task.id).map_err(|e| e.to_string())?.is_none() {
-        return Err("the task was deleted while its data was being created".into());
-    }
-    st.store
-        .attach_data(task.id, &spec, &images, &segments)
-        .map_err(|e| e.to_string())?;
-    Ok(note)
-}
-
-/// Indexes a video: validates an uploaded manifest (spec §9.2) or generates one with the fast
-/// indexer. Returns the media description, the frame count and a note for the request.
-fn index_video(
-    path: &Path,
-    rel: &Path,
-    uploaded: Option<PathBuf>,
-    dir: &Path,
-    params: &DataParams,
-    progress: &(dyn Fn(f64, &str) + Sync),
-) -> Result<(MediaSource, u64, String), String> {
-    let source = media::VideoSource::open(path).map_err(|e| e.to_string())?;
-    let info = source.info().clone();
-    drop(source);
-    let stamp = FileStamp::of(path).map_err(|e| format!("cannot read the video: {e}"))?;
-    let mut note = String::new();
-    let mut manifest_path = None;
-    if let Some(m) = uploaded {
-        progress(0.1, "Checking the uploaded manifest");
-        match manifest::validate(&m, Some(path), &Default::default()) {
-            Ok((Manifest::Video { .. }, findings))
-                if findings
-                    .iter()
-                    .all(|f| f.severity != manifest::Severity::Error) =>
-            {
-                manifest_path = Some(m);
-            }
-            Ok((_, findings)) => {
-                let why = findings
-                    .iter()
-                    .find(|f| f.severity == manifest::Severity::Error)
-                    .map(|f| f.message.clone())
-                    .unwrap_or_else(|| "not a video manifest".into());
-                note =
-                    format!("Invalid manifest file was uploaded: {why}; a new one was generated");
-            }
-            Err(e) => {
-                note = format!("Invalid manifest file was uploaded: {e}; a new one was generated")
-            }
-        }
-    }
-    if manifest_path.is_none() {
-        progress(0.1, "Indexing the video");
-        let opts = VideoOptions {
-            chunk_size: params.chunk_size.unwrap_or(36) as usize,
-            force: true,
-            ..Default::default()
-        };
-        let total = stamp.size.max(1) as f64;
-        let report = |p: manifest::Progress| {
-            if let manifest::Progress::Demux { bytes, .. } = p {
-                progress(0.1 + 0.8 * bytes as f64 / total, "Indexing the video");
-            }
-        };
-        match manifest::index_video(path, &opts, &report) {
-            Ok(index) => {
-                index
-                    .manifest
-                    .write_to_dir(dir)
-                    .map_err(|e| e.to_string())?;
-                manifest_path = Some(dir.join(manifest::MANIFEST_FILE));
-            }
-            Err(manifest::ManifestError::Media(e)) => return Err(e.to_string()),
-            Err(manifest::ManifestError::InvalidVideo { reason, .. }) => {
-                return Err(format!("{}: {reason}", rel.display()))
-            }
-            Err(e) => {
-                // As CVAT: the task is still created, frames are decoded from the start.
-                note = format!("Failed to create manifest for the uploaded video: {e}. A manifest will not be used in this task");
-            }
-        }
-    }
-    let (frames, width, height, chapters) = match &manifest_path {
-        Some(m) => match manifest::read_manifest(m).map_err(|e| e.to_string())? {
-            Manifest::Video { properties, .. } => (
-                properties.length,
-                properties.resolution[0],
-                properties.resolution[1],
-                properties
-                    .chapters
-                    .iter()
-                    .map(|c| ChapterInfo {
-                        id: c.id,
-                        start: c.start,
-                        stop: c.stop,
-                        title: c
-                            .metadata
-                            .iter()
-                            .find(|(k, _)| k == "title")
-                            .map(|(_, v)| v.clone()),
-                    })
-                    .collect(),
-            ),
-            Manifest::Images { .. } => {
-                return Err("the manifest describes images, not a video".into())
-            }
-        },
-        None => {
-            // No manifest: count frames by decoding, as CVAT does.
-            progress(0.5, "Counting frames");
-            let mut r = FrameReader::open(path).map_err(|e| e.to_string())?;
-            let mut n = 0u64;
-            let mut size = None;
-            while let Some(f) = r.next_frame().map_err(|e| e.to_string())? {
-                size.get_or_insert((f.width(), f.height()));
-                n += 1;
-            }
-            let (w, h) =
-                size.ok_or_else(|| format!("{}: no frame can be decoded", rel.display()))?;
-            let (w, h) = media::rotated_size(w, h, info.rotation);
-            (n, w, h, Vec::new())
-        }
-    };
-    Ok((
-        MediaSource::Video {
-            path: path.to_path_buf(),
-            name: rel.to_string_lossy().into_owned(),
-            width,
-            height,
-            rotation: info.rotation,
-            frames,
-            manifest: manifest_path,
-            stamp,
-            chapters,
-        },
-        frames,
-        note,
-    ))
-}
-
-/// Sorts and reads the images: full decode (so a truncated or fake image fails the request
-/// with its name, not a later chunk), size after EXIF orientation, context images.
-fn read_images(
-    root: &Path,
-    list: &[PathBuf],
-    related: &[PathBuf],
-    params: &DataParams,
-    progress: &(dyn Fn(f64, &str) + Sync),
-) -> Result<Vec<ImageFrame>, String> {
-    let mut list: Vec<PathBuf> = list.to_vec();
-    if params.sorting == SortingMethod::Predefined && !params.upload_file_order.is_empty() {
-        let order: BTreeMap<&str, usize> = params
-            .upload_file_order
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        let name = |p: &PathBuf| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
-        if list.len() != order.len() || list.iter().any(|p| !order.contains_key(name(p).as_str())) {
-            return Err(
-                "Uploaded files do not match the 'upload_file_order' field contents".into(),
-            );
-        }
-        list.sort_by_key(|p| order[name(p).as_str()]);
-    } else {
-        let mut keyed: Vec<(String, PathBuf)> = list
-            .into_iter()
-            .map(|p| (root.join(&p).to_string_lossy().into_owned(), p))
-            .collect();
-        params.sorting.sort(&mut keyed, |(k, _)| k.as_str());
-        list = keyed.into_iter().map(|(_, p)| p).collect();
-    }
-    // Context images: <dir>/related_images/<name>_<ext>/… belongs to <dir>/<name>.<ext>.
-    let mut ctx: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
-    for r in related {
-        if let Some(owner) = manifest::owner_of_path(r) {
-            ctx.entry(owner).or_default().push(root.join(r));
-        }
-    }
-    for v in ctx.values_mut() {
-        v.sort();
-    }
-    let total = list.len().max(1) as f64;
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    list.par_iter()
-        .enumerate()
-        .map(|(i, rel)| {
-            let path = root.join(rel);
-            let name = rel.to_string_lossy().replace('\\', "/");
-            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read '{name}': {e}"))?;
-            // Refused from its header if over --max-image-pixels; decoded with its memory
-            // counted (so parallel creations and builds cannot add up past --memory-limit).
-            let (w, h) = crate::chunks::check_image(&bytes, &name).map_err(|e| e.to_string())?;
-            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if n % 64 == 0 {
-                progress(0.05 + 0.85 * n as f64 / total, "Reading the images");
-            }
-            Ok(ImageFrame {
-                frame: i as u64,
-                stamp: FileStamp::of(&path).map_err(|e| format!("cannot read '{name}': {e}"))?,
-                path,
-                name,
-                width: w,
-                height: h,
-                related: ctx.get(rel).cloned().unwrap_or_default(),
-            })
-        })
-        .collect()
+    let dir = create::task_dir(&media_dir, task.id);
+    let upload = session.map(|s| Uploaded {
+        dir: s.dir,
+        files: s.files,
+    });
+    let upload_dir = upload.as_ref().map(|u| u.dir.clone());
+    create::create_data(&ctx, &dir, task, params, upload, progress)
+        .map_err(|e| super::error::task_message(st, &dir, upload_dir.as_deref(), &e.to_string()))
 }

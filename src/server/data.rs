@@ -11,9 +11,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{task_or_404, St};
-use super::auth::CurrentUser;
-use super::jobs::job_or_404;
+use super::access::job_or_404;
+use super::access::{task_or_404, CurrentUser, St};
 use super::{create, ApiError, AppState, Loaded};
 use crate::budget::{self, Budget};
 use crate::cache::{Item, ItemKey, ItemKind};

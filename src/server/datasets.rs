@@ -17,8 +17,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{task_or_404, St};
-use super::auth::CurrentUser;
+use super::access::{self, CurrentUser, St};
 use super::forwarded::{base_of, BaseUrl};
 use super::{annotations as ann_api, tus, ApiError, AppState};
 use crate::annotations::{self, Context};
@@ -42,15 +41,6 @@ fn find_exporter(name: &str) -> Result<Found<dyn Exporter>, ApiError> {
 /// The importer named `name`, or a 400 naming what is wrong with the name.
 fn find_importer(name: &str) -> Result<Found<dyn Importer>, ApiError> {
     catalogue::importer(name).map_err(|e| ApiError::bad_request(e.to_string()))
-}
-
-/// The scope of a job visible to `me`.
-fn job_scope(st: &AppState, id: i64, me: &CurrentUser) -> Result<Scope, ApiError> {
-    let job = super::jobs::job_or_404(st, id, me)?;
-    Ok(Scope {
-        task_id: job.task_id,
-        job: Some((job.id, job.range.start, job.range.stop)),
-    })
 }
 
 /// The data of a task, as an export reads its frames (the server's loaded copy).
@@ -414,18 +404,8 @@ pub(crate) async fn export_task(
     Query(q): Query<ExportQuery>,
     Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Response, ApiError> {
-    task_or_404(&st, id, &me)?;
-    start_export(
-        st,
-        Scope {
-            task_id: id,
-            job: None,
-        },
-        q,
-        me,
-        base,
-    )
-    .await
+    let scope = access::Scope::task(&st, id, &me)?.dataset_scope();
+    start_export(st, scope, q, me, base).await
 }
 
 /// `POST /api/jobs/{id}/dataset/export`
@@ -437,7 +417,7 @@ pub(crate) async fn export_job(
     Query(q): Query<ExportQuery>,
     Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Response, ApiError> {
-    let scope = job_scope(&st, id, &me)?;
+    let scope = access::Scope::job(&st, id, &me)?.dataset_scope();
     start_export(st, scope, q, me, base).await
 }
 
@@ -786,18 +766,8 @@ pub(crate) async fn import_task(
     Query(q): Query<ImportQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    task_or_404(&st, id, &me)?;
-    start_import(
-        st,
-        Scope {
-            task_id: id,
-            job: None,
-        },
-        q,
-        me,
-        req,
-    )
-    .await
+    let scope = access::Scope::task(&st, id, &me)?.dataset_scope();
+    start_import(st, scope, q, me, req).await
 }
 
 /// `POST /api/jobs/{id}/annotations?format=`
@@ -809,7 +779,7 @@ pub(crate) async fn import_job(
     Query(q): Query<ImportQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let scope = job_scope(&st, id, &me)?;
+    let scope = access::Scope::job(&st, id, &me)?.dataset_scope();
     start_import(st, scope, q, me, req).await
 }
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 
-use super::api::json_body;
+use super::input::json_body;
 use super::ApiError;
 
 /// Largest accepted event batch, in bytes (the UI sends a few kilobytes at a time).

@@ -8,9 +8,10 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{json_body, task_or_404, visible, St};
-use super::auth::{basic_user, CurrentUser};
+use super::access::{job_or_404, visible, CurrentUser, St};
+use super::auth::basic_user;
 use super::forwarded::BaseUrl;
+use super::input::json_body;
 use super::listing::{Fields, ListQuery};
 use super::{ApiError, AppState};
 use crate::store::{JobRow, JobUpdate};
@@ -36,19 +37,6 @@ const JOB_FIELDS: Fields = Fields {
     ],
     search: &["task_name", "project_name", "assignee", "state", "stage"],
 };
-
-/// A job visible to `me`, or 404.
-pub(crate) fn job_or_404(st: &AppState, id: i64, me: &CurrentUser) -> Result<JobRow, ApiError> {
-    let job = st
-        .store
-        .job(id)?
-        .ok_or_else(|| ApiError::not_found("Not found."))?;
-    if job.assignee_id == Some(me.id) {
-        return Ok(job);
-    }
-    task_or_404(st, job.task_id, me)?;
-    Ok(job)
-}
 
 /// `JobRead`.
 pub(crate) fn job_json(st: &AppState, j: &JobRow, base: &str) -> Result<Value, ApiError> {
@@ -156,7 +144,7 @@ pub(crate) struct JobWrite {
     stage: Option<String>,
     state: Option<String>,
     /// A user id, or null to unassign.
-    #[serde(default, deserialize_with = "super::api::present")]
+    #[serde(default, deserialize_with = "super::input::present")]
     #[schema(value_type = Option<i64>)]
     assignee: Option<Value>,
 }
@@ -200,7 +188,7 @@ pub(crate) async fn patch_job(
             })
             .transpose()?,
     };
-    let assignee = super::api::assignee(&st, &w.assignee)?;
+    let assignee = super::input::assignee(&st, &w.assignee)?;
     let manager = st
         .store
         .task(job.task_id)?

@@ -2,6 +2,7 @@
 //! data uploads, background requests, chunks, frames, meta and previews, plus `/metrics`.
 
 mod absent;
+mod access;
 mod annotations;
 mod api;
 mod auth;
@@ -11,13 +12,18 @@ mod datasets;
 mod error;
 mod events;
 mod forwarded;
+mod info;
+mod input;
 mod jobs;
+mod labels;
 mod listen;
 mod listing;
 mod lockout;
 mod openapi;
+mod requests;
 mod review;
 mod sweep;
+mod tasks;
 mod tus;
 mod ui;
 

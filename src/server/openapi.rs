@@ -6,7 +6,10 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{absent, annotations, api, auth, data, datasets, events, jobs, review, tus};
+use super::{
+    absent, annotations, auth, data, datasets, events, info, jobs, labels, requests, review, tasks,
+    tus,
+};
 
 struct Security;
 
@@ -32,13 +35,13 @@ impl Modify for Security {
 #[openapi(
     info(title = "frameserver", description = "CVAT-compatible media server API (the subset frameserver implements)", version = "2.80.0"),
     paths(
-        api::about, api::formats, api::plugins, api::health, api::share,
+        info::about, info::formats, info::plugins, info::health, info::share,
         auth::login, auth::logout, auth::users_self, auth::list_users,
         auth::create_token, auth::list_tokens, auth::token_self, auth::revoke_token,
-        api::create_task, api::list_tasks, api::get_task, api::patch_task, api::delete_task,
+        tasks::create_task, tasks::list_tasks, tasks::get_task, tasks::patch_task, tasks::delete_task,
         data::post_data, data::task_data, data::task_meta, data::task_preview,
         tus::append, tus::head, tus::append_job, tus::head_job,
-        api::list_labels, api::get_label,
+        labels::list_labels, labels::get_label,
         jobs::list_jobs, jobs::get_job, jobs::patch_job,
         review::create_issue, review::list_issues, review::get_issue, review::patch_issue, review::delete_issue,
         review::create_comment, review::list_comments, review::get_comment, review::patch_comment, review::delete_comment,
@@ -46,7 +49,7 @@ impl Modify for Security {
         annotations::get_task, annotations::put_task, annotations::patch_task, annotations::delete_task,
         annotations::get_job, annotations::put_job, annotations::patch_job, annotations::delete_job,
         datasets::export_task, datasets::export_job, datasets::download, datasets::import_task, datasets::import_job,
-        api::list_requests, api::get_request, api::metrics, schema,
+        requests::list_requests, requests::get_request, info::metrics, schema,
     ),
     modifiers(&Security),
     security(("tokenAuth" = []), ("sessionAuth" = [], "csrfAuth" = [])),

@@ -11,10 +11,10 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{assignee, json_body, present, visible, St};
-use super::auth::{basic_user, CurrentUser};
+use super::access::{job_or_404, visible, CurrentUser, St};
+use super::auth::basic_user;
 use super::forwarded::BaseUrl;
-use super::jobs::job_or_404;
+use super::input::{assignee, json_body, present};
 use super::listing::{Fields, ListQuery};
 use super::{ApiError, AppState};
 use crate::store::{CommentRow, IssueRow, JobRow, NewIssue};

@@ -15,9 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use base64::Engine;
 
-use super::api::{task_or_404, St};
-use super::auth::CurrentUser;
-use super::jobs::job_or_404;
+use super::access::{CurrentUser, Scope, St};
 use super::{ApiError, AppState};
 
 /// Largest PATCH body accepted (clients send 10 MiB pieces).
@@ -183,43 +181,17 @@ fn complete(st: &AppState, file_id: &str) {
     }
 }
 
-/// The endpoint a PATCH or HEAD came to: a task's (`job` None) or one of its jobs'.
-#[derive(Clone, Copy)]
-struct Endpoint {
-    task_id: i64,
-    job: Option<i64>,
-}
-
-impl Endpoint {
-    /// Task `id`'s endpoint, if `me` may see the task.
-    fn task(st: &AppState, id: i64, me: &CurrentUser) -> Result<Endpoint, ApiError> {
-        task_or_404(st, id, me)?;
-        Ok(Endpoint {
-            task_id: id,
-            job: None,
-        })
-    }
-
-    /// Job `id`'s endpoint, if `me` may see the job.
-    fn job(st: &AppState, id: i64, me: &CurrentUser) -> Result<Endpoint, ApiError> {
-        let job = job_or_404(st, id, me)?;
-        Ok(Endpoint {
-            task_id: job.task_id,
-            job: Some(id),
-        })
-    }
-}
-
+/// The upload `file_id` of `me` on the endpoint `at` (a task's, or one of its jobs'), or 404.
 fn upload_of(
     st: &AppState,
-    at: Endpoint,
+    at: Scope,
     file_id: &str,
     me: &CurrentUser,
 ) -> Result<(u64, u64, PathBuf), ApiError> {
     let uploads = st.tus.lock().unwrap_or_else(|e| e.into_inner());
     let u = uploads
         .get(file_id)
-        .filter(|u| u.task_id == at.task_id && u.purpose.job() == at.job && u.user_id == me.id)
+        .filter(|u| u.task_id == at.task_id && u.purpose.job() == at.job_id() && u.user_id == me.id)
         .ok_or_else(|| {
             ApiError::not_found("No such upload (finished, expired or never started).")
         })?;
@@ -235,7 +207,7 @@ pub(crate) async fn append(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let at = Endpoint::task(&st, id, &me)?;
+    let at = Scope::task(&st, id, &me)?;
     append_at(st, at, file_id, me, headers, body).await
 }
 
@@ -249,13 +221,13 @@ pub(crate) async fn append_job(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let at = Endpoint::job(&st, id, &me)?;
+    let at = Scope::job(&st, id, &me)?;
     append_at(st, at, file_id, me, headers, body).await
 }
 
 async fn append_at(
     st: std::sync::Arc<AppState>,
-    at: Endpoint,
+    at: Scope,
     file_id: String,
     me: CurrentUser,
     headers: HeaderMap,
@@ -311,7 +283,7 @@ pub(crate) async fn head(
     Extension(me): Extension<CurrentUser>,
     Path((id, file_id)): Path<(i64, String)>,
 ) -> Result<Response, ApiError> {
-    head_at(&st, Endpoint::task(&st, id, &me)?, &file_id, &me)
+    head_at(&st, Scope::task(&st, id, &me)?, &file_id, &me)
 }
 
 /// `HEAD /api/jobs/{id}/annotations/{file_id}`
@@ -321,12 +293,12 @@ pub(crate) async fn head_job(
     Extension(me): Extension<CurrentUser>,
     Path((id, file_id)): Path<(i64, String)>,
 ) -> Result<Response, ApiError> {
-    head_at(&st, Endpoint::job(&st, id, &me)?, &file_id, &me)
+    head_at(&st, Scope::job(&st, id, &me)?, &file_id, &me)
 }
 
 fn head_at(
     st: &AppState,
-    at: Endpoint,
+    at: Scope,
     file_id: &str,
     me: &CurrentUser,
 ) -> Result<Response, ApiError> {

@@ -11,6 +11,7 @@ checkbox `parked`) and `person` (rectangles only, no attributes)."""
 
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -640,7 +641,13 @@ def test_broken_import_fails_and_changes_nothing(annotated, tmp_path, name, cont
     path.write_bytes(content)
     with pytest.raises(BackgroundRequestException) as e:
         task.import_annotations(fmt, path)
-    assert str(e.value).strip(), "the failed import request must carry a message"
+    message = str(e.value).strip()
+    assert message, "the failed import request must carry a message"
+    # Issue 11: the message names the file as the client sent it, never the server's stored copy
+    # (e.g. `855f64b2..._unknown_label.xml`).
+    assert f"import failed: {name}" in message and not re.search(r"[0-9a-f]{32}_", message), (
+        f"the message of the failed import should name {name!r} as sent: {message!r}"
+    )
     after = normalize(get(task), ids)
     assert after == before, diff_message(f"after the failed import of {name}", before, after)
 
