@@ -287,7 +287,7 @@ impl<D: ExportData> FrameSource for ExportFrames<D> {
     fn image(&self, rel: u64) -> Result<(Vec<u8>, String), FormatError> {
         // Frames are the long part of an export: stop as soon as it is cancelled.
         if let Some(reason) = self.data.cancelled() {
-            return Err(FormatError::Io(reason));
+            return Err(FormatError::Cancelled(reason));
         }
         let src = self.data.source();
         let abs = src.spec.range.abs(rel);
@@ -295,8 +295,14 @@ impl<D: ExportData> FrameSource for ExportFrames<D> {
             let img = src
                 .images
                 .get(abs as usize)
-                .ok_or_else(|| FormatError::Io(format!("the task has no frame {rel}")))?;
-            return chunks::original_image_bytes(img).map_err(|e| FormatError::Io(e.to_string()));
+                .ok_or_else(|| FormatError::Frame {
+                    frame: rel,
+                    reason: "the task has no such frame".into(),
+                })?;
+            return chunks::original_image_bytes(img).map_err(|e| FormatError::Frame {
+                frame: rel,
+                reason: e.to_string(),
+            });
         }
         let mut guard = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
         let (rx, next) = guard.get_or_insert_with(|| (self.start(), 0));
@@ -308,14 +314,21 @@ impl<D: ExportData> FrameSource for ExportFrames<D> {
             *next += 1;
             let got = rx
                 .recv()
-                .map_err(|_| FormatError::Io(format!("frame {rel} could not be decoded")))?;
-            let bytes = got.map_err(|e| FormatError::Io(e.to_string()))?;
+                .map_err(|_| FormatError::Frame {
+                    frame: rel,
+                    reason: "it could not be decoded".into(),
+                })?;
+            let bytes = got.map_err(|e| FormatError::Frame {
+                frame: rel,
+                reason: e.to_string(),
+            })?;
             if want == rel {
                 return Ok((bytes, self.format.ext().to_owned()));
             }
         }
-        Err(FormatError::Io(format!(
-            "frame {rel} is not one of the export's frames, or was asked for twice"
-        )))
+        Err(FormatError::Frame {
+            frame: rel,
+            reason: "not one of the export's frames, or asked for twice".into(),
+        })
     }
 }

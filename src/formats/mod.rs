@@ -34,9 +34,24 @@ pub struct ExportOptions {
 /// Errors of exports and imports.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
-    /// Reading or writing failed.
+    /// Reading or writing a file failed: what was being done (may be empty), and the error.
+    #[error("{}{source}", if context.is_empty() { String::new() } else { format!("{context}: ") })]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the zip archive failed.
+    #[error("cannot write the archive: {0}")]
+    Zip(#[from] zip::result::ZipError),
+    /// The image of a frame could not be produced for the export (decoding, encoding, a source
+    /// that changed).
+    #[error("frame {frame}: {reason}")]
+    Frame { frame: u64, reason: String },
+    /// The export cannot be made as asked (images without a frame source, a subset name that is
+    /// not a file name).
     #[error("{0}")]
-    Io(String),
+    Unsupported(String),
     /// The input is malformed or does not fit the task: the file, where in it, and why.
     #[error("{file}{}: {reason}", if location.is_empty() { String::new() } else { format!(", {location}") })]
     Invalid {
@@ -50,15 +65,29 @@ pub enum FormatError {
     /// An import limit was passed; the message names the file, the limit and its flag.
     #[error("{0}")]
     Limit(String),
+    /// The export was stopped (the reason: e.g. its task was deleted while it ran).
+    #[error("{0}")]
+    Cancelled(String),
 }
 
 impl From<std::io::Error> for FormatError {
-    fn from(e: std::io::Error) -> Self {
-        FormatError::Io(e.to_string())
+    fn from(source: std::io::Error) -> Self {
+        FormatError::Io {
+            context: String::new(),
+            source,
+        }
     }
 }
 
 impl FormatError {
+    /// A failed read or write of `what` (e.g. "cannot read a.zip").
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        FormatError::Io {
+            context: what.into(),
+            source,
+        }
+    }
+
     /// A problem at `location` (e.g. "line 12", "item 'a/b'") of `file`.
     pub fn invalid(file: &str, location: impl Into<String>, reason: impl Into<String>) -> Self {
         FormatError::Invalid {

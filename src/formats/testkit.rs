@@ -721,7 +721,10 @@ impl FrameSource for TestImages {
             .frames
             .iter()
             .find(|f| f.0 == rel)
-            .ok_or_else(|| FormatError::Io(format!("no test image for frame {rel}")))?;
+            .ok_or_else(|| FormatError::Frame {
+                frame: rel,
+                reason: "no test image".into(),
+            })?;
         Ok((image_bytes(*w, *h, ext, rel), ext.clone()))
     }
 }

@@ -510,7 +510,7 @@ pub(super) fn export(
         ds.subset.as_str()
     };
     if subset.contains('/') || subset.contains('\\') {
-        return Err(FormatError::Io(format!(
+        return Err(FormatError::Unsupported(format!(
             "the subset name '{subset}' contains a path separator"
         )));
     }
@@ -546,8 +546,7 @@ pub(super) fn export(
     let by_frame = FrameAnnotations::new(ds, |f| !f.outside);
     let mut w = DeflatedEntry::new(&file);
     w.write_all(br#"{"dm_format_version":"1.0","media_type":2,"infos":{},"categories":"#)?;
-    serde_json::to_writer(&mut w, &ex.cats.to_json(ds.labels))
-        .map_err(|e| FormatError::Io(e.to_string()))?;
+    serde_json::to_writer(&mut w, &ex.cats.to_json(ds.labels)).map_err(std::io::Error::from)?;
     w.write_all(br#","items":["#)?;
     w.write_items(
         n,

@@ -176,7 +176,7 @@ impl DeflatedEntry {
         let mut spool = self.spool;
         let (Ok(size), Ok(compressed)) = (u32::try_from(self.size), u32::try_from(self.compressed))
         else {
-            return Err(FormatError::Io(format!(
+            return Err(FormatError::Unsupported(format!(
                 "{} would be larger than 4 GiB",
                 self.name
             )));
@@ -199,12 +199,12 @@ impl DeflatedEntry {
         header.extend_from_slice(self.name.as_bytes());
         spool.seek(SeekFrom::Start(0))?;
         let mut stream = Read::chain(&header[..], spool);
-        let file = zip::read::read_zipfile_from_stream(&mut stream)
-            .map_err(|e| FormatError::Io(e.to_string()))?
-            .ok_or_else(|| FormatError::Io("the entry's header was not read back".into()))?;
-        zip.zip
-            .raw_copy_file(file)
-            .map_err(|e| FormatError::Io(e.to_string()))
+        let file = zip::read::read_zipfile_from_stream(&mut stream)?.ok_or(
+            FormatError::Zip(zip::result::ZipError::InvalidArchive(
+                "the entry's header was not read back".into(),
+            )),
+        )?;
+        Ok(zip.zip.raw_copy_file(file)?)
     }
 }
 

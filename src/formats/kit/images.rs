@@ -16,7 +16,7 @@ pub fn save_images(
     progress: &dyn Fn(f64),
 ) -> Result<(), FormatError> {
     let src = images.ok_or_else(|| {
-        FormatError::Io("images were requested but there is no frame source".into())
+        FormatError::Unsupported("images were requested but there is no frame source".into())
     })?;
     let n = ds.frames.len().max(1) as f64;
     for (i, f) in ds.frames.iter().enumerate() {

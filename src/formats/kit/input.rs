@@ -89,11 +89,11 @@ impl ImportInput {
         let mut magic = [0u8; 4];
         let n = std::fs::File::open(path)
             .and_then(|mut f| f.read(&mut magic))
-            .map_err(|e| FormatError::Io(format!("cannot read {display}: {e}")))?;
+            .map_err(|e| FormatError::io(format!("cannot read {display}"), e))?;
         let zip = if n == 4 && &magic == b"PK\x03\x04" {
             let z = ZipEntries::open(path, &limits.archive).map_err(|e| match e {
                 IngestError::Io { source, .. } => {
-                    FormatError::Io(format!("cannot read {display}: {source}"))
+                    FormatError::io(format!("cannot read {display}"), source)
                 }
                 e if matches!(
                     e,
@@ -150,7 +150,7 @@ impl ImportInput {
         match &self.zip {
             None => {
                 let mut file = std::fs::File::open(&self.path)
-                    .map_err(|e| FormatError::Io(format!("cannot read {}: {e}", self.display)))?;
+                    .map_err(|e| FormatError::io(format!("cannot read {}", self.display), e))?;
                 let size = file.metadata().ok().map(|m| m.len());
                 Ok(f(&mut file, size))
             }
@@ -189,5 +189,5 @@ pub(crate) fn read_error(file: &str, e: std::io::Error) -> FormatError {
     if let Some(v) = e.get_ref().and_then(|r| r.downcast_ref::<ValueTooLarge>()) {
         return FormatError::Limit(format!("{file}: {v}"));
     }
-    FormatError::Io(format!("cannot read {file}: {e}"))
+    FormatError::io(format!("cannot read {file}"), e)
 }

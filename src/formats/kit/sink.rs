@@ -23,18 +23,15 @@ impl<W: Write + Seek> ZipSink<W> {
     pub fn stored_file(&mut self, name: &str) -> Result<&mut dyn Write, FormatError> {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored);
-        self.zip
-            .start_file(name, opts)
-            .map_err(|e| FormatError::Io(e.to_string()))?;
+        self.zip.start_file(name, opts)?;
         Ok(&mut self.zip)
     }
 
     /// Finishes the archive.
     pub fn finish(self) -> Result<W, FormatError> {
         self.zip
-            .finish()
-            .map_err(|e| FormatError::Io(e.to_string()))?
+            .finish()?
             .into_inner()
-            .map_err(|e| FormatError::Io(e.error().to_string()))
+            .map_err(|e| FormatError::io("cannot write the archive", e.into_error()))
     }
 }
