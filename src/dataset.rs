@@ -312,12 +312,10 @@ impl<D: ExportData> FrameSource for ExportFrames<D> {
                 break;
             }
             *next += 1;
-            let got = rx
-                .recv()
-                .map_err(|_| FormatError::Frame {
-                    frame: rel,
-                    reason: "it could not be decoded".into(),
-                })?;
+            let got = rx.recv().map_err(|_| FormatError::Frame {
+                frame: rel,
+                reason: "it could not be decoded".into(),
+            })?;
             let bytes = got.map_err(|e| FormatError::Frame {
                 frame: rel,
                 reason: e.to_string(),

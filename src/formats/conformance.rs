@@ -1,6 +1,7 @@
 //! The conformance suite every format runs (issue 11, point 4), in the style of `object_store`'s
 //! `integration.rs`: a format's tests call these functions with its own exporter and importer
-//! and the [`Capabilities`] it declares; [`run_all`] runs every check. Fixtures come from
+//! and the [`Capabilities`] it declares; [`conformance_suite!`] is the one call that runs every
+//! check. Fixtures come from
 //! [`testkit`](super::testkit).
 //!
 //! Annotations are compared *normalised*: every track is interpolated (as CVAT's per-frame
@@ -23,6 +24,21 @@ use crate::formats::{
     catalogue, ExportOptions, Exporter, FormatError, FrameSource, ImportInput, Importer,
     TaskDataset, ZipSink,
 };
+
+/// Every shape type, for formats that carry them all.
+pub const ALL_SHAPES: &[ShapeType] = &[
+    ShapeType::Rectangle,
+    ShapeType::Polygon,
+    ShapeType::Polyline,
+    ShapeType::Points,
+    ShapeType::Ellipse,
+    ShapeType::Cuboid,
+    ShapeType::Mask,
+    ShapeType::Skeleton,
+];
+
+/// Every attribute input type.
+pub const ALL_ATTRIBUTES: &[&str] = &["select", "radio", "checkbox", "number", "text"];
 
 /// How a format carries tracks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -798,17 +814,80 @@ pub fn import_side(f: &FormatUnderTest) {
     assert_eq!(f.importer.is_some(), f.caps.import, "{}", f.name);
 }
 
-/// Every check: on the standard tasks, and the closed-track round trip.
-pub fn run_all(f: &FormatUnderTest) {
-    import_side(f);
-    closed_track_round_trip(f);
-    for (what, task) in standard_tasks() {
-        round_trip(f, &task, what);
-        empty_task(f, &task);
-        job_range(f, &task, what);
-        save_images(f, &task, what);
-        foreign_archives(f, &task);
-        unknown_label(f, &task);
-    }
-    bad_inputs(f, &standard_tasks().remove(0).1);
+/// The one call a format's tests make: `conformance_suite!(module, format_under_test)` runs every
+/// check of the suite on the format, each as a test of its own (so one failure does not hide the
+/// others), in a module named `module`.
+macro_rules! conformance_suite {
+    ($m:ident, $f:expr) => {
+        mod $m {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::formats::conformance as suite;
+
+            #[test]
+            fn import_side() {
+                suite::import_side(&$f);
+            }
+
+            #[test]
+            fn round_trip() {
+                let f = $f;
+                for (what, task) in suite::standard_tasks() {
+                    suite::round_trip(&f, &task, what);
+                }
+            }
+
+            #[test]
+            fn closed_track_round_trip() {
+                suite::closed_track_round_trip(&$f);
+            }
+
+            #[test]
+            fn empty_task() {
+                let f = $f;
+                for (_, task) in suite::standard_tasks() {
+                    suite::empty_task(&f, &task);
+                }
+            }
+
+            #[test]
+            fn job_range() {
+                let f = $f;
+                for (what, task) in suite::standard_tasks() {
+                    suite::job_range(&f, &task, what);
+                }
+            }
+
+            #[test]
+            fn save_images() {
+                let f = $f;
+                for (what, task) in suite::standard_tasks() {
+                    suite::save_images(&f, &task, what);
+                }
+            }
+
+            #[test]
+            fn foreign_archives() {
+                let f = $f;
+                for (_, task) in suite::standard_tasks() {
+                    suite::foreign_archives(&f, &task);
+                }
+            }
+
+            #[test]
+            fn bad_inputs() {
+                suite::bad_inputs(&$f, &suite::standard_tasks().remove(0).1);
+            }
+
+            #[test]
+            fn unknown_label() {
+                let f = $f;
+                for (_, task) in suite::standard_tasks() {
+                    suite::unknown_label(&f, &task);
+                }
+            }
+        }
+    };
 }
+
+pub(crate) use conformance_suite;

@@ -10,7 +10,6 @@ use crate::annotations::Annotations;
 
 pub mod catalogue;
 mod conformance;
-mod conformance_tests;
 pub mod cvat;
 pub mod datumaro;
 pub mod kit;

@@ -717,14 +717,14 @@ pub fn image_bytes(w: u32, h: u32, ext: &str, seed: u64) -> Vec<u8> {
 
 impl FrameSource for TestImages {
     fn image(&self, rel: u64) -> Result<(Vec<u8>, String), FormatError> {
-        let (_, w, h, ext) = self
-            .frames
-            .iter()
-            .find(|f| f.0 == rel)
-            .ok_or_else(|| FormatError::Frame {
-                frame: rel,
-                reason: "no test image".into(),
-            })?;
+        let (_, w, h, ext) =
+            self.frames
+                .iter()
+                .find(|f| f.0 == rel)
+                .ok_or_else(|| FormatError::Frame {
+                    frame: rel,
+                    reason: "no test image".into(),
+                })?;
         Ok((image_bytes(*w, *h, ext, rel), ext.clone()))
     }
 }

@@ -525,7 +525,9 @@ fn check_task_alive(st: &AppState, task_id: i64) -> Result<(), FormatError> {
     match st.store.task(task_id) {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(FormatError::Cancelled(TASK_DELETED.into())),
-        Err(e) => Err(FormatError::Cancelled(format!("the task could not be read: {e}"))),
+        Err(e) => Err(FormatError::Cancelled(format!(
+            "the task could not be read: {e}"
+        ))),
     }
 }
 

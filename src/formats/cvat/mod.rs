@@ -47,6 +47,8 @@ mod import;
 mod xml;
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
 mod tests;
 
 /// The CVAT XML formats: `video == false` is "CVAT for images 1.1", `true` is "CVAT for video

@@ -7,7 +7,6 @@ use super::export::*;
 use super::import::*;
 use super::xml::*;
 use super::*;
-use crate::annotations::interpolate::interpolate;
 use crate::annotations::{
     Annotations, AttributeVal, LabelIndex, Shape, ShapeType, Tag, Track, TrackedShape,
 };
@@ -302,38 +301,6 @@ fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     }
     std::fs::write(&p, text).unwrap();
     p
-}
-
-/// Whether `interpolate` is implemented yet (track tests wait for it).
-fn interpolation_ready() -> bool {
-    let t = Track {
-        id: None,
-        frame: 0,
-        label_id: 2,
-        group: 0,
-        source: "manual".into(),
-        attributes: vec![],
-        shapes: vec![TrackedShape {
-            id: None,
-            kind: ShapeType::Rectangle,
-            frame: 0,
-            occluded: false,
-            outside: false,
-            z_order: 0,
-            rotation: 0.0,
-            points: vec![0.0, 0.0, 1.0, 1.0],
-            attributes: vec![],
-        }],
-        elements: vec![],
-    };
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let ok = std::panic::catch_unwind(|| interpolate(&t, 1)).is_ok();
-    std::panic::set_hook(prev);
-    if !ok {
-        eprintln!("interpolate() is not implemented yet: skipping the track part of this test");
-    }
-    ok
 }
 
 const IMAGE0: &str = r#"
@@ -666,10 +633,7 @@ fn video_export_reimports_as_tracks() {
 
 /// A track of every kind the model interpolates, exported both ways and read back.
 #[test]
-fn tracks_round_trip_once_interpolation_lands() {
-    if !interpolation_ready() {
-        return;
-    }
+fn tracks_round_trip_through_both_layouts() {
     let l = labels();
     let tshape = |frame, outside, points: &[f64], kind, attrs: Vec<AttributeVal>| TrackedShape {
         id: None,
@@ -1493,9 +1457,6 @@ fn shared_for_video_sample() {
     assert_eq!(t[3].elements[1].shapes[0].points, [48.8, 156.28]);
 
     // Per frame, as Datumaro counts them: re-export as video and count the shapes.
-    if !interpolation_ready() {
-        return;
-    }
     let (_d, zip) = export(CvatXml::VIDEO, &dataset_with(&ds, &got), None);
     let out = zip_text(&zip, "annotations.xml");
     let n = |tag: &str| out.matches(&format!("\n    <{tag} ")).count();

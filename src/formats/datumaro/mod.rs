@@ -79,4 +79,6 @@ impl super::Importer for Datumaro {
 }
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
 mod tests;

@@ -199,11 +199,9 @@ impl DeflatedEntry {
         header.extend_from_slice(self.name.as_bytes());
         spool.seek(SeekFrom::Start(0))?;
         let mut stream = Read::chain(&header[..], spool);
-        let file = zip::read::read_zipfile_from_stream(&mut stream)?.ok_or(
-            FormatError::Zip(zip::result::ZipError::InvalidArchive(
-                "the entry's header was not read back".into(),
-            )),
-        )?;
+        let file = zip::read::read_zipfile_from_stream(&mut stream)?.ok_or(FormatError::Zip(
+            zip::result::ZipError::InvalidArchive("the entry's header was not read back".into()),
+        ))?;
         Ok(zip.zip.raw_copy_file(file)?)
     }
 }
