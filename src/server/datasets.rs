@@ -61,15 +61,54 @@ impl ExportData for TaskData {
     }
 }
 
+/// Why a background dataset request (an export or an import) failed: the text is the
+/// request's message (paths relative to the data dir, as everywhere in messages).
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    /// The task's data could not be read.
+    #[error("{0}")]
+    Data(String),
+    /// Its labels, frames or annotations could not be loaded.
+    #[error(transparent)]
+    Dataset(#[from] dataset::DatasetError),
+    /// A file of the result could not be written (`what path: error`).
+    #[error("cannot {what} {path}: {source}")]
+    File {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The format failed to write the export.
+    #[error("export to {path} failed: {source}")]
+    Export {
+        path: String,
+        #[source]
+        source: FormatError,
+    },
+    /// The export was stopped: its task was deleted while it ran.
+    #[error(transparent)]
+    Cancelled(FormatError),
+    /// The file is not valid in the format, or does not fit the task.
+    #[error("import failed: {0}")]
+    Import(#[source] FormatError),
+    /// Storing the imported annotations failed.
+    #[error("{0}")]
+    Store(String),
+    /// The worker thread panicked.
+    #[error("the request failed unexpectedly: {0}")]
+    Panicked(String),
+}
+
 /// Loads the dataset of `scope` (see [`dataset::load`]) and the task's data.
 fn load(
     st: &AppState,
     scope: Scope,
     with_annotations: bool,
-) -> Result<(dataset::Loaded, Arc<super::Loaded>), String> {
-    let data = super::data::loaded(st, scope.task_id).map_err(|e| e.message)?;
+) -> Result<(dataset::Loaded, Arc<super::Loaded>), RequestError> {
+    let data = super::data::loaded(st, scope.task_id).map_err(|e| RequestError::Data(e.message))?;
     let src = super::data::source(st, &data);
-    let l = dataset::load(&st.store, &src, scope, with_annotations).map_err(|e| e.to_string())?;
+    let l = dataset::load(&st.store, &src, scope, with_annotations)?;
     Ok((l, data))
 }
 
@@ -202,7 +241,9 @@ fn new_request(
 fn run_request(
     st: Arc<AppState>,
     req: RequestRow,
-    work: impl FnOnce(&Arc<AppState>, &dyn Fn(f64)) -> Result<Option<String>, String> + Send + 'static,
+    work: impl FnOnce(&Arc<AppState>, &dyn Fn(f64)) -> Result<Option<String>, RequestError>
+        + Send
+        + 'static,
 ) {
     tokio::spawn(async move {
         let st2 = Arc::clone(&st);
@@ -225,7 +266,7 @@ fn run_request(
             work(&st2, &progress)
         })
         .await
-        .unwrap_or_else(|e| Err(format!("the request failed unexpectedly: {e}")));
+        .unwrap_or_else(|e| Err(RequestError::Panicked(e.to_string())));
         let mut done = req;
         done.started_date = Some(started);
         done.finished_date = Some(Utc::now());
@@ -235,9 +276,9 @@ fn run_request(
                 done.progress = Some(1.0);
                 done.result_url = url;
             }
-            Err(msg) => {
+            Err(e) => {
                 done.status = "failed".into();
-                done.message = msg;
+                done.message = e.to_string();
             }
         }
         let _ = st.store.put_request(&done);
@@ -323,11 +364,11 @@ async fn start_export(
         let ds = l.dataset();
         let t_load = t0.elapsed();
         let dir = exports_dir(st);
-        std::fs::create_dir_all(&dir).map_err(|e| io_message(st, "create", &dir, &e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| file_error(st, "create", &dir, e))?;
         let part = dir.join(format!("{file_id}.zip.part"));
-        let result = (|| -> Result<(), String> {
+        let result = (|| -> Result<(), RequestError> {
             let file =
-                std::fs::File::create(&part).map_err(|e| io_message(st, "create", &part, &e))?;
+                std::fs::File::create(&part).map_err(|e| file_error(st, "create", &part, e))?;
             let mut zip = ZipSink::new(file);
             let task_data = Arc::new(TaskData {
                 st: Arc::clone(st),
@@ -353,25 +394,23 @@ async fn start_export(
                     &mut zip,
                     progress,
                 )
-                .map_err(|e| format!("export to {} failed: {e}", shown_path(st, &part)))?;
+                .map_err(|e| export_error(st, &part, e))?;
             let t_export = t0.elapsed();
             // No fsync: a result is transient and can be made again; the rename below is what
             // keeps a half-written file from ever being served.
-            let mut f = zip
-                .finish()
-                .map_err(|e| format!("export to {} failed: {e}", shown_path(st, &part)))?;
-            f.flush().map_err(|e| io_message(st, "write", &part, &e))?;
+            let mut f = zip.finish().map_err(|e| export_error(st, &part, e))?;
+            f.flush().map_err(|e| file_error(st, "write", &part, e))?;
             let name_file = dir.join(format!("{file_id}.name"));
             std::fs::write(&name_file, &download_name)
-                .map_err(|e| io_message(st, "write", &name_file, &e))?;
-            check_task_alive(st, scope.task_id).map_err(|e| e.to_string())?;
+                .map_err(|e| file_error(st, "write", &name_file, e))?;
+            check_task_alive(st, scope.task_id).map_err(RequestError::Cancelled)?;
             let done = dir.join(format!("{file_id}.zip"));
-            std::fs::rename(&part, &done).map_err(|e| io_message(st, "create", &done, &e))?;
+            std::fs::rename(&part, &done).map_err(|e| file_error(st, "create", &done, e))?;
             // Deleted between the check and the rename: its results were removed before this
             // one existed.
             if let Err(e) = check_task_alive(st, scope.task_id) {
                 remove_result(st, &file_id);
-                return Err(e.to_string());
+                return Err(RequestError::Cancelled(e));
             }
             tracing::info!(
                 task = scope.task_id,
@@ -450,7 +489,7 @@ pub(crate) async fn download(
         .unwrap_or_else(|_| "export.zip".into());
     let file = tokio::fs::File::open(&path)
         .await
-        .map_err(|e| ApiError::internal(io_message(&st, "read", &path, &e)))?;
+        .map_err(|e| ApiError::internal(file_error(&st, "read", &path, e).to_string()))?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 << 10));
     let mut r = Response::new(body);
@@ -558,7 +597,7 @@ async fn start_import(
         .uploads_dir()
         .join(format!("annotations_{}", scope.task_id));
     std::fs::create_dir_all(&dir)
-        .map_err(|e| ApiError::internal(io_message(&st, "create", &dir, &e)))?;
+        .map_err(|e| ApiError::internal(file_error(&st, "create", &dir, e).to_string()))?;
     if headers.contains_key("Upload-Length") {
         return tus::create(
             &st,
@@ -645,7 +684,8 @@ async fn save_field(
     path: &FsPath,
 ) -> Result<(), ApiError> {
     use tokio::io::AsyncWriteExt;
-    let write_err = |e: std::io::Error| ApiError::internal(io_message(st, "write", path, &e));
+    let write_err =
+        |e: std::io::Error| ApiError::internal(file_error(st, "write", path, e).to_string());
     let mut file = tokio::fs::File::create(path).await.map_err(write_err)?;
     let result = async {
         while let Some(chunk) = field.chunk().await.map_err(|e| {
@@ -665,8 +705,23 @@ async fn save_field(
 
 /// A client-facing message for an I/O failure: what was done, on which file (relative to the
 /// data dir, never an absolute server path), and why.
-fn io_message(st: &AppState, what: &str, path: &FsPath, e: &std::io::Error) -> String {
-    format!("cannot {what} {}: {e}", shown_path(st, path))
+fn file_error(st: &AppState, what: &'static str, path: &FsPath, e: std::io::Error) -> RequestError {
+    RequestError::File {
+        what,
+        path: shown_path(st, path),
+        source: e,
+    }
+}
+
+/// A failed export into `part`: cancellation stays a cancellation.
+fn export_error(st: &AppState, part: &FsPath, e: FormatError) -> RequestError {
+    match e {
+        FormatError::Cancelled(_) => RequestError::Cancelled(e),
+        e => RequestError::Export {
+            path: shown_path(st, part),
+            source: e,
+        },
+    }
 }
 
 /// `path` relative to the data dir (else only its file name).
@@ -702,17 +757,14 @@ fn import_file(
     display: &str,
     append: bool,
     progress: &dyn Fn(f64),
-) -> Result<(), String> {
+) -> Result<(), RequestError> {
     let t0 = std::time::Instant::now();
     let (l, _) = load(st, scope, false)?;
     let ds = l.dataset();
-    let input = ImportInput::open_with(path, display, import_limits(st))
-        .map_err(|e| format!("import failed: {e}"))?;
+    let input =
+        ImportInput::open_with(path, display, import_limits(st)).map_err(RequestError::Import)?;
     progress(0.1);
-    let imported = fmt
-        .side
-        .import(&input, &ds)
-        .map_err(|e| format!("import failed: {e}"))?;
+    let imported = fmt.side.import(&input, &ds).map_err(RequestError::Import)?;
     progress(0.8);
     // Parsed and validated against the task or job (`Importer::import`).
     let t_parse = t0.elapsed();
@@ -724,7 +776,7 @@ fn import_file(
                 vec![crate::store::AnnotationChange::Insert(imported)],
             )
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(|e| RequestError::Store(e.to_string()))
     } else {
         ann_api::replace(
             st,
@@ -732,7 +784,7 @@ fn import_file(
             scope.job.map(|(_, a, b)| (a, b)),
             imported,
         )
-        .map_err(|e| e.message)
+        .map_err(|e| RequestError::Store(e.message))
     };
     tracing::info!(
         task = scope.task_id,
