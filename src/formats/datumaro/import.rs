@@ -202,8 +202,10 @@ fn label_accepts(label: &LabelInfo, kind: &str) -> bool {
     label.kind == "any" || label.kind == kind
 }
 
-/// Datumaro annotation types that are valid but carry nothing CVAT imports (Datumaro's
-/// `AnnotationType` minus the ones [`shape_kind`] maps and `label`); any other type is an error.
+/// Datumaro annotation types that are valid but carry nothing CVAT imports: Datumaro 1.13's
+/// `AnnotationType` names (checked against the PyPI package) minus `unknown`, `label` and the ones
+/// [`shape_kind`] maps, plus `hash_key` and `feature_vector` of other Datumaro releases; any
+/// other type is an error.
 const IGNORED_TYPES: &[&str] = &[
     "caption",
     "super_resolution_annotation",
