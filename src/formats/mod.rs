@@ -40,9 +40,6 @@ pub enum FormatError {
         #[source]
         source: std::io::Error,
     },
-    /// Writing the zip archive failed.
-    #[error("cannot write the archive: {0}")]
-    Zip(#[from] zip::result::ZipError),
     /// The image of a frame could not be produced for the export (decoding, encoding, a source
     /// that changed).
     #[error("frame {frame}: {reason}")]
@@ -76,6 +73,12 @@ impl From<std::io::Error> for FormatError {
             source,
         }
     }
+}
+
+/// A failed write of the export's zip (the zip crate's error kept as the cause, its type kept
+/// out of the format API).
+pub(crate) fn zip_error(e: zip::result::ZipError) -> FormatError {
+    FormatError::io("cannot write the archive", std::io::Error::other(e))
 }
 
 impl FormatError {

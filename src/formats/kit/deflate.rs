@@ -12,7 +12,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 
 use flate2::{Compress, Compression, FlushCompress};
 
-use crate::formats::{FormatError, ZipSink};
+use crate::formats::{zip_error, FormatError, ZipSink};
 
 /// Target uncompressed bytes per piece.
 const PIECE: usize = 128 << 10;
@@ -199,10 +199,14 @@ impl DeflatedEntry {
         header.extend_from_slice(self.name.as_bytes());
         spool.seek(SeekFrom::Start(0))?;
         let mut stream = Read::chain(&header[..], spool);
-        let file = zip::read::read_zipfile_from_stream(&mut stream)?.ok_or(FormatError::Zip(
-            zip::result::ZipError::InvalidArchive("the entry's header was not read back".into()),
-        ))?;
-        Ok(zip.zip.raw_copy_file(file)?)
+        let file = zip::read::read_zipfile_from_stream(&mut stream)
+            .map_err(zip_error)?
+            .ok_or_else(|| {
+                zip_error(zip::result::ZipError::InvalidArchive(
+                    "the entry's header was not read back".into(),
+                ))
+            })?;
+        zip.zip.raw_copy_file(file).map_err(zip_error)
     }
 }
 

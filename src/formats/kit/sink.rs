@@ -2,7 +2,7 @@
 
 use std::io::{Seek, Write};
 
-use crate::formats::FormatError;
+use crate::formats::{zip_error, FormatError};
 
 /// A streaming zip writer: each file is written as it is produced, never the whole dataset
 /// in memory. Annotation files are written as [`DeflatedEntry`]s, images as stored files.
@@ -23,14 +23,15 @@ impl<W: Write + Seek> ZipSink<W> {
     pub fn stored_file(&mut self, name: &str) -> Result<&mut dyn Write, FormatError> {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored);
-        self.zip.start_file(name, opts)?;
+        self.zip.start_file(name, opts).map_err(zip_error)?;
         Ok(&mut self.zip)
     }
 
     /// Finishes the archive.
     pub fn finish(self) -> Result<W, FormatError> {
         self.zip
-            .finish()?
+            .finish()
+            .map_err(zip_error)?
             .into_inner()
             .map_err(|e| FormatError::io("cannot write the archive", e.into_error()))
     }
