@@ -3862,6 +3862,10 @@ fn users_list_searches_filters_and_sorts_as_cvat() {
             .replace('}', "%7D")
     ));
     assert_eq!(user_names(&by_filter), ["admin", "bob"]);
+    // Someone who is not an admin lists only themselves (CVAT's rule outside organizations).
+    let (ann, _) = token_client(&s.base, "ann", "user-password");
+    let seen: Value = ann.get(s.url("/api/users")).send().unwrap().json().unwrap();
+    assert_eq!(user_names(&seen), ["ann"]);
     // `page_size=all` (cvat-core's default for users) is every user on one page.
     let everyone = s.json("/api/users?page_size=all");
     assert_eq!(everyone["results"].as_array().unwrap().len(), 4);

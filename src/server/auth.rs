@@ -286,14 +286,16 @@ const USER_FIELDS: Fields = Fields {
 #[utoipa::path(get, path = "/api/users", tag = "users", params(("page" = usize, Query, description = "Page number"), ("page_size" = usize, Query, description = "Page size"), ("username" = String, Query, description = "Username equals"), ("is_active" = bool, Query, description = "Active users"), ("search" = String, Query, description = "Username, first or last name contains"), ("filter" = String, Query, description = "JSON Logic filter"), ("sort" = String, Query, description = "Sort fields, e.g. username,-id")), responses((status = 200, description = "Paginated users", body = Object)))]
 pub(crate) async fn list_users(
     State(st): St,
-    Extension(_me): Extension<CurrentUser>,
+    Extension(me): Extension<CurrentUser>,
     Query(params): Query<HashMap<String, String>>,
     Extension(BaseUrl(base)): Extension<BaseUrl>,
 ) -> Result<Json<Value>, ApiError> {
+    // CVAT's IAM rule outside organizations: admins list everyone, other users themselves.
     let users: Vec<Value> = st
         .store
         .users()?
         .iter()
+        .filter(|u| me.is_admin || u.id == me.id)
         .map(|u| user_json(u, &base))
         .collect();
     Ok(Json(ListQuery::new(params).answer(
