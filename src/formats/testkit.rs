@@ -851,6 +851,26 @@ pub fn write_zip(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
     p
 }
 
+/// Writes `bytes` to `dir/name` (creating the folders `name` has); returns the path.
+pub fn write_file(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// The shared test data (`../shared/testdata` beside the repository, or
+/// `FRAMESERVER_SHARED_TESTDATA`); panics when it is not there.
+pub fn shared_testdata() -> PathBuf {
+    let p = std::env::var_os("FRAMESERVER_SHARED_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata"));
+    assert!(p.is_dir(), "shared test data not found at {}", p.display());
+    p
+}
+
 /// Annotations in a comparable form: as JSON, every `id` dropped (objects, elements,
 /// keyframes), tags, shapes and tracks each sorted (by their JSON text); the rest as it is.
 pub fn normalised(a: &Annotations) -> serde_json::Value {

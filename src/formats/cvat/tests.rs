@@ -9,7 +9,7 @@ use crate::annotations::{AttrSpec, AttributeVal, LabelIndex, LabelInfo, Shape, S
 use crate::formats::kit::paths::*;
 use crate::formats::testkit::{
     self, attr, av, export_zip, fixture_spec, frame, keyframe, label, normalised, shape, spec, tag,
-    with_source, write_zip, zip_entry, zip_text, TestImages,
+    with_source, write_file, write_zip, zip_entry, zip_text, TestImages,
 };
 use crate::formats::{DatasetFrame, FormatError, ImportInput, TaskDataset};
 use quick_xml::events::Event;
@@ -143,15 +143,6 @@ fn image_annotations() -> Annotations {
 
 fn import(path: &Path, ds: &TaskDataset<'_>) -> Result<Annotations, FormatError> {
     CvatXml::IMAGES.import(&ImportInput::open(path).unwrap(), ds)
-}
-
-fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    if let Some(d) = p.parent() {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 const IMAGE0: &str = r#"
@@ -1043,12 +1034,9 @@ fn python_formatting_helpers() {
     );
 }
 
+/// Datumaro's samples in the shared test data.
 fn shared() -> Option<PathBuf> {
-    let p = std::env::var_os("FRAMESERVER_SHARED_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata"));
-    assert!(p.is_dir(), "shared test data not found at {}", p.display());
-    Some(p.join("datumaro"))
+    Some(testkit::shared_testdata().join("datumaro"))
 }
 
 /// Labels as in a sample's `<meta>` (black, no SVG), with ids from 1 and attribute ids

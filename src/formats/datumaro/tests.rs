@@ -14,7 +14,7 @@ use crate::formats::kit::json::read::*;
 use crate::formats::kit::paths::*;
 use crate::formats::testkit::{
     self, av, dataset, export_file, export_zip, frame, keyframe, label, normalised, spec, tag,
-    write_zip, zip_entry, TestImages,
+    write_file, write_zip, zip_entry, TestImages,
 };
 use crate::formats::Importer as _;
 use crate::formats::DEFAULT_MAX_IMPORT_VALUE;
@@ -206,12 +206,9 @@ fn sample_annotations() -> Annotations {
     }
 }
 
+/// Datumaro 1.0 samples in the shared test data.
 fn shared() -> PathBuf {
-    let p = std::env::var_os("FRAMESERVER_SHARED_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata"));
-    assert!(p.is_dir(), "shared test data not found at {}", p.display());
-    p.join("datumaro/datumaro_1.0/datumaro_dataset")
+    testkit::shared_testdata().join("datumaro/datumaro_1.0/datumaro_dataset")
 }
 
 /// Zips the folder `src` (paths relative to it) into `dir/name`.
@@ -248,9 +245,7 @@ fn zip_dir(src: &Path, dir: &Path, name: &str) -> PathBuf {
 }
 
 fn write_json(dir: &Path, name: &str, v: &Value) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, serde_json::to_vec(v).unwrap()).unwrap();
-    p
+    write_file(dir, name, serde_json::to_vec(v).unwrap())
 }
 
 // ---- pure helpers ------------------------------------------------------------------------------
