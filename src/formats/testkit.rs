@@ -196,6 +196,11 @@ pub fn labels() -> Vec<LabelInfo> {
     ]
 }
 
+/// The fixture's [`labels`], indexed (what a task of [`TaskBuilder`] has).
+pub fn label_index() -> LabelIndex {
+    LabelIndex::from_labels(labels())
+}
+
 /// The spec of the fixture's attribute `id` (see [`attr`]), for a test's own label table.
 pub fn fixture_spec(id: i64) -> AttrSpec {
     labels()
@@ -436,7 +441,7 @@ impl TaskBuilder {
             task_id: 7,
             name: "conformance & co".into(),
             video: self.video,
-            labels: LabelIndex::from_labels(labels()),
+            labels: label_index(),
             frames,
             segments,
             annotations: a,

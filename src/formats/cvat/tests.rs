@@ -517,7 +517,7 @@ fn tracks_round_trip_through_both_layouts() {
 }
 
 fn error_of(dir: &Path, name: &str, text: &str) -> String {
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     let p = write_file(dir, name, text);
@@ -543,7 +543,7 @@ fn bad_files_report_file_and_line() {
         .replace("LABEL", "car")
         .replace("XTL", "0")
         .replace("COLOR", "red");
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     let got = import(&write_file(d, "ok.xml", &ok), &ds).unwrap();
@@ -658,7 +658,7 @@ fn import_with(
 fn values_past_the_import_limit_are_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     let limits = crate::formats::ImportLimits {
@@ -723,7 +723,7 @@ fn values_past_the_import_limit_are_refused_naming_it() {
 #[test]
 fn zipped_xml_bombs_are_refused_naming_the_entry() {
     let dir = tempfile::tempdir().unwrap();
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     // 80 MiB of whitespace in one text node, ~80 KB deflated.
@@ -757,7 +757,7 @@ fn zipped_xml_bombs_are_refused_naming_the_entry() {
 #[test]
 fn lenient_reading_like_cvat() {
     let dir = tempfile::tempdir().unwrap();
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     // Unknown attribute names are skipped; checkbox values are case-folded; names match
@@ -947,7 +947,7 @@ fn bad_attributes_report_quick_xmls_errors() {
     bytes[ok.find("ytl=\"0\"").unwrap() + 5] = 0xff;
     let p = dir.path().join("utf.xml");
     std::fs::write(&p, &bytes).unwrap();
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     assert_eq!(

@@ -808,7 +808,7 @@ fn import_json(v: &Value, ds: &TaskDataset<'_>) -> Result<Annotations, FormatErr
 
 #[test]
 fn bad_input_names_file_item_and_reason() {
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, frames());
     let cats = json!({"label": {"labels": [{"name": "car", "parent": ""}, {"name": "zzz", "parent": ""}]}});
@@ -895,7 +895,7 @@ fn bad_input_names_file_item_and_reason() {
 
 #[test]
 fn groups_are_renumbered_per_item_and_singletons_dropped() {
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, frames());
     let cats = json!({"label": {"labels": [{"name": "car", "parent": ""}]}});
@@ -914,7 +914,7 @@ fn groups_are_renumbered_per_item_and_singletons_dropped() {
 fn tracks_are_rebuilt_from_track_id_and_keyframe() {
     // Hand-written per-frame shapes (as CVAT exports a track): frames 0, 1 visible (1 is not a
     // keyframe), 3 a keyframe after a gap; the task has 5 frames.
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, numbered_frames(5));
     let cats = json!({"label": {"labels": [{"name": "car", "parent": ""}]}});
@@ -1167,7 +1167,7 @@ fn files_too_large_for_memory_stream_the_same_items() {
 
 #[test]
 fn wrong_types_name_the_field() {
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, frames());
     let cats = json!({"label": {"labels": [{"name": "car"}, {"name": "person"}]}});
@@ -1309,7 +1309,7 @@ fn wrong_types_name_the_field() {
 
 #[test]
 fn track_ids_of_any_type_key_tracks() {
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, numbered_frames(5));
     let cats = json!({"label": {"labels": [{"name": "car"}]}});
@@ -1465,7 +1465,7 @@ fn string_scan_follows_json_quoting_across_chunks() {
 
 #[test]
 fn strings_past_the_import_limit_are_refused_naming_it() {
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, frames());
     let dir = tempfile::tempdir().unwrap();
@@ -1506,7 +1506,7 @@ fn strings_past_the_import_limit_are_refused_naming_it() {
 
 #[test]
 fn zipped_json_bombs_are_refused_naming_the_entry() {
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, frames());
     let dir = tempfile::tempdir().unwrap();
