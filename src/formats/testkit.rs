@@ -843,6 +843,37 @@ pub fn zip_text(path: &Path, name: &str) -> String {
     String::from_utf8(zip_entry(path, name)).expect("a UTF-8 entry")
 }
 
+/// The zip's entry `name` parsed as JSON.
+pub fn zip_json(path: &Path, name: &str) -> serde_json::Value {
+    serde_json::from_slice(&zip_entry(path, name))
+        .unwrap_or_else(|e| panic!("{}: entry {name} is not JSON: {e}", path.display()))
+}
+
+/// A zip bomb in `dir/name`: one entry `entry` of `head`, `mib` MiB of the byte `fill` and
+/// `tail`, which deflates to about a thousandth of that.
+pub fn zip_bomb(
+    dir: &Path,
+    name: &str,
+    entry: &str,
+    head: &[u8],
+    fill: u8,
+    mib: usize,
+    tail: &[u8],
+) -> PathBuf {
+    let p = dir.join(name);
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+    z.start_file(entry, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(head).unwrap();
+    let block = vec![fill; 1 << 20];
+    for _ in 0..mib {
+        z.write_all(&block).unwrap();
+    }
+    z.write_all(tail).unwrap();
+    z.finish().unwrap();
+    p
+}
+
 /// A zip of `files` in `dir`.
 pub fn write_zip(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
     let p = dir.join(name);

@@ -9,12 +9,11 @@ use crate::annotations::{AttrSpec, AttributeVal, LabelIndex, LabelInfo, Shape, S
 use crate::formats::kit::paths::*;
 use crate::formats::testkit::{
     self, attr, av, export_zip, fixture_spec, frame, keyframe, label, normalised, shape, spec, tag,
-    with_source, write_file, write_zip, zip_entry, zip_text, TestImages,
+    with_source, write_file, write_zip, zip_bomb, zip_entry, zip_text, TestImages,
 };
 use crate::formats::{DatasetFrame, FormatError, ImportInput, TaskDataset};
 use quick_xml::events::Event;
 use quick_xml::Reader;
-use std::io::Write;
 
 /// The person skeleton's SVG: head and hand by `data-label-id` (the export names them).
 const PERSON_SVG: &str = r#"<line data-type="edge" data-node-from="1" data-node-to="2"></line><circle data-label-id="4" data-node-id="1"></circle><circle data-label-id="5" data-node-id="2"></circle>"#;
@@ -727,17 +726,15 @@ fn zipped_xml_bombs_are_refused_naming_the_entry() {
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     // 80 MiB of whitespace in one text node, ~80 KB deflated.
-    let zpath = dir.path().join("bomb.zip");
-    let mut z = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
-    z.start_file("annotations.xml", zip::write::SimpleFileOptions::default())
-        .unwrap();
-    z.write_all(b"<annotations>").unwrap();
-    let spaces = vec![b' '; 1 << 20];
-    for _ in 0..80 {
-        z.write_all(&spaces).unwrap();
-    }
-    z.write_all(b"</annotations>").unwrap();
-    z.finish().unwrap();
+    let zpath = zip_bomb(
+        dir.path(),
+        "bomb.zip",
+        "annotations.xml",
+        b"<annotations>",
+        b' ',
+        80,
+        b"</annotations>",
+    );
     let e = import(&zpath, &ds).unwrap_err();
     assert!(matches!(e, FormatError::Limit(_)), "{e}");
     let e = e.to_string();

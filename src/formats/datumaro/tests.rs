@@ -1,5 +1,4 @@
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -14,7 +13,7 @@ use crate::formats::kit::json::read::*;
 use crate::formats::kit::paths::*;
 use crate::formats::testkit::{
     self, av, dataset, export_file, export_zip, frame, keyframe, label, normalised, spec, tag,
-    write_file, write_zip, zip_entry, TestImages,
+    write_file, write_zip, zip_bomb, zip_entry, zip_json, TestImages,
 };
 use crate::formats::Importer as _;
 use crate::formats::DEFAULT_MAX_IMPORT_VALUE;
@@ -288,7 +287,7 @@ fn export_writes_cvat_shaped_json() {
     let a = sample_annotations();
     let ds = dataset(&l, &a, frames());
     let (_dir, zip) = export_zip(&Datumaro::default(), &ds, None);
-    let v: Value = serde_json::from_slice(&zip_entry(&zip, "annotations/default.json")).unwrap();
+    let v = zip_json(&zip, "annotations/default.json");
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
@@ -458,7 +457,7 @@ fn export_with_images_stores_them_per_subset() {
         z.by_name("images/train/b.jpg").unwrap().compression(),
         zip::CompressionMethod::Stored
     );
-    let v: Value = serde_json::from_slice(&zip_entry(&zip, "annotations/train.json")).unwrap();
+    let v = zip_json(&zip, "annotations/train.json");
     assert_eq!(
         v["items"][0]["image"],
         json!({"path": "img_a.jpg", "size": [8, 10]})
@@ -470,7 +469,7 @@ fn export_with_images_stores_them_per_subset() {
     let ds = dataset(&l, &a, fr);
     let images = TestImages::all(&ds, "jpg");
     let (_dir, zip) = export_zip(&Datumaro::default(), &ds, Some(&images));
-    let v: Value = serde_json::from_slice(&zip_entry(&zip, "annotations/default.json")).unwrap();
+    let v = zip_json(&zip, "annotations/default.json");
     assert_eq!(v["items"][0]["image"]["path"], "a_b.jpg");
     assert_eq!(v["items"][1]["image"]["path"], "a_b_1.jpg");
     assert_eq!(zip_entry(&zip, "images/default/a_b_1.jpg"), images.bytes(1));
@@ -499,7 +498,7 @@ fn export_then_import_round_trips() {
     let json_path = write_json(
         _dir.path(),
         "default.json",
-        &serde_json::from_slice(&zip_entry(&zip, "annotations/default.json")).unwrap(),
+        &zip_json(&zip, "annotations/default.json"),
     );
     let back = Datumaro::default()
         .import(&ImportInput::open(&json_path).unwrap(), &ds)
@@ -1013,7 +1012,7 @@ fn tracks_export_per_frame_and_round_trip() {
     let a = track_annotations();
     let ds = dataset(&l, &a, frames());
     let (_dir, zip) = export_zip(&Datumaro::default(), &ds, None);
-    let v: Value = serde_json::from_slice(&zip_entry(&zip, "annotations/default.json")).unwrap();
+    let v = zip_json(&zip, "annotations/default.json");
     let items = v["items"].as_array().unwrap();
     for (i, kf) in [(0, true), (1, false)] {
         let anns = items[i]["annotations"].as_array().unwrap();
@@ -1511,21 +1510,15 @@ fn zipped_json_bombs_are_refused_naming_the_entry() {
     let ds = dataset(&l, &a, frames());
     let dir = tempfile::tempdir().unwrap();
     // One 80 MiB string, ~80 KB deflated.
-    let z = dir.path().join("dataset.zip");
-    let mut w = zip::ZipWriter::new(std::fs::File::create(&z).unwrap());
-    w.start_file(
+    let z = zip_bomb(
+        dir.path(),
+        "dataset.zip",
         "annotations/default.json",
-        zip::write::SimpleFileOptions::default(),
-    )
-    .unwrap();
-    w.write_all(br#"{"categories": {}, "items": [], "info": ""#)
-        .unwrap();
-    let block = vec![b'a'; 1 << 20];
-    for _ in 0..80 {
-        w.write_all(&block).unwrap();
-    }
-    w.write_all(b"\"}").unwrap();
-    w.finish().unwrap();
+        br#"{"categories": {}, "items": [], "info": ""#,
+        b'a',
+        80,
+        b"\"}",
+    );
     let e = Datumaro::default()
         .import(&ImportInput::open(&z).unwrap(), &ds)
         .unwrap_err();
