@@ -29,6 +29,14 @@
 //!   `[0,0,10,10]` at 5, `outside` at 9 with `[40,40,50,50]`: frames 6–8 are 10/20/30).
 //!
 //! Tasks shorter than 10 frames keep the objects on frames they have.
+//!
+//! Format tests that need data of their own (a label table their expected output names, frames
+//! of other names and sizes, hand-made annotations) build it from the same pieces: [`label()`],
+//! [`spec`] and [`fixture_spec`] for labels, [`frame`] and [`dataset`] for a dataset, [`av`],
+//! [`shape`], [`keyframe`], [`track`] and [`tag`] for annotations, [`TestImages`] for images;
+//! and export, read and compare with [`export_zip`] / [`export_file`], [`zip_entry`] /
+//! [`zip_text`] / [`zip_json`] / [`zip_entries`], [`normalised`] and [`with_source`]; inputs
+//! are written with [`write_file`], [`write_zip`] and [`zip_bomb`].
 
 use crate::annotations::Annotations;
 use crate::annotations::{

@@ -4,8 +4,9 @@ use super::export::*;
 use super::import::*;
 use super::xml::*;
 use super::*;
-use crate::annotations::Annotations;
-use crate::annotations::{AttrSpec, AttributeVal, LabelIndex, LabelInfo, Shape, ShapeType, Track};
+use crate::annotations::{
+    Annotations, AttrSpec, AttributeVal, LabelIndex, LabelInfo, Shape, ShapeType, Track,
+};
 use crate::formats::kit::paths::*;
 use crate::formats::testkit::{
     self, attr, av, export_zip, fixture_spec, frame, keyframe, label, normalised, shape, spec, tag,
