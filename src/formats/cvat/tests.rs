@@ -535,14 +535,18 @@ const BAD: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 </annotations>
 "#;
 
+/// [`BAD`] with its label, `xtl` and color.
+fn bad(label: &str, xtl: &str, color: &str) -> String {
+    BAD.replace("LABEL", label)
+        .replace("XTL", xtl)
+        .replace("COLOR", color)
+}
+
 #[test]
 fn bad_files_report_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ok = BAD
-        .replace("LABEL", "car")
-        .replace("XTL", "0")
-        .replace("COLOR", "red");
+    let ok = bad("car", "0", "red");
     let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
@@ -553,30 +557,22 @@ fn bad_files_report_file_and_line() {
     let cases = [
         (
             "label.xml",
-            BAD.replace("LABEL", "truck")
-                .replace("XTL", "0")
-                .replace("COLOR", "red"),
+            bad("truck", "0", "red"),
             "label.xml, line 5: unknown label 'truck'",
         ),
         (
             "number.xml",
-            BAD.replace("LABEL", "car")
-                .replace("XTL", "1.2.3")
-                .replace("COLOR", "red"),
+            bad("car", "1.2.3", "red"),
             "number.xml, line 5: <box> attribute 'xtl': '1.2.3' is not a number",
         ),
         (
             "value.xml",
-            BAD.replace("LABEL", "car")
-                .replace("XTL", "0")
-                .replace("COLOR", "green"),
+            bad("car", "0", "green"),
             "value.xml, line 6: attribute 'color': 'green' is not one of",
         ),
         (
             "kind.xml",
-            BAD.replace("LABEL", "scene")
-                .replace("XTL", "0")
-                .replace("COLOR", "red"),
+            bad("scene", "0", "red"),
             "kind.xml, line 5: label 'scene' is for tags, not rectangles",
         ),
         (
@@ -665,10 +661,7 @@ fn values_past_the_import_limit_are_refused_naming_it() {
         max_value: 1 << 20,
         ..Default::default()
     };
-    let ok = BAD
-        .replace("LABEL", "car")
-        .replace("XTL", "0")
-        .replace("COLOR", "red");
+    let ok = bad("car", "0", "red");
     let big = " ".repeat(2 << 20);
     let refs = format!("{}&amp;", "a".repeat(1000)).repeat(1100);
     let cases = [
@@ -924,10 +917,7 @@ fn attributes_read_as_quick_xml_reads_them() {
 #[test]
 fn bad_attributes_report_quick_xmls_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let ok = BAD
-        .replace("LABEL", "car")
-        .replace("XTL", "0")
-        .replace("COLOR", "red");
+    let ok = bad("car", "0", "red");
     let with = |extra: &str| ok.replace("occluded=\"0\"", &format!("occluded=\"0\"{extra}"));
     let cases = [
             (with(" xtl=\"1\""), "malformed attribute: position 37: duplicated attribute, previous declaration at position 29"),
