@@ -1050,7 +1050,7 @@ fn tracks_export_per_frame_and_round_trip() {
 /// 1–3 come back at 10/20/30, not interpolated toward the outside shape (7.5/15/22.5).
 #[test]
 fn track_closed_by_outside_keeps_its_last_visible_frame() {
-    let l = labels();
+    let l = testkit::label_index();
     let ts = |frame, outside, x: f64| TrackedShape {
         attributes: vec![av(11, "1"), av(12, "false")],
         ..keyframe(
@@ -1410,7 +1410,7 @@ fn write_exports() {
 /// the file and the frame, even deep in a large export rendered in pieces on all cores.
 #[test]
 fn export_errors_name_the_frame() {
-    let l = labels();
+    let l = testkit::label_index();
     let mut a = Annotations::default();
     for f in 0..3000 {
         let label = if f == 2500 { 99 } else { 2 };
