@@ -14,15 +14,13 @@
 #![cfg(test)]
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use crate::annotations::interpolate::{interpolate, FrameShape};
 use crate::annotations::{Annotations, AttributeVal, LabelIndex, ShapeType};
-use crate::formats::testkit::{Task, TaskBuilder, TestImages};
+use crate::formats::testkit::{export_file, write_zip, zip_entries, Task, TaskBuilder, TestImages};
 use crate::formats::{
-    catalogue, ExportOptions, Exporter, FormatError, FrameSource, ImportInput, Importer,
-    TaskDataset, ZipSink,
+    catalogue, Exporter, FormatError, FrameSource, ImportInput, Importer, TaskDataset,
 };
 
 /// Every shape type, for formats that carry them all.
@@ -149,14 +147,8 @@ pub fn export(
     name: &str,
 ) -> PathBuf {
     let path = dir.join(name);
-    let mut zip = ZipSink::new(std::fs::File::create(&path).unwrap());
-    let opts = ExportOptions {
-        save_images: images.is_some(),
-    };
-    f.exporter
-        .export(ds, &opts, images, &mut zip, &|_| {})
+    export_file(f.exporter, ds, images, &path)
         .unwrap_or_else(|e| panic!("{}: export failed: {e}", f.name));
-    zip.finish().unwrap();
     path
 }
 
@@ -577,19 +569,6 @@ pub fn job_range(f: &FormatUnderTest, task: &Task, what: &str) {
     }
 }
 
-/// The zip's entries: `(name, bytes)`.
-pub fn zip_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
-    (0..z.len())
-        .map(|i| {
-            let mut e = z.by_index(i).unwrap();
-            let mut b = Vec::new();
-            e.read_to_end(&mut b).unwrap();
-            (e.name().to_owned(), b)
-        })
-        .collect()
-}
-
 /// With `save_images`, every frame has exactly one image (real image bytes, its frame's size),
 /// under a name no other entry has; the annotations are those of the export without images.
 pub fn save_images(f: &FormatUnderTest, task: &Task, what: &str) {
@@ -665,19 +644,6 @@ pub fn save_images(f: &FormatUnderTest, task: &Task, what: &str) {
             &back,
         );
     }
-}
-
-/// A zip of `files` in `dir`.
-pub fn write_zip(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
-    let p = dir.join(name);
-    let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
-    for (n, b) in files {
-        z.start_file(*n, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        z.write_all(b).unwrap();
-    }
-    z.finish().unwrap();
-    p
 }
 
 /// A zip of text files, and the export of every catalogued format with another importer, are

@@ -29,12 +29,24 @@
 //!   `[0,0,10,10]` at 5, `outside` at 9 with `[40,40,50,50]`: frames 6–8 are 10/20/30).
 //!
 //! Tasks shorter than 10 frames keep the objects on frames they have.
+//!
+//! Format tests that need data of their own (a label table their expected output names, frames
+//! of other names and sizes, hand-made annotations) build it from the same pieces: [`label()`],
+//! [`spec`] and [`fixture_spec`] for labels, [`frame`] and [`dataset`] for a dataset, [`av`],
+//! [`shape`], [`keyframe`], [`track`] and [`tag`] for annotations, [`TestImages`] for images;
+//! and export, read and compare with [`export_zip`] / [`export_file`], [`zip_entry`] /
+//! [`zip_text`] / [`zip_json`] / [`zip_entries`], [`normalised`] and [`with_source`]; inputs
+//! are written with [`write_file`], [`write_zip`] and [`zip_bomb`].
 
 use crate::annotations::Annotations;
 use crate::annotations::{
     AttrSpec, AttributeVal, LabelIndex, LabelInfo, Shape, ShapeType, Tag, Track, TrackedShape,
 };
-use crate::formats::{DatasetFrame, FormatError, FrameSource, TaskDataset};
+use crate::formats::{
+    DatasetFrame, ExportOptions, Exporter, FormatError, FrameSource, TaskDataset, ZipSink,
+};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
 
 /// Label ids of the fixture.
 pub mod label {
@@ -192,11 +204,37 @@ pub fn labels() -> Vec<LabelInfo> {
     ]
 }
 
+/// The fixture's [`labels`], indexed (what a task of [`TaskBuilder`] has).
+pub fn label_index() -> LabelIndex {
+    LabelIndex::from_labels(labels())
+}
+
+/// The spec of the fixture's attribute `id` (see [`attr`]), for a test's own label table.
+pub fn fixture_spec(id: i64) -> AttrSpec {
+    labels()
+        .into_iter()
+        .flat_map(|l| l.attributes)
+        .find(|a| a.0 == id)
+        .unwrap_or_else(|| panic!("no attribute {id} in the fixture"))
+        .1
+}
+
 /// An attribute value.
 pub fn av(spec_id: i64, value: &str) -> AttributeVal {
     AttributeVal {
         spec_id,
         value: value.into(),
+    }
+}
+
+/// A frame: task-relative `rel`, source frame `abs`, its name and size.
+pub fn frame(rel: u64, abs: u64, name: &str, width: u32, height: u32) -> DatasetFrame {
+    DatasetFrame {
+        rel,
+        abs,
+        name: name.into(),
+        width,
+        height,
     }
 }
 
@@ -372,13 +410,7 @@ impl TaskBuilder {
             .map(|rel| {
                 let abs = self.start + rel * self.step;
                 if self.video {
-                    DatasetFrame {
-                        rel,
-                        abs,
-                        name: format!("frame_{abs:06}.PNG"),
-                        width: 40,
-                        height: 30,
-                    }
+                    frame(rel, abs, &format!("frame_{abs:06}.PNG"), 40, 30)
                 } else {
                     let (width, height) = if rel % 2 == 0 { (40, 30) } else { (32, 24) };
                     let name = match rel % 3 {
@@ -386,13 +418,7 @@ impl TaskBuilder {
                         2 => format!("img_{rel:02}.jpeg"),
                         _ => format!("img_{rel:02}.jpg"),
                     };
-                    DatasetFrame {
-                        rel,
-                        abs,
-                        name,
-                        width,
-                        height,
-                    }
+                    frame(rel, abs, &name, width, height)
                 }
             })
             .collect::<Vec<_>>();
@@ -423,7 +449,7 @@ impl TaskBuilder {
             task_id: 7,
             name: "conformance & co".into(),
             video: self.video,
-            labels: LabelIndex::from_labels(labels()),
+            labels: label_index(),
             frames,
             segments,
             annotations: a,
@@ -560,6 +586,34 @@ fn closed_track() -> Track {
     )
 }
 
+/// A dataset of `frames` with `labels` and `a`, for a test that makes its own: task 7
+/// (`conformance & co`) in annotation mode, one segment (job 1) over all frames, created
+/// `2026-12-01T10:20:30.123456Z`, updated `2026-12-02T11:00:00Z`, owner `admin`, no original
+/// size (set what a test needs with `TaskDataset { …, ..dataset(…) }`).
+pub fn dataset<'a>(
+    labels: &'a LabelIndex,
+    a: &'a Annotations,
+    frames: Vec<DatasetFrame>,
+) -> TaskDataset<'a> {
+    TaskDataset {
+        task_id: 7,
+        name: "conformance & co".into(),
+        mode: "annotation".into(),
+        size: frames.len() as u64,
+        overlap: 0,
+        bug_tracker: String::new(),
+        subset: String::new(),
+        created: "2026-12-01T10:20:30.123456Z".into(),
+        updated: "2026-12-02T11:00:00Z".into(),
+        owner: Some("admin".into()),
+        original_size: None,
+        segments: vec![(1, 0, (frames.len() as u64).saturating_sub(1))],
+        labels,
+        frames,
+        annotations: a,
+    }
+}
+
 /// A task built by [`TaskBuilder`]: it owns what a [`TaskDataset`] borrows.
 #[derive(Debug, Clone)]
 pub struct Task {
@@ -595,18 +649,9 @@ impl Task {
                 "annotation"
             }
             .into(),
-            size: self.frames.len() as u64,
-            overlap: 0,
-            bug_tracker: String::new(),
-            subset: String::new(),
-            created: "2026-12-01T10:20:30.123456Z".into(),
-            updated: "2026-12-02T11:00:00Z".into(),
-            owner: Some("admin".into()),
             original_size: self.original_size,
             segments: self.segments.clone(),
-            labels,
-            frames: self.frames.clone(),
-            annotations: a,
+            ..dataset(labels, a, self.frames.clone())
         }
     }
 
@@ -696,7 +741,26 @@ impl TestImages {
     }
 }
 
-/// An image of `w`×`h` encoded as `ext` (`png` or `jpg`).
+impl TestImages {
+    /// Images of `ds`'s frames, all encoded as `ext` whatever the frame's name (as a video's
+    /// frames are, by the extension the source gives them).
+    pub fn all(ds: &TaskDataset<'_>, ext: &str) -> TestImages {
+        TestImages {
+            frames: ds
+                .frames
+                .iter()
+                .map(|f| (f.rel, f.width, f.height, ext.to_owned()))
+                .collect(),
+        }
+    }
+
+    /// The bytes [`FrameSource::image`] gives for frame `rel` (panics on an unknown frame).
+    pub fn bytes(&self, rel: u64) -> Vec<u8> {
+        self.image(rel).expect("a frame of the images").0
+    }
+}
+
+/// An image of `w`×`h` encoded as `ext` (`png`, any case, or else JPEG).
 pub fn image_bytes(w: u32, h: u32, ext: &str, seed: u64) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([
@@ -706,7 +770,7 @@ pub fn image_bytes(w: u32, h: u32, ext: &str, seed: u64) -> Vec<u8> {
         ])
     });
     let mut out = std::io::Cursor::new(Vec::new());
-    let fmt = if ext == "png" {
+    let fmt = if ext.eq_ignore_ascii_case("png") {
         image::ImageFormat::Png
     } else {
         image::ImageFormat::Jpeg
@@ -727,6 +791,172 @@ impl FrameSource for TestImages {
                 })?;
         Ok((image_bytes(*w, *h, ext, rel), ext.clone()))
     }
+}
+
+/// Exports `ds` with `fmt` into a new zip at `path`, saving images when `images` is given.
+pub fn export_file(
+    fmt: &dyn Exporter,
+    ds: &TaskDataset<'_>,
+    images: Option<&dyn FrameSource>,
+    path: &Path,
+) -> Result<(), FormatError> {
+    let mut zip = ZipSink::new(std::fs::File::create(path).unwrap());
+    let opts = ExportOptions {
+        save_images: images.is_some(),
+    };
+    fmt.export(ds, &opts, images, &mut zip, &|_| {})?;
+    zip.finish()?;
+    Ok(())
+}
+
+/// Exports `ds` with `fmt` (see [`export_file`]) into `export.zip` of a new temporary folder,
+/// which is removed when the returned guard drops; panics when the export fails.
+pub fn export_zip(
+    fmt: &dyn Exporter,
+    ds: &TaskDataset<'_>,
+    images: Option<&dyn FrameSource>,
+) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.zip");
+    export_file(fmt, ds, images, &path).unwrap_or_else(|e| panic!("export failed: {e}"));
+    (dir, path)
+}
+
+/// The zip's entries: `(name, bytes)`.
+pub fn zip_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    (0..z.len())
+        .map(|i| {
+            let mut e = z.by_index(i).unwrap();
+            let mut b = Vec::new();
+            e.read_to_end(&mut b).unwrap();
+            (e.name().to_owned(), b)
+        })
+        .collect()
+}
+
+/// The bytes of the zip's entry `name` (panics when it has none).
+pub fn zip_entry(path: &Path, name: &str) -> Vec<u8> {
+    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    z.by_name(name)
+        .unwrap_or_else(|e| panic!("{}: no entry {name}: {e}", path.display()))
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// The zip's entry `name` as UTF-8 text.
+pub fn zip_text(path: &Path, name: &str) -> String {
+    String::from_utf8(zip_entry(path, name)).expect("a UTF-8 entry")
+}
+
+/// The zip's entry `name` parsed as JSON.
+pub fn zip_json(path: &Path, name: &str) -> serde_json::Value {
+    serde_json::from_slice(&zip_entry(path, name))
+        .unwrap_or_else(|e| panic!("{}: entry {name} is not JSON: {e}", path.display()))
+}
+
+/// A zip bomb in `dir/name`: one entry `entry` of `head`, `mib` MiB of the byte `fill` and
+/// `tail`, which deflates to about a thousandth of that.
+pub fn zip_bomb(
+    dir: &Path,
+    name: &str,
+    entry: &str,
+    head: &[u8],
+    fill: u8,
+    mib: usize,
+    tail: &[u8],
+) -> PathBuf {
+    let p = dir.join(name);
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+    z.start_file(entry, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(head).unwrap();
+    let block = vec![fill; 1 << 20];
+    for _ in 0..mib {
+        z.write_all(&block).unwrap();
+    }
+    z.write_all(tail).unwrap();
+    z.finish().unwrap();
+    p
+}
+
+/// A zip of `files` in `dir`.
+pub fn write_zip(dir: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let p = dir.join(name);
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+    for (n, b) in files {
+        z.start_file(*n, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(b).unwrap();
+    }
+    z.finish().unwrap();
+    p
+}
+
+/// Writes `bytes` to `dir/name` (creating the folders `name` has); returns the path.
+pub fn write_file(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// The shared test data (`../shared/testdata` beside the repository, or
+/// `FRAMESERVER_SHARED_TESTDATA`); panics when it is not there.
+pub fn shared_testdata() -> PathBuf {
+    let p = std::env::var_os("FRAMESERVER_SHARED_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata"));
+    assert!(p.is_dir(), "shared test data not found at {}", p.display());
+    p
+}
+
+/// Annotations in a comparable form: as JSON, every `id` dropped (objects, elements,
+/// keyframes), tags, shapes and tracks each sorted (by their JSON text); the rest as it is.
+pub fn normalised(a: &Annotations) -> serde_json::Value {
+    fn drop_ids(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("id");
+                m.values_mut().for_each(drop_ids);
+            }
+            serde_json::Value::Array(xs) => xs.iter_mut().for_each(drop_ids),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(a).unwrap();
+    drop_ids(&mut v);
+    for k in ["tags", "shapes", "tracks"] {
+        if let Some(xs) = v[k].as_array_mut() {
+            xs.sort_by_key(|x| x.to_string());
+        }
+    }
+    v
+}
+
+/// `a` with the source of every tag, shape and track (their elements too) set to `source`:
+/// what an import (source `file`) gives back.
+pub fn with_source(a: &Annotations, source: &str) -> Annotations {
+    fn track(t: &mut Track, source: &str) {
+        t.source = source.into();
+        t.elements.iter_mut().for_each(|e| track(e, source));
+    }
+    let mut a = a.clone();
+    for t in &mut a.tags {
+        t.source = source.into();
+    }
+    for s in &mut a.shapes {
+        s.source = source.into();
+        for e in &mut s.elements {
+            e.source = source.into();
+        }
+    }
+    a.tracks.iter_mut().for_each(|t| track(t, source));
+    a
 }
 
 /// The synthetic task of `benches/compare-formats.sh` and `benches/formats.rs`: 2,000 image
@@ -801,13 +1031,7 @@ pub fn bench_task() -> Task {
         video: false,
         labels,
         frames: (0..FRAMES)
-            .map(|i| DatasetFrame {
-                rel: i,
-                abs: i,
-                name: format!("formats-2000/img_{i:05}.png"),
-                width: 64,
-                height: 48,
-            })
+            .map(|i| frame(i, i, &format!("formats-2000/img_{i:05}.png"), 64, 48))
             .collect(),
         segments: vec![(1, 0, FRAMES - 1)],
         annotations: a,

@@ -1,109 +1,68 @@
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-
-use serde_json::json;
 
 use super::export::*;
 use super::import::*;
 use super::xml::*;
 use super::*;
 use crate::annotations::{
-    Annotations, AttributeVal, LabelIndex, Shape, ShapeType, Tag, Track, TrackedShape,
+    Annotations, AttrSpec, AttributeVal, LabelIndex, LabelInfo, Shape, ShapeType, Track,
 };
 use crate::formats::kit::paths::*;
-use crate::formats::{
-    DatasetFrame, ExportOptions, FormatError, FrameSource, ImportInput, TaskDataset, ZipSink,
+use crate::formats::testkit::{
+    self, attr, av, export_zip, fixture_spec, frame, keyframe, label, normalised, shape, spec, tag,
+    with_source, write_file, write_zip, zip_bomb, zip_entry, zip_text, TestImages,
 };
-use crate::store::LabelRow;
+use crate::formats::{DatasetFrame, FormatError, ImportInput, TaskDataset};
 use quick_xml::events::Event;
 use quick_xml::Reader;
-use std::io::Write;
 
+/// The person skeleton's SVG: head and hand by `data-label-id` (the export names them).
+const PERSON_SVG: &str = r#"<line data-type="edge" data-node-from="1" data-node-to="2"></line><circle data-label-id="4" data-node-id="1"></circle><circle data-label-id="5" data-node-id="2"></circle>"#;
+
+/// The labels of the expected XML below (names, colors, types and SVG are written): car with
+/// the fixture's color, speed, parked and note (ids 10–13), sign, a person skeleton of head
+/// (`visible`, 14) and hand, a tag label scene (`weather`, 15).
 fn labels() -> LabelIndex {
-    let row =
-        |id, parent, info: serde_json::Value, attrs: Vec<(i64, serde_json::Value)>| LabelRow {
-            id,
-            task_id: 1,
-            parent_id: parent,
-            info,
-            attributes: attrs,
-        };
-    LabelIndex::new(&[
-        row(
-            1,
-            None,
-            json!({"name": "car", "type": "any", "color": "#ff0000", "svg": ""}),
-            vec![
-                (
-                    10,
-                    json!({"name": "color", "input_type": "select", "values": ["red", "blue"], "default_value": "red", "mutable": false}),
-                ),
-                (
-                    11,
-                    json!({"name": "speed", "input_type": "number", "values": ["0", "100", "1"], "default_value": "0", "mutable": true}),
-                ),
-                (
-                    12,
-                    json!({"name": "parked", "input_type": "checkbox", "values": ["false"], "default_value": "false", "mutable": true}),
-                ),
-                (
-                    13,
-                    json!({"name": "note", "input_type": "text", "values": [""], "default_value": "", "mutable": false}),
-                ),
-            ],
+    let colored = |color: &str, l: LabelInfo| LabelInfo {
+        color: color.into(),
+        ..l
+    };
+    let car = [attr::COLOR, attr::SPEED, attr::PARKED, attr::NOTE].map(|id| (id, fixture_spec(id)));
+    LabelIndex::from_labels(vec![
+        colored("#ff0000", label(1, "car", "any", None, car.to_vec())),
+        colored("#00ff00", label(2, "sign", "rectangle", None, vec![])),
+        LabelInfo {
+            svg: PERSON_SVG.into(),
+            ..colored("#0000ff", label(3, "person", "skeleton", None, vec![]))
+        },
+        colored(
+            "#111111",
+            label(
+                4,
+                "head",
+                "points",
+                Some(3),
+                vec![(14, fixture_spec(attr::VISIBLE))],
+            ),
         ),
-        row(
-            2,
-            None,
-            json!({"name": "sign", "type": "rectangle", "color": "#00ff00"}),
-            vec![],
-        ),
-        row(
-            3,
-            None,
-            json!({"name": "person", "type": "skeleton", "color": "#0000ff",
-                       "svg": "<line data-type=\"edge\" data-node-from=\"1\" data-node-to=\"2\"></line><circle data-label-id=\"4\" data-node-id=\"1\"></circle><circle data-label-id=\"5\" data-node-id=\"2\"></circle>"}),
-            vec![],
-        ),
-        row(
-            4,
-            Some(3),
-            json!({"name": "head", "type": "points", "color": "#111111"}),
-            vec![(
-                14,
-                json!({"name": "visible", "input_type": "checkbox", "values": ["true"], "default_value": "true", "mutable": true}),
-            )],
-        ),
-        row(
-            5,
-            Some(3),
-            json!({"name": "hand", "type": "points", "color": "#222222"}),
-            vec![],
-        ),
-        row(
-            6,
-            None,
-            json!({"name": "scene", "type": "tag", "color": "#333333"}),
-            vec![(
-                15,
-                json!({"name": "weather", "input_type": "radio", "values": ["sunny", "rainy"], "default_value": "sunny", "mutable": false}),
-            )],
+        colored("#222222", label(5, "hand", "points", Some(3), vec![])),
+        colored(
+            "#333333",
+            label(
+                6,
+                "scene",
+                "tag",
+                None,
+                vec![(15, fixture_spec(attr::WEATHER))],
+            ),
         ),
     ])
 }
 
-fn frame(rel: u64, abs: u64, name: &str, width: u32, height: u32) -> DatasetFrame {
-    DatasetFrame {
-        rel,
-        abs,
-        name: name.into(),
-        width,
-        height,
-    }
-}
-
+/// The image task (`a.jpg` 10×8, `sub/b.png` 20×16, `c.jpg` 10×8) or the video task (4 frames
+/// from source frame 10, step 3, 25×20) of these tests, as one job (11).
 fn dataset<'a>(labels: &'a LabelIndex, a: &'a Annotations, video: bool) -> TaskDataset<'a> {
-    let frames = if video {
+    let frames: Vec<DatasetFrame> = if video {
         (0..4)
             .map(|r| {
                 frame(
@@ -122,48 +81,12 @@ fn dataset<'a>(labels: &'a LabelIndex, a: &'a Annotations, video: bool) -> TaskD
             frame(2, 2, "c.jpg", 10, 8),
         ]
     };
+    let last = frames.len() as u64 - 1;
     TaskDataset {
-        task_id: 7,
-        name: "demo & co".into(),
         mode: if video { "interpolation" } else { "annotation" }.into(),
-        size: if video { 4 } else { 3 },
-        overlap: 0,
-        bug_tracker: String::new(),
-        subset: String::new(),
-        created: "2024-05-01T10:20:30.123456Z".into(),
-        updated: "2024-05-02T11:00:00Z".into(),
-        owner: Some("admin".into()),
         original_size: video.then_some((25, 20)),
-        segments: vec![(11, 0, if video { 3 } else { 2 })],
-        labels,
-        frames,
-        annotations: a,
-    }
-}
-
-fn av(spec_id: i64, value: &str) -> AttributeVal {
-    AttributeVal {
-        spec_id,
-        value: value.into(),
-    }
-}
-
-fn shape(kind: ShapeType, frame: u64, label_id: i64, points: &[f64]) -> Shape {
-    Shape {
-        id: None,
-        kind,
-        frame,
-        label_id,
-        group: 0,
-        source: "manual".into(),
-        occluded: false,
-        outside: false,
-        z_order: 0,
-        rotation: 0.0,
-        points: points.to_vec(),
-        attributes: vec![],
-        elements: vec![],
-        score: None,
+        segments: vec![(11, 0, last)],
+        ..testkit::dataset(labels, a, frames)
     }
 }
 
@@ -201,14 +124,7 @@ fn image_annotations() -> Annotations {
     let cuboid: Vec<f64> = (0..16).map(|i| i as f64 + 0.5).collect();
     Annotations {
         version: 0,
-        tags: vec![Tag {
-            id: None,
-            frame: 0,
-            label_id: 6,
-            group: 0,
-            source: "manual".into(),
-            attributes: vec![av(15, "rainy")],
-        }],
+        tags: vec![tag(0, 6, vec![av(15, "rainy")])],
         shapes: vec![
             car_box(0),
             polygon,
@@ -225,82 +141,8 @@ fn image_annotations() -> Annotations {
     }
 }
 
-struct FakeImages {
-    ext: Option<&'static str>,
-}
-
-impl FrameSource for FakeImages {
-    fn image(&self, rel: u64) -> Result<(Vec<u8>, String), FormatError> {
-        let ext = match (self.ext, rel) {
-            (Some(e), _) => e,
-            (None, 1) => "png",
-            (None, _) => "jpg",
-        };
-        Ok((format!("pixels of {rel}").into_bytes(), ext.into()))
-    }
-}
-
-fn export(
-    fmt: CvatXml,
-    ds: &TaskDataset<'_>,
-    images: Option<&dyn FrameSource>,
-) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("export.zip");
-    let mut zip = ZipSink::new(std::fs::File::create(&path).unwrap());
-    let opts = ExportOptions {
-        save_images: images.is_some(),
-    };
-    fmt.export(ds, &opts, images, &mut zip, &|_| {}).unwrap();
-    zip.finish().unwrap();
-    (dir, path)
-}
-
-fn zip_text(path: &Path, name: &str) -> String {
-    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
-    let mut s = String::new();
-    z.by_name(name).unwrap().read_to_string(&mut s).unwrap();
-    s
-}
-
 fn import(path: &Path, ds: &TaskDataset<'_>) -> Result<Annotations, FormatError> {
     CvatXml::IMAGES.import(&ImportInput::open(path).unwrap(), ds)
-}
-
-/// Annotations as CVAT imports them (source `file`), in a canonical order.
-fn normalised(a: &Annotations, file_source: bool) -> serde_json::Value {
-    let mut v = serde_json::to_value(a).unwrap();
-    fn walk(v: &mut serde_json::Value, file_source: bool) {
-        match v {
-            serde_json::Value::Object(m) => {
-                if file_source && m.contains_key("source") {
-                    m.insert("source".into(), "file".into());
-                }
-                m.remove("id");
-                for (_, x) in m.iter_mut() {
-                    walk(x, file_source);
-                }
-            }
-            serde_json::Value::Array(xs) => xs.iter_mut().for_each(|x| walk(x, file_source)),
-            _ => {}
-        }
-    }
-    walk(&mut v, file_source);
-    for k in ["tags", "shapes", "tracks"] {
-        if let Some(xs) = v[k].as_array_mut() {
-            xs.sort_by_key(|x| x.to_string());
-        }
-    }
-    v
-}
-
-fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    if let Some(d) = p.parent() {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 const IMAGE0: &str = r#"
@@ -327,7 +169,7 @@ fn images_export_writes_cvat_xml_text() {
     let l = labels();
     let a = image_annotations();
     let ds = dataset(&l, &a, false);
-    let (_d, zip) = export(CvatXml::IMAGES, &ds, None);
+    let (_d, zip) = export_zip(&CvatXml::IMAGES, &ds, None);
     let xml = zip_text(&zip, "annotations.xml");
     let head = r#"<?xml version="1.0" encoding="utf-8"?>
 <annotations>
@@ -335,13 +177,13 @@ fn images_export_writes_cvat_xml_text() {
   <meta>
     <task>
       <id>7</id>
-      <name>demo &amp; co</name>
+      <name>conformance &amp; co</name>
       <size>3</size>
       <mode>annotation</mode>
       <overlap>0</overlap>
       <bugtracker></bugtracker>
-      <created>2024-05-01 10:20:30.123456+00:00</created>
-      <updated>2024-05-02 11:00:00+00:00</updated>
+      <created>2026-12-01 10:20:30.123456+00:00</created>
+      <updated>2026-12-02 11:00:00+00:00</updated>
       <subset>default</subset>
       <start_frame>0</start_frame>
       <stop_frame>2</stop_frame>
@@ -427,13 +269,13 @@ fn images_export_reimports_exactly() {
     let l = labels();
     let a = image_annotations();
     let ds = dataset(&l, &a, false);
-    let (_d, zip) = export(CvatXml::IMAGES, &ds, None);
+    let (_d, zip) = export_zip(&CvatXml::IMAGES, &ds, None);
     let back = import(&zip, &ds).unwrap();
     assert!(back
         .shapes
         .iter()
         .all(|s| s.source == "file" && s.id.is_none()));
-    assert_eq!(normalised(&back, false), normalised(&a, true));
+    assert_eq!(normalised(&back), normalised(&with_source(&a, "file")));
 }
 
 #[test]
@@ -441,7 +283,7 @@ fn images_are_stored_under_their_frame_names() {
     let l = labels();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
-    let (_d, zip) = export(CvatXml::IMAGES, &ds, Some(&FakeImages { ext: None }));
+    let (_d, zip) = export_zip(&CvatXml::IMAGES, &ds, Some(&TestImages::of(&ds)));
     let mut z = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
     let names: Vec<String> = z.file_names().map(str::to_owned).collect();
     assert_eq!(names[0], "annotations.xml");
@@ -457,11 +299,9 @@ fn images_are_stored_under_their_frame_names() {
         ("PNG", "images/frame_000013.PNG"),
         ("jpg", "images/frame_000013.jpg"),
     ] {
-        let (_d, zip) = export(CvatXml::VIDEO, &ds, Some(&FakeImages { ext: Some(ext) }));
-        let mut z = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
-        let mut s = String::new();
-        z.by_name(want).unwrap().read_to_string(&mut s).unwrap();
-        assert_eq!(s, "pixels of 1");
+        let images = TestImages::all(&ds, ext);
+        let (_d, zip) = export_zip(&CvatXml::VIDEO, &ds, Some(&images));
+        assert_eq!(zip_entry(&zip, want), images.bytes(1));
     }
 }
 
@@ -473,14 +313,7 @@ fn video_annotations() -> Annotations {
             shape(ShapeType::Points, 2, 1, &[3.0, 3.0]),
             skeleton(3),
         ],
-        tags: vec![Tag {
-            id: None,
-            frame: 1,
-            label_id: 6,
-            group: 0,
-            source: "manual".into(),
-            attributes: vec![],
-        }],
+        tags: vec![tag(1, 6, vec![])],
         ..Annotations::default()
     }
 }
@@ -490,7 +323,7 @@ fn video_export_writes_shapes_as_tracks() {
     let l = labels();
     let a = video_annotations();
     let ds = dataset(&l, &a, true);
-    let (_d, zip) = export(CvatXml::VIDEO, &ds, None);
+    let (_d, zip) = export_zip(&CvatXml::VIDEO, &ds, None);
     let xml = zip_text(&zip, "annotations.xml");
     for needle in [
             "      <mode>interpolation</mode>",
@@ -531,7 +364,7 @@ fn video_export_writes_shapes_as_tracks() {
     );
 
     // The same task as images: absolute ids, frame names without extension.
-    let (_d, zip) = export(CvatXml::IMAGES, &ds, None);
+    let (_d, zip) = export_zip(&CvatXml::IMAGES, &ds, None);
     let xml = zip_text(&zip, "annotations.xml");
     assert!(xml.contains("\n  <image id=\"13\" name=\"frame_000013\" width=\"25\" height=\"20\">\n    <tag label=\"scene\" source=\"manual\">\n    </tag>\n  </image>"), "{xml}");
 }
@@ -541,32 +374,24 @@ fn video_export_reimports_as_tracks() {
     let l = labels();
     let a = video_annotations();
     let ds = dataset(&l, &a, true);
-    let (_d, zip) = export(CvatXml::VIDEO, &ds, None);
+    let (_d, zip) = export_zip(&CvatXml::VIDEO, &ds, None);
     let back = import(&zip, &ds).unwrap();
-    let ts = |frame, outside, attrs: Vec<AttributeVal>, kind, points: &[f64]| TrackedShape {
-        id: None,
-        kind,
-        frame,
-        occluded: false,
-        outside,
-        z_order: if kind == ShapeType::Rectangle { 1 } else { 0 },
-        rotation: if kind == ShapeType::Rectangle {
-            15.5
-        } else {
-            0.0
-        },
-        points: points.to_vec(),
-        attributes: attrs,
+    let ts = |frame, outside, attrs: Vec<AttributeVal>, kind, points: &[f64]| {
+        let mut k = keyframe(kind, frame, outside, points);
+        if kind == ShapeType::Rectangle {
+            k.z_order = 1;
+            k.rotation = 15.5;
+        }
+        k.attributes = attrs;
+        k
     };
-    let track = |frame, label_id, group, attrs, shapes, elements| Track {
-        id: None,
-        frame,
-        label_id,
+    // Its frame is its first keyframe's.
+    let track = |label_id, group, attrs, shapes, elements| Track {
         group,
         source: "file".into(),
         attributes: attrs,
-        shapes,
         elements,
+        ..testkit::track(label_id, shapes)
     };
     let mutable = vec![av(11, "42"), av(12, "true")];
     let bx = [1.0, 2.0, 3.5, 4.25];
@@ -576,7 +401,6 @@ fn video_export_reimports_as_tracks() {
         shapes: vec![],
         tracks: vec![
             track(
-                0,
                 1,
                 1,
                 vec![av(10, "blue"), av(13, "a \"quoted\" <note> & more")],
@@ -587,7 +411,6 @@ fn video_export_reimports_as_tracks() {
                 vec![],
             ),
             track(
-                2,
                 1,
                 0,
                 vec![],
@@ -596,13 +419,11 @@ fn video_export_reimports_as_tracks() {
             ),
             track(
                 3,
-                3,
                 0,
                 vec![],
                 vec![ts(3, false, vec![], ShapeType::Skeleton, &[])],
                 vec![
                     track(
-                        3,
                         4,
                         0,
                         vec![],
@@ -616,7 +437,6 @@ fn video_export_reimports_as_tracks() {
                         vec![],
                     ),
                     track(
-                        3,
                         5,
                         0,
                         vec![],
@@ -634,90 +454,49 @@ fn video_export_reimports_as_tracks() {
 /// A track of every kind the model interpolates, exported both ways and read back.
 #[test]
 fn tracks_round_trip_through_both_layouts() {
+    use ShapeType::{Points, Rectangle, Skeleton};
     let l = labels();
-    let tshape = |frame, outside, points: &[f64], kind, attrs: Vec<AttributeVal>| TrackedShape {
-        id: None,
-        kind,
-        frame,
-        occluded: false,
-        outside,
-        z_order: 0,
-        rotation: 0.0,
-        points: points.to_vec(),
-        attributes: attrs,
+    let with = |mut k: crate::annotations::TrackedShape, attrs: Vec<AttributeVal>| {
+        k.attributes = attrs;
+        k
     };
     let mut a = Annotations::default();
-    a.tracks.push(Track {
-        id: None,
-        frame: 0,
-        label_id: 1,
-        group: 0,
-        source: "manual".into(),
-        attributes: vec![av(10, "red")],
-        shapes: vec![
-            tshape(
-                0,
-                false,
-                &[0.0, 0.0, 10.0, 10.0],
-                ShapeType::Rectangle,
+    let mut car = testkit::track(
+        1,
+        vec![
+            with(
+                keyframe(Rectangle, 0, false, &[0.0, 0.0, 10.0, 10.0]),
                 vec![av(11, "1")],
             ),
-            tshape(
-                2,
-                false,
-                &[2.0, 2.0, 12.0, 12.0],
-                ShapeType::Rectangle,
+            with(
+                keyframe(Rectangle, 2, false, &[2.0, 2.0, 12.0, 12.0]),
                 vec![av(11, "3")],
             ),
-            tshape(
-                3,
-                true,
-                &[2.0, 2.0, 12.0, 12.0],
-                ShapeType::Rectangle,
+            with(
+                keyframe(Rectangle, 3, true, &[2.0, 2.0, 12.0, 12.0]),
                 vec![av(11, "3")],
             ),
         ],
-        elements: vec![],
-    });
-    a.tracks.push(Track {
-        id: None,
-        frame: 1,
-        label_id: 3,
-        group: 0,
-        source: "manual".into(),
-        attributes: vec![],
-        shapes: vec![tshape(1, false, &[], ShapeType::Skeleton, vec![])],
-        elements: vec![
-            Track {
-                id: None,
-                frame: 1,
-                label_id: 4,
-                group: 0,
-                source: "manual".into(),
-                attributes: vec![],
-                shapes: vec![tshape(1, false, &[1.0, 1.0], ShapeType::Points, vec![])],
-                elements: vec![],
-            },
-            Track {
-                id: None,
-                frame: 1,
-                label_id: 5,
-                group: 0,
-                source: "manual".into(),
-                attributes: vec![],
-                shapes: vec![
-                    tshape(1, false, &[2.0, 2.0], ShapeType::Points, vec![]),
-                    tshape(2, true, &[2.0, 2.0], ShapeType::Points, vec![]),
-                ],
-                elements: vec![],
-            },
-        ],
-    });
+    );
+    car.attributes = vec![av(10, "red")];
+    a.tracks.push(car);
+    let mut person = testkit::track(3, vec![keyframe(Skeleton, 1, false, &[])]);
+    person.elements = vec![
+        testkit::track(4, vec![keyframe(Points, 1, false, &[1.0, 1.0])]),
+        testkit::track(
+            5,
+            vec![
+                keyframe(Points, 1, false, &[2.0, 2.0]),
+                keyframe(Points, 2, true, &[2.0, 2.0]),
+            ],
+        ),
+    ];
+    a.tracks.push(person);
     let ds = dataset(&l, &a, true);
 
     // Video: keyframes, outside markers and every visible frame are written; reading keeps
     // only the keyframes, so the tracks come back as they were.
-    let (_d, zip) = export(CvatXml::VIDEO, &ds, None);
+    let (_d, zip) = export_zip(&CvatXml::VIDEO, &ds, None);
     let xml = zip_text(&zip, "annotations.xml");
     assert!(xml.contains(r#"<box frame="13" keyframe="0" outside="0" occluded="0" xtl="1.00" ytl="1.00" xbr="11.00" ybr="11.00" z_order="0">"#), "{xml}");
     assert!(
@@ -725,10 +504,10 @@ fn tracks_round_trip_through_both_layouts() {
         "{xml}"
     );
     let back = import(&zip, &ds).unwrap();
-    assert_eq!(normalised(&back, false), normalised(&a, true));
+    assert_eq!(normalised(&back), normalised(&with_source(&a, "file")));
 
     // Images: one plain shape per visible frame, nothing after the outside keyframe.
-    let (_d, zip) = export(CvatXml::IMAGES, &ds, None);
+    let (_d, zip) = export_zip(&CvatXml::IMAGES, &ds, None);
     let xml = zip_text(&zip, "annotations.xml");
     assert_eq!(xml.matches("<box ").count(), 3, "{xml}");
     assert_eq!(xml.matches("<skeleton ").count(), 3, "{xml}");
@@ -738,7 +517,7 @@ fn tracks_round_trip_through_both_layouts() {
 }
 
 fn error_of(dir: &Path, name: &str, text: &str) -> String {
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     let p = write_file(dir, name, text);
@@ -756,15 +535,19 @@ const BAD: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 </annotations>
 "#;
 
+/// [`BAD`] with its label, `xtl` and color.
+fn bad(label: &str, xtl: &str, color: &str) -> String {
+    BAD.replace("LABEL", label)
+        .replace("XTL", xtl)
+        .replace("COLOR", color)
+}
+
 #[test]
 fn bad_files_report_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ok = BAD
-        .replace("LABEL", "car")
-        .replace("XTL", "0")
-        .replace("COLOR", "red");
-    let l = labels();
+    let ok = bad("car", "0", "red");
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     let got = import(&write_file(d, "ok.xml", &ok), &ds).unwrap();
@@ -774,30 +557,22 @@ fn bad_files_report_file_and_line() {
     let cases = [
         (
             "label.xml",
-            BAD.replace("LABEL", "truck")
-                .replace("XTL", "0")
-                .replace("COLOR", "red"),
+            bad("truck", "0", "red"),
             "label.xml, line 5: unknown label 'truck'",
         ),
         (
             "number.xml",
-            BAD.replace("LABEL", "car")
-                .replace("XTL", "1.2.3")
-                .replace("COLOR", "red"),
+            bad("car", "1.2.3", "red"),
             "number.xml, line 5: <box> attribute 'xtl': '1.2.3' is not a number",
         ),
         (
             "value.xml",
-            BAD.replace("LABEL", "car")
-                .replace("XTL", "0")
-                .replace("COLOR", "green"),
+            bad("car", "0", "green"),
             "value.xml, line 6: attribute 'color': 'green' is not one of",
         ),
         (
             "kind.xml",
-            BAD.replace("LABEL", "scene")
-                .replace("XTL", "0")
-                .replace("COLOR", "red"),
+            bad("scene", "0", "red"),
             "kind.xml, line 5: label 'scene' is for tags, not rectangles",
         ),
         (
@@ -836,7 +611,7 @@ fn bad_files_report_file_and_line() {
     let l = labels();
     let a = image_annotations();
     let ds = dataset(&l, &a, false);
-    let (_z, zip) = export(CvatXml::IMAGES, &ds, None);
+    let (_z, zip) = export_zip(&CvatXml::IMAGES, &ds, None);
     let xml = zip_text(&zip, "annotations.xml");
     let cut = xml.find("<ellipse").unwrap() + 20;
     let line = xml[..cut].matches('\n').count() + 1;
@@ -857,13 +632,8 @@ fn bad_files_report_file_and_line() {
     );
 
     // Inside a zip, at any depth: the entry is named.
-    let zpath = d.join("deep.zip");
-    let mut z = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
-    z.start_file("a/b/anno.xml", zip::write::SimpleFileOptions::default())
-        .unwrap();
-    z.write_all(BAD.replace("LABEL", "truck").as_bytes())
-        .unwrap();
-    z.finish().unwrap();
+    let truck = BAD.replace("LABEL", "truck");
+    let zpath = write_zip(d, "deep.zip", &[("a/b/anno.xml", truck.as_bytes())]);
     let e = import(&zpath, &ds).unwrap_err().to_string();
     assert!(
         e.starts_with("a/b/anno.xml, line 5: unknown label 'truck'"),
@@ -884,17 +654,14 @@ fn import_with(
 fn values_past_the_import_limit_are_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     let limits = crate::formats::ImportLimits {
         max_value: 1 << 20,
         ..Default::default()
     };
-    let ok = BAD
-        .replace("LABEL", "car")
-        .replace("XTL", "0")
-        .replace("COLOR", "red");
+    let ok = bad("car", "0", "red");
     let big = " ".repeat(2 << 20);
     let refs = format!("{}&amp;", "a".repeat(1000)).repeat(1100);
     let cases = [
@@ -949,21 +716,19 @@ fn values_past_the_import_limit_are_refused_naming_it() {
 #[test]
 fn zipped_xml_bombs_are_refused_naming_the_entry() {
     let dir = tempfile::tempdir().unwrap();
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     // 80 MiB of whitespace in one text node, ~80 KB deflated.
-    let zpath = dir.path().join("bomb.zip");
-    let mut z = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
-    z.start_file("annotations.xml", zip::write::SimpleFileOptions::default())
-        .unwrap();
-    z.write_all(b"<annotations>").unwrap();
-    let spaces = vec![b' '; 1 << 20];
-    for _ in 0..80 {
-        z.write_all(&spaces).unwrap();
-    }
-    z.write_all(b"</annotations>").unwrap();
-    z.finish().unwrap();
+    let zpath = zip_bomb(
+        dir.path(),
+        "bomb.zip",
+        "annotations.xml",
+        b"<annotations>",
+        b' ',
+        80,
+        b"</annotations>",
+    );
     let e = import(&zpath, &ds).unwrap_err();
     assert!(matches!(e, FormatError::Limit(_)), "{e}");
     let e = e.to_string();
@@ -983,7 +748,7 @@ fn zipped_xml_bombs_are_refused_naming_the_entry() {
 #[test]
 fn lenient_reading_like_cvat() {
     let dir = tempfile::tempdir().unwrap();
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     // Unknown attribute names are skipped; checkbox values are case-folded; names match
@@ -1152,10 +917,7 @@ fn attributes_read_as_quick_xml_reads_them() {
 #[test]
 fn bad_attributes_report_quick_xmls_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let ok = BAD
-        .replace("LABEL", "car")
-        .replace("XTL", "0")
-        .replace("COLOR", "red");
+    let ok = bad("car", "0", "red");
     let with = |extra: &str| ok.replace("occluded=\"0\"", &format!("occluded=\"0\"{extra}"));
     let cases = [
             (with(" xtl=\"1\""), "malformed attribute: position 37: duplicated attribute, previous declaration at position 29"),
@@ -1173,7 +935,7 @@ fn bad_attributes_report_quick_xmls_errors() {
     bytes[ok.find("ytl=\"0\"").unwrap() + 5] = 0xff;
     let p = dir.path().join("utf.xml");
     std::fs::write(&p, &bytes).unwrap();
-    let l = labels();
+    let l = testkit::label_index();
     let a = Annotations::default();
     let ds = dataset(&l, &a, false);
     assert_eq!(
@@ -1202,7 +964,7 @@ fn large_zip_entries_import_like_the_bare_file() {
         }));
     }
     let ds = dataset(&l, &a, false);
-    let (dir, zip) = export(CvatXml::IMAGES, &ds, None);
+    let (dir, zip) = export_zip(&CvatXml::IMAGES, &ds, None);
     let xml = zip_text(&zip, "annotations.xml");
     assert!(xml.len() > 1 << 20, "{}", xml.len());
     let bare = write_file(dir.path(), "annotations.xml", &xml);
@@ -1260,35 +1022,32 @@ fn python_formatting_helpers() {
     );
 }
 
+/// Datumaro's samples in the shared test data.
 fn shared() -> Option<PathBuf> {
-    let p = std::env::var_os("FRAMESERVER_SHARED_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata"));
-    assert!(p.is_dir(), "shared test data not found at {}", p.display());
-    Some(p.join("datumaro"))
+    Some(testkit::shared_testdata().join("datumaro"))
 }
 
-/// Labels as in a sample's `<meta>`, with ids from 1 and attribute ids from 100.
-fn sample_labels(spec: &[(&str, Option<&str>, &str, Vec<serde_json::Value>)]) -> LabelIndex {
-    let mut rows: Vec<LabelRow> = Vec::new();
+/// Labels as in a sample's `<meta>` (black, no SVG), with ids from 1 and attribute ids
+/// from 101.
+fn sample_labels(rows: &[(&str, Option<&str>, &str, Vec<AttrSpec>)]) -> LabelIndex {
+    let mut labels: Vec<LabelInfo> = Vec::new();
     let mut attr_id = 100;
-    for (i, (name, parent, kind, attrs)) in spec.iter().enumerate() {
-        let parent_id = parent.map(|p| rows.iter().find(|r| r.info["name"] == p).unwrap().id);
-        rows.push(LabelRow {
-            id: i as i64 + 1,
-            task_id: 1,
-            parent_id,
-            info: json!({"name": name, "type": kind, "color": "#000000"}),
-            attributes: attrs
-                .iter()
-                .map(|a| {
-                    attr_id += 1;
-                    (attr_id, a.clone())
-                })
-                .collect(),
+    for (i, (name, parent, kind, attrs)) in rows.iter().enumerate() {
+        let parent = parent.map(|p| labels.iter().find(|l| l.name == p).unwrap().id);
+        let attrs = attrs
+            .iter()
+            .map(|a| {
+                attr_id += 1;
+                (attr_id, a.clone())
+            })
+            .collect();
+        labels.push(LabelInfo {
+            color: "#000000".into(),
+            svg: String::new(),
+            ..label(i as i64 + 1, name, kind, parent, attrs)
         });
     }
-    LabelIndex::new(&rows)
+    LabelIndex::from_labels(labels)
 }
 
 fn count_kinds(shapes: &[Shape]) -> Vec<(&'static str, usize)> {
@@ -1310,16 +1069,16 @@ fn shared_for_images_sample() {
     let Some(root) = shared() else { return };
     let xml = root.join("cvat_for_images_1.1/cvat_dataset/for_images/train.xml");
     let skeleton = |extra: bool| {
-        let mut spec = vec![
+        let mut rows = vec![
             (
                 "label1",
                 None,
                 "any",
                 vec![
-                    json!({"name": "a1", "input_type": "checkbox", "values": ["false"], "default_value": "false", "mutable": false}),
-                    json!({"name": "a2", "input_type": "radio", "values": ["v1", "v2", "v3"], "default_value": "v1", "mutable": false}),
-                    json!({"name": "a3", "input_type": "text", "values": ["0001"], "default_value": "0000", "mutable": false}),
-                    json!({"name": "a4", "input_type": "number", "values": ["-5.6", "2.4", "1"], "default_value": "0", "mutable": false}),
+                    spec("a1", "checkbox", &["false"], "false", false),
+                    spec("a2", "radio", &["v1", "v2", "v3"], "v1", false),
+                    spec("a3", "text", &["0001"], "0000", false),
+                    spec("a4", "number", &["-5.6", "2.4", "1"], "0", false),
                 ],
             ),
             ("label2", None, "any", vec![]),
@@ -1331,9 +1090,9 @@ fn shared_for_images_sample() {
         ];
         if extra {
             // The sample's polygon and polyline have label="" (Datumaro: no label).
-            spec.push(("", None, "any", vec![]));
+            rows.push(("", None, "any", vec![]));
         }
-        sample_labels(&spec)
+        sample_labels(&rows)
     };
     let a = Annotations::default();
     let frames = vec![
@@ -1398,9 +1157,7 @@ fn shared_for_video_sample() {
             "klhg",
             None,
             "any",
-            vec![
-                json!({"name": "hgl", "input_type": "select", "values": ["jk", "hgkf"], "default_value": "jk", "mutable": true}),
-            ],
+            vec![spec("hgl", "select", &["jk", "hgkf"], "jk", true)],
         ),
         ("z U k", None, "any", vec![]),
         ("II", None, "any", vec![]),
@@ -1457,7 +1214,7 @@ fn shared_for_video_sample() {
     assert_eq!(t[3].elements[1].shapes[0].points, [48.8, 156.28]);
 
     // Per frame, as Datumaro counts them: re-export as video and count the shapes.
-    let (_d, zip) = export(CvatXml::VIDEO, &dataset_with(&ds, &got), None);
+    let (_d, zip) = export_zip(&CvatXml::VIDEO, &dataset_with(&ds, &got), None);
     let out = zip_text(&zip, "annotations.xml");
     let n = |tag: &str| out.matches(&format!("\n    <{tag} ")).count();
     assert_eq!(
