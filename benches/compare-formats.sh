@@ -28,7 +28,7 @@
 #      h264_1080p_gop250.mp4 from testdata/generate.sh --bench, made when missing): a video task
 #      from --share-dir, "CVAT for images 1.1" with save_images=True (PNG, CVAT's naming) and with
 #      `&image_format=jpeg` (JPEG q95), M times each (default 2) on a fresh server per format,
-#      timed POST to finished (the download is reported beside it), and the server's VmHWM
+#      timed POST to finished (polled every 20 ms; the download is reported beside it), and the server's VmHWM
 #      during each export (reset before it through /proc/PID/clear_refs). Floor:
 #      target/release/examples/export_floor (examples/export_floor.rs: FrameReader decode of
 #      every frame + RgbConverter + codec::encode_png / encode_jpeg(95) on all cores with rayon,

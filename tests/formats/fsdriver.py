@@ -209,8 +209,9 @@ def request_seconds(doc: dict) -> float | None:
 
 
 def export(http, task_id: int, fmt: str, out: Path, *, save_images: bool,
-           image_format: str | None = None) -> dict:
-    """POST …/dataset/export, poll the request, download result_url into `out`.
+           image_format: str | None = None, poll: float = 0.001) -> dict:
+    """POST …/dataset/export, poll the request every `poll` seconds, download result_url into
+    `out`.
     Returns the timings: `export_s` (POST to finished), `download_s`, `total_s`, `bytes`, and
     `server_s` (the request's created_date to finished_date: the server's own time)."""
     q = f"format={quote(fmt)}&save_images={'True' if save_images else 'False'}"
@@ -220,7 +221,7 @@ def export(http, task_id: int, fmt: str, out: Path, *, save_images: bool,
     r = rest(http, "POST", f"/api/tasks/{task_id}/dataset/export?{q}", body=b"",
              headers={"Content-Type": "application/json"})
     rq = json.loads(r.data)["rq_id"]
-    doc = wait_request(http, rq)
+    doc = wait_request(http, rq, period=poll)
     t1 = time.perf_counter()
     server_s = request_seconds(doc)
     resp = rest(http, "GET", doc["result_url"], preload=False)
