@@ -3259,6 +3259,27 @@ fn bare_import_errors_name_the_file_as_the_client_sent_it() {
     assert_eq!(done["status"], "failed", "{done}");
     let msg = done["message"].as_str().unwrap();
     assert!(msg.starts_with(want), "TUS: {msg}");
+
+    // A file uploaded to a job's endpoint is that job's: the task's Upload-Finish of the same
+    // name does not take it, the job's does.
+    let job = s.json(&format!("/api/jobs?task_id={task}"))["results"][0]["id"].clone();
+    let job_endpoint = s.url(&format!("/api/jobs/{job}/annotations/"));
+    let job_url = format!("{job_endpoint}?format=CVAT+1.1&filename=unknown_label.xml");
+    assert_eq!(s.post_with(&job_url, "Upload-Start").status(), 202);
+    let r = s.tus_create(&job_endpoint, "unknown_label.xml", xml.len());
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    s.tus_patch(&location, 0, &xml);
+    let r = s.post_with(&url, "Upload-Finish");
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .unwrap()
+        .contains("no uploaded file 'unknown_label.xml'"));
+    let done = s.wait_accepted(s.post_with(&job_url, "Upload-Finish"));
+    assert!(
+        done["message"].as_str().unwrap().starts_with(want),
+        "job TUS: {done}"
+    );
 }
 
 #[test]

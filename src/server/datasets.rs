@@ -630,7 +630,7 @@ async fn start_import(
             .annotation_files
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(scope.task_id, name.clone()))
+            .remove(&(scope.task_id, scope.job.map(|(j, _, _)| j), name.clone()))
             .ok_or_else(|| {
                 ApiError::bad_request(format!("no uploaded file '{name}': upload it first"))
             })?;

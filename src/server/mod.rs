@@ -176,8 +176,9 @@ pub(crate) struct AppState {
     pub creating: Mutex<std::collections::HashSet<i64>>,
     /// TUS uploads in progress.
     pub tus: tus::TusUploads,
-    /// Annotation files uploaded with TUS, waiting for `Upload-Finish`: (task, name) → path.
-    pub annotation_files: Mutex<HashMap<(i64, String), PathBuf>>,
+    /// Annotation files uploaded with TUS, waiting for `Upload-Finish`: (task, the job whose
+    /// endpoint took it or none for the task's, name) → path.
+    pub annotation_files: Mutex<HashMap<(i64, Option<i64>, String), PathBuf>>,
     /// Failed-login counters.
     pub login_guard: lockout::LoginGuard,
     /// Trusted proxies and the public URL (parsed `ServeConfig`).

@@ -172,11 +172,11 @@ fn complete(st: &AppState, file_id: &str) {
                 s.files.push(u.name);
             }
         }
-        Purpose::Annotations(_) => {
+        Purpose::Annotations(job) => {
             st.annotation_files
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert((u.task_id, u.name), u.path);
+                .insert((u.task_id, job, u.name), u.path);
         }
     }
 }
