@@ -163,6 +163,10 @@ pub(crate) struct UploadSession {
     pub files: Vec<String>,
 }
 
+/// Which TUS annotation upload: (task, the job whose endpoint took it, or `None` for the
+/// task's; the file's name).
+pub(crate) type AnnotationUpload = (i64, Option<i64>, String);
+
 /// Shared server state.
 pub(crate) struct AppState {
     pub config: ServeConfig,
@@ -178,7 +182,7 @@ pub(crate) struct AppState {
     pub tus: tus::TusUploads,
     /// Annotation files uploaded with TUS, waiting for `Upload-Finish`: (task, the job whose
     /// endpoint took it or none for the task's, name) → path.
-    pub annotation_files: Mutex<HashMap<(i64, Option<i64>, String), PathBuf>>,
+    pub annotation_files: Mutex<HashMap<AnnotationUpload, PathBuf>>,
     /// Failed-login counters.
     pub login_guard: lockout::LoginGuard,
     /// Trusted proxies and the public URL (parsed `ServeConfig`).
