@@ -11,10 +11,12 @@ uploaded: one item per frame, tags as `label`, rectangles as `bbox`, tracks inte
 frame where they are visible. Known losses of Datumaro 1.13's CVAT XML reader are applied to the
 expectation and printed: it has no `<ellipse>`, and it refuses XML whose images are missing (the
 export without images is read with blank placeholder images of the sizes in the XML, and its
-annotations.xml must equal the one of the export with images).
+annotations.xml must equal the one of the export with images). It is also exported as "YOLO 1.1"
+(boxes only: Datumaro's yolo reader must see the task's rectangles, tracks interpolated, and no
+track ids; the export without images is read with blank placeholders of the task's frame sizes).
 
 Part 2, imports: the samples under shared/testdata/datumaro that Datumaro 1.13 reads (CVAT for
-images `for_images`, CVAT for video `for_video`, Datumaro `diverse` and `v1.0`) are imported into
+images `for_images`, CVAT for video `for_video`, Datumaro `diverse` and `v1.0`, YOLO `yolo`) are imported into
 tasks made to fit them (labels from the sample, frames named and sized like its items; a video
 task with frames 10–19 step 3 for `for_video`). What CVAT cannot import (annotations without a
 label or with a label id outside the categories, captions, 3D cuboids) is dropped from a copy first when the server refuses the original
@@ -569,6 +571,15 @@ def sample_cvat_video(http, client, shared: Path, work: Path, exporters: list = 
 
 
 
+def stored_and_summary(http, shared: Path, tid: int, fmt: str, src: Path, frames: int):
+    """The counts of what task `tid` stored (as Datumaro sees them) and of dataset-summary's
+    report of `src` read as `fmt`."""
+    s = summary(shared, fmt, src)
+    lm = LabelMap(fd.labels_by_name(http, tid))
+    return (datumaro_counts(fd.get_annotations(http, tid), lm, frames),
+            Counter(s["annotations_by_type_label"]))
+
+
 IMPORTABLE_DM_TYPES = {"label", "bbox", "polygon", "polyline", "points", "ellipse", "mask"}
 
 
@@ -615,10 +626,7 @@ def sample_datumaro(http, client, shared: Path, work: Path, name: str):
     tid = fd.create_task(client, f"sample dm {name}", labels, files=sorted(media.iterdir()))
     used = import_or_filtered(http, tid, "Datumaro 1.0", fd.zip_dir(src, work / f"dm_{name}.zip"),
                               fd.zip_dir(filt, work / f"dm_{name}_filtered.zip"), what)
-    s = summary(shared, "Datumaro 1.0", filt)
-    lm = LabelMap(fd.labels_by_name(http, tid))
-    got = datumaro_counts(fd.get_annotations(http, tid), lm, len(items))
-    exp = Counter(s["annotations_by_type_label"])
+    got, exp = stored_and_summary(http, shared, tid, "Datumaro 1.0", filt, len(items))
     check(f"{what} ({used}): stored annotations = Datumaro's ({sum(exp.values())})", got == exp,
           diff_counts(exp, got))
 
@@ -631,10 +639,7 @@ def sample_yolo(http, client, shared: Path, work: Path, name: str):
     images = sorted(p for p in src.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
     tid = fd.create_task(client, f"sample yolo {name}", [{"name": n} for n in names], files=images)
     fd.import_file(http, tid, "YOLO 1.1", fd.zip_dir(src, work / f"yolo_{name}.zip"))
-    s = summary(shared, "YOLO 1.1", src)
-    lm = LabelMap(fd.labels_by_name(http, tid))
-    got = datumaro_counts(fd.get_annotations(http, tid), lm, len(images))
-    exp = Counter(s["annotations_by_type_label"])
+    got, exp = stored_and_summary(http, shared, tid, "YOLO 1.1", src, len(images))
     check(f"{what}: stored annotations = Datumaro's ({sum(exp.values())})", got == exp,
           diff_counts(exp, got))
 

@@ -13,6 +13,13 @@ fn import_zip(path: &std::path::Path, ds: &TaskDataset<'_>) -> Result<Annotation
     Yolo.import(&ImportInput::open(path).unwrap(), ds)
 }
 
+/// Each `(entry, text)` of the zip at `zip` has that text.
+fn assert_texts(zip: &std::path::Path, want: &[(&str, &str)]) {
+    for (name, text) in want {
+        assert_eq!(zip_text(zip, name), *text, "{name}");
+    }
+}
+
 #[test]
 fn exact_files_of_a_small_task() {
     let labels = label_index();
@@ -61,15 +68,20 @@ fn exact_files_of_a_small_task() {
          data/obj_train_data/img_02.jpg\n"
     );
     // Datumaro's "%.6f"; the rotated box and the polygon are not written.
-    assert_eq!(
-        zip_text(&zip, "obj_train_data/img_00.txt"),
-        "0 0.181250 0.270833 0.312500 0.408333\n"
+    assert_texts(
+        &zip,
+        &[
+            (
+                "obj_train_data/img_00.txt",
+                "0 0.181250 0.270833 0.312500 0.408333\n",
+            ),
+            (
+                "obj_train_data/sub/img_01.txt",
+                "3 0.015625 0.020833 0.031250 0.041667\n",
+            ),
+            ("obj_train_data/img_02.txt", ""),
+        ],
     );
-    assert_eq!(
-        zip_text(&zip, "obj_train_data/sub/img_01.txt"),
-        "3 0.015625 0.020833 0.031250 0.041667\n"
-    );
-    assert_eq!(zip_text(&zip, "obj_train_data/img_02.txt"), "");
 }
 
 #[test]
@@ -116,15 +128,20 @@ fn frame_step_video_task_names_files_by_absolute_frame() {
         "data/obj_train_data/frame_000010.PNG\ndata/obj_train_data/frame_000013.PNG\n\
          data/obj_train_data/frame_000016.PNG\ndata/obj_train_data/frame_000019.PNG\n"
     );
-    assert_eq!(
-        zip_text(&zip, "obj_train_data/frame_000013.txt"),
-        "0 0.150000 0.200000 0.100000 0.200000\n"
+    assert_texts(
+        &zip,
+        &[
+            (
+                "obj_train_data/frame_000013.txt",
+                "0 0.150000 0.200000 0.100000 0.200000\n",
+            ),
+            (
+                "obj_train_data/frame_000016.txt",
+                "3 0.050000 0.050000 0.100000 0.100000\n",
+            ),
+            ("obj_train_data/frame_000019.txt", ""),
+        ],
     );
-    assert_eq!(
-        zip_text(&zip, "obj_train_data/frame_000016.txt"),
-        "3 0.050000 0.050000 0.100000 0.100000\n"
-    );
-    assert_eq!(zip_text(&zip, "obj_train_data/frame_000019.txt"), "");
     let back = import_zip(&zip, &ds).unwrap();
     let mut got: Vec<(u64, i64)> = back.shapes.iter().map(|s| (s.frame, s.label_id)).collect();
     got.sort();
