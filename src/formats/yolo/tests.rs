@@ -242,3 +242,33 @@ fn datumaro_sample_imports_two_boxes() {
         }
     }
 }
+
+#[test]
+fn an_item_without_a_task_frame_names_the_list_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = write_zip(
+        dir.path(),
+        "other-frames.zip",
+        &[
+            (
+                "obj.data",
+                b"train = data/train.txt\nnames = data/obj.names\n",
+            ),
+            ("obj.names", b"car\n"),
+            (
+                "train.txt",
+                b"data/obj_train_data/a.jpg\ndata/obj_train_data/zz.jpg\n",
+            ),
+            ("obj_train_data/a.txt", b"0 0.5 0.5 0.1 0.1\n"),
+            ("obj_train_data/zz.txt", b""),
+        ],
+    );
+    let labels = label_index();
+    let none = Annotations::default();
+    let ds = dataset(&labels, &none, vec![frame(0, 0, "a.jpg", 40, 30)]);
+    let e = import_zip(&zip, &ds).unwrap_err().to_string();
+    assert!(
+        e.starts_with("train.txt, line 2: could not match item id 'zz'"),
+        "{e}"
+    );
+}
