@@ -85,68 +85,71 @@ fn frame_lines(
     }
 }
 
-pub(super) fn export(
-    ds: &TaskDataset<'_>,
-    opts: &ExportOptions,
-    images: Option<&dyn FrameSource>,
-    zip: &mut ZipSink<std::fs::File>,
-    progress: &dyn Fn(f64),
-) -> Result<(), FormatError> {
-    let subset = subset_name(ds)?;
-    let dir = format!("obj_{subset}_data");
-    let classes = LabelMap::new(ds.labels, 0);
+impl crate::formats::Exporter for super::Yolo {
+    fn export(
+        &self,
+        ds: &TaskDataset<'_>,
+        opts: &ExportOptions,
+        images: Option<&dyn FrameSource>,
+        zip: &mut ZipSink<std::fs::File>,
+        progress: &dyn Fn(f64),
+    ) -> Result<(), FormatError> {
+        let subset = subset_name(ds)?;
+        let dir = format!("obj_{subset}_data");
+        let classes = LabelMap::new(ds.labels, 0);
 
-    let mut names = String::new();
-    for (_, l) in classes.iter() {
-        names.push_str(&l.name);
-        names.push('\n');
-    }
-    zip.stored_file("obj.names")?.write_all(names.as_bytes())?;
-    let data = format!(
-        "classes = {}\n{subset} = data/{subset}.txt\nnames = data/obj.names\nbackup = backup/\n",
-        classes.len()
-    );
-    zip.stored_file("obj.data")?.write_all(data.as_bytes())?;
+        let mut names = String::new();
+        for (_, l) in classes.iter() {
+            names.push_str(&l.name);
+            names.push('\n');
+        }
+        zip.stored_file("obj.names")?.write_all(names.as_bytes())?;
+        let data = format!(
+            "classes = {}\n{subset} = data/{subset}.txt\nnames = data/obj.names\nbackup = backup/\n",
+            classes.len()
+        );
+        zip.stored_file("obj.data")?.write_all(data.as_bytes())?;
 
-    // Images first (their extension comes from the frame source), then the annotations.
-    let mut image_names: Vec<String> = ds.frames.iter().map(image_name).collect();
-    let image_share = if opts.save_images { 0.7 } else { 0.0 };
-    if opts.save_images {
-        let mut i = 0;
-        save_images(
-            ds,
-            images,
-            zip,
-            |f, ext| {
-                image_names[i] = with_image_ext(&f.name, ext);
-                i += 1;
-                format!("{dir}/{}", image_names[i - 1])
-            },
-            &|p| progress(image_share * p),
-        )?;
-    }
+        // Images first (their extension comes from the frame source), then the annotations.
+        let mut image_names: Vec<String> = ds.frames.iter().map(image_name).collect();
+        let image_share = if opts.save_images { 0.7 } else { 0.0 };
+        if opts.save_images {
+            let mut i = 0;
+            save_images(
+                ds,
+                images,
+                zip,
+                |f, ext| {
+                    image_names[i] = with_image_ext(&f.name, ext);
+                    i += 1;
+                    format!("{dir}/{}", image_names[i - 1])
+                },
+                &|p| progress(image_share * p),
+            )?;
+        }
 
-    let by_frame = FrameAnnotations::new(ds, |f| f.keep_in_frame_export());
-    let n = ds.frames.len().max(1) as f64;
-    let mut lines = String::new();
-    for (i, f) in ds.frames.iter().enumerate() {
-        lines.clear();
-        frame_lines(&mut lines, &classes, &by_frame, i, f);
-        zip.stored_file(&format!("{dir}/{}.txt", item_id(f)))?
-            .write_all(lines.as_bytes())?;
-        progress(image_share + (1.0 - image_share) * (i + 1) as f64 / n);
-    }
+        let by_frame = FrameAnnotations::new(ds, |f| f.keep_in_frame_export());
+        let n = ds.frames.len().max(1) as f64;
+        let mut lines = String::new();
+        for (i, f) in ds.frames.iter().enumerate() {
+            lines.clear();
+            frame_lines(&mut lines, &classes, &by_frame, i, f);
+            zip.stored_file(&format!("{dir}/{}.txt", item_id(f)))?
+                .write_all(lines.as_bytes())?;
+            progress(image_share + (1.0 - image_share) * (i + 1) as f64 / n);
+        }
 
-    let mut list = String::new();
-    for name in &image_names {
-        list.push_str("data/");
-        list.push_str(&dir);
-        list.push('/');
-        list.push_str(name);
-        list.push('\n');
+        let mut list = String::new();
+        for name in &image_names {
+            list.push_str("data/");
+            list.push_str(&dir);
+            list.push('/');
+            list.push_str(name);
+            list.push('\n');
+        }
+        zip.stored_file(&format!("{subset}.txt"))?
+            .write_all(list.as_bytes())?;
+        progress(1.0);
+        Ok(())
     }
-    zip.stored_file(&format!("{subset}.txt"))?
-        .write_all(list.as_bytes())?;
-    progress(1.0);
-    Ok(())
 }

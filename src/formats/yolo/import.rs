@@ -101,10 +101,13 @@ fn parse_line(line: &str, names: usize) -> Result<Option<(usize, [f64; 4])>, Str
     Ok(Some((class, v)))
 }
 
-pub(super) fn import(
-    input: &ImportInput,
-    ds: &TaskDataset<'_>,
-) -> Result<Annotations, FormatError> {
+impl crate::formats::Importer for super::Yolo {
+    fn read(&self, input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, FormatError> {
+        import(input, ds)
+    }
+}
+
+fn import(input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, FormatError> {
     if !input.is_zip() {
         return Err(not_yolo("a YOLO dataset is a zip archive"));
     }

@@ -18,34 +18,13 @@
 //! (spec §6, no images needed), and every box becomes a plain rectangle. A class id outside
 //! `obj.names` or a line without exactly five values is an error naming the file and the line.
 
-use super::{ExportOptions, FormatError, FrameSource, ImportInput, TaskDataset, ZipSink};
-use crate::annotations::Annotations;
-
 mod export;
 mod import;
 
-/// The YOLO 1.1 format.
+/// The YOLO 1.1 format: its [`Exporter`](super::Exporter) is in `export.rs`, its
+/// [`Importer`](super::Importer) in `import.rs`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Yolo;
-
-impl super::Exporter for Yolo {
-    fn export(
-        &self,
-        ds: &TaskDataset<'_>,
-        opts: &ExportOptions,
-        images: Option<&dyn FrameSource>,
-        zip: &mut ZipSink<std::fs::File>,
-        progress: &dyn Fn(f64),
-    ) -> Result<(), FormatError> {
-        export::export(ds, opts, images, zip, progress)
-    }
-}
-
-impl super::Importer for Yolo {
-    fn read(&self, input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, FormatError> {
-        import::import(input, ds)
-    }
-}
 
 #[cfg(test)]
 mod conformance;

@@ -7,10 +7,33 @@ use crate::formats::testkit::{
     self, dataset, export_zip, frame, keyframe, label, label::*, label_index, shape, track,
     write_zip, zip_entries, zip_text, TaskBuilder,
 };
-use crate::formats::{FormatError, ImportInput, Importer as _};
+use crate::formats::{FormatError, ImportInput, Importer as _, TaskDataset};
 
 fn import_zip(path: &std::path::Path, ds: &TaskDataset<'_>) -> Result<Annotations, FormatError> {
     Yolo.import(&ImportInput::open(path).unwrap(), ds)
+}
+
+/// A YOLO zip in `dir`: `obj.names`, and per `(id, lines)` an image `<id>.jpg` in `train.txt`
+/// with its `obj_train_data/<id>.txt`.
+fn small_zip(dir: &std::path::Path, names: &str, items: &[(&str, &str)]) -> std::path::PathBuf {
+    let list: String = items
+        .iter()
+        .map(|(id, _)| format!("data/obj_train_data/{id}.jpg\n"))
+        .collect();
+    let txts: Vec<(String, &str)> = items
+        .iter()
+        .map(|(id, lines)| (format!("obj_train_data/{id}.txt"), *lines))
+        .collect();
+    let mut files: Vec<(&str, &[u8])> = vec![
+        (
+            "obj.data",
+            b"train = data/train.txt\nnames = data/obj.names\n",
+        ),
+        ("obj.names", names.as_bytes()),
+        ("train.txt", list.as_bytes()),
+    ];
+    files.extend(txts.iter().map(|(n, l)| (n.as_str(), l.as_bytes())));
+    write_zip(dir, "yolo.zip", &files)
 }
 
 /// Each `(entry, text)` of the zip at `zip` has that text.
@@ -153,21 +176,10 @@ fn frame_step_video_task_names_files_by_absolute_frame() {
 fn class_id_outside_obj_names_names_file_and_line() {
     // CVAT issue 7008, Datumaro issue 74.
     let dir = tempfile::tempdir().unwrap();
-    let zip = write_zip(
+    let zip = small_zip(
         dir.path(),
-        "bad.zip",
-        &[
-            (
-                "obj.data",
-                b"train = data/train.txt\nnames = data/obj.names\n",
-            ),
-            ("obj.names", b"car\nperson\n"),
-            ("train.txt", b"data/obj_train_data/a.jpg\n"),
-            (
-                "obj_train_data/a.txt",
-                b"1 0.5 0.5 0.1 0.1\n\n2 0.5 0.5 0.1 0.1\n",
-            ),
-        ],
+        "car\nperson\n",
+        &[("a", "1 0.5 0.5 0.1 0.1\n\n2 0.5 0.5 0.1 0.1\n")],
     );
     let labels = label_index();
     let none = Annotations::default();
@@ -246,22 +258,10 @@ fn datumaro_sample_imports_two_boxes() {
 #[test]
 fn an_item_without_a_task_frame_names_the_list_line() {
     let dir = tempfile::tempdir().unwrap();
-    let zip = write_zip(
+    let zip = small_zip(
         dir.path(),
-        "other-frames.zip",
-        &[
-            (
-                "obj.data",
-                b"train = data/train.txt\nnames = data/obj.names\n",
-            ),
-            ("obj.names", b"car\n"),
-            (
-                "train.txt",
-                b"data/obj_train_data/a.jpg\ndata/obj_train_data/zz.jpg\n",
-            ),
-            ("obj_train_data/a.txt", b"0 0.5 0.5 0.1 0.1\n"),
-            ("obj_train_data/zz.txt", b""),
-        ],
+        "car\n",
+        &[("a", "0 0.5 0.5 0.1 0.1\n"), ("zz", "")],
     );
     let labels = label_index();
     let none = Annotations::default();
