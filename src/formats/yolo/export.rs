@@ -128,10 +128,19 @@ impl crate::formats::Exporter for super::Yolo {
             )?;
         }
 
+        // Frames with one item id (`a.jpg`, `a.png`) are one Datumaro item: the last one.
+        let mut last_of_id = std::collections::HashMap::new();
+        for (i, f) in ds.frames.iter().enumerate() {
+            last_of_id.insert(item_id(f), i);
+        }
+        let written = |i: usize| last_of_id.get(item_id(&ds.frames[i])) == Some(&i);
         let by_frame = FrameAnnotations::new(ds, |f| f.keep_in_frame_export());
         let n = ds.frames.len().max(1) as f64;
         let mut lines = String::new();
         for (i, f) in ds.frames.iter().enumerate() {
+            if !written(i) {
+                continue;
+            }
             lines.clear();
             frame_lines(&mut lines, &classes, &by_frame, i, f);
             zip.stored_file(&format!("{dir}/{}.txt", item_id(f)))?
@@ -140,7 +149,7 @@ impl crate::formats::Exporter for super::Yolo {
         }
 
         let mut list = String::new();
-        for name in &image_names {
+        for (_, name) in image_names.iter().enumerate().filter(|(i, _)| written(*i)) {
             list.push_str("data/");
             list.push_str(&dir);
             list.push('/');

@@ -272,3 +272,29 @@ fn an_item_without_a_task_frame_names_the_list_line() {
         "{e}"
     );
 }
+
+#[test]
+fn frames_of_one_item_id_are_one_item() {
+    // Datumaro keeps one item per id: `a.jpg` and `a.png` are item `a`, the last frame wins.
+    let labels = label_index();
+    let a = Annotations {
+        shapes: vec![
+            shape(Rectangle, 0, CAR, &[0.0, 0.0, 4.0, 3.0]),
+            shape(Rectangle, 1, SIGN, &[0.0, 0.0, 4.0, 3.0]),
+        ],
+        ..Default::default()
+    };
+    let frames = vec![frame(0, 0, "a.jpg", 40, 30), frame(1, 1, "a.png", 40, 30)];
+    let ds = dataset(&labels, &a, frames);
+    let (_dir, zip) = export_zip(&Yolo, &ds, None);
+    assert_texts(
+        &zip,
+        &[
+            ("train.txt", "data/obj_train_data/a.png\n"),
+            (
+                "obj_train_data/a.txt",
+                "3 0.050000 0.050000 0.100000 0.100000\n",
+            ),
+        ],
+    );
+}
