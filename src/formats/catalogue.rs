@@ -6,7 +6,7 @@
 //! Adding a format is one module implementing [`Exporter`] and/or [`Importer`], and its two
 //! fields in [`CATALOGUE`].
 
-use super::{cvat, datumaro, Exporter, Importer};
+use super::{cvat, datumaro, yolo, Exporter, Importer};
 
 /// CVAT's `DimensionType`: which jobs a format applies to (the web UI offers a format only for
 /// jobs of the same dimension).
@@ -183,6 +183,7 @@ const fn listed(info: FormatInfo) -> Registered {
 static CVAT_IMAGES: cvat::CvatXml = cvat::CvatXml::IMAGES;
 static CVAT_VIDEO: cvat::CvatXml = cvat::CvatXml::VIDEO;
 static DATUMARO: datumaro::Datumaro = datumaro::Datumaro::DEFAULT;
+static YOLO: yolo::Yolo = yolo::Yolo;
 
 /// Every format CVAT 2.73 lists, in its registry's order: the 29 2D display names, then the 3D
 /// ones.
@@ -206,7 +207,11 @@ pub static CATALOGUE: &[Registered] = &[
     listed(d2("COCO Keypoints", "1.0", json_import())),
     listed(d2("PASCAL VOC", "1.1", zip_import())),
     listed(d2("Segmentation mask", "1.1", zip_import())),
-    listed(d2("YOLO", "1.1", zip_import())),
+    Registered {
+        info: d2("YOLO", "1.1", zip_import()),
+        exporter: Some(&YOLO),
+        importer: Some(&YOLO),
+    },
     listed(d2("Ultralytics YOLO Detection", "1.0", zip_import())),
     listed(d2("Ultralytics YOLO Detection Track", "1.0", None)),
     listed(d2("Ultralytics YOLO Segmentation", "1.0", zip_import())),
@@ -411,7 +416,12 @@ mod tests {
             .collect();
         assert_eq!(
             enabled,
-            ["CVAT for video 1.1", "CVAT for images 1.1", "Datumaro 1.0"]
+            [
+                "CVAT for video 1.1",
+                "CVAT for images 1.1",
+                "Datumaro 1.0",
+                "YOLO 1.1"
+            ]
         );
         let im = importers();
         let enabled: Vec<&str> = im
@@ -419,6 +429,6 @@ mod tests {
             .filter(|l| l.enabled)
             .map(|l| l.name.as_str())
             .collect();
-        assert_eq!(enabled, ["CVAT 1.1", "Datumaro 1.0"]);
+        assert_eq!(enabled, ["CVAT 1.1", "Datumaro 1.0", "YOLO 1.1"]);
     }
 }

@@ -298,8 +298,11 @@ impl Norm<'_> {
                 });
             }
         }
+        // A format without rotation does not write rotated shapes (Datumaro's YOLO converter
+        // skips them), so they are not expected back.
+        let dropped = |rotation: f64| !c.rotation && rotation.rem_euclid(360.0) > 1e-5;
         for s in a.shapes.iter().filter(|s| on(s.frame)) {
-            if !c.shapes.contains(&s.kind) {
+            if !c.shapes.contains(&s.kind) || dropped(s.rotation) {
                 continue;
             }
             let mut o = self.obj(
@@ -338,7 +341,11 @@ impl Norm<'_> {
             let last = ds.frames.last().map_or(0, |f| f.rel);
             for t in &a.tracks {
                 for fs in interpolate(t, last) {
-                    if !on(fs.frame) || !fs.keep_in_frame_export() || !c.shapes.contains(&fs.kind) {
+                    if !on(fs.frame)
+                        || !fs.keep_in_frame_export()
+                        || !c.shapes.contains(&fs.kind)
+                        || dropped(fs.rotation)
+                    {
                         continue;
                     }
                     out.push(self.frame_shape(&fs, t.group));

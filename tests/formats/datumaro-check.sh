@@ -8,10 +8,10 @@
 # What it checks (details in tests/formats/datumaro_check.py):
 #   1. a live `frameserver serve` (ephemeral port, fresh data dir) gets an image task with boxes,
 #      polygons, polylines, points, ellipses, masks, tags and tracks (one PUT); its exports
-#      "Datumaro 1.0" and "CVAT for images 1.1", with and without images, must read back in
+#      "Datumaro 1.0", "CVAT for images 1.1" and "YOLO 1.1", with and without images, must read back in
 #      Datumaro with the expected items, labels and annotation counts per (type, label);
 #   2. the samples of shared/testdata/datumaro that Datumaro 1.13 reads (CVAT for images/video,
-#      Datumaro `diverse` and `v1.0`) are imported into fitting tasks through the API and the
+#      Datumaro `diverse` and `v1.0`, YOLO `yolo`) are imported into fitting tasks through the API and the
 #      stored annotations are counted against dataset-summary's report; the for_video task is
 #      exported again as "CVAT for video 1.1" and read back.
 #   Only the formats GET /api/server/annotation/formats enables are checked; an enabled format

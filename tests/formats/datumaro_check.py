@@ -11,10 +11,12 @@ uploaded: one item per frame, tags as `label`, rectangles as `bbox`, tracks inte
 frame where they are visible. Known losses of Datumaro 1.13's CVAT XML reader are applied to the
 expectation and printed: it has no `<ellipse>`, and it refuses XML whose images are missing (the
 export without images is read with blank placeholder images of the sizes in the XML, and its
-annotations.xml must equal the one of the export with images).
+annotations.xml must equal the one of the export with images). It is also exported as "YOLO 1.1"
+(boxes only: Datumaro's yolo reader must see the task's rectangles, tracks interpolated, and no
+track ids; the export without images is read with blank placeholders of the task's frame sizes).
 
 Part 2, imports: the samples under shared/testdata/datumaro that Datumaro 1.13 reads (CVAT for
-images `for_images`, CVAT for video `for_video`, Datumaro `diverse` and `v1.0`) are imported into
+images `for_images`, CVAT for video `for_video`, Datumaro `diverse` and `v1.0`, YOLO `yolo`) are imported into
 tasks made to fit them (labels from the sample, frames named and sized like its items; a video
 task with frames 10–19 step 3 for `for_video`). What CVAT cannot import (annotations without a
 label or with a label id outside the categories, captions, 3D cuboids) is dropped from a copy first when the server refuses the original
@@ -91,11 +93,13 @@ EXPORT_EXPECTATIONS = {
     "Datumaro 1.0": "part 1: the synthetic image task, with and without images",
     "CVAT for images 1.1": "part 1: the synthetic image task, with and without images",
     "CVAT for video 1.1": "part 2: the imported `for_video` sample exported again",
+    "YOLO 1.1": "part 1: the synthetic image task, with and without images (boxes only)",
 }
 # Enabled importer name -> the samples of shared/testdata/datumaro imported with it.
 IMPORT_EXPECTATIONS = {
     "CVAT 1.1": ["for_images", "for_video"],
     "Datumaro 1.0": ["diverse", "v1.0"],
+    "YOLO 1.1": ["yolo"],
 }
 
 
@@ -285,6 +289,22 @@ def blank_images_for_cvat_xml(root_dir: Path):
         Image.new("RGB", (int(im.get("width")), int(im.get("height")))).save(p)
 
 
+def blank_images_for_yolo(root_dir: Path, sizes: dict):
+    """Blank images of the task's frame sizes at the paths of the YOLO subset lists (Datumaro's
+    yolo reader needs image sizes; CVAT passes the task's frame sizes instead)."""
+    from PIL import Image
+
+    for lst in root_dir.glob("*.txt"):
+        for line in lst.read_text().splitlines():
+            rel = line.strip().removeprefix("data/")
+            if not rel:
+                continue
+            h, w = sizes[Path(rel).stem]
+            p = root_dir / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (w, h)).save(p)
+
+
 def xml_without_dumped(path: Path) -> str:
     return "\n".join(line for line in path.read_text().splitlines() if "<dumped>" not in line)
 
@@ -348,6 +368,23 @@ def part1(srv, http, client, shared: Path, work: Path, exporters: list):
         s = summary(shared, "Datumaro 1.0", d, items=True)
         print(f"   {what}: {t['bytes']} bytes in {t['total_s']:.2f} s", flush=True)
         verify(what, s, full, tracks_expected=len(doc["tracks"]), with_media=save)
+
+    # YOLO 1.1: boxes only (no tags, other shapes or track ids; the task has no rotated boxes)
+    boxes = Counter({k: v for k, v in full.items() if k.startswith("bbox:")})
+    for save in ((True, False) if "YOLO 1.1" in exporters else ()):
+        what = f"YOLO 1.1, save_images={save}"
+        z = work / f"yolo_{save}.zip"
+        t = fd.export(http, tid, "YOLO 1.1", z, save_images=save)
+        d = fd.unzip(z, work / f"yolo_{save}")
+        print(f"   {what}: {t['bytes']} bytes in {t['total_s']:.2f} s", flush=True)
+        if not save:
+            check(f"{what}: no images in the zip",
+                  not any(p.suffix.lower() in (".png", ".jpg") for p in d.rglob("*")))
+            note("Datumaro's yolo reader needs image sizes: reading the export without images with "
+                 "blank placeholders of the task's frame sizes")
+            blank_images_for_yolo(d, sizes)
+        s = summary(shared, "YOLO 1.1", d, items=True)
+        verify(what, s, boxes, tracks_expected=0, with_media=True)
 
     # CVAT for images 1.1
     if "CVAT for images 1.1" not in exporters:
@@ -534,6 +571,15 @@ def sample_cvat_video(http, client, shared: Path, work: Path, exporters: list = 
 
 
 
+def stored_and_summary(http, shared: Path, tid: int, fmt: str, src: Path, frames: int):
+    """The counts of what task `tid` stored (as Datumaro sees them) and of dataset-summary's
+    report of `src` read as `fmt`."""
+    s = summary(shared, fmt, src)
+    lm = LabelMap(fd.labels_by_name(http, tid))
+    return (datumaro_counts(fd.get_annotations(http, tid), lm, frames),
+            Counter(s["annotations_by_type_label"]))
+
+
 IMPORTABLE_DM_TYPES = {"label", "bbox", "polygon", "polyline", "points", "ellipse", "mask"}
 
 
@@ -580,11 +626,21 @@ def sample_datumaro(http, client, shared: Path, work: Path, name: str):
     tid = fd.create_task(client, f"sample dm {name}", labels, files=sorted(media.iterdir()))
     used = import_or_filtered(http, tid, "Datumaro 1.0", fd.zip_dir(src, work / f"dm_{name}.zip"),
                               fd.zip_dir(filt, work / f"dm_{name}_filtered.zip"), what)
-    s = summary(shared, "Datumaro 1.0", filt)
-    lm = LabelMap(fd.labels_by_name(http, tid))
-    got = datumaro_counts(fd.get_annotations(http, tid), lm, len(items))
-    exp = Counter(s["annotations_by_type_label"])
+    got, exp = stored_and_summary(http, shared, tid, "Datumaro 1.0", filt, len(items))
     check(f"{what} ({used}): stored annotations = Datumaro's ({sum(exp.values())})", got == exp,
+          diff_counts(exp, got))
+
+
+def sample_yolo(http, client, shared: Path, work: Path, name: str):
+    src = shared / f"testdata/datumaro/yolo_1.1/yolo_dataset/{name}"
+    what = f"sample YOLO 1.1 '{name}'"
+    print(f"\n-- {what}", flush=True)
+    names = [l.strip() for l in (src / "obj.names").read_text().splitlines() if l.strip()]
+    images = sorted(p for p in src.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    tid = fd.create_task(client, f"sample yolo {name}", [{"name": n} for n in names], files=images)
+    fd.import_file(http, tid, "YOLO 1.1", fd.zip_dir(src, work / f"yolo_{name}.zip"))
+    got, exp = stored_and_summary(http, shared, tid, "YOLO 1.1", src, len(images))
+    check(f"{what}: stored annotations = Datumaro's ({sum(exp.values())})", got == exp,
           diff_counts(exp, got))
 
 
@@ -606,6 +662,11 @@ def part2(srv, http, client, shared: Path, work: Path, exporters: list, importer
             sample_datumaro(http, client, shared, work, name)
         except Exception as e:
             check(f"sample Datumaro '{name}'", False, f"{type(e).__name__}: {e}")
+    for name in (IMPORT_EXPECTATIONS["YOLO 1.1"] if "YOLO 1.1" in importers else []):
+        try:
+            sample_yolo(http, client, shared, work, name)
+        except Exception as e:
+            check(f"sample YOLO 1.1 '{name}'", False, f"{type(e).__name__}: {e}")
     if "CVAT for video 1.1" in exporters and "for_video" not in cvat:
         check("CVAT for video 1.1 export", False, "its expectation needs the CVAT 1.1 importer (the for_video sample)")
 

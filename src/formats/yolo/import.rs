@@ -1,0 +1,255 @@
+//! The YOLO 1.1 import: CVAT's `yolo` importer on Datumaro's extractor. `obj.data` (the
+//! shallowest in the archive) gives the class list and the subset lists; each listed image's
+//! `.txt` beside it holds its boxes, sized by the task frame the item matches.
+
+use std::collections::HashSet;
+
+use crate::annotations::{Annotations, Shape, ShapeType};
+use crate::formats::kit::frames::{FrameAttr, FrameMatcher, Item, Root};
+use crate::formats::kit::paths::{dirname, is_metadata_entry, parts, split_ext};
+use crate::formats::{read_error, FormatError, ImportInput, TaskDataset};
+
+use super::export::RESERVED_KEYS;
+
+const FORMAT: &str = "YOLO 1.1";
+
+fn not_yolo(reason: impl Into<String>) -> FormatError {
+    FormatError::NotThisFormat {
+        format: FORMAT.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The text of archive entry `name`, decoded as UTF-8 (invalid bytes an error naming it).
+fn read_text(input: &ImportInput, name: &str) -> Result<String, FormatError> {
+    let bytes = input.with_reader(name, |r, _| {
+        let mut buf = Vec::new();
+        r.read_to_end(&mut buf).map(|_| buf)
+    })?;
+    let bytes = bytes.map_err(|e| read_error(name, e))?;
+    String::from_utf8(bytes)
+        .map_err(|e| FormatError::invalid(name, "", format!("not UTF-8 text: {e}")))
+}
+
+/// Datumaro's `localize_path`: a path of `obj.data` or a subset list without its `data/`.
+fn localize(path: &str) -> &str {
+    path.strip_prefix("data/").unwrap_or(path)
+}
+
+/// `root` joined with a relative path.
+fn under(root: &str, path: &str) -> String {
+    if root.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{root}/{path}")
+    }
+}
+
+/// Datumaro's `name_from_path`: the item id of an image path `[data/]obj_<subset>_data/<id>.ext`.
+fn item_id(path: &str) -> String {
+    let p = parts(localize(path));
+    let rest = if p.len() > 1 { &p[1..] } else { &p[..] };
+    split_ext(&rest.join("/")).0.to_owned()
+}
+
+/// One item of a subset list: its id, its image's extension and its `.txt` entry.
+struct ListedItem {
+    id: String,
+    image_ext: String,
+    txt: String,
+    /// The list file and line naming it, for errors.
+    list: String,
+    line: usize,
+}
+
+/// One box line of a `.txt`, checked: class id and the four normalised values.
+fn parse_line(line: &str, names: usize) -> Result<Option<(usize, [f64; 4])>, String> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    if fields.len() != 5 {
+        return Err(format!(
+            "{} values, expected 5 (class id, x centre, y centre, width, height)",
+            fields.len()
+        ));
+    }
+    let class: i64 = fields[0]
+        .parse()
+        .map_err(|_| format!("the class id '{}' is not an integer", fields[0]))?;
+    let class = usize::try_from(class)
+        .ok()
+        .filter(|&c| c < names)
+        .ok_or_else(|| {
+            format!(
+                "class id {class} is not in obj.names ({names} names: ids 0 to {})",
+                names as i64 - 1
+            )
+        })?;
+    let mut v = [0.0; 4];
+    for (k, what) in ["x centre", "y centre", "width", "height"]
+        .iter()
+        .enumerate()
+    {
+        let s = fields[k + 1];
+        v[k] = s
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| format!("the {what} '{s}' is not a number"))?;
+    }
+    Ok(Some((class, v)))
+}
+
+impl crate::formats::Importer for super::Yolo {
+    fn read(&self, input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, FormatError> {
+        import(input, ds)
+    }
+}
+
+fn import(input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, FormatError> {
+    if !input.is_zip() {
+        return Err(not_yolo("a YOLO dataset is a zip archive"));
+    }
+    let entries: Vec<String> = input
+        .names()
+        .into_iter()
+        .filter(|n| !is_metadata_entry(n) && !n.ends_with('/'))
+        .collect();
+    let data_file = entries
+        .iter()
+        .filter(|n| n.rsplit('/').next() == Some("obj.data"))
+        .min_by_key(|n| (n.matches('/').count(), n.len()))
+        .ok_or_else(|| not_yolo("no obj.data in the archive"))?
+        .clone();
+    let root = dirname(&data_file).to_owned();
+    let present: HashSet<&str> = entries.iter().map(String::as_str).collect();
+
+    // obj.data: `key = value` lines.
+    let data = read_text(input, &data_file)?;
+    let mut names_path = None;
+    let mut lists: Vec<(String, String)> = Vec::new();
+    for (k, line) in data.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            FormatError::invalid(
+                &data_file,
+                format!("line {}", k + 1),
+                "expected 'key = value'",
+            )
+        })?;
+        let (key, value) = (key.trim(), value.trim());
+        if key == "names" {
+            names_path = Some(value.to_owned());
+        } else if !RESERVED_KEYS.contains(&key) && !value.is_empty() {
+            lists.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    let names_path = names_path
+        .ok_or_else(|| FormatError::invalid(&data_file, "", "no 'names' entry (the class list)"))?;
+    let names_file = under(&root, localize(&names_path));
+    if !present.contains(names_file.as_str()) {
+        return Err(FormatError::invalid(
+            &names_file,
+            "",
+            format!("the class list '{names_path}' named by {data_file} is not in the archive"),
+        ));
+    }
+    let names: Vec<String> = read_text(input, &names_file)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+
+    // The subset lists: one image path a line.
+    let mut items = Vec::new();
+    for (subset, path) in &lists {
+        let list = under(&root, localize(path));
+        if !present.contains(list.as_str()) {
+            return Err(FormatError::invalid(
+                &data_file,
+                "",
+                format!("cannot find the '{subset}' subset list '{path}'"),
+            ));
+        }
+        for (k, line) in read_text(input, &list)?.lines().enumerate() {
+            let image = line.trim();
+            if image.is_empty() {
+                continue;
+            }
+            let local = localize(image);
+            items.push(ListedItem {
+                id: item_id(image),
+                image_ext: split_ext(local).1.to_owned(),
+                txt: under(&root, &format!("{}.txt", split_ext(local).0)),
+                list: list.clone(),
+                line: k + 1,
+            });
+        }
+    }
+
+    let matcher = FrameMatcher::new(&ds.frames, ds.is_video());
+    let hint = matcher.root_hint(items.iter().map(|i| i.id.as_str()));
+    let mut out = Annotations::default();
+    for it in &items {
+        let item = Item {
+            id: &it.id,
+            image_ext: (!it.image_ext.is_empty()).then_some(it.image_ext.as_str()),
+            frame: FrameAttr::Absent,
+        };
+        let (rel, _) = matcher
+            .match_item(&item, Root::Hint(hint.as_deref()))
+            .ok_or_else(|| {
+                FormatError::invalid(
+                    &it.list,
+                    format!("line {}", it.line),
+                    format!("could not match item id '{}' with any task frame", it.id),
+                )
+            })?;
+        let frame = ds.frame_index(rel).map(|i| &ds.frames[i]).ok_or_else(|| {
+            FormatError::invalid(&it.list, format!("line {}", it.line), "no such frame")
+        })?;
+        if !present.contains(it.txt.as_str()) {
+            continue;
+        }
+        let text = read_text(input, &it.txt)?;
+        let (w, h) = (f64::from(frame.width), f64::from(frame.height));
+        for (k, line) in text.lines().enumerate() {
+            let parsed = parse_line(line, names.len())
+                .map_err(|r| FormatError::invalid(&it.txt, format!("line {}", k + 1), r))?;
+            let Some((class, [cx, cy, bw, bh])) = parsed else {
+                continue;
+            };
+            let name = &names[class];
+            let label = ds.labels.by_name(name).ok_or_else(|| {
+                FormatError::invalid(
+                    &it.txt,
+                    format!("line {}", k + 1),
+                    format!("label '{name}' is not registered in the task"),
+                )
+            })?;
+            let (x, y) = ((cx - bw * 0.5) * w, (cy - bh * 0.5) * h);
+            out.shapes.push(Shape {
+                id: None,
+                kind: ShapeType::Rectangle,
+                frame: rel,
+                label_id: label.id,
+                group: 0,
+                source: "file".into(),
+                occluded: false,
+                outside: false,
+                z_order: 0,
+                rotation: 0.0,
+                points: vec![x, y, x + bw * w, y + bh * h],
+                attributes: vec![],
+                elements: vec![],
+                score: None,
+            });
+        }
+    }
+    Ok(out)
+}
