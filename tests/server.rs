@@ -2146,15 +2146,7 @@ fn tracks_round_trip_through_cvat_for_video_and_datumaro() {
 
 /// Stored-or-deflated zip entries.
 fn zip_entries_any(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-    (0..z.len())
-        .map(|i| {
-            let mut e = z.by_index(i).unwrap();
-            let mut v = Vec::new();
-            e.read_to_end(&mut v).unwrap();
-            (e.name().to_owned(), v)
-        })
-        .collect()
+    frameserver::formats::testkit::zip_entries_of(std::io::Cursor::new(bytes))
 }
 
 /// Annotations with label and attribute ids replaced by names (tasks differ in ids).

@@ -824,7 +824,12 @@ pub fn export_zip(
 
 /// The zip's entries: `(name, bytes)`.
 pub fn zip_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    zip_entries_of(std::fs::File::open(path).unwrap())
+}
+
+/// The entries of the zip read from `r` (a file, or bytes in a `Cursor`): `(name, bytes)`.
+pub fn zip_entries_of(r: impl std::io::Read + std::io::Seek) -> Vec<(String, Vec<u8>)> {
+    let mut z = zip::ZipArchive::new(r).unwrap();
     (0..z.len())
         .map(|i| {
             let mut e = z.by_index(i).unwrap();

@@ -85,7 +85,7 @@ impl Exporter for CvatXml {
                 ds,
                 images,
                 zip,
-                |f, ext| format!("images/{}", with_image_ext(&f.name, ext)),
+                |_, f, ext| format!("images/{}", with_image_ext(&f.name, ext)),
                 &|p| progress(share + (1.0 - share) * p),
             )?;
         }

@@ -527,16 +527,14 @@ pub(super) fn export(
     if opts.save_images {
         // Datumaro names saved images after the item id with '/' → '_'; a clash gets a suffix.
         let mut names = UniqueNames::default();
-        let mut i = 0;
         save_images(
             ds,
             images,
             zip,
-            |f, ext| {
+            |i, f, ext| {
                 let stem = split_ext(&f.name).0.replace('/', "_");
                 paths[i] = names.name(&stem, ext.trim_start_matches('.'));
-                i += 1;
-                format!("images/{subset}/{}", paths[i - 1])
+                format!("images/{subset}/{}", paths[i])
             },
             &|p| progress(image_share * p),
         )?;

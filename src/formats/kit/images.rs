@@ -6,13 +6,13 @@ use std::collections::HashSet;
 use crate::formats::{DatasetFrame, FormatError, FrameSource, TaskDataset, ZipSink};
 
 /// Writes the image of every frame of `ds` into `zip`, in frame order. `entry` names each one
-/// from the frame and the extension the source encoded it with (e.g. `".PNG"`); `progress`
-/// gets the fraction of frames written.
+/// from the frame's index in `ds.frames`, the frame and the extension the source encoded it
+/// with (e.g. `".PNG"`); `progress` gets the fraction of frames written.
 pub fn save_images(
     ds: &TaskDataset<'_>,
     images: Option<&dyn FrameSource>,
     zip: &mut ZipSink<std::fs::File>,
-    mut entry: impl FnMut(&DatasetFrame, &str) -> String,
+    mut entry: impl FnMut(usize, &DatasetFrame, &str) -> String,
     progress: &dyn Fn(f64),
 ) -> Result<(), FormatError> {
     let src = images.ok_or_else(|| {
@@ -21,7 +21,7 @@ pub fn save_images(
     let n = ds.frames.len().max(1) as f64;
     for (i, f) in ds.frames.iter().enumerate() {
         let (bytes, ext) = src.image(f.rel)?;
-        let name = entry(f, &ext);
+        let name = entry(i, f, &ext);
         zip.stored_file(&name)?.write_all(&bytes)?;
         progress((i + 1) as f64 / n);
     }

@@ -114,15 +114,13 @@ impl crate::formats::Exporter for super::Yolo {
         let mut image_names: Vec<String> = ds.frames.iter().map(image_name).collect();
         let image_share = if opts.save_images { 0.7 } else { 0.0 };
         if opts.save_images {
-            let mut i = 0;
             save_images(
                 ds,
                 images,
                 zip,
-                |f, ext| {
+                |i, f, ext| {
                     image_names[i] = with_image_ext(&f.name, ext);
-                    i += 1;
-                    format!("{dir}/{}", image_names[i - 1])
+                    format!("{dir}/{}", image_names[i])
                 },
                 &|p| progress(image_share * p),
             )?;

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use crate::annotations::{Annotations, Shape, ShapeType};
 use crate::formats::kit::frames::{FrameAttr, FrameMatcher, Item, Root};
-use crate::formats::kit::paths::{dirname, is_metadata_entry, parts, split_ext};
+use crate::formats::kit::paths::{basename, dirname, is_metadata_entry, parts, split_ext};
 use crate::formats::{read_error, FormatError, ImportInput, TaskDataset};
 
 use super::export::RESERVED_KEYS;
@@ -118,7 +118,7 @@ fn import(input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, Form
         .collect();
     let data_file = entries
         .iter()
-        .filter(|n| n.rsplit('/').next() == Some("obj.data"))
+        .filter(|n| basename(n) == "obj.data")
         .min_by_key(|n| (n.matches('/').count(), n.len()))
         .ok_or_else(|| not_yolo("no obj.data in the archive"))?
         .clone();
