@@ -14,6 +14,7 @@
 //! frame 0 with step 1; here it is read as the absolute frame it is.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use super::paths::{basename, dirname, parts, split_ext};
 use crate::formats::DatasetFrame;
@@ -67,8 +68,9 @@ pub struct FrameMatcher<'a> {
     /// Frame path without extension → task-relative frame, in frame order.
     stems: Vec<(String, u64)>,
     by_stem: HashMap<String, u64>,
-    /// Trailing path parts of the stems → frame, `None` when two frames share the tail.
-    by_suffix: HashMap<String, Option<u64>>,
+    /// Trailing path parts of the stems → frame, `None` when two frames share the tail: built
+    /// on first use (only readers without a root hint need it).
+    by_suffix: OnceLock<HashMap<String, Option<u64>>>,
     by_abs: HashMap<u64, u64>,
     rels: HashSet<u64>,
     is_video: bool,
@@ -83,33 +85,40 @@ impl<'a> FrameMatcher<'a> {
             .iter()
             .map(|f| (split_ext(&f.name).0.to_owned(), f.rel))
             .collect();
-        let mut by_suffix: HashMap<String, Option<u64>> = HashMap::new();
-        for (stem, rel) in &stems {
-            let mut rest = stem.as_str();
-            while let Some(i) = rest.find('/') {
-                rest = &rest[i + 1..];
-                if rest.is_empty() {
-                    break;
-                }
-                by_suffix
-                    .entry(rest.to_owned())
-                    .and_modify(|v| {
-                        if *v != Some(*rel) {
-                            *v = None
-                        }
-                    })
-                    .or_insert(Some(*rel));
-            }
-        }
         FrameMatcher {
             frames,
             by_stem: stems.iter().cloned().collect(),
             stems,
-            by_suffix,
+            by_suffix: OnceLock::new(),
             by_abs: frames.iter().map(|f| (f.abs, f.rel)).collect(),
             rels: frames.iter().map(|f| f.rel).collect(),
             is_video,
         }
+    }
+
+    /// [`FrameMatcher::by_suffix`], built the first time it is asked for.
+    fn by_suffix(&self) -> &HashMap<String, Option<u64>> {
+        self.by_suffix.get_or_init(|| {
+            let mut by_suffix: HashMap<String, Option<u64>> = HashMap::new();
+            for (stem, rel) in &self.stems {
+                let mut rest = stem.as_str();
+                while let Some(i) = rest.find('/') {
+                    rest = &rest[i + 1..];
+                    if rest.is_empty() {
+                        break;
+                    }
+                    by_suffix
+                        .entry(rest.to_owned())
+                        .and_modify(|v| {
+                            if *v != Some(*rel) {
+                                *v = None
+                            }
+                        })
+                        .or_insert(Some(*rel));
+                }
+            }
+            by_suffix
+        })
     }
 
     /// The task-relative frame of absolute frame `abs`, if the dataset has it.
@@ -190,7 +199,7 @@ impl<'a> FrameMatcher<'a> {
                     .match_frame(stem, hint, false)
                     .map(|f| (f, Strategy::UnderRoot)),
                 Root::Unknown => self
-                    .by_suffix
+                    .by_suffix()
                     .get(stem)
                     .copied()
                     .flatten()
