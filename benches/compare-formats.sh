@@ -4,26 +4,30 @@
 #
 # Usage (from anywhere; paths are relative to the repository root):
 #   benches/compare-formats.sh [--reps N] [--video-reps N] [--no-build] [--skip-annotations]
-#                              [--skip-video] [--json FILE] [--keep DIR]
+#                              [--skip-video] [--formats NAME]... [--json FILE] [--keep DIR]
 #
 # In one run:
-#   1. Annotation formats. A synthetic image task of 2,000 frames (64x48 PNGs under
-#      target/bench-media/formats-2000/, made once; a few distinct images under 2,000 names),
-#      created from --share-dir, with 30,000 shapes (10 boxes + 5 polygons per frame; every other
-#      shape a `car` with a select attribute, the others `person`) loaded with one
-#      `PUT /api/tasks/{id}/annotations`. N times each (default 3), medians:
-#        ours:     export "CVAT for images 1.1" and "Datumaro 1.0" with save_images=False, timed
-#                  from the export POST to the finished request (polled every 1 ms) plus the
-#                  download of result_url; import of each export ("CVAT 1.1", "Datumaro 1.0",
-#                  multipart POST) into a second task with the same labels and frames, until
-#                  the request is finished (the annotations are then stored).
+#   1. Annotation formats, one row per format of FORMATS in benches/compare_formats.py (or the
+#      --formats given, by export or import name), each on its task of 2,000 frames (PNGs under
+#      target/bench-media/, made once; a few distinct images under 2,000 names), created from
+#      --share-dir with its shapes loaded with one `PUT /api/tasks/{id}/annotations`:
+#        shapes: 64x48 frames, 30,000 shapes (10 boxes + 5 polygons per frame; every other shape
+#                a `car` with a select attribute, the others `person`): every format but the
+#                raster ones;
+#        masks:  512x384 frames, 5 polygons + 2 masks per frame (14,000 shapes): PASCAL VOC and
+#                Segmentation mask.
+#      N times each (default 3), medians:
+#        ours:     export with save_images=False, timed from the export POST to the finished
+#                  request (polled every 1 ms) plus the download of result_url; import (multipart
+#                  POST until the request is finished and the annotations stored) of our own
+#                  export with images into a second task with the same labels and frames;
 #        baseline: benches/baseline/datumaro_export.py in the Datumaro venv: the same items,
 #                  labels and shapes as a `datumaro.Dataset` (built untimed), then
-#                  `dataset.export(dir, 'cvat' | 'datumaro', save_media=False)`, and
-#                  `Dataset.import_from(dir, 'cvat' | 'datumaro')` + a walk over every
-#                  annotation, reading our own exports unzipped (with the frame files linked in
-#                  images/, which Datumaro's CVAT reader requires).
-#      Targets: exports >= 10x faster than Datumaro's, imports >= 5x.
+#                  `dataset.export(dir, FORMAT, save_media=False)` with Datumaro's id of the
+#                  format, and `Dataset.import_from(dir, FORMAT)` + a walk over every annotation
+#                  of our export with images unzipped (the same bytes ours imports).
+#      Targets: exports >= 10x faster than Datumaro's, imports >= 5x. Formats PyPI Datumaro 1.13
+#      has no exporter/importer for are timed without a ratio.
 #   2. Export with images of every frame of the 1080p 30 s clip (target/bench-media/
 #      h264_1080p_gop250.mp4 from testdata/generate.sh --bench, made when missing): a video task
 #      from --share-dir, "CVAT for images 1.1" with save_images=True (PNG, CVAT's naming) and with
@@ -59,6 +63,7 @@ while [[ $# -gt 0 ]]; do
         --video-reps) video_reps="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
         --skip-annotations|--skip-video) extra+=("$1"); shift ;;
+        --formats) extra+=("$1" "$2"); shift 2 ;;
         --json|--keep) extra+=("$1" "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift 2 ;;
         -h|--help) sed -n '2,52p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;

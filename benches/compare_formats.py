@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,8 +27,6 @@ sys.path.insert(0, str(REPO / "tests" / "formats"))
 import fsdriver as fd  # noqa: E402
 
 FRAMES = 2000
-W, H = 64, 48
-BOXES, POLYGONS = 10, 5
 COLORS = ["red", "green", "blue", "white"]
 LABELS = [
     {"name": "car", "attributes": [{"name": "color", "mutable": False, "input_type": "select",
@@ -36,6 +34,53 @@ LABELS = [
     {"name": "person", "attributes": []},
 ]
 CLIP = "h264_1080p_gop250.mp4"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A benchmark task: frame size, shapes per frame."""
+    key: str
+    w: int
+    h: int
+    boxes: int = 0
+    polygons: int = 0
+    masks: int = 0
+    what: str = ""
+
+
+TASKS = {
+    # The annotations issue's task: 10 boxes + 5 polygons per frame (30,000 shapes).
+    "shapes": Task("shapes", 64, 48, boxes=10, polygons=5, what="64x48, 10 boxes + 5 polygons a frame"),
+    # For the raster formats: 5 polygons + 2 masks per frame on 512x384 frames.
+    "masks": Task("masks", 512, 384, polygons=5, masks=2, what="512x384, 5 polygons + 2 masks a frame"),
+}
+
+
+@dataclass(frozen=True)
+class Fmt:
+    """One row of the benchmark: our exporter and importer names, Datumaro 1.13's format id for
+    the same format (None: PyPI Datumaro has none), and the task it runs on. `lossless`: the
+    import must store every shape of the task (the other formats drop or convert some, as CVAT
+    does; their counts are reported)."""
+    export: str
+    imp: str | None
+    dm: str | None
+    task: str = "shapes"
+    lossless: bool = False
+
+
+FORMATS = [
+    Fmt("CVAT for images 1.1", "CVAT 1.1", "cvat", lossless=True),
+    Fmt("Datumaro 1.0", "Datumaro 1.0", "datumaro", lossless=True),
+    Fmt("YOLO 1.1", "YOLO 1.1", "yolo"),
+    Fmt("COCO 1.0", "COCO 1.0", "coco_instances"),
+    Fmt("PASCAL VOC 1.1", "PASCAL VOC 1.1", "voc", task="masks"),
+    Fmt("Segmentation mask 1.1", "Segmentation mask 1.1", "voc_segmentation", task="masks"),
+    Fmt("Ultralytics YOLO Detection 1.0", "Ultralytics YOLO Detection 1.0", "yolo_ultralytics"),
+    Fmt("Ultralytics YOLO Segmentation 1.0", "Ultralytics YOLO Segmentation 1.0", None),
+    Fmt("Ultralytics YOLO Oriented Bounding Boxes 1.0", "Ultralytics YOLO Oriented Bounding Boxes 1.0", None),
+    Fmt("Ultralytics YOLO Detection Track 1.0", None, None),
+]
 
 
 def log(msg: str):
@@ -50,43 +95,72 @@ def median(xs):
 # Synthetic data
 
 
-def make_frames(media: Path, frames: int) -> str:
-    """`frames` 64x48 PNGs (a few distinct images under many names) in media/formats-<n>/."""
-    rel = f"formats-{frames}"
+def make_frames(media: Path, task: Task, frames: int) -> str:
+    """`frames` PNGs of the task's size (a few distinct images under many names) in
+    media/formats-<task>-<n>/ (formats-<n>/ for the 64x48 task, as before)."""
+    rel = f"formats-{frames}" if task.key == "shapes" else f"formats-{task.key}-{frames}"
     d = media / rel
     if d.is_dir() and len(list(d.glob("*.png"))) == frames:
         return rel
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
-    variants = [fd.png_bytes(W, H, (40 * i % 256, 90 + 20 * i, 200 - 30 * i)) for i in range(5)]
+    variants = [fd.png_bytes(task.w, task.h, (40 * i % 256, 90 + 20 * i, 200 - 30 * i)) for i in range(5)]
     for i in range(frames):
         (d / f"img_{i:05d}.png").write_bytes(variants[i % len(variants)])
     return rel
 
 
-def make_annotations(frames: int) -> list:
-    """Per frame 10 boxes + 5 polygons; every other shape is a `car` with the select attribute
+def mask_rle(x0: int, y0: int, w: int, h: int, rnd) -> list:
+    """A CVAT mask (RLE over its box, then the box): an ellipse-ish blob filling the box."""
+    bits = []
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    wobble = rnd.uniform(0.7, 1.0)
+    for y in range(h):
+        for x in range(w):
+            bits.append(1 if ((x - cx) / (cx + 0.5)) ** 2 + ((y - cy) / (cy + 0.5)) ** 2 <= wobble else 0)
+    rle, cur, n = [], 0, 0
+    for b in bits:
+        if b == cur:
+            n += 1
+        else:
+            rle.append(n)
+            cur, n = b, 1
+    rle.append(n)
+    return [float(v) for v in rle] + [float(x0), float(y0), float(x0 + w - 1), float(y0 + h - 1)]
+
+
+def make_annotations(task: Task, frames: int) -> list:
+    """The task's shapes per frame; every other shape is a `car` with the select attribute
     `color`, the others `person` (no attributes). Label/attribute names, not ids."""
     rnd = random.Random(5)
+    W, H = task.w, task.h
     shapes = []
     k = 0
+    blobs = []  # a few distinct masks, reused (making RLE in Python is slow)
+    for i in range(8):
+        mw, mh = rnd.randint(W // 8, W // 3), rnd.randint(H // 8, H // 3)
+        blobs.append((mw, mh, mask_rle(0, 0, mw, mh, rnd)[:-4]))
     for f in range(frames):
-        for i in range(BOXES + POLYGONS):
+        for i in range(task.boxes + task.polygons + task.masks):
             car = k % 2 == 0
             k += 1
             s = {"frame": f, "label": "car" if car else "person", "z_order": i % 3,
                  "occluded": i % 7 == 0}
             if car:
                 s["attributes"] = [{"name": "color", "value": rnd.choice(COLORS)}]
-            if i < BOXES:
+            if i < task.boxes:
                 x, y = rnd.uniform(0, W - 12), rnd.uniform(0, H - 10)
                 s.update(type="rectangle", points=[round(x, 2), round(y, 2),
                                                    round(x + rnd.uniform(2, 11), 2),
                                                    round(y + rnd.uniform(2, 9), 2)])
-            else:
+            elif i < task.boxes + task.polygons:
                 n = rnd.randint(4, 6)
                 s.update(type="polygon", points=[round(v, 2) for _ in range(n)
                                                  for v in (rnd.uniform(0, W - 1), rnd.uniform(0, H - 1))])
+            else:
+                mw, mh, rle = blobs[rnd.randrange(len(blobs))]
+                x0, y0 = rnd.randint(0, W - mw), rnd.randint(0, H - mh)
+                s.update(type="mask", points=rle + [float(x0), float(y0), float(x0 + mw - 1), float(y0 + mh - 1)])
             shapes.append(s)
     return shapes
 
@@ -104,27 +178,30 @@ def with_ids(shapes: list, labels: dict) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# Part 1: annotation formats, 2,000 frames / 30,000 shapes
+# Part 1: annotation formats, 2,000 frames: ours against Datumaro's own exporter and importer
 
 
-def bench_annotations(args, work: Path, results: dict):
+def bench_task(args, task: Task, fmts: list, work: Path, results: dict):
     media = args.media
-    rel = make_frames(media, args.frames)
-    shapes = make_annotations(args.frames)
-    log(f"{args.frames} frames in {media / rel}, {len(shapes)} shapes")
-    r = results.setdefault("annotations", {"frames": args.frames, "shapes": len(shapes)})
-    with fd.Server(share_dir=media, log_path=work / "server-annotations.log") as srv:
+    rel = make_frames(media, task, args.frames)
+    shapes = make_annotations(task, args.frames)
+    log(f"task {task.key}: {args.frames} frames ({task.what}) in {media / rel}, {len(shapes)} shapes")
+    r = results.setdefault("annotations", {}).setdefault(task.key, {
+        "frames": args.frames, "shapes": len(shapes), "what": task.what, "formats": {}})
+    tw = work / task.key
+    tw.mkdir(parents=True, exist_ok=True)
+    inputs = {}
+    with fd.Server(share_dir=media, log_path=tw / "server.log") as srv:
         client = srv.client()
         http = fd.Http(srv)
         t = time.perf_counter()
-        src = fd.create_task(client, "formats bench", LABELS, server_files=[rel + "/"],
+        src = fd.create_task(client, f"formats bench {task.key}", LABELS, server_files=[rel + "/"],
                              data={"sorting_method": "lexicographical"})
-        dst = fd.create_task(client, "formats bench import", LABELS, server_files=[rel + "/"],
+        dst = fd.create_task(client, f"formats bench {task.key} import", LABELS, server_files=[rel + "/"],
                              data={"sorting_method": "lexicographical"})
         r["create_two_tasks_s"] = time.perf_counter() - t
         labels = fd.labels_by_name(http, src)
-        doc = with_ids(shapes, labels)
-        body = json.dumps(doc).encode()
+        body = json.dumps(with_ids(shapes, labels)).encode()
         r["put_bytes"] = len(body)
         r["put_s"] = fd.put_annotations(http, src, body)
         stored = fd.get_annotations(http, src)
@@ -132,59 +209,82 @@ def bench_annotations(args, work: Path, results: dict):
             raise RuntimeError(f"PUT stored {len(stored['shapes'])} shapes, sent {len(shapes)}")
         log(f"PUT {len(body) / 1e6:.1f} MB of annotations in {r['put_s']:.2f} s")
 
-        exports = {}
-        for fmt, key in (("CVAT for images 1.1", "cvat"), ("Datumaro 1.0", "datumaro")):
+        doc = json.loads(fd.rest(http, "GET", "/api/server/annotation/formats").data)
+        enabled = {x["name"] for x in doc["exporters"] if x.get("enabled")}
+        for f in [f for f in fmts if f.export not in enabled]:
+            log(f"{f.export}: not enabled by this server, skipped")
+        fmts = [f for f in fmts if f.export in enabled]
+        for f in fmts:
+            fr = r["formats"].setdefault(f.export, {})
             runs = []
             for i in range(args.reps):
-                z = work / f"ours-{key}.zip"
-                runs.append(fd.export(http, src, fmt, z, save_images=False))
-            exports[key] = z
-            r[f"ours_export_{key}"] = runs
-            log(f"ours export {fmt}: total {[round(x['total_s'], 3) for x in runs]} s, "
+                z = tw / f"ours-{i}.zip"
+                runs.append(fd.export(http, src, f.export, z, save_images=False))
+                z.unlink()
+            fr["export"] = runs
+            log(f"ours export {f.export}: total {[round(x['total_s'], 3) for x in runs]} s, "
                 f"{runs[-1]['bytes'] / 1e6:.1f} MB")
-        for fmt, key in (("CVAT 1.1", "cvat"), ("Datumaro 1.0", "datumaro")):
-            runs = []
+            if f.imp is None:
+                continue
+            # The import input of both sides: our export with the images (Datumaro's readers of
+            # several formats need the image files for their sizes; ours skips them).
+            z = tw / f"{f.export.replace(' ', '_')}.zip"
+            fd.export(http, src, f.export, z, save_images=True)
+            runs, server = [], []
             for i in range(args.reps):
-                imp = fd.import_file(http, dst, fmt, exports[key])
+                imp = fd.import_file(http, dst, f.imp, z)
                 runs.append(imp["import_s"])
-                r.setdefault(f"ours_import_{key}_server", []).append(imp["server_s"])
-                got = fd.get_annotations(http, dst)
-                if len(got["shapes"]) != len(shapes):
-                    raise RuntimeError(f"import {fmt}: {len(got['shapes'])} shapes, expected {len(shapes)}")
-            r[f"ours_import_{key}"] = runs
-            log(f"ours import {fmt}: {[round(x, 3) for x in runs]} s")
+                server.append(imp["server_s"])
+            got = fd.get_annotations(http, dst)
+            n = len(got["shapes"]) + len(got["tags"]) + len(got["tracks"])
+            fr.update(import_s=runs, import_server_s=server, imported=n, import_bytes=z.stat().st_size)
+            if f.lossless and len(got["shapes"]) != len(shapes):
+                raise RuntimeError(f"import {f.imp}: {len(got['shapes'])} shapes, expected {len(shapes)}")
+            if n == 0:
+                raise RuntimeError(f"import {f.imp}: nothing imported from our own export")
+            log(f"ours import {f.imp}: {[round(x, 3) for x in runs]} s, {n} annotations stored")
+            if f.dm:
+                inputs[f.dm] = fd.unzip(z, tw / f"ours-{f.dm}")
 
-        # The same data for Datumaro, and our exports unzipped as its import input.
-        # Frame names as the task has them (relative to the share root), as our exports write them.
-        spec = {"frames": [[f"{rel}/img_{i:05d}.png", W, H] for i in range(args.frames)], "labels": LABELS,
-                "annotations": {"shapes": shapes}}
-        spec_path = work / "spec.json"
-        spec_path.write_text(json.dumps(spec))
-        cvat_dir = fd.unzip(exports["cvat"], work / "ours-cvat")
-        (cvat_dir / "images").mkdir(exist_ok=True)
-        for im in ET.parse(cvat_dir / "annotations.xml").getroot().iter("image"):
-            link = cvat_dir / "images" / im.get("name")
-            if not link.exists():
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(media / im.get("name"))
-        dm_dir = fd.unzip(exports["datumaro"], work / "ours-datumaro")
-    log(f"Datumaro baseline ({args.reps} reps of each export and import)")
-    p = subprocess.run([sys.executable, str(REPO / "benches" / "baseline" / "datumaro_export.py"),
-                        "--spec", str(spec_path), "--reps", str(args.reps),
-                        "--import-cvat", str(cvat_dir), "--import-datumaro", str(dm_dir)],
-                       capture_output=True, text=True)
+    base_fmts = [f for f in fmts if f.dm]
+    if not base_fmts:
+        return
+    # The same data for Datumaro: frame names as the task has them (relative to the share root).
+    spec = {"frames": [[f"{rel}/img_{i:05d}.png", task.w, task.h] for i in range(args.frames)],
+            "labels": LABELS, "annotations": {"shapes": shapes}}
+    spec_path = tw / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    cmd = [sys.executable, str(REPO / "benches" / "baseline" / "datumaro_export.py"),
+           "--spec", str(spec_path), "--reps", str(args.reps)]
+    for f in base_fmts:
+        cmd += ["--export", f.dm]
+    for dm, d in inputs.items():
+        cmd += ["--import", f"{dm}={d}"]
+    log(f"Datumaro baseline on task {task.key}: {[f.dm for f in base_fmts]} ({args.reps} reps each)")
+    p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"datumaro_export.py failed:\n{p.stderr[-3000:]}")
     b = json.loads(p.stdout.strip().splitlines()[-1])
-    r["baseline"] = b
-    if b["annotations"] != len(shapes) or b["items"] != args.frames:
-        raise RuntimeError(f"baseline dataset: {b['items']} items, {b['annotations']} annotations")
-    for k, v in b.get("import_counts", {}).items():
-        if v["annotations"] != len(shapes):
-            raise RuntimeError(f"Datumaro read {v['annotations']} annotations from our {k} export, "
-                               f"expected {len(shapes)}")
-    log(f"Datumaro {b['datumaro']}: export cvat {b['export_cvat']}, datumaro {b['export_datumaro']}; "
-        f"import cvat {b.get('import_cvat')}, datumaro {b.get('import_datumaro')}")
+    if b["items"] != args.frames:
+        raise RuntimeError(f"baseline dataset: {b['items']} items, expected {args.frames}")
+    for f in base_fmts:
+        fr = r["formats"][f.export]
+        fr["baseline_export"] = b["export"][f.dm]
+        if f.dm in b.get("import", {}):
+            fr["baseline_import"] = b["import"][f.dm]
+            fr["baseline_imported"] = b["import_counts"][f.dm]["annotations"]
+        log(f"Datumaro {b['datumaro']} {f.dm}: export {[round(x, 3) for x in fr['baseline_export']]} s, "
+            f"import {[round(x, 3) for x in fr.get('baseline_import', [])]} s")
+    r["baseline_datumaro"] = b["datumaro"]
+
+
+def bench_annotations(args, work: Path, results: dict):
+    wanted = [f for f in FORMATS if not args.formats or f.export in args.formats
+              or (f.imp and f.imp in args.formats)]
+    for key, task in TASKS.items():
+        fmts = [f for f in wanted if f.task == key]
+        if fmts:
+            bench_task(args, task, fmts, work, results)
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,24 +359,34 @@ def table(results: dict) -> str:
     def verdict(ok):
         return "**pass**" if ok else "**FAIL**"
 
-    a = results.get("annotations")
-    if a and "baseline" in a:
-        b = a["baseline"]
-        what = f"{a['frames']:,} frames, {a['shapes']:,} shapes"
-        for key, name in (("cvat", "CVAT for images 1.1"), ("datumaro", "Datumaro 1.0")):
-            ours = median([x["total_s"] for x in a[f"ours_export_{key}"]])
-            base = median(b[f"export_{key}"])
-            sp = base / ours
-            rows.append(f"| export {name} ({what}; POST → finished + download) vs Datumaro "
-                        f"`export(dir, '{key}')` | {ours:.3f} | {base:.3f} | {sp:.1f}x faster | ≥ 10x | {verdict(sp >= 10)} |")
-        for key, name in (("cvat", "CVAT 1.1"), ("datumaro", "Datumaro 1.0")):
-            if f"import_{key}" not in b:
+    for key, a in results.get("annotations", {}).items():
+        what = f"{a['frames']:,} frames, {a['shapes']:,} shapes: {a['what']}"
+        exp_target, imp_target = 10, 5
+        for name, fr in a["formats"].items():
+            f = next(x for x in FORMATS if x.export == name)
+            if "export" not in fr:
                 continue
-            ours = median(a[f"ours_import_{key}"])
-            base = median(b[f"import_{key}"])
-            sp = base / ours
-            rows.append(f"| import {name} of our export (POST → finished, stored) vs Datumaro "
-                        f"`import_from(dir, '{key}')` + walk | {ours:.3f} | {base:.3f} | {sp:.1f}x faster | ≥ 5x | {verdict(sp >= 5)} |")
+            ours = median([x["total_s"] for x in fr["export"]])
+            if "baseline_export" in fr:
+                base = median(fr["baseline_export"])
+                sp = base / ours
+                rows.append(f"| export {name} ({what}; POST → finished + download) vs Datumaro "
+                            f"`export(dir, '{f.dm}')` | {ours:.3f} | {base:.3f} | {sp:.1f}x faster | "
+                            f"≥ {exp_target}x | {verdict(sp >= exp_target)} |")
+            else:
+                rows.append(f"| export {name} ({what}) | {ours:.3f} | | | no PyPI Datumaro 1.13 exporter | |")
+            if "import_s" not in fr:
+                continue
+            ours = median(fr["import_s"])
+            if "baseline_import" in fr:
+                base = median(fr["baseline_import"])
+                sp = base / ours
+                rows.append(f"| import {f.imp} of our export (POST → finished, {fr['imported']:,} stored) vs "
+                            f"Datumaro `import_from(dir, '{f.dm}')` + walk ({fr['baseline_imported']:,} read) | "
+                            f"{ours:.3f} | {base:.3f} | {sp:.1f}x faster | ≥ {imp_target}x | {verdict(sp >= imp_target)} |")
+            else:
+                rows.append(f"| import {f.imp} of our export ({fr['imported']:,} stored) | {ours:.3f} | | | "
+                            "no PyPI Datumaro 1.13 importer | |")
     v = results.get("video")
     if v and "ours_png" in v:
         for fmt in ("png", "jpeg"):
@@ -299,22 +409,24 @@ def table(results: dict) -> str:
 
 def details(results: dict) -> str:
     lines = []
-    a = results.get("annotations")
-    if a:
-        b = a.get("baseline", {})
-        lines.append(f"* PUT of {a['shapes']:,} shapes ({a['put_bytes'] / 1e6:.1f} MB JSON, one request): "
-                     f"{a['put_s']:.2f} s.")
-        for key in ("cvat", "datumaro"):
-            runs = a.get(f"ours_export_{key}", [])
-            if runs:
-                lines.append(f"* ours export {key}: export {median([x['export_s'] for x in runs]):.3f} s (server-side, "
-                             f"request created → finished: {median([x['server_s'] for x in runs]):.3f} s) + download "
-                             f"{median([x['download_s'] for x in runs]):.3f} s, zip {runs[-1]['bytes'] / 1e6:.2f} MB; "
-                             f"runs {[round(x['total_s'], 3) for x in runs]}; Datumaro {[round(x, 3) for x in b.get(f'export_{key}', [])]}")
-            if a.get(f"ours_import_{key}"):
-                lines.append(f"* ours import {key}: runs {[round(x, 3) for x in a[f'ours_import_{key}']]} (server-side "
-                             f"{[round(x, 3) for x in a.get(f'ours_import_{key}_server', [])]}); Datumaro "
-                             f"{[round(x, 3) for x in b.get(f'import_{key}', [])]}")
+    for key, a in results.get("annotations", {}).items():
+        lines.append(f"* task {key} ({a['what']}): PUT of {a['shapes']:,} shapes ({a['put_bytes'] / 1e6:.1f} MB "
+                     f"JSON, one request): {a['put_s']:.2f} s.")
+        for name, fr in a["formats"].items():
+            runs = fr.get("export")
+            if not runs:
+                continue
+            lines.append(f"* ours export {name}: export {median([x['export_s'] for x in runs]):.3f} s (server-side "
+                         f"{median([x['server_s'] for x in runs]):.3f} s) + download "
+                         f"{median([x['download_s'] for x in runs]):.3f} s, zip {runs[-1]['bytes'] / 1e6:.2f} MB; "
+                         f"runs {[round(x['total_s'], 3) for x in runs]}; Datumaro "
+                         f"{[round(x, 3) for x in fr.get('baseline_export', [])]}")
+            if "import_s" in fr:
+                lines.append(f"* ours import {name}: {fr['import_bytes'] / 1e6:.2f} MB zip with images, runs "
+                             f"{[round(x, 3) for x in fr['import_s']]} (server-side "
+                             f"{[round(x, 3) for x in fr['import_server_s']]}), {fr['imported']:,} annotations "
+                             f"stored; Datumaro {[round(x, 3) for x in fr.get('baseline_import', [])]}, "
+                             f"{fr.get('baseline_imported', 0):,} read")
     v = results.get("video")
     if v:
         for fmt in ("png", "jpeg"):
@@ -338,6 +450,8 @@ def main():
     ap.add_argument("--media", type=Path, default=REPO / "target" / "bench-media")
     ap.add_argument("--floor-bin", type=Path, default=REPO / "target" / "release" / "examples" / "export_floor")
     ap.add_argument("--skip-annotations", action="store_true")
+    ap.add_argument("--formats", action="append", default=[],
+                    help="only these formats (export or import name; repeatable); default: every row of FORMATS")
     ap.add_argument("--skip-video", action="store_true")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path)

@@ -6,22 +6,22 @@ Input: a JSON spec written by benches/compare_formats.py with the task's frames
 (`[name, width, height]`), labels (`{name, attributes: [{name, input_type, values,
 default_value}]}`) and annotations (the body PUT to the server, with label and attribute *names*
 instead of ids). The script builds the same `datumaro.Dataset` in memory (one item per frame,
-id = the frame's name without extension (as CVAT's Datumaro export names items), `Image` media with path and size but no pixels read; rectangles as `Bbox` with
-`occluded`, polygons as `Polygon`, attributes by name with CVAT's types: select/radio/text as
-str, checkbox as bool, number as float; z_order), untimed. Then, `--reps` times each, timed with
-`time.perf_counter()` in-process:
+id = the frame's name without extension (as CVAT's Datumaro export names items), `Image` media
+with path and size but no pixels read; rectangles as `Bbox` with `occluded`, polygons as
+`Polygon`, CVAT masks as a frame-size `RleMask` (as CVAT's bindings hand them over), attributes
+by name with CVAT's types: select/radio/text as str, checkbox as bool, number as float;
+z_order), untimed. Then, `--reps` times each, timed with `time.perf_counter()` in-process:
 
-* export: `dataset.export(dir, 'cvat', save_media=False)` and
-  `dataset.export(dir, 'datumaro', save_media=False)` (into fresh directories);
-* import: `Dataset.import_from(dir, 'cvat')` / `'datumaro'` of the directories given with
-  `--import-cvat` / `--import-datumaro` (frameserver's own exports, unzipped: the same bytes the
-  server imports), followed by a walk over every item and annotation so that lazily parsed data is
-  really read. Datumaro's CVAT reader requires the image files to exist: the caller puts them in
-  `images/` beside annotations.xml.
+* export (`--export FORMAT`, repeatable, e.g. `cvat`, `coco_instances`, `voc`):
+  `dataset.export(dir, FORMAT, save_media=False)` into a fresh directory;
+* import (`--import FORMAT=DIR`, repeatable): `Dataset.import_from(DIR, FORMAT)` of
+  frameserver's own export unzipped (the same bytes the server imports, images included: several
+  Datumaro readers need the image files for their sizes), followed by a walk over every item and
+  annotation so that lazily parsed data is really read.
 
 Prints one JSON object on stdout: `{"datumaro": version, "items": n, "annotations": n,
-"export_cvat": [s...], "export_datumaro": [s...], "import_cvat": [s...], "import_datumaro":
-[s...], "import_counts": {...}}`.
+"export": {FORMAT: [s...]}, "import": {FORMAT: [s...]}, "import_counts": {FORMAT: {"items": n,
+"annotations": n}}}`.
 """
 
 from __future__ import annotations
@@ -35,9 +35,31 @@ import time
 from pathlib import Path
 
 
+def cvat_mask_rle(points: list, width: int, height: int):
+    """A CVAT mask (RLE over its box, then x0 y0 x1 y1) as a COCO RLE of the whole frame, as
+    CVAT's bindings hand masks to Datumaro."""
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    x0, y0, x1, y1 = (int(v) for v in points[-4:])
+    bw = x1 - x0 + 1
+    flat = np.zeros((y1 - y0 + 1) * bw, dtype=np.uint8)
+    pos, val = 0, 0
+    for n in points[:-4]:
+        n = int(n)
+        if val:
+            flat[pos:pos + n] = 1
+        pos += n
+        val ^= 1
+    full = np.zeros((height, width), dtype=np.uint8)
+    full[y0:y1 + 1, x0:x1 + 1] = flat.reshape(y1 - y0 + 1, bw)
+    return mask_utils.encode(np.asfortranarray(full))
+
+
 def build(spec: dict):
     import datumaro as dm
-    from datumaro.components.annotation import AnnotationType, Bbox, Label, LabelCategories, Polygon
+    from datumaro.components.annotation import (AnnotationType, Bbox, Label, LabelCategories, Polygon,
+                                                RleMask)
     from datumaro.components.dataset_base import DatasetItem
     from datumaro.components.media import Image
 
@@ -69,6 +91,10 @@ def build(spec: dict):
                        attributes=attrs, group=s.get("group", 0))
         elif s["type"] == "polygon":
             ann = Polygon(p, label=label, z_order=s.get("z_order", 0), attributes=attrs, group=s.get("group", 0))
+        elif s["type"] == "mask":
+            w, h = frames[s["frame"]][1:]
+            ann = RleMask(rle=cvat_mask_rle(p, w, h), label=label, z_order=s.get("z_order", 0),
+                          attributes=attrs, group=s.get("group", 0))
         else:
             raise SystemExit(f"shape type {s['type']} is not in this benchmark")
         per_frame[s["frame"]].append(ann)
@@ -100,8 +126,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spec", type=Path, required=True)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--import-cvat", type=Path)
-    ap.add_argument("--import-datumaro", type=Path)
+    ap.add_argument("--export", action="append", default=[], metavar="FORMAT",
+                    help="a Datumaro format to export the dataset in (repeatable)")
+    ap.add_argument("--import", dest="imports", action="append", default=[], metavar="FORMAT=DIR",
+                    help="a directory to import with a Datumaro format (repeatable)")
     ap.add_argument("--keep", type=Path, help="keep one export of each format here")
     args = ap.parse_args()
 
@@ -117,7 +145,8 @@ def main():
            "build_s": time.perf_counter() - t0}
     tmp = Path(tempfile.mkdtemp(prefix="dm-bench-"))
     try:
-        for fmt in ("cvat", "datumaro"):
+        out["export"] = {}
+        for fmt in args.export:
             times = []
             for r in range(args.reps):
                 d = tmp / f"{fmt}-{r}"
@@ -127,19 +156,18 @@ def main():
                 if args.keep and r == 0:
                     shutil.copytree(d, args.keep / fmt, dirs_exist_ok=True)
                 shutil.rmtree(d)
-            out[f"export_{fmt}"] = times
-        counts = {}
-        for fmt, src in (("cvat", args.import_cvat), ("datumaro", args.import_datumaro)):
-            if src is None:
-                continue
+            out["export"][fmt] = times
+        out["import"], counts = {}, {}
+        for spec_arg in args.imports:
+            fmt, src = spec_arg.split("=", 1)
             times = []
             for _ in range(args.reps):
                 t = time.perf_counter()
-                imported = dm.Dataset.import_from(str(src), fmt)
+                imported = dm.Dataset.import_from(src, fmt)
                 counts[fmt] = walk(imported)
                 times.append(time.perf_counter() - t)
                 del imported
-            out[f"import_{fmt}"] = times
+            out["import"][fmt] = times
         out["import_counts"] = {k: {"items": v[0], "annotations": v[1]} for k, v in counts.items()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -15,7 +15,7 @@
 #      stored annotations are counted against dataset-summary's report; the for_video task is
 #      exported again as "CVAT for video 1.1" and read back.
 #   Only the formats GET /api/server/annotation/formats enables are checked; an enabled format
-#   without an expectation in datumaro_check.py fails the run.
+#   without an expectation in a module of tests/formats/dmcheck/ fails the run.
 #
 # Environment:
 #   DATUMARO_VENV    the venv (default <repo>/target/datumaro-venv; created by
