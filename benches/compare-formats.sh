@@ -4,7 +4,8 @@
 #
 # Usage (from anywhere; paths are relative to the repository root):
 #   benches/compare-formats.sh [--reps N] [--video-reps N] [--no-build] [--skip-annotations]
-#                              [--skip-video] [--formats NAME]... [--json FILE] [--keep DIR]
+#                              [--skip-video] [--formats NAME]... [--video-formats NAME]...
+#                              [--json FILE] [--keep DIR]
 #
 # In one run:
 #   1. Annotation formats, one row per format of FORMATS in benches/compare_formats.py (or the
@@ -30,8 +31,9 @@
 #      has no exporter/importer for are timed without a ratio.
 #   2. Export with images of every frame of the 1080p 30 s clip (target/bench-media/
 #      h264_1080p_gop250.mp4 from testdata/generate.sh --bench, made when missing): a video task
-#      from --share-dir, "CVAT for images 1.1" with save_images=True (PNG, CVAT's naming) and with
-#      `&image_format=jpeg` (JPEG q95), M times each (default 2) on a fresh server per format,
+#      from --share-dir, exported as "CVAT for images 1.1", "COCO 1.0" and "YOLO 1.1" (those the
+#      server enables; --video-formats NAME picks others) with save_images=True (PNG, CVAT's naming)
+#      and with `&image_format=jpeg` (JPEG q95), M times each (default 2) on a fresh server per image format,
 #      timed POST to finished (polled every 20 ms; the download is reported beside it), and the server's VmHWM
 #      during each export (reset before it through /proc/PID/clear_refs). Floor:
 #      target/release/examples/export_floor (examples/export_floor.rs: FrameReader decode of
@@ -63,9 +65,9 @@ while [[ $# -gt 0 ]]; do
         --video-reps) video_reps="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
         --skip-annotations|--skip-video) extra+=("$1"); shift ;;
-        --formats) extra+=("$1" "$2"); shift 2 ;;
+        --formats|--video-formats) extra+=("$1" "$2"); shift 2 ;;
         --json|--keep) extra+=("$1" "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift 2 ;;
-        -h|--help) sed -n '2,52p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,54p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done

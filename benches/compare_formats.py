@@ -317,28 +317,38 @@ def run_ffmpeg(args, fmt: str, work: Path) -> float:
     return s
 
 
+VIDEO_FORMATS = ["CVAT for images 1.1", "COCO 1.0", "YOLO 1.1"]
+
+
 def bench_video(args, work: Path, results: dict):
     r = results.setdefault("video", {"clip": CLIP})
     for fmt in ("png", "jpeg"):
-        runs = []
         with fd.Server(share_dir=args.media, log_path=work / f"server-video-{fmt}.log") as srv:
             client = srv.client()
             http = fd.Http(srv)
+            doc = json.loads(fd.rest(http, "GET", "/api/server/annotation/formats").data)
+            enabled = {x["name"] for x in doc["exporters"] if x.get("enabled")}
             tid = fd.create_task(client, f"1080p {fmt}", [{"name": "car"}], server_files=[CLIP])
             size = client.tasks.retrieve(tid).size
             r["frames"] = size
-            for i in range(args.video_reps):
-                reset = srv.reset_peak_rss()
-                before = srv.rss()
-                # Polled every 20 ms: at 1 ms the poller takes ~60% of a core from an export
-                # that runs for seconds on 2 cores (0.1% resolution lost).
-                t = fd.export(http, tid, "CVAT for images 1.1", Path(os.devnull), save_images=True,
-                              image_format="jpeg" if fmt == "jpeg" else None, poll=0.02)
-                t.update(rss_before=before, peak_rss=srv.peak_rss(), peak_reset=reset)
-                runs.append(t)
-                log(f"ours export with {fmt} images: {t['export_s']:.2f} s (+ download {t['download_s']:.2f} s, "
-                    f"{t['bytes'] / 1e6:.0f} MB), VmHWM {t['peak_rss'] / 1e6:.0f} MB (RSS before {before / 1e6:.0f} MB)")
-        r[f"ours_{fmt}"] = runs
+            for name in args.video_formats:
+                if name not in enabled:
+                    log(f"{name}: not enabled by this server, no video export")
+                    continue
+                runs = []
+                for i in range(args.video_reps):
+                    reset = srv.reset_peak_rss()
+                    before = srv.rss()
+                    # Polled every 20 ms: at 1 ms the poller takes ~60% of a core from an export
+                    # that runs for seconds on 2 cores (0.1% resolution lost).
+                    t = fd.export(http, tid, name, Path(os.devnull), save_images=True,
+                                  image_format="jpeg" if fmt == "jpeg" else None, poll=0.02)
+                    t.update(rss_before=before, peak_rss=srv.peak_rss(), peak_reset=reset)
+                    runs.append(t)
+                    log(f"ours export {name} with {fmt} images: {t['export_s']:.2f} s (+ download "
+                        f"{t['download_s']:.2f} s, {t['bytes'] / 1e6:.0f} MB), VmHWM {t['peak_rss'] / 1e6:.0f} MB "
+                        f"(RSS before {before / 1e6:.0f} MB)")
+                r.setdefault("exports", {}).setdefault(name, {})[fmt] = runs
         for serial in (False, True):
             fl = run_floor(args, fmt, serial)
             r[f"floor_{fmt}_{'serial' if serial else 'overlap'}"] = fl
@@ -388,22 +398,21 @@ def table(results: dict) -> str:
                 rows.append(f"| import {f.imp} of our export ({fr['imported']:,} stored) | {ours:.3f} | | | "
                             "no PyPI Datumaro 1.13 importer | |")
     v = results.get("video")
-    if v and "ours_png" in v:
-        for fmt in ("png", "jpeg"):
-            ours = median([x["export_s"] for x in v[f"ours_{fmt}"]])
+    for name, by_fmt in (v or {}).get("exports", {}).items():
+        for fmt, runs in by_fmt.items():
+            ours = median([x["export_s"] for x in runs])
             floors = {m: median([x["seconds"] for x in v[f"floor_{fmt}_{m}"]]) for m in ("overlap", "serial")}
             mode = min(floors, key=floors.get)
             fl = floors[mode]
             ratio = ours / fl
             q = "PNG" if fmt == "png" else "JPEG q95 (`image_format=jpeg`)"
-            rows.append(f"| export CVAT for images 1.1 with {q} images of all {v.get('frames', '?')} frames "
+            rows.append(f"| export {name} with {q} images of all {v.get('frames', '?')} frames "
                         f"of the 1080p clip (POST → finished) vs floor (decode + {fmt.upper()} encode, "
                         f"in-process, {mode}) | {ours:.2f} | {fl:.2f} | {ratio:.2f}x floor | ≤ 1.3x | {verdict(ratio <= 1.3)} |")
-        for fmt in ("png", "jpeg"):
-            peak = max(x["peak_rss"] for x in v[f"ours_{fmt}"]) / 1e6
-            first = v[f"ours_{fmt}"][0]["peak_rss"] / 1e6
-            rows.append(f"| server peak RSS (VmHWM) during the {fmt.upper()} export (first export of a fresh "
-                        f"server: {first:.0f} MB; max over {len(v[f'ours_{fmt}'])} exports) | {peak:.0f} MB | | | < 300 MB | {verdict(peak < 300)} |")
+            peak = max(x["peak_rss"] for x in runs) / 1e6
+            rows.append(f"| server peak RSS (VmHWM) during the {name} {fmt.upper()} export (first: "
+                        f"{runs[0]['peak_rss'] / 1e6:.0f} MB; max over {len(runs)} exports) | {peak:.0f} MB | | | "
+                        f"< 300 MB | {verdict(peak < 300)} |")
     return "\n".join(rows)
 
 
@@ -428,17 +437,17 @@ def details(results: dict) -> str:
                              f"stored; Datumaro {[round(x, 3) for x in fr.get('baseline_import', [])]}, "
                              f"{fr.get('baseline_imported', 0):,} read")
     v = results.get("video")
-    if v:
-        for fmt in ("png", "jpeg"):
-            runs = v.get(f"ours_{fmt}", [])
-            if runs:
-                lines.append(f"* {fmt}: ours export {[round(x['export_s'], 2) for x in runs]} s, download "
-                             f"{[round(x['download_s'], 2) for x in runs]} s, zip {runs[-1]['bytes'] / 1e6:.0f} MB, "
-                             f"VmHWM {[round(x['peak_rss'] / 1e6) for x in runs]} MB; floor overlapped "
-                             f"{[x['seconds'] for x in v.get(f'floor_{fmt}_overlap', [])]} s (decoding thread busy "
-                             f"{[x['decode_seconds'] for x in v.get(f'floor_{fmt}_overlap', [])]} s), serial "
-                             f"{[x['seconds'] for x in v.get(f'floor_{fmt}_serial', [])]} s; ffmpeg CLI to files "
-                             f"{v.get(f'ffmpeg_{fmt}', float('nan')):.2f} s")
+    for name, by_fmt in (v or {}).get("exports", {}).items():
+        for fmt, runs in by_fmt.items():
+            lines.append(f"* {name}, {fmt}: ours export {[round(x['export_s'], 2) for x in runs]} s, download "
+                         f"{[round(x['download_s'], 2) for x in runs]} s, zip {runs[-1]['bytes'] / 1e6:.0f} MB, "
+                         f"VmHWM {[round(x['peak_rss'] / 1e6) for x in runs]} MB")
+    for fmt in ("png", "jpeg"):
+        if v and f"floor_{fmt}_overlap" in v:
+            lines.append(f"* {fmt} floor: overlapped {[x['seconds'] for x in v[f'floor_{fmt}_overlap']]} s (decoding "
+                         f"thread busy {[x['decode_seconds'] for x in v[f'floor_{fmt}_overlap']]} s), serial "
+                         f"{[x['seconds'] for x in v.get(f'floor_{fmt}_serial', [])]} s; ffmpeg CLI to files "
+                         f"{v.get(f'ffmpeg_{fmt}', float('nan')):.2f} s")
     return "\n".join(lines)
 
 
@@ -453,10 +462,13 @@ def main():
     ap.add_argument("--formats", action="append", default=[],
                     help="only these formats (export or import name; repeatable); default: every row of FORMATS")
     ap.add_argument("--skip-video", action="store_true")
+    ap.add_argument("--video-formats", action="append", default=None,
+                    help=f"formats of the video exports with images (repeatable; default {VIDEO_FORMATS})")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path)
     args = ap.parse_args()
     args.media = args.media.resolve()
+    args.video_formats = args.video_formats or VIDEO_FORMATS
     work = Path(tempfile.mkdtemp(prefix="compare-formats-")) if args.keep is None else args.keep
     work.mkdir(parents=True, exist_ok=True)
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "server": str(fd.server_bin())}
