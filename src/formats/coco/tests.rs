@@ -1,0 +1,1 @@
+//! COCO unit tests.
