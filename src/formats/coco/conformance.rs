@@ -28,7 +28,9 @@ fn bad(name: &'static str, bytes: Vec<u8>, location: &'static str) -> BadInput {
 
 fn coco() -> FormatUnderTest {
     let box_ann = |extra: &str| {
-        format!(r#"{{"id":1,"image_id":1,"category_id":1,"segmentation":[],"bbox":[1,2,3,4],"iscrowd":0{extra}}}"#)
+        format!(
+            r#"{{"id":1,"image_id":1,"category_id":1,"segmentation":[],"bbox":[1,2,3,4],"iscrowd":0{extra}}}"#
+        )
     };
     FormatUnderTest::from_catalogue(
         "COCO 1.0",

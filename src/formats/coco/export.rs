@@ -230,7 +230,11 @@ impl<'a> Writer<'a> {
     }
 
     fn invalid(&self, f: &DatasetFrame, reason: impl Into<String>) -> FormatError {
-        FormatError::invalid(&self.file, format!("frame {} ('{}')", f.rel, f.name), reason)
+        FormatError::invalid(
+            &self.file,
+            format!("frame {} ('{}')", f.rel, f.name),
+            reason,
+        )
     }
 
     /// `"categories":[…]` entries: every label (instances), or the labels without a parent
@@ -324,7 +328,12 @@ impl<'a> Writer<'a> {
     /// Whether the leader's `is_crowd` asks for a mask: a checkbox set, a number 1 (the docs
     /// allow both, spec §11.2), `None` when the label has no such attribute.
     fn is_crowd(&self, leader: &ShapeView<'_>) -> Option<bool> {
-        let label = self.attrs.categories().order.iter().find(|l| l.id == leader.label_id)?;
+        let label = self
+            .attrs
+            .categories()
+            .order
+            .iter()
+            .find(|l| l.id == leader.label_id)?;
         let (spec_id, spec) = label
             .attributes
             .iter()
@@ -335,10 +344,7 @@ impl<'a> Writer<'a> {
             .find(|a| a.spec_id == *spec_id)
             .map_or(spec.default_value.as_str(), |a| a.value.as_str())
             .trim();
-        Some(
-            raw.eq_ignore_ascii_case("true")
-                || raw.parse::<f64>().is_ok_and(|v| v == 1.0),
-        )
+        Some(raw.eq_ignore_ascii_case("true") || raw.parse::<f64>().is_ok_and(|v| v == 1.0))
     }
 
     /// Datumaro's `find_instance_parts` (`segmentation_mode=guess`) for one group.
@@ -364,7 +370,9 @@ impl<'a> Writer<'a> {
             .collect();
         let masks: Vec<&Part> = of(|g| matches!(g, Geom::Mask(_))).collect();
         let use_masks = self.is_crowd(&leader.view).unwrap_or_else(|| {
-            masks.iter().any(|m| m.view.label_id == leader.view.label_id)
+            masks
+                .iter()
+                .any(|m| m.view.label_id == leader.view.label_id)
         });
         // A mask group that is not a crowd would be traced into polygons (OpenCV contours);
         // it is written as RLE instead (see the module docs).
@@ -413,7 +421,8 @@ impl<'a> Writer<'a> {
     ) -> Result<(), FormatError> {
         let (label, _, clash) = self.attrs.label(s.label_id, f)?;
         let mut a = Attrs::default();
-        self.attrs.label_attrs(&mut a, label, clash, s.attributes, f)?;
+        self.attrs
+            .label_attrs(&mut a, label, clash, s.attributes, f)?;
         a.add("occluded", Scalar::Bool(s.occluded));
         if matches!(s.kind, ShapeType::Rectangle | ShapeType::Ellipse) {
             a.add("rotation", Scalar::Num(s.rotation));
@@ -584,7 +593,9 @@ impl<'a> Writer<'a> {
         let is_instance = |s: &ShapeView<'_>| is_instance(s);
         // Datumaro's `find_instances`: group 0 one instance per shape, then the groups.
         let mut inst_groups: Vec<(u64, Vec<usize>)> = Vec::new();
-        let mut order: Vec<usize> = (0..views.len()).filter(|&k| is_instance(&views[k])).collect();
+        let mut order: Vec<usize> = (0..views.len())
+            .filter(|&k| is_instance(&views[k]))
+            .collect();
         order.sort_by_key(|&k| views[k].group);
         for k in order {
             let g = views[k].group;
@@ -595,7 +606,11 @@ impl<'a> Writer<'a> {
         }
         let skeleton_of = |g: u64| {
             (g != 0)
-                .then(|| views.iter().find(|s| s.kind == ShapeType::Skeleton && s.group == g))
+                .then(|| {
+                    views
+                        .iter()
+                        .find(|s| s.kind == ShapeType::Skeleton && s.group == g)
+                })
                 .flatten()
         };
         let keypoints = self.kind == Kind::Keypoints;
@@ -613,7 +628,9 @@ impl<'a> Writer<'a> {
             let mut solitary: Vec<&ShapeView<'_>> = views
                 .iter()
                 .filter(|s| s.kind == ShapeType::Skeleton)
-                .filter(|s| s.group == 0 || !views.iter().any(|o| o.group == s.group && is_instance(o)))
+                .filter(|s| {
+                    s.group == 0 || !views.iter().any(|o| o.group == s.group && is_instance(o))
+                })
                 .collect();
             solitary.sort_by_key(|s| s.group);
             for s in solitary {
@@ -634,7 +651,8 @@ impl<'a> Writer<'a> {
         if count_only && !keypoints {
             return Ok(inst_groups.len() as u64);
         }
-        let inst_views: Vec<ShapeView<'_>> = views.iter().filter(|s| is_instance(s)).cloned().collect();
+        let inst_views: Vec<ShapeView<'_>> =
+            views.iter().filter(|s| is_instance(s)).cloned().collect();
         let index_of: Vec<usize> = (0..views.len())
             .scan(0usize, |c, k| {
                 let r = *c;
@@ -664,7 +682,15 @@ impl<'a> Writer<'a> {
             }
             let group: Vec<&Part<'_>> = members.iter().map(|&k| &parts[index_of[k]]).collect();
             let inst = self.instance(&group, f);
-            self.put_annotation(out, id, image_id, &inst.leader.view, Some(&inst), inst.bbox, f)?;
+            self.put_annotation(
+                out,
+                id,
+                image_id,
+                &inst.leader.view,
+                Some(&inst),
+                inst.bbox,
+                f,
+            )?;
             if let Some(s) = skeleton {
                 self.put_keypoints(out, s, f)?;
             }
@@ -700,7 +726,11 @@ fn visibility(e: &ShapeView<'_>) -> u64 {
 /// A skeleton's box: around its points that are not outside.
 fn skeleton_bbox(s: &ShapeView<'_>) -> [f64; 4] {
     let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-    for e in s.elements.iter().filter(|e| !e.outside && e.points.len() >= 2) {
+    for e in s
+        .elements
+        .iter()
+        .filter(|e| !e.outside && e.points.len() >= 2)
+    {
         x0 = x0.min(e.points[0]);
         x1 = x1.max(e.points[0]);
         y0 = y0.min(e.points[1]);
@@ -767,9 +797,7 @@ pub(super) fn export(
         use rayon::prelude::*;
         (0..n)
             .into_par_iter()
-            .map(|i| {
-                writer.frame(&mut Vec::new(), &by_frame, i, &ds.frames[i], 1, 0, true)
-            })
+            .map(|i| writer.frame(&mut Vec::new(), &by_frame, i, &ds.frames[i], 1, 0, true))
             .collect::<Result<_, _>>()?
     };
     let mut first_ids = Vec::with_capacity(n);
@@ -799,7 +827,9 @@ pub(super) fn export(
             put_u64(out, f.height.into());
             out.extend_from_slice(br#","file_name":"#);
             put_str(out, &names[i]);
-            out.extend_from_slice(br#","license":0,"flickr_url":"","coco_url":"","date_captured":0}"#);
+            out.extend_from_slice(
+                br#","license":0,"flickr_url":"","coco_url":"","date_captured":0}"#,
+            );
             Ok::<(), FormatError>(())
         },
         |_| {},
@@ -809,7 +839,15 @@ pub(super) fn export(
         n,
         |i, out| {
             writer
-                .frame(out, &by_frame, i, &ds.frames[i], first_ids[i], i as u64 + 1, false)
+                .frame(
+                    out,
+                    &by_frame,
+                    i,
+                    &ds.frames[i],
+                    first_ids[i],
+                    i as u64 + 1,
+                    false,
+                )
                 .map(|_| ())
         },
         |done| progress(image_share + (1.0 - image_share) * done as f64 / n.max(1) as f64),

@@ -487,8 +487,7 @@ impl<'de> Visitor<'de> for Top {
                     }
                 }
                 "annotations" => {
-                    out.annotations =
-                        map.next_value_seed(ListOf::<RawAnn>(Default::default()))?;
+                    out.annotations = map.next_value_seed(ListOf::<RawAnn>(Default::default()))?;
                     if out.annotations.is_none() {
                         out.not_list = Some("annotations");
                     }
@@ -582,8 +581,9 @@ fn parse_categories(file: &str, v: Option<&Value>) -> Result<Vec<RawCategory>, F
     let mut out = Vec::with_capacity(list.len());
     for (i, c) in list.iter().enumerate() {
         let at = || format!("categories[{i}]");
-        let id = int_field(c, "id")
-            .ok_or_else(|| FormatError::invalid(file, at(), "the category has no integer \"id\""))?;
+        let id = int_field(c, "id").ok_or_else(|| {
+            FormatError::invalid(file, at(), "the category has no integer \"id\"")
+        })?;
         let name = c
             .get("name")
             .and_then(Value::as_str)
@@ -666,11 +666,12 @@ fn convert(
     // attributes, then score, then is_crowd (a dict: a repeated name keeps its place).
     let start = buf.attrs.len();
     buf.attrs.extend(a.attributes.unwrap_or_default());
-    let mut set = |k: &'static str, v: Json<'static>| {
-        match buf.attrs[start..].iter_mut().find(|(n, _)| n == k) {
-            Some(e) => e.1 = v,
-            None => buf.attrs.push((Cow::Borrowed(k), v)),
-        }
+    let mut set = |k: &'static str, v: Json<'static>| match buf.attrs[start..]
+        .iter_mut()
+        .find(|(n, _)| n == k)
+    {
+        Some(e) => e.1 = v,
+        None => buf.attrs.push((Cow::Borrowed(k), v)),
     };
     if let Some(score) = a.score {
         let s = score.ok_or("\"score\" must be a number")?;
@@ -739,8 +740,7 @@ fn convert(
                 Counts::Str(s) => s,
                 Counts::Bad => {
                     return Err(
-                        "RLE \"counts\" must be a string or a list of non-negative integers"
-                            .into(),
+                        "RLE \"counts\" must be a string or a list of non-negative integers".into(),
                     )
                 }
             };
@@ -859,7 +859,11 @@ pub(super) fn import(
                 format!("annotations[{k}]{id}")
             };
             if a.not_object {
-                return Err(FormatError::invalid(file, at(), "an annotation must be an object"));
+                return Err(FormatError::invalid(
+                    file,
+                    at(),
+                    "an annotation must be an object",
+                ));
             }
             let image = a
                 .image_id

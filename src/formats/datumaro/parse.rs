@@ -76,6 +76,13 @@ impl<'de, S: Sink<'de>> Visitor<'de> for Top<'_, '_, 'de, S> {
             match key.as_str() {
                 "categories" => {
                     let v: Value = map.next_value()?;
+                    if v.is_array() {
+                        // COCO's `categories` (a list): another format's file.
+                        return Err(st.fail(FormatError::NotThisFormat {
+                            format: DISPLAY.into(),
+                            reason: format!("{} has a \"categories\" list: a COCO file", st.file),
+                        }));
+                    }
                     st.sink
                         .categories(st.file, v)
                         .map_err(|e| st.fail::<A::Error>(e))?;
