@@ -6,7 +6,7 @@
 //! Adding a format is one module implementing [`Exporter`] and/or [`Importer`], and its two
 //! fields in [`CATALOGUE`].
 
-use super::{cvat, datumaro, yolo, Exporter, Importer};
+use super::{coco, cvat, datumaro, yolo, Exporter, Importer};
 
 /// CVAT's `DimensionType`: which jobs a format applies to (the web UI offers a format only for
 /// jobs of the same dimension).
@@ -184,6 +184,8 @@ static CVAT_IMAGES: cvat::CvatXml = cvat::CvatXml::IMAGES;
 static CVAT_VIDEO: cvat::CvatXml = cvat::CvatXml::VIDEO;
 static DATUMARO: datumaro::Datumaro = datumaro::Datumaro::DEFAULT;
 static YOLO: yolo::Yolo = yolo::Yolo;
+static COCO: coco::Coco = coco::Coco::INSTANCES;
+static COCO_KEYPOINTS: coco::Coco = coco::Coco::KEYPOINTS;
 
 /// Every format CVAT 2.73 lists, in its registry's order: the 29 2D display names, then the 3D
 /// ones.
@@ -203,8 +205,16 @@ pub static CATALOGUE: &[Registered] = &[
         exporter: Some(&DATUMARO),
         importer: Some(&DATUMARO),
     },
-    listed(d2("COCO", "1.0", json_import())),
-    listed(d2("COCO Keypoints", "1.0", json_import())),
+    Registered {
+        info: d2("COCO", "1.0", json_import()),
+        exporter: Some(&COCO),
+        importer: Some(&COCO),
+    },
+    Registered {
+        info: d2("COCO Keypoints", "1.0", json_import()),
+        exporter: Some(&COCO_KEYPOINTS),
+        importer: Some(&COCO_KEYPOINTS),
+    },
     listed(d2("PASCAL VOC", "1.1", zip_import())),
     listed(d2("Segmentation mask", "1.1", zip_import())),
     Registered {
@@ -393,7 +403,7 @@ mod tests {
             })
         );
         assert!(matches!(
-            exporter("COCO 1.0"),
+            exporter("Kitti Raw Format 1.0"),
             Err(LookupError::NotImplemented { .. })
         ));
         assert!(matches!(
@@ -420,6 +430,8 @@ mod tests {
                 "CVAT for video 1.1",
                 "CVAT for images 1.1",
                 "Datumaro 1.0",
+                "COCO 1.0",
+                "COCO Keypoints 1.0",
                 "YOLO 1.1"
             ]
         );
@@ -429,6 +441,15 @@ mod tests {
             .filter(|l| l.enabled)
             .map(|l| l.name.as_str())
             .collect();
-        assert_eq!(enabled, ["CVAT 1.1", "Datumaro 1.0", "YOLO 1.1"]);
+        assert_eq!(
+            enabled,
+            [
+                "CVAT 1.1",
+                "Datumaro 1.0",
+                "COCO 1.0",
+                "COCO Keypoints 1.0",
+                "YOLO 1.1"
+            ]
+        );
     }
 }

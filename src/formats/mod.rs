@@ -9,6 +9,7 @@
 use crate::annotations::Annotations;
 
 pub mod catalogue;
+pub mod coco;
 mod conformance;
 pub mod cvat;
 pub mod datumaro;

@@ -23,17 +23,17 @@ use crate::formats::kit::paths::split_ext;
 // Export
 
 /// The task's labels as Datumaro categories.
-struct Categories<'a> {
+pub(crate) struct Categories<'a> {
     /// Labels in category order (by id, as CVAT orders them).
-    order: Vec<&'a LabelInfo>,
+    pub(crate) order: Vec<&'a LabelInfo>,
     /// Per label in `order`: one of its attributes is named like an attribute Datumaro adds
     /// (`occluded`, …), which then replaces the label's value in place.
     clash: Vec<bool>,
-    skeletons: HashMap<i64, SkeletonLayout>,
+    pub(crate) skeletons: HashMap<i64, SkeletonLayout>,
 }
 
 impl<'a> Categories<'a> {
-    fn new(labels: &'a LabelIndex) -> Self {
+    pub(crate) fn new(labels: &'a LabelIndex) -> Self {
         let mut order: Vec<&LabelInfo> = labels.labels.iter().collect();
         order.sort_by_key(|l| l.id);
         let clash = order
@@ -57,7 +57,7 @@ impl<'a> Categories<'a> {
     }
 
     /// The category index of label `id`.
-    fn index(&self, id: i64) -> Option<usize> {
+    pub(crate) fn index(&self, id: i64) -> Option<usize> {
         self.order.binary_search_by_key(&id, |l| l.id).ok()
     }
 
@@ -111,7 +111,7 @@ const ADDED_ATTRIBUTES: [&str; 4] = ["occluded", "rotation", "track_id", "keyfra
 
 /// An attribute value as Datumaro types it.
 #[derive(Clone, Copy)]
-enum Scalar<'v> {
+pub(crate) enum Scalar<'v> {
     Num(f64),
     Int(u64),
     Bool(bool),
@@ -121,15 +121,15 @@ enum Scalar<'v> {
 /// One annotation's attributes in the order Datumaro writes them: its label's (defaults filled
 /// in), then the ones the converter adds. A map that keeps insertion order, as Python's dict.
 #[derive(Default)]
-struct Attrs<'v> {
-    items: Vec<(&'v str, Scalar<'v>)>,
+pub(crate) struct Attrs<'v> {
+    pub(crate) items: Vec<(&'v str, Scalar<'v>)>,
     /// The label has an attribute named like an added one: adding must look for it first.
     clash: bool,
 }
 
 impl<'v> Attrs<'v> {
     /// Adds `key` (replacing its value in place when the label has an attribute so named).
-    fn add(&mut self, key: &'v str, v: Scalar<'v>) {
+    pub(crate) fn add(&mut self, key: &'v str, v: Scalar<'v>) {
         if self.clash {
             self.set(key, v)
         } else {
@@ -138,14 +138,14 @@ impl<'v> Attrs<'v> {
     }
 
     /// Sets `key`, replacing its value in place when it is already there.
-    fn set(&mut self, key: &'v str, v: Scalar<'v>) {
+    pub(crate) fn set(&mut self, key: &'v str, v: Scalar<'v>) {
         match self.items.iter_mut().find(|(k, _)| *k == key) {
             Some(e) => e.1 = v,
             None => self.items.push((key, v)),
         }
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.push(b'{');
         for (i, (k, v)) in self.items.iter().enumerate() {
             if i > 0 {
@@ -183,18 +183,32 @@ fn item_location(f: &DatasetFrame) -> String {
 
 /// Writes annotations as Datumaro JSON, straight into bytes (building a `Value` per shape was most
 /// of the export's time).
-pub(super) struct Exporter<'a> {
+pub(crate) struct Exporter<'a> {
     cats: Categories<'a>,
     file: String,
 }
 
 impl<'a> Exporter<'a> {
+    /// The task's labels as categories; errors name `file` (other JSON exporters reuse the
+    /// label and attribute conversion: COCO).
+    pub(crate) fn new(labels: &'a LabelIndex, file: &str) -> Self {
+        Exporter {
+            cats: Categories::new(labels),
+            file: file.to_owned(),
+        }
+    }
+
+    /// The categories.
+    pub(crate) fn categories(&self) -> &Categories<'a> {
+        &self.cats
+    }
+
     fn invalid(&self, f: &DatasetFrame, reason: String) -> FormatError {
         FormatError::invalid(&self.file, item_location(f), reason)
     }
 
     /// The label, its category index, and whether its attributes clash with the added ones.
-    fn label(
+    pub(crate) fn label(
         &self,
         id: i64,
         f: &DatasetFrame,
@@ -207,7 +221,7 @@ impl<'a> Exporter<'a> {
 
     /// Starts `attrs` with all of the label's attributes, values given or defaults, typed as
     /// CVAT's `_convert_attrs` types them (number → float, checkbox → bool, else string).
-    fn label_attrs<'v>(
+    pub(crate) fn label_attrs<'v>(
         &self,
         attrs: &mut Attrs<'v>,
         label: &'v LabelInfo,

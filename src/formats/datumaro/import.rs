@@ -128,7 +128,7 @@ struct TrackAcc {
     elements: Vec<(i64, Vec<RawTracked>)>,
 }
 
-pub(super) struct Importer<'d> {
+pub(crate) struct Importer<'d> {
     labels: &'d LabelIndex,
     matcher: FrameMatcher<'d>,
     last_frame: u64,
@@ -181,7 +181,7 @@ fn value_text(v: &Json) -> String {
 }
 
 /// A number list read by [`Numbers`] (`None`: missing, or not a list of numbers).
-pub(super) fn numbers(v: Option<Vec<f64>>, what: &str) -> Result<Vec<f64>, String> {
+pub(crate) fn numbers(v: Option<Vec<f64>>, what: &str) -> Result<Vec<f64>, String> {
     v.ok_or_else(|| format!("\"{what}\" must be a list of numbers"))
 }
 
@@ -279,7 +279,7 @@ fn source_of(source: Option<&Json>) -> String {
 }
 
 impl<'d> Importer<'d> {
-    pub(super) fn new(ds: &'d TaskDataset<'_>) -> Self {
+    pub(crate) fn new(ds: &'d TaskDataset<'_>) -> Self {
         Importer {
             labels: ds.labels,
             matcher: FrameMatcher::new(&ds.frames, ds.is_video()),
@@ -762,7 +762,7 @@ impl<'d> Importer<'d> {
         Ok(out)
     }
 
-    pub(super) fn finish(mut self) -> Result<Annotations, FormatError> {
+    pub(crate) fn finish(mut self) -> Result<Annotations, FormatError> {
         let hint = self
             .matcher
             .root_hint(self.items.iter().map(|i| i.id.as_str()));

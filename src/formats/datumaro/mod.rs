@@ -25,10 +25,10 @@
 use super::{ExportOptions, FormatError, FrameSource, ImportInput, TaskDataset, ZipSink};
 use crate::annotations::Annotations;
 
-mod export;
-mod import;
-mod parse;
-mod skeleton;
+pub(crate) mod export;
+pub(crate) mod import;
+pub(crate) mod parse;
+pub(crate) mod skeleton;
 
 use export::export;
 use parse::import;

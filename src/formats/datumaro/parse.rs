@@ -20,7 +20,7 @@ use crate::formats::kit::json::read::{deserialize_any_with, skip_containers, vis
 // Import: streaming reader
 
 /// What the streaming parser hands over.
-pub(super) trait Sink<'de> {
+pub(crate) trait Sink<'de> {
     fn categories(&mut self, file: &str, cats: Value) -> Result<(), FormatError>;
     /// Takes one item; gives back lists to reuse for the next one.
     fn item(
@@ -76,6 +76,13 @@ impl<'de, S: Sink<'de>> Visitor<'de> for Top<'_, '_, 'de, S> {
             match key.as_str() {
                 "categories" => {
                     let v: Value = map.next_value()?;
+                    if v.is_array() {
+                        // COCO's `categories` (a list): another format's file.
+                        return Err(st.fail(FormatError::NotThisFormat {
+                            format: DISPLAY.into(),
+                            reason: format!("{} has a \"categories\" list: a COCO file", st.file),
+                        }));
+                    }
                     st.sink
                         .categories(st.file, v)
                         .map_err(|e| st.fail::<A::Error>(e))?;
@@ -104,7 +111,7 @@ impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Top<'_, '_, 'de, S> {
     }
 }
 
-pub(super) struct Items<'a, 's, 'de, S: Sink<'de>>(&'a mut ParseState<'s, 'de, S>);
+pub(crate) struct Items<'a, 's, 'de, S: Sink<'de>>(&'a mut ParseState<'s, 'de, S>);
 
 impl<'de, S: Sink<'de>> Visitor<'de> for Items<'_, '_, 'de, S> {
     type Value = ();
@@ -146,22 +153,22 @@ impl<'de, S: Sink<'de>> DeserializeSeed<'de> for Items<'_, '_, 'de, S> {
 // range, nesting depth) are those of a `Value` parse.
 
 /// One entry of an `attributes` object.
-pub(super) type Attr<'de> = (Cow<'de, str>, Json<'de>);
+pub(crate) type Attr<'de> = (Cow<'de, str>, Json<'de>);
 
 /// CVAT's special attributes of an annotation, found in one pass.
 #[derive(Default)]
-pub(super) struct Special<'a, 'de> {
-    pub(super) source: Option<&'a Json<'de>>,
-    pub(super) rotation: Option<&'a Json<'de>>,
-    pub(super) occluded: Option<&'a Json<'de>>,
-    pub(super) outside: Option<&'a Json<'de>>,
-    pub(super) keyframe: Option<&'a Json<'de>>,
-    pub(super) score: Option<&'a Json<'de>>,
-    pub(super) track_id: Option<&'a Json<'de>>,
+pub(crate) struct Special<'a, 'de> {
+    pub(crate) source: Option<&'a Json<'de>>,
+    pub(crate) rotation: Option<&'a Json<'de>>,
+    pub(crate) occluded: Option<&'a Json<'de>>,
+    pub(crate) outside: Option<&'a Json<'de>>,
+    pub(crate) keyframe: Option<&'a Json<'de>>,
+    pub(crate) score: Option<&'a Json<'de>>,
+    pub(crate) track_id: Option<&'a Json<'de>>,
 }
 
 impl<'a, 'de> Special<'a, 'de> {
-    pub(super) fn of(attrs: &'a [Attr<'de>]) -> Self {
+    pub(crate) fn of(attrs: &'a [Attr<'de>]) -> Self {
         let mut s = Special::default();
         for (k, v) in attrs {
             let slot = match k.as_ref() {
@@ -181,7 +188,7 @@ impl<'a, 'de> Special<'a, 'de> {
 }
 
 /// The entries of a parsed object (skeleton point attributes).
-pub(super) fn attrs_of(m: &Map<String, Value>) -> Vec<Attr<'_>> {
+pub(crate) fn attrs_of(m: &Map<String, Value>) -> Vec<Attr<'_>> {
     m.iter()
         .map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::from_value(v)))
         .collect()
@@ -218,7 +225,7 @@ fn merge_repeated(attrs: &mut Vec<Attr<'_>>, start: usize) {
 
 /// The `attributes` field of an annotation.
 #[derive(Debug, Default)]
-pub(super) enum AttrsField {
+pub(crate) enum AttrsField {
     /// Missing or `null`.
     #[default]
     Absent,
@@ -257,28 +264,28 @@ impl<'de> DeserializeSeed<'de> for AttrsSeed<'_, 'de> {
 /// The fields of an annotation that the importer reads (the last value of a repeated one;
 /// number lists `None` when missing or not lists of numbers).
 #[derive(Debug, Default)]
-pub(super) struct DmAnnotation<'de> {
-    pub(super) ty: Option<Json<'de>>,
-    pub(super) label_id: Option<Json<'de>>,
-    pub(super) group: Option<Json<'de>>,
-    pub(super) z_order: Option<Json<'de>>,
-    pub(super) attributes: AttrsField,
-    pub(super) points: Option<Vec<f64>>,
-    pub(super) bbox: Option<Vec<f64>>,
-    pub(super) position: Option<Vec<f64>>,
-    pub(super) rotation: Option<Vec<f64>>,
-    pub(super) scale: Option<Vec<f64>>,
-    pub(super) rle: Option<Json<'de>>,
-    pub(super) points_attributes: Option<Json<'de>>,
+pub(crate) struct DmAnnotation<'de> {
+    pub(crate) ty: Option<Json<'de>>,
+    pub(crate) label_id: Option<Json<'de>>,
+    pub(crate) group: Option<Json<'de>>,
+    pub(crate) z_order: Option<Json<'de>>,
+    pub(crate) attributes: AttrsField,
+    pub(crate) points: Option<Vec<f64>>,
+    pub(crate) bbox: Option<Vec<f64>>,
+    pub(crate) position: Option<Vec<f64>>,
+    pub(crate) rotation: Option<Vec<f64>>,
+    pub(crate) scale: Option<Vec<f64>>,
+    pub(crate) rle: Option<Json<'de>>,
+    pub(crate) points_attributes: Option<Json<'de>>,
 }
 
 /// An element of an item's `annotations`: its fields, `None` if it is not a JSON object.
 #[derive(Debug, Default)]
-pub(super) struct Annotation<'de>(pub(super) Option<DmAnnotation<'de>>);
+pub(crate) struct Annotation<'de>(pub(crate) Option<DmAnnotation<'de>>);
 
 impl Annotation<'_> {
     /// The `type`, if it is a string.
-    pub(super) fn ty(&self) -> Option<&str> {
+    pub(crate) fn ty(&self) -> Option<&str> {
         self.0.as_ref()?.ty.as_ref()?.as_str()
     }
 }
@@ -375,7 +382,7 @@ impl<'de> DeserializeSeed<'de> for AnnotationSeed<'_, 'de> {
 
 /// What an item's `annotations` field is.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub(super) enum AnnotationsField {
+pub(crate) enum AnnotationsField {
     /// Missing or `null`.
     #[default]
     Absent,
@@ -422,9 +429,9 @@ impl<'de> DeserializeSeed<'de> for AnnotationsSeed<'_, 'de> {
 /// An item's annotations and their attributes; kept from item to item so that their memory is
 /// reused.
 #[derive(Debug, Default)]
-pub(super) struct Buffers<'de> {
-    pub(super) annotations: Vec<Annotation<'de>>,
-    pub(super) attrs: Vec<Attr<'de>>,
+pub(crate) struct Buffers<'de> {
+    pub(crate) annotations: Vec<Annotation<'de>>,
+    pub(crate) attrs: Vec<Attr<'de>>,
 }
 
 impl Buffers<'_> {
@@ -436,27 +443,27 @@ impl Buffers<'_> {
 
 /// The fields of an item that the importer reads (the last value of a repeated one).
 #[derive(Debug, Default)]
-pub(super) struct DmItem<'de> {
-    pub(super) id: Option<Json<'de>>,
+pub(crate) struct DmItem<'de> {
+    pub(crate) id: Option<Json<'de>>,
     /// `image.path`; `None` if `image` is missing or not an object.
-    pub(super) image_path: Option<Option<Json<'de>>>,
+    pub(crate) image_path: Option<Option<Json<'de>>>,
     /// `attr.frame`; `None` if `attr` is missing or not an object.
-    pub(super) frame_attr: Option<Option<Json<'de>>>,
-    pub(super) annotations: AnnotationsField,
+    pub(crate) frame_attr: Option<Option<Json<'de>>>,
+    pub(crate) annotations: AnnotationsField,
     /// The annotations (if `annotations` is a list) and their attributes.
-    pub(super) lists: Buffers<'de>,
+    pub(crate) lists: Buffers<'de>,
 }
 
 /// An element of the `items` list.
 #[derive(Debug)]
-pub(super) enum Item<'de> {
+pub(crate) enum Item<'de> {
     Object(DmItem<'de>),
     NotObject,
 }
 
 impl<'de> Item<'de> {
     /// The item's lists, emptied, for the next item.
-    pub(super) fn into_buffers(self) -> Buffers<'de> {
+    pub(crate) fn into_buffers(self) -> Buffers<'de> {
         match self {
             Item::Object(DmItem { mut lists, .. }) => {
                 lists.clear();
@@ -511,7 +518,7 @@ impl<'de> DeserializeSeed<'de> for ItemSeed<'de> {
 /// Streams one Datumaro JSON file into `sink`: categories first (items met before them are
 /// kept until they come), then the items one by one. `size` (the file's size as its container
 /// says, if known) sizes the in-memory buffer.
-pub(super) fn parse_file<S: for<'de> Sink<'de>>(
+pub(crate) fn parse_file<S: for<'de> Sink<'de>>(
     reader: impl Read,
     size: Option<u64>,
     file: &str,
@@ -555,7 +562,7 @@ impl<'s, 'de, S: Sink<'de>> ParseState<'s, 'de, S> {
     }
 }
 
-pub(super) fn parse_json<'de, R: serde_json::de::Read<'de>, S: Sink<'de>>(
+pub(crate) fn parse_json<'de, R: serde_json::de::Read<'de>, S: Sink<'de>>(
     mut de: serde_json::Deserializer<R>,
     file: &str,
     sink: &mut S,
@@ -609,7 +616,7 @@ fn annotation_files(input: &ImportInput) -> Result<Vec<String>, FormatError> {
     Ok(files)
 }
 
-pub(super) fn import(
+pub(crate) fn import(
     input: &ImportInput,
     ds: &TaskDataset<'_>,
     limit: u64,

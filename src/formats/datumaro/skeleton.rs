@@ -62,16 +62,16 @@ fn xml_unescape(s: &str) -> String {
 
 /// A skeleton's point layout: sub-label ids in Datumaro order and the joints.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct SkeletonLayout {
-    pub(super) sublabels: Vec<i64>,
-    pub(super) joints: Vec<[i64; 2]>,
+pub(crate) struct SkeletonLayout {
+    pub(crate) sublabels: Vec<i64>,
+    pub(crate) joints: Vec<[i64; 2]>,
 }
 
 /// Parses the skeleton SVG like CVAT's `_load_categories`: circles give the sub-labels in order
 /// (`data-label-name`, or `data-label-id` as stored by CVAT), lines the joints
 /// (`data-node-from`, `data-node-to`; sorted, as a set). Sub-labels the SVG does not name are
 /// appended.
-pub(super) fn skeleton_layout(labels: &LabelIndex, skeleton: &LabelInfo) -> SkeletonLayout {
+pub(crate) fn skeleton_layout(labels: &LabelIndex, skeleton: &LabelInfo) -> SkeletonLayout {
     let mut children: Vec<&LabelInfo> = labels.children(skeleton.id).collect();
     children.sort_by_key(|l| l.id);
     let mut out = SkeletonLayout::default();
