@@ -428,7 +428,7 @@ pub(super) fn import(
             xml_of.insert(id.clone(), x.clone());
             ids.push(id);
         }
-        if !any_voc {
+        if !any_voc && !entries.iter().any(|e| subset_list(e).is_some()) {
             return Err(not_this(
                 flavour,
                 "no Annotations/ folder and no VOC annotation (<annotation>) XML file",
