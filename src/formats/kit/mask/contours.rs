@@ -236,10 +236,26 @@ mod tests {
     }
 
     #[test]
-    fn an_l_shape_keeps_its_six_corners() {
-        let p = polys(&["###", "#..", "#.."]);
+    fn an_l_shape_is_one_closed_polygon_of_its_corners() {
+        let p = polys(&["##..", "##..", "####", "####"]);
         assert_eq!(p.len(), 1);
-        // 5 corners traced on pixel centres (the inner corner is a pixel), closed.
-        assert_eq!(p[0].len() / 2, 5 + 1, "{p:?}");
+        let pts: Vec<(f64, f64)> = p[0].chunks(2).map(|c| (c[0], c[1])).collect();
+        assert_eq!(pts.first(), pts.last());
+        // The outline through pixel centres, cutting the inner corner diagonally as OpenCV's
+        // 8-connected borders do: (0,0) (0,3) (3,3) (3,2) (2,2) (1,1) (1,0), closed.
+        let mut corners = pts[..pts.len() - 1].to_vec();
+        corners.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(
+            corners,
+            [
+                (0.0, 0.0),
+                (0.0, 3.0),
+                (1.0, 0.0),
+                (1.0, 1.0),
+                (2.0, 2.0),
+                (3.0, 2.0),
+                (3.0, 3.0)
+            ]
+        );
     }
 }
