@@ -6,7 +6,7 @@
 //! Adding a format is one module implementing [`Exporter`] and/or [`Importer`], and its two
 //! fields in [`CATALOGUE`].
 
-use super::{coco, cvat, datumaro, yolo, Exporter, Importer};
+use super::{coco, cvat, datumaro, voc, yolo, Exporter, Importer};
 
 /// CVAT's `DimensionType`: which jobs a format applies to (the web UI offers a format only for
 /// jobs of the same dimension).
@@ -186,6 +186,8 @@ static DATUMARO: datumaro::Datumaro = datumaro::Datumaro::DEFAULT;
 static YOLO: yolo::Yolo = yolo::Yolo;
 static COCO: coco::Coco = coco::Coco::INSTANCES;
 static COCO_KEYPOINTS: coco::Coco = coco::Coco::KEYPOINTS;
+static VOC: voc::Voc = voc::Voc;
+static SEGMENTATION_MASK: voc::SegmentationMask = voc::SegmentationMask;
 
 /// Every format CVAT 2.73 lists, in its registry's order: the 29 2D display names, then the 3D
 /// ones.
@@ -215,8 +217,16 @@ pub static CATALOGUE: &[Registered] = &[
         exporter: Some(&COCO_KEYPOINTS),
         importer: Some(&COCO_KEYPOINTS),
     },
-    listed(d2("PASCAL VOC", "1.1", zip_import())),
-    listed(d2("Segmentation mask", "1.1", zip_import())),
+    Registered {
+        info: d2("PASCAL VOC", "1.1", zip_import()),
+        exporter: Some(&VOC),
+        importer: Some(&VOC),
+    },
+    Registered {
+        info: d2("Segmentation mask", "1.1", zip_import()),
+        exporter: Some(&SEGMENTATION_MASK),
+        importer: Some(&SEGMENTATION_MASK),
+    },
     Registered {
         info: d2("YOLO", "1.1", zip_import()),
         exporter: Some(&YOLO),

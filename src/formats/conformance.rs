@@ -92,6 +92,11 @@ pub struct FormatUnderTest {
     /// Grouped shapes are written as one object (COCO instances): the objects of a frame that
     /// carry the label of a grouped shape there are not compared.
     pub merges_groups: bool,
+    /// Export names of other formats whose archives this importer reads as CVAT does (PASCAL
+    /// VOC and Segmentation mask both import with Datumaro's `voc`): not foreign to it.
+    pub also_reads: &'static [&'static str],
+    /// Folders of annotation images (segmentation masks), not the frames' images.
+    pub mask_dirs: &'static [&'static str],
 }
 
 impl FormatUnderTest {
@@ -114,7 +119,21 @@ impl FormatUnderTest {
             caps,
             bad_inputs,
             merges_groups: false,
+            also_reads: &[],
+            mask_dirs: &[],
         }
+    }
+
+    /// The format, its annotation images in `dirs` ([`mask_dirs`](Self::mask_dirs)).
+    pub fn with_mask_dirs(mut self, dirs: &'static [&'static str]) -> FormatUnderTest {
+        self.mask_dirs = dirs;
+        self
+    }
+
+    /// The format, reading the exports of `formats` too ([`also_reads`](Self::also_reads)).
+    pub fn also_reading(mut self, formats: &'static [&'static str]) -> FormatUnderTest {
+        self.also_reads = formats;
+        self
     }
 
     /// A format that writes each group of shapes as one object ([`Self::merges_groups`]).
@@ -630,7 +649,9 @@ pub fn save_images(f: &FormatUnderTest, task: &Task, what: &str) {
     }
     let imgs: Vec<(&String, image::DynamicImage)> = entries
         .iter()
-        .filter(|(_, b)| image::guess_format(b).is_ok())
+        .filter(|(n, b)| {
+            image::guess_format(b).is_ok() && !f.mask_dirs.iter().any(|d| n.starts_with(d))
+        })
         .map(|(n, b)| (n, image::load_from_memory(b).unwrap()))
         .collect();
     assert_eq!(
@@ -713,10 +734,10 @@ pub fn foreign_archives(f: &FormatUnderTest, task: &Task) {
     let own = catalogue::exporter(f.name).unwrap().info.import_name();
     for r in catalogue::CATALOGUE {
         let Some(other) = r.exporter else { continue };
-        if r.info.import_name() == own {
+        let name = r.info.display_name();
+        if r.info.import_name() == own || f.also_reads.contains(&name.as_str()) {
             continue;
         }
-        let name = r.info.display_name();
         let other_f = FormatUnderTest {
             name: "foreign",
             exporter: other,
@@ -724,6 +745,8 @@ pub fn foreign_archives(f: &FormatUnderTest, task: &Task) {
             caps: f.caps.clone(),
             bad_inputs: vec![],
             merges_groups: false,
+            also_reads: &[],
+            mask_dirs: &[],
         };
         let p = export(
             &other_f,

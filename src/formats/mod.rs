@@ -15,6 +15,7 @@ pub mod cvat;
 pub mod datumaro;
 pub mod kit;
 pub mod testkit;
+pub mod voc;
 pub mod yolo;
 
 pub use catalogue::{Dimension, FormatInfo, LookupError};

@@ -7,20 +7,11 @@ use std::io::{self, Write};
 use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
+use crate::formats::kit::xml::escape_text;
+
 // ------------------------------------------------------------------------------------------------
 // Writing: Python's XMLGenerator, element by element
 
-/// Escapes text like Python's `xml.sax.saxutils.escape`.
-fn escape_text(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-}
 
 /// Quotes an attribute value like Python's `xml.sax.saxutils.quoteattr`.
 pub(super) fn quote_attr(s: &str, out: &mut String) {

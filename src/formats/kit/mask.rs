@@ -1,6 +1,8 @@
 //! Mask tools: COCO RLE (compressed strings, CVAT mask shapes ↔ COCO counts), a rasteriser for
 //! polygons, boxes and ellipses with pycocotools' `rleFrPoly` semantics, a [`Bitmap`] with
-//! area/bbox/RLE, and the merge of instance masks into an index map for segmentation formats.
+//! area/bbox/RLE, the merge of instance masks into an index map for segmentation formats, the
+//! VOC colour map ([`voc_color`]) and masks back to polygons ([`mask_to_polygons`], CVAT's
+//! `conv_mask_to_poly`).
 //!
 //! Conventions: COCO RLE counts are column-major over the full `h`×`w` image and start with a
 //! run of zeros; CVAT mask points are row-major runs over the box followed by
@@ -553,6 +555,28 @@ impl IndexMap {
         self.values.iter().map(|&v| u8::try_from(v).ok()).collect()
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// Colour maps
+
+/// Colour `index` of the PASCAL VOC colour map (Datumaro's `generate_colormap`: the bits of the
+/// index spread over the channels, most significant first). `voc_color(0)` is black; the
+/// instance masks of VOC (`VocInstColormap`) use indices 0..=255, the class masks of a label map
+/// without colours index `i` for label `i`.
+pub fn voc_color(index: u8) -> [u8; 3] {
+    let mut c = [0u8; 3];
+    let mut i = index;
+    for j in (0..8).rev() {
+        for (k, ch) in c.iter_mut().enumerate() {
+            *ch |= ((i >> k) & 1) << j;
+        }
+        i >>= 3;
+    }
+    c
+}
+
+mod contours;
+pub use contours::mask_to_polygons;
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,8 @@
 //! - [`json`]: JSON written by hand byte for byte as `serde_json` does, and the streaming reader
 //!   pieces (limits on what a parser buffers);
 //! - [`mask`]: COCO RLE, polygon/box/ellipse rasterisers, bitmaps;
-//! - [`validate`]: the one check of imported annotations against the task or job.
+//! - [`validate`]: the one check of imported annotations against the task or job;
+//! - [`xml`]: XML text escaped as Python's writers escape it.
 pub mod dataset;
 pub mod deflate;
 pub mod frames;
@@ -25,3 +26,4 @@ pub mod mask;
 pub mod paths;
 pub mod sink;
 pub mod validate;
+pub mod xml;

@@ -111,6 +111,36 @@ pub fn put_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// Appends `v` as Python's `str(float)` writes it (`repr`: the shortest digits that read back,
+/// `"1.0"` for whole numbers, exponent form `1e-05`, `1e+16` outside `[1e-4, 1e16)`, `nan`,
+/// `inf`), as Datumaro's text formats (`str(x)`) write coordinates and attribute values.
+pub fn put_py_float(out: &mut String, v: f64) {
+    use std::fmt::Write as _;
+    if v.is_nan() {
+        out.push_str("nan");
+        return;
+    }
+    if v.is_infinite() {
+        out.push_str(if v > 0.0 { "inf" } else { "-inf" });
+        return;
+    }
+    let a = v.abs();
+    if a == 0.0 || (1e-4..1e16).contains(&a) {
+        let start = out.len();
+        let _ = write!(out, "{v}");
+        if !out[start..].contains('.') {
+            out.push_str(".0");
+        }
+        return;
+    }
+    let start = out.len();
+    let _ = write!(out, "{v:e}");
+    let e_at = start + out[start..].find('e').expect("exponent form");
+    let exp: i32 = out[e_at + 1..].parse().expect("an exponent");
+    out.truncate(e_at);
+    let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,3 +122,12 @@ fn index_map_later_masks_win() {
     assert_eq!(m.values[2 * 6 + 2], 1);
     assert_eq!(m.to_u8().unwrap().len(), 30);
 }
+
+#[test]
+fn voc_colours_are_datumaros_generate_colormap() {
+    assert_eq!(voc_color(0), [0, 0, 0]);
+    assert_eq!(voc_color(1), [128, 0, 0]);
+    assert_eq!(voc_color(2), [0, 128, 0]);
+    assert_eq!(voc_color(15), [192, 128, 128]);
+    assert_eq!(voc_color(255), [224, 224, 192]);
+}
