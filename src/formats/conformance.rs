@@ -89,6 +89,14 @@ pub struct FormatUnderTest {
     pub importer: Option<&'static dyn Importer>,
     pub caps: Capabilities,
     pub bad_inputs: Vec<BadInput>,
+    /// Export names of other formats whose exports this importer reads as its own (Ultralytics
+    /// YOLO Detection reads Detection Track's; Segmentation reads oriented boxes' four-point
+    /// lines): left out of the foreign archives.
+    pub reads_also: &'static [&'static str],
+    /// The label the unknown-label check removes from the task (one the export carries).
+    pub unknown_label: &'static str,
+    /// The format writes a frame's image once per tag (Ultralytics YOLO Classification).
+    pub image_per_tag: bool,
 }
 
 impl FormatUnderTest {
@@ -110,7 +118,28 @@ impl FormatUnderTest {
             importer,
             caps,
             bad_inputs,
+            reads_also: &[],
+            unknown_label: "car",
+            image_per_tag: false,
         }
+    }
+
+    /// The format's importer also reads the exports of `names` (see [`Self::reads_also`]).
+    pub fn reading_also(mut self, names: &'static [&'static str]) -> Self {
+        self.reads_also = names;
+        self
+    }
+
+    /// The unknown-label check removes `name` instead of `car`.
+    pub fn with_unknown_label(mut self, name: &'static str) -> Self {
+        self.unknown_label = name;
+        self
+    }
+
+    /// The format writes a frame's image once per tag on it.
+    pub fn with_image_per_tag(mut self) -> Self {
+        self.image_per_tag = true;
+        self
     }
 
     fn importer(&self) -> &'static dyn Importer {
@@ -597,9 +626,23 @@ pub fn save_images(f: &FormatUnderTest, task: &Task, what: &str) {
         .filter(|(_, b)| image::guess_format(b).is_ok())
         .map(|(n, b)| (n, image::load_from_memory(b).unwrap()))
         .collect();
+    // Per frame, how many images it has: one, or one per tag (at least one).
+    let per_frame = |rel: u64| {
+        let tags = task
+            .annotations
+            .tags
+            .iter()
+            .filter(|t| t.frame == rel)
+            .count();
+        if f.image_per_tag {
+            tags.max(1)
+        } else {
+            1
+        }
+    };
     assert_eq!(
         imgs.len(),
-        ds.frames.len(),
+        ds.frames.iter().map(|fr| per_frame(fr.rel)).sum::<usize>(),
         "{} ({what}): {} images for {} frames: {:?}",
         f.name,
         imgs.len(),
@@ -618,9 +661,27 @@ pub fn save_images(f: &FormatUnderTest, task: &Task, what: &str) {
                 })
             })
             .collect();
+        // Datumaro makes a name unique in its folder with `.0`, `.1`, … before the extension.
+        let hits: Vec<_> = if f.image_per_tag {
+            imgs.iter()
+                .filter(|(n, _)| {
+                    let base = stem.rsplit('/').next().unwrap_or(stem);
+                    let file = n.rsplit('/').next().unwrap_or(n);
+                    file.rsplit_once('.').is_some_and(|p| {
+                        p.0 == base
+                            || p.0.strip_prefix(base).is_some_and(|r| {
+                                r.strip_prefix('.')
+                                    .is_some_and(|k| k.bytes().all(|b| b.is_ascii_digit()))
+                            })
+                    })
+                })
+                .collect()
+        } else {
+            hits
+        };
         assert_eq!(
             hits.len(),
-            1,
+            per_frame(fr.rel),
             "{} ({what}): frame {} has {} images: {:?}",
             f.name,
             fr.name,
@@ -676,16 +737,19 @@ pub fn foreign_archives(f: &FormatUnderTest, task: &Task) {
     let own = catalogue::exporter(f.name).unwrap().info.import_name();
     for r in catalogue::CATALOGUE {
         let Some(other) = r.exporter else { continue };
-        if r.info.import_name() == own {
+        let name = r.info.display_name();
+        if r.info.import_name() == own || f.reads_also.contains(&name.as_str()) {
             continue;
         }
-        let name = r.info.display_name();
         let other_f = FormatUnderTest {
             name: "foreign",
             exporter: other,
             importer: None,
             caps: f.caps.clone(),
             bad_inputs: vec![],
+            reads_also: &[],
+            unknown_label: "car",
+            image_per_tag: false,
         };
         let p = export(
             &other_f,
@@ -752,7 +816,7 @@ pub fn unknown_label(f: &FormatUnderTest, task: &Task) {
         task.labels
             .labels
             .iter()
-            .filter(|l| l.name != "car")
+            .filter(|l| l.name != f.unknown_label)
             .cloned()
             .collect(),
     );
@@ -760,7 +824,7 @@ pub fn unknown_label(f: &FormatUnderTest, task: &Task) {
     let target = task.dataset_with(&fewer, &none);
     match import(f, &zip, &target) {
         Err(e @ FormatError::Invalid { .. }) => assert!(
-            e.to_string().contains("car"),
+            e.to_string().contains(f.unknown_label),
             "{}: the error must name the label: {e}",
             f.name
         ),

@@ -14,6 +14,7 @@ pub mod cvat;
 pub mod datumaro;
 pub mod kit;
 pub mod testkit;
+pub mod ultralytics;
 pub mod yolo;
 
 pub use catalogue::{Dimension, FormatInfo, LookupError};
