@@ -6,7 +6,7 @@
 //! Adding a format is one module implementing [`Exporter`] and/or [`Importer`], and its two
 //! fields in [`CATALOGUE`].
 
-use super::{coco, cvat, datumaro, voc, yolo, Exporter, Importer};
+use super::{coco, cvat, datumaro, ultralytics, voc, yolo, Exporter, Importer};
 
 /// CVAT's `DimensionType`: which jobs a format applies to (the web UI offers a format only for
 /// jobs of the same dimension).
@@ -188,6 +188,12 @@ static COCO: coco::Coco = coco::Coco::INSTANCES;
 static COCO_KEYPOINTS: coco::Coco = coco::Coco::KEYPOINTS;
 static VOC: voc::Voc = voc::Voc;
 static SEGMENTATION_MASK: voc::SegmentationMask = voc::SegmentationMask;
+static UL_DETECTION: ultralytics::Ultralytics = ultralytics::Ultralytics::DETECTION;
+static UL_DETECTION_TRACK: ultralytics::Ultralytics = ultralytics::Ultralytics::DETECTION_TRACK;
+static UL_SEGMENTATION: ultralytics::Ultralytics = ultralytics::Ultralytics::SEGMENTATION;
+static UL_ORIENTED_BOXES: ultralytics::Ultralytics = ultralytics::Ultralytics::ORIENTED_BOXES;
+static UL_POSE: ultralytics::Ultralytics = ultralytics::Ultralytics::POSE;
+static UL_CLASSIFICATION: ultralytics::Classification = ultralytics::Classification;
 
 /// Every format CVAT 2.73 lists, in its registry's order: the 29 2D display names, then the 3D
 /// ones.
@@ -232,16 +238,40 @@ pub static CATALOGUE: &[Registered] = &[
         exporter: Some(&YOLO),
         importer: Some(&YOLO),
     },
-    listed(d2("Ultralytics YOLO Detection", "1.0", zip_import())),
-    listed(d2("Ultralytics YOLO Detection Track", "1.0", None)),
-    listed(d2("Ultralytics YOLO Segmentation", "1.0", zip_import())),
-    listed(d2(
-        "Ultralytics YOLO Oriented Bounding Boxes",
-        "1.0",
-        zip_import(),
-    )),
-    listed(d2("Ultralytics YOLO Pose", "1.0", zip_import())),
-    listed(d2("Ultralytics YOLO Classification", "1.0", zip_import())),
+    Registered {
+        info: d2("Ultralytics YOLO Detection", "1.0", zip_import()),
+        exporter: Some(&UL_DETECTION),
+        importer: Some(&UL_DETECTION),
+    },
+    Registered {
+        info: d2("Ultralytics YOLO Detection Track", "1.0", None),
+        exporter: Some(&UL_DETECTION_TRACK),
+        importer: None,
+    },
+    Registered {
+        info: d2("Ultralytics YOLO Segmentation", "1.0", zip_import()),
+        exporter: Some(&UL_SEGMENTATION),
+        importer: Some(&UL_SEGMENTATION),
+    },
+    Registered {
+        info: d2(
+            "Ultralytics YOLO Oriented Bounding Boxes",
+            "1.0",
+            zip_import(),
+        ),
+        exporter: Some(&UL_ORIENTED_BOXES),
+        importer: Some(&UL_ORIENTED_BOXES),
+    },
+    Registered {
+        info: d2("Ultralytics YOLO Pose", "1.0", zip_import()),
+        exporter: Some(&UL_POSE),
+        importer: Some(&UL_POSE),
+    },
+    Registered {
+        info: d2("Ultralytics YOLO Classification", "1.0", zip_import()),
+        exporter: Some(&UL_CLASSIFICATION),
+        importer: Some(&UL_CLASSIFICATION),
+    },
     listed(d2("LabelMe", "3.0", zip_import())),
     listed(d2("MOT", "1.1", zip_import())),
     listed(d2("MOTS PNG", "1.0", zip_import())),
@@ -442,7 +472,15 @@ mod tests {
                 "Datumaro 1.0",
                 "COCO 1.0",
                 "COCO Keypoints 1.0",
-                "YOLO 1.1"
+                "PASCAL VOC 1.1",
+                "Segmentation mask 1.1",
+                "YOLO 1.1",
+                "Ultralytics YOLO Detection 1.0",
+                "Ultralytics YOLO Detection Track 1.0",
+                "Ultralytics YOLO Segmentation 1.0",
+                "Ultralytics YOLO Oriented Bounding Boxes 1.0",
+                "Ultralytics YOLO Pose 1.0",
+                "Ultralytics YOLO Classification 1.0",
             ]
         );
         let im = importers();
@@ -458,7 +496,14 @@ mod tests {
                 "Datumaro 1.0",
                 "COCO 1.0",
                 "COCO Keypoints 1.0",
-                "YOLO 1.1"
+                "PASCAL VOC 1.1",
+                "Segmentation mask 1.1",
+                "YOLO 1.1",
+                "Ultralytics YOLO Detection 1.0",
+                "Ultralytics YOLO Segmentation 1.0",
+                "Ultralytics YOLO Oriented Bounding Boxes 1.0",
+                "Ultralytics YOLO Pose 1.0",
+                "Ultralytics YOLO Classification 1.0",
             ]
         );
     }

@@ -97,6 +97,8 @@ pub struct FormatUnderTest {
     pub also_reads: &'static [&'static str],
     /// Folders of annotation images (segmentation masks), not the frames' images.
     pub mask_dirs: &'static [&'static str],
+    /// The format writes a frame's image once per tag (Ultralytics YOLO Classification).
+    pub image_per_tag: bool,
 }
 
 impl FormatUnderTest {
@@ -121,6 +123,7 @@ impl FormatUnderTest {
             merges_groups: false,
             also_reads: &[],
             mask_dirs: &[],
+            image_per_tag: false,
         }
     }
 
@@ -139,6 +142,12 @@ impl FormatUnderTest {
     /// A format that writes each group of shapes as one object ([`Self::merges_groups`]).
     pub fn merging_groups(mut self) -> Self {
         self.merges_groups = true;
+        self
+    }
+
+    /// The format writes a frame's image once per tag on it.
+    pub fn with_image_per_tag(mut self) -> Self {
+        self.image_per_tag = true;
         self
     }
 
@@ -654,9 +663,23 @@ pub fn save_images(f: &FormatUnderTest, task: &Task, what: &str) {
         })
         .map(|(n, b)| (n, image::load_from_memory(b).unwrap()))
         .collect();
+    // Per frame, how many images it has: one, or one per tag (at least one).
+    let per_frame = |rel: u64| {
+        let tags = task
+            .annotations
+            .tags
+            .iter()
+            .filter(|t| t.frame == rel)
+            .count();
+        if f.image_per_tag {
+            tags.max(1)
+        } else {
+            1
+        }
+    };
     assert_eq!(
         imgs.len(),
-        ds.frames.len(),
+        ds.frames.iter().map(|fr| per_frame(fr.rel)).sum::<usize>(),
         "{} ({what}): {} images for {} frames: {:?}",
         f.name,
         imgs.len(),
@@ -675,9 +698,27 @@ pub fn save_images(f: &FormatUnderTest, task: &Task, what: &str) {
                 })
             })
             .collect();
+        // Datumaro makes a name unique in its folder with `.0`, `.1`, … before the extension.
+        let hits: Vec<_> = if f.image_per_tag {
+            imgs.iter()
+                .filter(|(n, _)| {
+                    let base = stem.rsplit('/').next().unwrap_or(stem);
+                    let file = n.rsplit('/').next().unwrap_or(n);
+                    file.rsplit_once('.').is_some_and(|p| {
+                        p.0 == base
+                            || p.0.strip_prefix(base).is_some_and(|r| {
+                                r.strip_prefix('.')
+                                    .is_some_and(|k| k.bytes().all(|b| b.is_ascii_digit()))
+                            })
+                    })
+                })
+                .collect()
+        } else {
+            hits
+        };
         assert_eq!(
             hits.len(),
-            1,
+            per_frame(fr.rel),
             "{} ({what}): frame {} has {} images: {:?}",
             f.name,
             fr.name,
@@ -747,6 +788,7 @@ pub fn foreign_archives(f: &FormatUnderTest, task: &Task) {
             merges_groups: false,
             also_reads: &[],
             mask_dirs: &[],
+            image_per_tag: false,
         };
         let p = export(
             &other_f,

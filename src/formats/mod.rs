@@ -16,6 +16,7 @@ pub mod datumaro;
 pub mod kit;
 pub mod testkit;
 pub mod voc;
+pub mod ultralytics;
 pub mod yolo;
 
 pub use catalogue::{Dimension, FormatInfo, LookupError};

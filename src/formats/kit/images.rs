@@ -15,14 +15,36 @@ pub fn save_images(
     mut entry: impl FnMut(usize, &DatasetFrame, &str) -> String,
     progress: &dyn Fn(f64),
 ) -> Result<(), FormatError> {
+    save_images_as(
+        ds,
+        images,
+        zip,
+        |i, f, ext, names| names.push(entry(i, f, ext)),
+        progress,
+    )
+}
+
+/// [`save_images`] for formats that write a frame's image under several names (Ultralytics YOLO
+/// Classification: once per tag) or none: `entries` pushes the names of frame `i`'s image.
+pub fn save_images_as(
+    ds: &TaskDataset<'_>,
+    images: Option<&dyn FrameSource>,
+    zip: &mut ZipSink<std::fs::File>,
+    mut entries: impl FnMut(usize, &DatasetFrame, &str, &mut Vec<String>),
+    progress: &dyn Fn(f64),
+) -> Result<(), FormatError> {
     let src = images.ok_or_else(|| {
         FormatError::Unsupported("images were requested but there is no frame source".into())
     })?;
     let n = ds.frames.len().max(1) as f64;
+    let mut names = Vec::with_capacity(1);
     for (i, f) in ds.frames.iter().enumerate() {
         let (bytes, ext) = src.image(f.rel)?;
-        let name = entry(i, f, &ext);
-        zip.stored_file(&name)?.write_all(&bytes)?;
+        names.clear();
+        entries(i, f, &ext, &mut names);
+        for name in &names {
+            zip.stored_file(name)?.write_all(&bytes)?;
+        }
         progress((i + 1) as f64 / n);
     }
     Ok(())

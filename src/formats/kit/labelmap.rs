@@ -23,7 +23,13 @@ pub fn is_class(label: &LabelInfo) -> bool {
 impl<'l> LabelMap<'l> {
     /// The classes of `labels`, numbered `first`, `first + 1`, … (YOLO: 0; COCO: 1).
     pub fn new(labels: &'l LabelIndex, first: u64) -> Self {
-        let classes: Vec<&LabelInfo> = labels.labels.iter().filter(|l| is_class(l)).collect();
+        Self::with(labels, first, is_class)
+    }
+
+    /// The labels of `labels` that `keep` chooses, numbered `first`, `first + 1`, … in the
+    /// task's order (Ultralytics YOLO Pose: the skeletons only).
+    pub fn with(labels: &'l LabelIndex, first: u64, keep: impl Fn(&LabelInfo) -> bool) -> Self {
+        let classes: Vec<&LabelInfo> = labels.labels.iter().filter(|l| keep(l)).collect();
         let by_id = classes.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
         LabelMap {
             classes,

@@ -1,6 +1,8 @@
 //! The formats kit: the small modules every dataset format is built from, so that a format is
 //! its own layout and mapping and nothing else.
 //!
+//! - [`darknet`]: what YOLO 1.1 and the Ultralytics YOLO formats share (box math, subset and
+//!   item naming, label-line fields);
 //! - [`dataset`]: what an export reads (task meta, frames, annotations by frame, one shape view
 //!   for plain and tracked shapes) and where saved images come from;
 //! - [`input`]: what an import reads (a zip read entry by entry under the import limits, or a
@@ -15,6 +17,7 @@
 //! - [`mask`]: COCO RLE, polygon/box/ellipse rasterisers, bitmaps;
 //! - [`validate`]: the one check of imported annotations against the task or job;
 //! - [`xml`]: XML text escaped as Python's writers escape it.
+pub mod darknet;
 pub mod dataset;
 pub mod deflate;
 pub mod frames;

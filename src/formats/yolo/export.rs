@@ -2,9 +2,12 @@
 //! frame, as Datumaro's `yolo` converter writes them.
 
 use crate::annotations::ShapeType;
+use crate::formats::kit::darknet::{
+    image_name, item_id, put_values, subset_name, yolo_box, ItemFrames,
+};
 use crate::formats::kit::images::save_images;
 use crate::formats::kit::labelmap::LabelMap;
-use crate::formats::kit::paths::{split_ext, with_image_ext};
+use crate::formats::kit::paths::with_image_ext;
 use crate::formats::{
     DatasetFrame, ExportOptions, FormatError, FrameAnnotations, FrameSource, TaskDataset, ZipSink,
 };
@@ -12,52 +15,6 @@ use crate::formats::{
 /// Config keys of `obj.data` a subset cannot be named after (Datumaro's
 /// `YoloPath.RESERVED_CONFIG_KEYS`).
 pub(super) const RESERVED_KEYS: [&str; 3] = ["backup", "classes", "names"];
-
-/// The subset the export writes: the task's, `train` for none or `default`.
-fn subset_name<'d>(ds: &'d TaskDataset<'_>) -> Result<&'d str, FormatError> {
-    let subset = match ds.subset.as_str() {
-        "" | "default" => "train",
-        s => s,
-    };
-    if RESERVED_KEYS.contains(&subset) {
-        return Err(FormatError::Unsupported(format!(
-            "cannot export the subset '{subset}' in YOLO format: the word is reserved"
-        )));
-    }
-    if subset.contains(['/', '\\']) || subset.chars().any(char::is_whitespace) {
-        return Err(FormatError::Unsupported(format!(
-            "the subset name '{subset}' is not a YOLO subset name"
-        )));
-    }
-    Ok(subset)
-}
-
-/// The item id of a frame: its path without extension (leading `/` dropped).
-fn item_id(f: &DatasetFrame) -> &str {
-    split_ext(f.name.trim_start_matches('/')).0
-}
-
-/// The image name Datumaro writes for a frame without its image: the frame's own name, `.jpg`
-/// when it has no extension.
-fn image_name(f: &DatasetFrame) -> String {
-    let name = f.name.trim_start_matches('/');
-    if split_ext(name).1.is_empty() {
-        format!("{name}.jpg")
-    } else {
-        name.to_owned()
-    }
-}
-
-/// Darknet's box: centre and size, relative to the image (Datumaro's `_make_yolo_bbox`).
-fn yolo_box(p: &[f64], width: u32, height: u32) -> [f64; 4] {
-    let (w, h) = (f64::from(width), f64::from(height));
-    [
-        (p[0] + p[2]) / 2.0 / w,
-        (p[1] + p[3]) / 2.0 / h,
-        (p[2] - p[0]) / w,
-        (p[3] - p[1]) / h,
-    ]
-}
 
 /// The lines of one frame's `.txt`: `class cx cy w h` with `%.6f` values, per rectangle with a
 /// class and no rotation (Datumaro skips rotated boxes), in the frame's z-order.
@@ -80,8 +37,9 @@ fn frame_lines(
         let Some(class) = classes.class_of(s.label_id) else {
             continue;
         };
-        let [cx, cy, w, h] = yolo_box(s.points, f.width, f.height);
-        let _ = writeln!(out, "{class} {cx:.6} {cy:.6} {w:.6} {h:.6}");
+        let _ = write!(out, "{class}");
+        put_values(out, yolo_box(s.points, f.width, f.height));
+        out.push('\n');
     }
 }
 
@@ -94,7 +52,7 @@ impl crate::formats::Exporter for super::Yolo {
         zip: &mut ZipSink<std::fs::File>,
         progress: &dyn Fn(f64),
     ) -> Result<(), FormatError> {
-        let subset = subset_name(ds)?;
+        let subset = subset_name(ds, &RESERVED_KEYS, "YOLO")?;
         let dir = format!("obj_{subset}_data");
         let classes = LabelMap::new(ds.labels, 0);
 
@@ -127,11 +85,8 @@ impl crate::formats::Exporter for super::Yolo {
         }
 
         // Frames with one item id (`a.jpg`, `a.png`) are one Datumaro item: the last one.
-        let mut last_of_id = std::collections::HashMap::new();
-        for (i, f) in ds.frames.iter().enumerate() {
-            last_of_id.insert(item_id(f), i);
-        }
-        let written = |i: usize| last_of_id.get(item_id(&ds.frames[i])) == Some(&i);
+        let items = ItemFrames::new(ds);
+        let written = |i: usize| items.written(i);
         let by_frame = FrameAnnotations::new(ds, |f| f.keep_in_frame_export());
         let n = ds.frames.len().max(1) as f64;
         let mut lines = String::new();

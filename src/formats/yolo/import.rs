@@ -5,9 +5,10 @@
 use std::collections::HashSet;
 
 use crate::annotations::{Annotations, Shape, ShapeType};
+use crate::formats::kit::darknet::{class_id, localize, number, read_text, under};
 use crate::formats::kit::frames::{FrameAttr, FrameMatcher, Item, Root};
 use crate::formats::kit::paths::{basename, dirname, is_metadata_entry, parts, split_ext};
-use crate::formats::{read_error, FormatError, ImportInput, TaskDataset};
+use crate::formats::{FormatError, ImportInput, TaskDataset};
 
 use super::export::RESERVED_KEYS;
 
@@ -17,31 +18,6 @@ fn not_yolo(reason: impl Into<String>) -> FormatError {
     FormatError::NotThisFormat {
         format: FORMAT.into(),
         reason: reason.into(),
-    }
-}
-
-/// The text of archive entry `name`, decoded as UTF-8 (invalid bytes an error naming it).
-fn read_text(input: &ImportInput, name: &str) -> Result<String, FormatError> {
-    let bytes = input.with_reader(name, |r, _| {
-        let mut buf = Vec::new();
-        r.read_to_end(&mut buf).map(|_| buf)
-    })?;
-    let bytes = bytes.map_err(|e| read_error(name, e))?;
-    String::from_utf8(bytes)
-        .map_err(|e| FormatError::invalid(name, "", format!("not UTF-8 text: {e}")))
-}
-
-/// Datumaro's `localize_path`: a path of `obj.data` or a subset list without its `data/`.
-fn localize(path: &str) -> &str {
-    path.strip_prefix("data/").unwrap_or(path)
-}
-
-/// `root` joined with a relative path.
-fn under(root: &str, path: &str) -> String {
-    if root.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{root}/{path}")
     }
 }
 
@@ -74,29 +50,13 @@ fn parse_line(line: &str, names: usize) -> Result<Option<(usize, [f64; 4])>, Str
             fields.len()
         ));
     }
-    let class: i64 = fields[0]
-        .parse()
-        .map_err(|_| format!("the class id '{}' is not an integer", fields[0]))?;
-    let class = usize::try_from(class)
-        .ok()
-        .filter(|&c| c < names)
-        .ok_or_else(|| {
-            format!(
-                "class id {class} is not in obj.names ({names} names: ids 0 to {})",
-                names as i64 - 1
-            )
-        })?;
+    let class = class_id(fields[0], names, "obj.names")?;
     let mut v = [0.0; 4];
     for (k, what) in ["x centre", "y centre", "width", "height"]
         .iter()
         .enumerate()
     {
-        let s = fields[k + 1];
-        v[k] = s
-            .parse::<f64>()
-            .ok()
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| format!("the {what} '{s}' is not a number"))?;
+        v[k] = number(fields[k + 1], what)?;
     }
     Ok(Some((class, v)))
 }
