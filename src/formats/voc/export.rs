@@ -181,7 +181,12 @@ fn write_xml(
         let [x1, y1, x2, y2] = [p[0], p[1], p[2], p[3]].map(datumaro_coord);
         let (w, h) = (x2 - x1, y2 - y1);
         open(out, 2, "bndbox", false);
-        for (t, v) in [("xmin", x1), ("ymin", y1), ("xmax", x1 + w), ("ymax", y1 + h)] {
+        for (t, v) in [
+            ("xmin", x1),
+            ("ymin", y1),
+            ("xmax", x1 + w),
+            ("ymax", y1 + h),
+        ] {
             elem(out, 3, t, |o| put_py_float(o, v));
         }
         open(out, 2, "bndbox", true);
@@ -292,12 +297,13 @@ pub(super) fn export(
             .filter(|v| v.kind != ShapeType::Cuboid)
             .collect();
         let has_tags = by_frame.tags(i).next().is_some();
-        let pngs = frame_pngs(&views, mode, (f.width, f.height), &class_of, &palette).map_err(
-            |r| FormatError::Frame {
-                frame: f.rel,
-                reason: r,
-            },
-        )?;
+        let pngs =
+            frame_pngs(&views, mode, (f.width, f.height), &class_of, &palette).map_err(|r| {
+                FormatError::Frame {
+                    frame: f.rel,
+                    reason: r,
+                }
+            })?;
         // After the rasterisation, what is left of the item (Segmentation mask turns polygons,
         // boxes and ellipses into masks; polylines, points, skeletons and tags stay).
         let empty = views.is_empty() && !has_tags;

@@ -16,6 +16,9 @@ use crate::formats::FormatError;
 pub(super) const CLASS_DIR: &str = "SegmentationClass";
 pub(super) const OBJECT_DIR: &str = "SegmentationObject";
 
+/// A frame's class and instance PNGs.
+pub(super) type Pngs = (Vec<u8>, Vec<u8>);
+
 /// Which shapes become masks before the export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SegMode {
@@ -39,7 +42,10 @@ fn rotated_box(p: &[f64], degrees: f64) -> [f64; 8] {
     let (cx, cy) = (x0 + (x1 - x0) / 2.0, y0 + (y1 - y0) / 2.0);
     let (s, c) = degrees.to_radians().sin_cos();
     let mut out = [0.0; 8];
-    for (k, (x, y)) in [(x0, y0), (x1, y0), (x1, y1), (x0, y1)].into_iter().enumerate() {
+    for (k, (x, y)) in [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+        .into_iter()
+        .enumerate()
+    {
         let (dx, dy) = (x - cx, y - cy);
         out[2 * k] = dx * c - dy * s + cx;
         out[2 * k + 1] = dx * s + dy * c + cy;
@@ -78,7 +84,7 @@ pub(super) fn frame_pngs(
     (w, h): (u32, u32),
     class_of: &(dyn Fn(i64) -> usize + Sync),
     palette: &[[u8; 3]],
-) -> Result<Option<(Vec<u8>, Vec<u8>)>, String> {
+) -> Result<Option<Pngs>, String> {
     if w == 0 || h == 0 {
         return Ok(None);
     }

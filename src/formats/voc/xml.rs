@@ -103,7 +103,9 @@ impl<'s> Doc<'s> {
                                     ))
                                 }
                             },
-                            Err(e) => return Err(bad(pos, format!("bad character reference: {e}"))),
+                            Err(e) => {
+                                return Err(bad(pos, format!("bad character reference: {e}")))
+                            }
                         };
                         let mut b = [0u8; 4];
                         push_text(&mut nodes[p], c.encode_utf8(&mut b));
