@@ -430,6 +430,8 @@ mod tests {
                 "CVAT for video 1.1",
                 "CVAT for images 1.1",
                 "Datumaro 1.0",
+                "PASCAL VOC 1.1",
+                "Segmentation mask 1.1",
                 "YOLO 1.1"
             ]
         );

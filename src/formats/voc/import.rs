@@ -654,18 +654,8 @@ pub(super) fn import(
             image_ext: (!ext.is_empty()).then_some(ext.as_str()),
             frame: FrameAttr::Absent,
         };
-        let (rel, _) = matcher
-            .match_item(&item, Root::Hint(hint.as_deref()))
-            .ok_or_else(|| {
-                FormatError::invalid(
-                    &it.list,
-                    format!("line {}", it.line),
-                    format!("could not match item id '{}' with any task frame", it.id),
-                )
-            })?;
-        let frame = ds.frame_index(rel).map(|i| &ds.frames[i]).ok_or_else(|| {
-            FormatError::invalid(&it.list, format!("line {}", it.line), "no such frame")
-        })?;
+        let frame =
+            matcher.listed_frame(ds, &item, Root::Hint(hint.as_deref()), &it.list, it.line)?;
         let png = |dir: &str| -> Result<Option<(String, Vec<u8>)>, FormatError> {
             let f = under(&format!("{dir}/{}.png", it.id));
             if it.segm && present.contains(f.as_str()) {

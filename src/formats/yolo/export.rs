@@ -2,9 +2,9 @@
 //! frame, as Datumaro's `yolo` converter writes them.
 
 use crate::annotations::ShapeType;
-use crate::formats::kit::images::save_images;
+use crate::formats::kit::images::image_names;
 use crate::formats::kit::labelmap::LabelMap;
-use crate::formats::kit::paths::{split_ext, with_image_ext};
+use crate::formats::kit::paths::split_ext;
 use crate::formats::{
     DatasetFrame, ExportOptions, FormatError, FrameAnnotations, FrameSource, TaskDataset, ZipSink,
 };
@@ -35,17 +35,6 @@ fn subset_name<'d>(ds: &'d TaskDataset<'_>) -> Result<&'d str, FormatError> {
 /// The item id of a frame: its path without extension (leading `/` dropped).
 fn item_id(f: &DatasetFrame) -> &str {
     split_ext(f.name.trim_start_matches('/')).0
-}
-
-/// The image name Datumaro writes for a frame without its image: the frame's own name, `.jpg`
-/// when it has no extension.
-fn image_name(f: &DatasetFrame) -> String {
-    let name = f.name.trim_start_matches('/');
-    if split_ext(name).1.is_empty() {
-        format!("{name}.jpg")
-    } else {
-        name.to_owned()
-    }
 }
 
 /// Darknet's box: centre and size, relative to the image (Datumaro's `_make_yolo_bbox`).
@@ -111,20 +100,10 @@ impl crate::formats::Exporter for super::Yolo {
         zip.stored_file("obj.data")?.write_all(data.as_bytes())?;
 
         // Images first (their extension comes from the frame source), then the annotations.
-        let mut image_names: Vec<String> = ds.frames.iter().map(image_name).collect();
         let image_share = if opts.save_images { 0.7 } else { 0.0 };
-        if opts.save_images {
-            save_images(
-                ds,
-                images,
-                zip,
-                |i, f, ext| {
-                    image_names[i] = with_image_ext(&f.name, ext);
-                    format!("{dir}/{}", image_names[i])
-                },
-                &|p| progress(image_share * p),
-            )?;
-        }
+        let image_names = image_names(ds, images, zip, opts.save_images, &dir, &|p| {
+            progress(image_share * p)
+        })?;
 
         // Frames with one item id (`a.jpg`, `a.png`) are one Datumaro item: the last one.
         let mut last_of_id = std::collections::HashMap::new();
