@@ -441,6 +441,15 @@ mod tests {
             .filter(|l| l.enabled)
             .map(|l| l.name.as_str())
             .collect();
-        assert_eq!(enabled, ["CVAT 1.1", "Datumaro 1.0", "YOLO 1.1"]);
+        assert_eq!(
+            enabled,
+            [
+                "CVAT 1.1",
+                "Datumaro 1.0",
+                "PASCAL VOC 1.1",
+                "Segmentation mask 1.1",
+                "YOLO 1.1"
+            ]
+        );
     }
 }
