@@ -305,12 +305,13 @@ pub(super) fn read_masks(
             (w, h),
         )
     };
-    // Per value: its bounding box.
+    // Per value: its bounding box (a table by value: one pass, no map lookups per pixel).
     let boxes = |vals: &[usize]| {
-        let mut b: std::collections::BTreeMap<usize, (u32, u32, u32, u32)> = Default::default();
+        let max = vals.iter().take(n).copied().max().unwrap_or(0);
+        let mut b: Vec<Option<(u32, u32, u32, u32)>> = vec![None; max + 1];
         for (i, &v) in vals.iter().enumerate().take(n) {
             let (x, y) = (i as u32 % w, i as u32 / w);
-            let e = b.entry(v).or_insert((x, y, x, y));
+            let e = b[v].get_or_insert((x, y, x, y));
             e.0 = e.0.min(x);
             e.1 = e.1.min(y);
             e.2 = e.2.max(x);
@@ -320,29 +321,36 @@ pub(super) fn read_masks(
     };
     match (inst, class) {
         (Some(inst), class) => {
-            let mut label_of: std::collections::BTreeMap<usize, usize> = Default::default();
+            let bb = boxes(inst);
+            // Per instance id: the largest class id seen with it (get_instance_labels).
+            let mut label_of: Vec<Option<usize>> = vec![None; bb.len()];
             for (i, &id) in inst.iter().enumerate().take(n) {
                 if id == 0 {
                     continue;
                 }
                 let c = class.map_or(0, |c| c.get(i).copied().unwrap_or(0));
-                let e = label_of.entry(id).or_insert(c);
+                let e = label_of[id].get_or_insert(c);
                 *e = (*e).max(c);
             }
-            let bb = boxes(inst);
             // In the order of (class, instance), as Datumaro's dict of sorted keys.
-            let mut ids: Vec<(usize, usize)> = label_of.iter().map(|(&i, &c)| (c, i)).collect();
+            let mut ids: Vec<(usize, usize)> = label_of
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.map(|c| (c, i)))
+                .collect();
             ids.sort_unstable();
             for (c, id) in ids {
+                let b = bb[id].expect("a box per instance seen");
                 out.push(ReadMask {
                     class: c,
                     group: id as u64,
-                    polygons: polys(&|p| inst[p] == id, bb[&id]),
+                    polygons: polys(&|p| inst[p] == id, b),
                 });
             }
         }
         (None, Some(class)) => {
-            for (c, b) in boxes(class) {
+            for (c, b) in boxes(class).into_iter().enumerate() {
+                let Some(b) = b else { continue };
                 out.push(ReadMask {
                     class: c,
                     group: 0,
