@@ -910,23 +910,7 @@ fn parse_xml(
                 p.text.push_str(&s);
             }
             Event::GeneralRef(r) if p.attr.is_some() => {
-                let c = match r.resolve_char_ref() {
-                    Ok(Some(c)) => c,
-                    Ok(None) => match r.as_ref() {
-                        b"amp" => '&',
-                        b"lt" => '<',
-                        b"gt" => '>',
-                        b"quot" => '"',
-                        b"apos" => '\'',
-                        other => {
-                            return at(
-                                pos,
-                                format!("unknown entity &{};", String::from_utf8_lossy(other)),
-                            )
-                        }
-                    },
-                    Err(e) => return at(pos, format!("bad character reference: {e}")),
-                };
+                let c = crate::formats::kit::xml::resolve_ref(&r).map_err(|e| Fail::At(pos, e))?;
                 p.text.push(c);
             }
             Event::Eof => {

@@ -12,7 +12,6 @@ use crate::formats::kit::xml::escape_text;
 // ------------------------------------------------------------------------------------------------
 // Writing: Python's XMLGenerator, element by element
 
-
 /// Quotes an attribute value like Python's `xml.sax.saxutils.quoteattr`.
 pub(super) fn quote_attr(s: &str, out: &mut String) {
     let mut body = String::with_capacity(s.len());

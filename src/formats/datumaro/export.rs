@@ -518,16 +518,7 @@ pub(super) fn export(
     zip: &mut ZipSink<std::fs::File>,
     progress: &dyn Fn(f64),
 ) -> Result<(), FormatError> {
-    let subset = if ds.subset.is_empty() {
-        "default"
-    } else {
-        ds.subset.as_str()
-    };
-    if subset.contains('/') || subset.contains('\\') {
-        return Err(FormatError::Unsupported(format!(
-            "the subset name '{subset}' contains a path separator"
-        )));
-    }
+    let subset = crate::formats::kit::paths::export_subset(ds)?;
     let file = format!("annotations/{subset}.json");
     let ex = Exporter {
         cats: Categories::new(ds.labels),

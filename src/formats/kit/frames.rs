@@ -183,6 +183,30 @@ impl<'a> FrameMatcher<'a> {
         Some(prefix.to_owned())
     }
 
+    /// The task frame of an item named on `line` of the list file `list` (YOLO's and VOC's
+    /// subset lists): no match, or a frame the dataset (a job) does not have, is an error
+    /// naming the list and the line.
+    pub fn listed_frame<'d>(
+        &self,
+        ds: &'d crate::formats::TaskDataset<'_>,
+        item: &Item<'_>,
+        root: Root<'_>,
+        list: &str,
+        line: usize,
+    ) -> Result<&'d DatasetFrame, crate::formats::FormatError> {
+        let at = || format!("line {line}");
+        let (rel, _) = self.match_item(item, root).ok_or_else(|| {
+            crate::formats::FormatError::invalid(
+                list,
+                at(),
+                format!("could not match item id '{}' with any task frame", item.id),
+            )
+        })?;
+        ds.frame_index(rel)
+            .map(|i| &ds.frames[i])
+            .ok_or_else(|| crate::formats::FormatError::invalid(list, at(), "no such frame"))
+    }
+
     /// CVAT's `match_dm_item`: the task-relative frame of `item`, and the strategy that found it.
     pub fn match_item(&self, item: &Item<'_>, root: Root<'_>) -> Option<(u64, Strategy)> {
         let hint = match root {

@@ -50,6 +50,45 @@ pub fn save_images_as(
     Ok(())
 }
 
+/// The image file name of every frame as the annotation files name it: the frame's own name
+/// (leading `/` dropped, `.jpg` when it has none), or with `save`, the name of the image saved
+/// under `dir/` with the extension the frame source encoded it with (YOLO's and VOC's
+/// layouts keep the frame's folders).
+pub fn image_names(
+    ds: &TaskDataset<'_>,
+    images: Option<&dyn FrameSource>,
+    zip: &mut ZipSink<std::fs::File>,
+    save: bool,
+    dir: &str,
+    progress: &dyn Fn(f64),
+) -> Result<Vec<String>, FormatError> {
+    let mut names: Vec<String> = ds
+        .frames
+        .iter()
+        .map(|f| {
+            let name = f.name.trim_start_matches('/');
+            if super::paths::split_ext(name).1.is_empty() {
+                format!("{name}.jpg")
+            } else {
+                name.to_owned()
+            }
+        })
+        .collect();
+    if save {
+        save_images(
+            ds,
+            images,
+            zip,
+            |i, f, ext| {
+                names[i] = super::paths::with_image_ext(&f.name, ext);
+                format!("{dir}/{}", names[i])
+            },
+            progress,
+        )?;
+    }
+    Ok(names)
+}
+
 /// File names made unique the way Datumaro does when it saves media: a name already used gets
 /// `_1`, `_2`, … before its extension.
 #[derive(Debug, Default)]

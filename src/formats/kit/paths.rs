@@ -13,6 +13,24 @@ pub fn split_ext(p: &str) -> (&str, &str) {
     (p, "")
 }
 
+/// The subset name a Datumaro export writes (the task's, `default` for none), refused when it
+/// is not a file name.
+pub fn export_subset<'d>(
+    ds: &'d crate::formats::TaskDataset<'_>,
+) -> Result<&'d str, crate::formats::FormatError> {
+    let subset = if ds.subset.is_empty() {
+        "default"
+    } else {
+        ds.subset.as_str()
+    };
+    if subset.contains(['/', '\\']) {
+        return Err(crate::formats::FormatError::Unsupported(format!(
+            "the subset name '{subset}' contains a path separator"
+        )));
+    }
+    Ok(subset)
+}
+
 /// Python's `os.path.dirname`.
 pub fn dirname(p: &str) -> &str {
     match p.rfind('/') {

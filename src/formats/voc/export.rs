@@ -8,10 +8,10 @@ use rayon::prelude::*;
 
 use crate::annotations::{LabelInfo, ShapeType};
 use crate::formats::kit::dataset::ShapeView;
-use crate::formats::kit::images::save_images;
+use crate::formats::kit::images::image_names;
 use crate::formats::kit::json::write::put_py_float;
 use crate::formats::kit::mask::datumaro_coord;
-use crate::formats::kit::paths::{split_ext, with_image_ext};
+use crate::formats::kit::paths::{export_subset, split_ext};
 use crate::formats::kit::xml::escape_text;
 use crate::formats::{
     DatasetFrame, ExportOptions, FormatError, FrameAnnotations, FrameSource, TaskDataset, ZipSink,
@@ -181,7 +181,12 @@ fn write_xml(
         let [x1, y1, x2, y2] = [p[0], p[1], p[2], p[3]].map(datumaro_coord);
         let (w, h) = (x2 - x1, y2 - y1);
         open(out, 2, "bndbox", false);
-        for (t, v) in [("xmin", x1), ("ymin", y1), ("xmax", x1 + w), ("ymax", y1 + h)] {
+        for (t, v) in [
+            ("xmin", x1),
+            ("ymin", y1),
+            ("xmax", x1 + w),
+            ("ymax", y1 + h),
+        ] {
             elem(out, 3, t, |o| put_py_float(o, v));
         }
         open(out, 2, "bndbox", true);
@@ -220,16 +225,7 @@ pub(super) fn export(
     zip: &mut ZipSink<std::fs::File>,
     progress: &dyn Fn(f64),
 ) -> Result<(), FormatError> {
-    let subset = if ds.subset.is_empty() {
-        "default"
-    } else {
-        ds.subset.as_str()
-    };
-    if subset.contains(['/', '\\']) {
-        return Err(FormatError::Unsupported(format!(
-            "the subset name '{subset}' contains a path separator"
-        )));
-    }
+    let subset = export_subset(ds)?;
     let mut map = label_map(flavour, ds);
     let bg_name = map.find_or_create_background();
     let cats: Categories = map.categories();
@@ -243,31 +239,10 @@ pub(super) fn export(
     };
 
     // Images first (their extension comes from the frame source), then the annotations.
-    let mut image_names: Vec<String> = ds
-        .frames
-        .iter()
-        .map(|f| {
-            let name = f.name.trim_start_matches('/');
-            if split_ext(name).1.is_empty() {
-                format!("{name}.jpg")
-            } else {
-                name.to_owned()
-            }
-        })
-        .collect();
     let image_share = if opts.save_images { 0.5 } else { 0.0 };
-    if opts.save_images {
-        save_images(
-            ds,
-            images,
-            zip,
-            |i, f, ext| {
-                image_names[i] = with_image_ext(&f.name, ext);
-                format!("JPEGImages/{}", image_names[i])
-            },
-            &|p| progress(image_share * p),
-        )?;
-    }
+    let image_names = image_names(ds, images, zip, opts.save_images, "JPEGImages", &|p| {
+        progress(image_share * p)
+    })?;
 
     // Frames of one item id (`a.jpg`, `a.png`) are one Datumaro item: the last one.
     let mut last_of_id = std::collections::HashMap::new();
@@ -292,12 +267,13 @@ pub(super) fn export(
             .filter(|v| v.kind != ShapeType::Cuboid)
             .collect();
         let has_tags = by_frame.tags(i).next().is_some();
-        let pngs = frame_pngs(&views, mode, (f.width, f.height), &class_of, &palette).map_err(
-            |r| FormatError::Frame {
-                frame: f.rel,
-                reason: r,
-            },
-        )?;
+        let pngs =
+            frame_pngs(&views, mode, (f.width, f.height), &class_of, &palette).map_err(|r| {
+                FormatError::Frame {
+                    frame: f.rel,
+                    reason: r,
+                }
+            })?;
         // After the rasterisation, what is left of the item (Segmentation mask turns polygons,
         // boxes and ellipses into masks; polylines, points, skeletons and tags stay).
         let empty = views.is_empty() && !has_tags;

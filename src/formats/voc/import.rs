@@ -7,14 +7,18 @@ use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
-use crate::annotations::{check_value, AttributeVal, Annotations, LabelInfo, Shape, ShapeType, Tag};
+use crate::annotations::{
+    check_value, Annotations, AttributeVal, LabelInfo, Shape, ShapeType, Tag,
+};
 use crate::formats::kit::frames::{FrameAttr, FrameMatcher, Item, Root};
 use crate::formats::kit::mask::datumaro_coord;
 use crate::formats::kit::paths::{basename, is_metadata_entry, split_ext};
 use crate::formats::{read_error, DatasetFrame, FormatError, ImportInput, TaskDataset};
 
 use super::labelmap::{self, Categories, LabelMap};
-use super::segm::{decode_png, instance_inverse, packed, read_masks, to_indices, CLASS_DIR, OBJECT_DIR};
+use super::segm::{
+    decode_png, instance_inverse, packed, read_masks, to_indices, CLASS_DIR, OBJECT_DIR,
+};
 use super::xml::Doc;
 use super::Flavour;
 
@@ -152,7 +156,10 @@ impl Ctx<'_> {
                 text = text.to_ascii_lowercase();
             }
             check_value(spec, &text).map_err(|why| {
-                err(format!("attribute '{name}' of label '{}': {why}", label.name))
+                err(format!(
+                    "attribute '{name}' of label '{}': {why}",
+                    label.name
+                ))
             })?;
             match out.iter_mut().find(|a| a.spec_id == *spec_id) {
                 Some(a) => a.value = text,
@@ -190,7 +197,9 @@ impl Ctx<'_> {
             let s = size.expect("size");
             let (w, h) = match (w, h) {
                 (Ok(w), Ok(h)) => (*w, *h),
-                _ => return Err(doc.error(s, "<size> has a width or height that is not an integer")),
+                _ => {
+                    return Err(doc.error(s, "<size> has a width or height that is not an integer"))
+                }
             };
             if w != 0 && h != 0 && (w != i64::from(frame.width) || h != i64::from(frame.height)) {
                 return Err(doc.error(
@@ -234,12 +243,13 @@ impl Ctx<'_> {
         for (k, obj) in doc.find_all(0, "object").enumerate() {
             let group = k as i64 + 1;
             let err = |why: String| doc.error(obj, why);
-            let name_el = doc.find(obj, "name").ok_or_else(|| err("no <name>".into()))?;
+            let name_el = doc
+                .find(obj, "name")
+                .ok_or_else(|| err("no <name>".into()))?;
             let name = doc.text(name_el).unwrap_or("");
-            let index = self
-                .cats
-                .index(name)
-                .ok_or_else(|| doc.error(name_el, format!("label '{name}' is not in the label map")))?;
+            let index = self.cats.index(name).ok_or_else(|| {
+                doc.error(name_el, format!("label '{name}' is not in the label map"))
+            })?;
             let points = bbox(obj)?;
             let mut attrs: Vec<(String, Val)> = Vec::new();
             for key in ["difficult", "truncated", "occluded"] {
@@ -263,17 +273,18 @@ impl Ctx<'_> {
                 }
             }
             attrs.extend(actions.into_iter().map(|(a, v)| (a, Val::Bool(v))));
-            for (pi, part) in doc.find_all(obj, "part").enumerate() {
-                let pn = doc.find(part, "name").and_then(|n| doc.text(n)).unwrap_or("");
-                let pidx = self
-                    .cats
-                    .index(pn)
-                    .ok_or_else(|| doc.error(part, format!("label '{pn}' is not in the label map")))?;
+            for part in doc.find_all(obj, "part") {
+                let pn = doc
+                    .find(part, "name")
+                    .and_then(|n| doc.text(n))
+                    .unwrap_or("");
+                let pidx = self.cats.index(pn).ok_or_else(|| {
+                    doc.error(part, format!("label '{pn}' is not in the label map"))
+                })?;
                 let pbox = bbox(part)?;
                 if !layout {
                     break; // the detection reader checks the first part only
                 }
-                let _ = pi;
                 let plabel = self.task_label(pidx, file, &format!("line {}", doc.line(part)))?;
                 out.push(Read {
                     group,
@@ -282,8 +293,12 @@ impl Ctx<'_> {
             }
             if let Some(ae) = doc.find(obj, "attributes") {
                 for a in doc.find_all(ae, "attribute") {
-                    let n = doc.find(a, "name").ok_or_else(|| doc.error(a, "no <name>"))?;
-                    let v = doc.find(a, "value").ok_or_else(|| doc.error(a, "no <value>"))?;
+                    let n = doc
+                        .find(a, "name")
+                        .ok_or_else(|| doc.error(a, "no <name>"))?;
+                    let v = doc
+                        .find(a, "value")
+                        .ok_or_else(|| doc.error(a, "no <value>"))?;
                     let key = doc.text(n).unwrap_or("").to_owned();
                     let val = Val::Str(doc.text(v).unwrap_or("").to_owned());
                     match attrs.iter_mut().find(|(k, _)| *k == key) {
@@ -301,9 +316,10 @@ impl Ctx<'_> {
                         shape.occluded = matches!(s.to_ascii_lowercase().as_str(), "true" | "1")
                     }
                     ("rotation", Val::Str(s)) => {
-                        shape.rotation = s.trim().parse().map_err(|_| {
-                            err(format!("the rotation '{s}' is not a number"))
-                        })?
+                        shape.rotation = s
+                            .trim()
+                            .parse()
+                            .map_err(|_| err(format!("the rotation '{s}' is not a number")))?
                     }
                     _ => {}
                 }
@@ -315,7 +331,12 @@ impl Ctx<'_> {
     }
 
     /// The masks of an item's PNGs, as polygons.
-    fn read_pngs(&self, raw: &Raw, frame: &DatasetFrame, out: &mut Vec<Read>) -> Result<(), FormatError> {
+    fn read_pngs(
+        &self,
+        raw: &Raw,
+        frame: &DatasetFrame,
+        out: &mut Vec<Read>,
+    ) -> Result<(), FormatError> {
         let size_check = |file: &str, w: u32, h: u32| {
             if (w, h) != (frame.width, frame.height) {
                 return Err(FormatError::invalid(
@@ -450,7 +471,9 @@ pub(super) fn import(
             .find_map(|t| {
                 lists
                     .iter()
-                    .filter(|l| l.1 == *t && l.0.matches('/').count() + usize::from(!l.0.is_empty()) <= 3)
+                    .filter(|l| {
+                        l.1 == *t && l.0.matches('/').count() + usize::from(!l.0.is_empty()) <= 3
+                    })
                     .map(|l| l.0)
                     .min_by_key(|r| (r.matches('/').count() + usize::from(!r.is_empty()), r.len()))
             })
@@ -504,27 +527,28 @@ pub(super) fn import(
     // Items of every list, in order of appearance.
     let mut items: Vec<ItemInfo> = Vec::new();
     let mut index: HashMap<(String, String), usize> = HashMap::new();
-    let mut add = |items: &mut Vec<ItemInfo>, id: &str, subset: &str, task: &str, list: &str, line: usize| {
-        let k = *index
-            .entry((subset.to_owned(), id.to_owned()))
-            .or_insert_with(|| {
-                items.push(ItemInfo {
-                    id: id.to_owned(),
-                    subset: subset.to_owned(),
-                    list: list.to_owned(),
-                    line,
-                    ..Default::default()
+    let mut add =
+        |items: &mut Vec<ItemInfo>, id: &str, subset: &str, task: &str, list: &str, line: usize| {
+            let k = *index
+                .entry((subset.to_owned(), id.to_owned()))
+                .or_insert_with(|| {
+                    items.push(ItemInfo {
+                        id: id.to_owned(),
+                        subset: subset.to_owned(),
+                        list: list.to_owned(),
+                        line,
+                        ..Default::default()
+                    });
+                    items.len() - 1
                 });
-                items.len() - 1
-            });
-        let it = &mut items[k];
-        match task {
-            "Main" => it.main = true,
-            "Segmentation" => it.segm = true,
-            "Layout" => it.layout = true,
-            _ => {}
-        }
-    };
+            let it = &mut items[k];
+            match task {
+                "Main" => it.main = true,
+                "Segmentation" => it.segm = true,
+                "Layout" => it.layout = true,
+                _ => {}
+            }
+        };
     let mut main_subsets: Vec<String> = Vec::new();
     for task in TASK_DIRS {
         let mut files: Vec<(&str, &str)> = lists
@@ -607,7 +631,7 @@ pub(super) fn import(
     let hint = matcher.root_hint(items.iter().map(|i| i.id.as_str()));
     let image_ext: HashMap<&str, &str> = entries
         .iter()
-        .filter_map(|e| e.strip_prefix(&under("JPEGImages/")).map(|r| split_ext(r)))
+        .filter_map(|e| e.strip_prefix(&under("JPEGImages/")).map(split_ext))
         .collect();
     let mut frames: Vec<&DatasetFrame> = Vec::with_capacity(items.len());
     let mut raws: Vec<Raw> = Vec::with_capacity(items.len());
@@ -630,18 +654,8 @@ pub(super) fn import(
             image_ext: (!ext.is_empty()).then_some(ext.as_str()),
             frame: FrameAttr::Absent,
         };
-        let (rel, _) = matcher
-            .match_item(&item, Root::Hint(hint.as_deref()))
-            .ok_or_else(|| {
-                FormatError::invalid(
-                    &it.list,
-                    format!("line {}", it.line),
-                    format!("could not match item id '{}' with any task frame", it.id),
-                )
-            })?;
-        let frame = ds.frame_index(rel).map(|i| &ds.frames[i]).ok_or_else(|| {
-            FormatError::invalid(&it.list, format!("line {}", it.line), "no such frame")
-        })?;
+        let frame =
+            matcher.listed_frame(ds, &item, Root::Hint(hint.as_deref()), &it.list, it.line)?;
         let png = |dir: &str| -> Result<Option<(String, Vec<u8>)>, FormatError> {
             let f = under(&format!("{dir}/{}.png", it.id));
             if it.segm && present.contains(f.as_str()) {

@@ -212,7 +212,8 @@ impl LabelMap {
     /// `make_voc_categories`.
     pub fn categories(&self) -> Categories {
         let mut names: Vec<String> = self.entries.iter().map(|e| e.name.clone()).collect();
-        let mut actions: Vec<Vec<String>> = self.entries.iter().map(|e| e.actions.clone()).collect();
+        let mut actions: Vec<Vec<String>> =
+            self.entries.iter().map(|e| e.actions.clone()).collect();
         let mut parts: Vec<&String> = self.entries.iter().flat_map(|e| &e.parts).collect();
         parts.sort();
         parts.dedup();

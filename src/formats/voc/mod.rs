@@ -62,9 +62,7 @@ mod segm;
 mod xml;
 
 use crate::annotations::Annotations;
-use crate::formats::{
-    ExportOptions, FormatError, FrameSource, ImportInput, TaskDataset, ZipSink,
-};
+use crate::formats::{ExportOptions, FormatError, FrameSource, ImportInput, TaskDataset, ZipSink};
 
 /// Which of the two formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

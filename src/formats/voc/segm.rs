@@ -16,6 +16,9 @@ use crate::formats::FormatError;
 pub(super) const CLASS_DIR: &str = "SegmentationClass";
 pub(super) const OBJECT_DIR: &str = "SegmentationObject";
 
+/// A frame's class and instance PNGs.
+pub(super) type Pngs = (Vec<u8>, Vec<u8>);
+
 /// Which shapes become masks before the export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SegMode {
@@ -39,7 +42,10 @@ fn rotated_box(p: &[f64], degrees: f64) -> [f64; 8] {
     let (cx, cy) = (x0 + (x1 - x0) / 2.0, y0 + (y1 - y0) / 2.0);
     let (s, c) = degrees.to_radians().sin_cos();
     let mut out = [0.0; 8];
-    for (k, (x, y)) in [(x0, y0), (x1, y0), (x1, y1), (x0, y1)].into_iter().enumerate() {
+    for (k, (x, y)) in [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+        .into_iter()
+        .enumerate()
+    {
         let (dx, dy) = (x - cx, y - cy);
         out[2 * k] = dx * c - dy * s + cx;
         out[2 * k + 1] = dx * s + dy * c + cy;
@@ -78,7 +84,7 @@ pub(super) fn frame_pngs(
     (w, h): (u32, u32),
     class_of: &(dyn Fn(i64) -> usize + Sync),
     palette: &[[u8; 3]],
-) -> Result<Option<(Vec<u8>, Vec<u8>)>, String> {
+) -> Result<Option<Pngs>, String> {
     if w == 0 || h == 0 {
         return Ok(None);
     }
@@ -299,12 +305,13 @@ pub(super) fn read_masks(
             (w, h),
         )
     };
-    // Per value: its bounding box.
+    // Per value: its bounding box (a table by value: one pass, no map lookups per pixel).
     let boxes = |vals: &[usize]| {
-        let mut b: std::collections::BTreeMap<usize, (u32, u32, u32, u32)> = Default::default();
+        let max = vals.iter().take(n).copied().max().unwrap_or(0);
+        let mut b: Vec<Option<(u32, u32, u32, u32)>> = vec![None; max + 1];
         for (i, &v) in vals.iter().enumerate().take(n) {
             let (x, y) = (i as u32 % w, i as u32 / w);
-            let e = b.entry(v).or_insert((x, y, x, y));
+            let e = b[v].get_or_insert((x, y, x, y));
             e.0 = e.0.min(x);
             e.1 = e.1.min(y);
             e.2 = e.2.max(x);
@@ -314,29 +321,36 @@ pub(super) fn read_masks(
     };
     match (inst, class) {
         (Some(inst), class) => {
-            let mut label_of: std::collections::BTreeMap<usize, usize> = Default::default();
+            let bb = boxes(inst);
+            // Per instance id: the largest class id seen with it (get_instance_labels).
+            let mut label_of: Vec<Option<usize>> = vec![None; bb.len()];
             for (i, &id) in inst.iter().enumerate().take(n) {
                 if id == 0 {
                     continue;
                 }
                 let c = class.map_or(0, |c| c.get(i).copied().unwrap_or(0));
-                let e = label_of.entry(id).or_insert(c);
+                let e = label_of[id].get_or_insert(c);
                 *e = (*e).max(c);
             }
-            let bb = boxes(inst);
             // In the order of (class, instance), as Datumaro's dict of sorted keys.
-            let mut ids: Vec<(usize, usize)> = label_of.iter().map(|(&i, &c)| (c, i)).collect();
+            let mut ids: Vec<(usize, usize)> = label_of
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.map(|c| (c, i)))
+                .collect();
             ids.sort_unstable();
             for (c, id) in ids {
+                let b = bb[id].expect("a box per instance seen");
                 out.push(ReadMask {
                     class: c,
                     group: id as u64,
-                    polygons: polys(&|p| inst[p] == id, bb[&id]),
+                    polygons: polys(&|p| inst[p] == id, b),
                 });
             }
         }
         (None, Some(class)) => {
-            for (c, b) in boxes(class) {
+            for (c, b) in boxes(class).into_iter().enumerate() {
+                let Some(b) = b else { continue };
                 out.push(ReadMask {
                     class: c,
                     group: 0,

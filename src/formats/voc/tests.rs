@@ -4,6 +4,7 @@
 
 use super::conformance::{png, xml, zip_of};
 use super::*;
+use crate::annotations::LabelIndex;
 use crate::annotations::{Annotations, Shape, ShapeType::*};
 use crate::formats::kit::mask::{Bitmap, IndexMap};
 use crate::formats::testkit::{
@@ -11,7 +12,6 @@ use crate::formats::testkit::{
     zip_entry, zip_text, TaskBuilder,
 };
 use crate::formats::{FormatError, ImportInput, TaskDataset};
-use crate::annotations::LabelIndex;
 
 fn import_bytes(
     f: &dyn crate::formats::Importer,
@@ -51,7 +51,10 @@ fn exact_xml_lists_and_label_map_of_a_small_task() {
     ];
     car.occluded = true;
     let a = Annotations {
-        shapes: vec![car, shape(Polygon, 1, SIGN, &[0.0, 0.0, 5.0, 0.0, 5.0, 5.0])],
+        shapes: vec![
+            car,
+            shape(Polygon, 1, SIGN, &[0.0, 0.0, 5.0, 0.0, 5.0, 5.0]),
+        ],
         tags: vec![tag(0, SCENE, vec![])],
         ..Default::default()
     };
@@ -63,8 +66,14 @@ fn exact_xml_lists_and_label_map_of_a_small_task() {
     let (_d, zip) = export_zip(&Voc, &ds, None);
     let mut names: Vec<String> = zip_entries(&zip).into_iter().map(|e| e.0).collect();
     names.sort();
-    assert!(names.contains(&"ImageSets/Main/scene_default.txt".to_owned()), "{names:?}");
-    assert!(!names.iter().any(|n| n.starts_with("Segmentation")), "{names:?}");
+    assert!(
+        names.contains(&"ImageSets/Main/scene_default.txt".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("Segmentation")),
+        "{names:?}"
+    );
     assert_eq!(
         zip_text(&zip, "Annotations/img_00.xml"),
         "<annotation>\n  <folder>img</folder>\n  <filename>img_00.jpg</filename>\n  <source>\n    \
@@ -85,9 +94,18 @@ fn exact_xml_lists_and_label_map_of_a_small_task() {
          <value>0.0</value>\n      </attribute>\n    </attributes>\n  </object>\n</annotation>\n"
     );
     assert!(zip_text(&zip, "Annotations/sub/b.xml").contains("<folder></folder>"));
-    assert_eq!(zip_text(&zip, "ImageSets/Main/default.txt"), "img_00\nsub/b\n");
-    assert_eq!(zip_text(&zip, "ImageSets/Main/scene_default.txt"), "img_00  1\n");
-    assert_eq!(zip_text(&zip, "ImageSets/Main/car_default.txt"), "img_00 -1\n");
+    assert_eq!(
+        zip_text(&zip, "ImageSets/Main/default.txt"),
+        "img_00\nsub/b\n"
+    );
+    assert_eq!(
+        zip_text(&zip, "ImageSets/Main/scene_default.txt"),
+        "img_00  1\n"
+    );
+    assert_eq!(
+        zip_text(&zip, "ImageSets/Main/car_default.txt"),
+        "img_00 -1\n"
+    );
     assert_eq!(
         zip_text(&zip, "labelmap.txt"),
         "# label:color_rgb:parts:actions\nbackground:0,0,0::\ncar:128,0,0::\nperson:0,128,0::\n\
@@ -107,14 +125,32 @@ fn segmentation_colour_map_is_sorted_with_background_first_when_missing() {
     let ds = dataset(&labels, &a, vec![frame(0, 0, "a.jpg", 8, 6)]);
     let (_d, zip) = export_zip(&SegmentationMask, &ds, None);
     let lm = zip_text(&zip, "labelmap.txt");
-    let names: Vec<&str> = lm.lines().skip(1).map(|l| l.split(':').next().unwrap()).collect();
+    let names: Vec<&str> = lm
+        .lines()
+        .skip(1)
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
     assert_eq!(
         names,
-        ["background", "body", "car", "foot", "hand", "head", "person", "scene", "sign", "unused"]
+        [
+            "background",
+            "body",
+            "car",
+            "foot",
+            "hand",
+            "head",
+            "person",
+            "scene",
+            "sign",
+            "unused"
+        ]
     );
     let car_color = labels.get(CAR).unwrap().color.clone();
     let rgb = |i: usize| u8::from_str_radix(&car_color[1 + 2 * i..3 + 2 * i], 16).unwrap();
-    assert!(lm.contains(&format!("car:{},{},{}::", rgb(0), rgb(1), rgb(2))), "{lm}");
+    assert!(
+        lm.contains(&format!("car:{},{},{}::", rgb(0), rgb(1), rgb(2))),
+        "{lm}"
+    );
     let class = image::load_from_memory(&zip_entry(&zip, "SegmentationClass/a.png"))
         .unwrap()
         .to_rgb8();
@@ -125,7 +161,9 @@ fn segmentation_colour_map_is_sorted_with_background_first_when_missing() {
         .to_rgb8();
     assert_eq!(inst.get_pixel(1, 1).0, [128, 0, 0]);
     assert_eq!(zip_text(&zip, "ImageSets/Segmentation/default.txt"), "a\n");
-    assert!(!zip_entries(&zip).iter().any(|e| e.0.starts_with("Annotations")));
+    assert!(!zip_entries(&zip)
+        .iter()
+        .any(|e| e.0.starts_with("Annotations")));
 }
 
 #[test]
@@ -162,18 +200,31 @@ fn segmentation_round_trip_keeps_the_pixels_of_every_shape() {
     // The sign box covers part of the car polygon: the car keeps the rest. Polygons outline
     // the pixel centres of their mask (as OpenCV's contours do), so the box [8, 16) x [5, 12)
     // comes back as the polygon from (8, 5) to (15, 11).
-    let sign: Vec<&Shape> = back.shapes.iter().filter(|s| s.frame == 0 && s.label_id == SIGN).collect();
+    let sign: Vec<&Shape> = back
+        .shapes
+        .iter()
+        .filter(|s| s.frame == 0 && s.label_id == SIGN)
+        .collect();
     assert_eq!(sign.len(), 1);
     let xs: Vec<f64> = sign[0].points.iter().step_by(2).copied().collect();
     let ys: Vec<f64> = sign[0].points.iter().skip(1).step_by(2).copied().collect();
-    let (min, max) = (|v: &[f64]| v.iter().cloned().fold(f64::MAX, f64::min), |v: &[f64]| v.iter().cloned().fold(f64::MIN, f64::max));
-    assert_eq!([min(&xs), min(&ys), max(&xs), max(&ys)], [8.0, 5.0, 15.0, 11.0]);
+    let (min, max) = (
+        |v: &[f64]| v.iter().cloned().fold(f64::MAX, f64::min),
+        |v: &[f64]| v.iter().cloned().fold(f64::MIN, f64::max),
+    );
+    assert_eq!(
+        [min(&xs), min(&ys), max(&xs), max(&ys)],
+        [8.0, 5.0, 15.0, 11.0]
+    );
     let car = of(0, CAR);
     let sign = of(0, SIGN);
     assert!(car.iter().zip(&sign).all(|(c, s)| !(*c == 1 && *s == 1)));
     assert!(car.iter().filter(|&&c| c == 1).count() > 30);
     // The mask's ring with a checkered inside: one region (8-connected), its outline.
-    assert!(back.shapes.iter().any(|s| s.frame == 1 && s.label_id == PERSON));
+    assert!(back
+        .shapes
+        .iter()
+        .any(|s| s.frame == 1 && s.label_id == PERSON));
 }
 
 #[test]
@@ -201,10 +252,16 @@ fn round_trip_keeps_box_coordinates_and_rotation() {
 fn tags_round_trip_as_classification_lists() {
     let labels = label_index();
     let a = Annotations {
-        tags: vec![tag(0, SCENE, vec![]), tag(0, CAR, vec![]), tag(2, SIGN, vec![])],
+        tags: vec![
+            tag(0, SCENE, vec![]),
+            tag(0, CAR, vec![]),
+            tag(2, SIGN, vec![]),
+        ],
         ..Default::default()
     };
-    let frames = (0..3).map(|i| frame(i, i, &format!("f{i}.jpg"), 8, 8)).collect();
+    let frames = (0..3)
+        .map(|i| frame(i, i, &format!("f{i}.jpg"), 8, 8))
+        .collect();
     let ds = dataset(&labels, &a, frames);
     let (_d, zip) = export_zip(&Voc, &ds, None);
     let back = import_zip(&Voc, &zip, &ds).unwrap();
@@ -255,10 +312,17 @@ fn import_errors_name_the_file_and_line() {
     let ds = task.dataset();
     let bad = zip_of(&[
         ("ImageSets/Main/default.txt", b"img_00\n"),
-        ("Annotations/img_00.xml", xml("car", 40, 30).replace("<xmax>5", "<xmax>x5").as_bytes()),
+        (
+            "Annotations/img_00.xml",
+            xml("car", 40, 30).replace("<xmax>5", "<xmax>x5").as_bytes(),
+        ),
     ]);
     match import_bytes(&Voc, &bad, &ds) {
-        Err(FormatError::Invalid { file, location, reason }) => {
+        Err(FormatError::Invalid {
+            file,
+            location,
+            reason,
+        }) => {
             assert_eq!(file, "Annotations/img_00.xml");
             assert_eq!(location, "line 12", "{reason}");
         }
@@ -270,14 +334,20 @@ fn import_errors_name_the_file_and_line() {
     ]);
     match import_bytes(&Voc, &bad, &ds) {
         Err(FormatError::Invalid { file, location, .. }) => {
-            assert_eq!((file.as_str(), location.as_str()), ("ImageSets/Main/car_default.txt", "line 1"));
+            assert_eq!(
+                (file.as_str(), location.as_str()),
+                ("ImageSets/Main/car_default.txt", "line 1")
+            );
         }
         other => panic!("{other:?}"),
     }
     let bad = zip_of(&[("ImageSets/Main/default.txt", b"nothing_like_it\n")]);
     match import_bytes(&Voc, &bad, &ds) {
         Err(FormatError::Invalid { file, location, .. }) => {
-            assert_eq!((file.as_str(), location.as_str()), ("ImageSets/Main/default.txt", "line 1"));
+            assert_eq!(
+                (file.as_str(), location.as_str()),
+                ("ImageSets/Main/default.txt", "line 1")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -317,7 +387,10 @@ fn one_channel_index_masks_use_the_label_map_line_index() {
     }
     let gray = crate::codec::encode_gray8_png(&vals, 40, 30).unwrap();
     let zip = zip_of(&[
-        ("labelmap.txt", b"background:0,0,0::\n_dummy1:1,1,1::\ncar:2,2,2::\n"),
+        (
+            "labelmap.txt",
+            b"background:0,0,0::\n_dummy1:1,1,1::\ncar:2,2,2::\n",
+        ),
         ("ImageSets/Segmentation/default.txt", b"img_00\n"),
         ("SegmentationClass/img_00.png", &gray),
     ]);
@@ -327,7 +400,11 @@ fn one_channel_index_masks_use_the_label_map_line_index() {
         label(2, "background", "any", None, vec![]),
     ]);
     let none = Annotations::default();
-    let ds2 = TaskDataset { labels: &labels, annotations: &none, ..ds };
+    let ds2 = TaskDataset {
+        labels: &labels,
+        annotations: &none,
+        ..ds
+    };
     let back = import_bytes(&SegmentationMask, &zip, &ds2).unwrap();
     let car: Vec<&[f64]> = back
         .shapes
@@ -365,13 +442,20 @@ fn sample_zip(dir: &std::path::Path) -> Option<Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let rel = p.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+                let rel = p
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 files.push((rel, std::fs::read(&p).unwrap()));
             }
         }
     }
     files.sort();
-    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
     Some(zip_of(&refs))
 }
 
@@ -382,9 +466,31 @@ fn the_datumaro_voc_sample_imports_as_dataset_summary_counts_it() {
         return;
     };
     let names = [
-        "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-        "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-        "sheep", "sofa", "train", "tvmonitor", "ignored", "foot", "hand", "head",
+        "background",
+        "aeroplane",
+        "bicycle",
+        "bird",
+        "boat",
+        "bottle",
+        "bus",
+        "car",
+        "cat",
+        "chair",
+        "cow",
+        "diningtable",
+        "dog",
+        "horse",
+        "motorbike",
+        "person",
+        "pottedplant",
+        "sheep",
+        "sofa",
+        "train",
+        "tvmonitor",
+        "ignored",
+        "foot",
+        "hand",
+        "head",
     ];
     let labels = LabelIndex::from_labels(
         names
@@ -401,7 +507,10 @@ fn the_datumaro_voc_sample_imports_as_dataset_summary_counts_it() {
     let ds = dataset(&labels, &none, frames);
     let back = import_bytes(&Voc, &zip, &ds).unwrap();
     assert_eq!(back.tags.len(), 11);
-    assert_eq!(back.shapes.iter().filter(|s| s.kind == Rectangle).count(), 3);
+    assert_eq!(
+        back.shapes.iter().filter(|s| s.kind == Rectangle).count(),
+        3
+    );
     assert!(back.shapes.iter().any(|s| s.kind == Polygon));
     let seg = sample_zip("segmentation_mask_1.1/voc_dataset/voc_dataset1".as_ref()).unwrap();
     let back = import_bytes(&SegmentationMask, &seg, &ds).unwrap();

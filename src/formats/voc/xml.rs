@@ -85,26 +85,8 @@ impl<'s> Doc<'s> {
                 }
                 Event::GeneralRef(g) => {
                     if let Some(&p) = stack.last() {
-                        let c = match g.resolve_char_ref() {
-                            Ok(Some(c)) => c,
-                            Ok(None) => match g.as_ref() {
-                                b"amp" => '&',
-                                b"lt" => '<',
-                                b"gt" => '>',
-                                b"quot" => '"',
-                                b"apos" => '\'',
-                                other => {
-                                    return Err(bad(
-                                        pos,
-                                        format!(
-                                            "unknown entity &{};",
-                                            String::from_utf8_lossy(other)
-                                        ),
-                                    ))
-                                }
-                            },
-                            Err(e) => return Err(bad(pos, format!("bad character reference: {e}"))),
-                        };
+                        let c =
+                            crate::formats::kit::xml::resolve_ref(&g).map_err(|e| bad(pos, e))?;
                         let mut b = [0u8; 4];
                         push_text(&mut nodes[p], c.encode_utf8(&mut b));
                     }

@@ -161,18 +161,9 @@ fn import(input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, Form
             image_ext: (!it.image_ext.is_empty()).then_some(it.image_ext.as_str()),
             frame: FrameAttr::Absent,
         };
-        let (rel, _) = matcher
-            .match_item(&item, Root::Hint(hint.as_deref()))
-            .ok_or_else(|| {
-                FormatError::invalid(
-                    &it.list,
-                    format!("line {}", it.line),
-                    format!("could not match item id '{}' with any task frame", it.id),
-                )
-            })?;
-        let frame = ds.frame_index(rel).map(|i| &ds.frames[i]).ok_or_else(|| {
-            FormatError::invalid(&it.list, format!("line {}", it.line), "no such frame")
-        })?;
+        let frame =
+            matcher.listed_frame(ds, &item, Root::Hint(hint.as_deref()), &it.list, it.line)?;
+        let rel = frame.rel;
         if !present.contains(it.txt.as_str()) {
             continue;
         }

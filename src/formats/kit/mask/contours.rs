@@ -200,7 +200,10 @@ mod tests {
 
     fn polys(rows: &[&str]) -> Vec<Vec<f64>> {
         let w = rows[0].len();
-        let bits: Vec<bool> = rows.iter().flat_map(|r| r.bytes().map(|b| b == b'#')).collect();
+        let bits: Vec<bool> = rows
+            .iter()
+            .flat_map(|r| r.bytes().map(|b| b == b'#'))
+            .collect();
         mask_to_polygons(
             w as u32,
             rows.len() as u32,
@@ -231,7 +234,9 @@ mod tests {
         // A 1-pixel-high line has no area under pycocotools: no polygon (spec §11.2).
         assert!(polys(&["......", ".####.", "......"]).is_empty());
         // Two regions, diagonal neighbours are one region (8-connected).
-        let two = polys(&["##...", "##...", "..##.", "..##.", ".....", "##...", "##..."]);
+        let two = polys(&[
+            "##...", "##...", "..##.", "..##.", ".....", "##...", "##...",
+        ]);
         assert_eq!(two.len(), 2, "{two:?}");
     }
 
