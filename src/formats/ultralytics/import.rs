@@ -202,12 +202,20 @@ impl<'a> Import<'a> {
                     if out.len() == before {
                         // No images (CVAT needs none: sizes come from the task): the label files
                         // of the folder's `labels` twin are the items.
-                        let listed = self.item(&format!("{}/_", localize(path)), &self.config_file, key.clone());
+                        let listed = self.item(
+                            &format!("{}/_", localize(path)),
+                            &self.config_file,
+                            key.clone(),
+                        );
                         let labels_dir = listed.ok().map(|l| dirname(&l.labels).to_owned());
                         if let Some(ld) = labels_dir {
                             let lprefix = format!("{ld}/");
                             let twin = &localize(path);
-                            for e in self.entries.iter().filter(|e| e.starts_with(&lprefix) && e.ends_with(".txt")) {
+                            for e in self
+                                .entries
+                                .iter()
+                                .filter(|e| e.starts_with(&lprefix) && e.ends_with(".txt"))
+                            {
                                 let image = format!("{twin}/{}", &e[lprefix.len()..]);
                                 let mut it = self.item(&image, &self.config_file, key.clone())?;
                                 it.image_ext.clear();
