@@ -144,7 +144,7 @@ fn resolves_to_other_type(s: &str) -> bool {
     if digits(t) {
         return true;
     }
-    if t.contains(':') && t.split(':').all(|p| digits(p)) {
+    if t.contains(':') && t.split(':').all(digits) {
         return true;
     }
     // float: [-+]?([0-9][0-9_]*)?\.[0-9_]*([eE][-+][0-9]+)?, .inf, .nan, sexagesimal floats.

@@ -1,9 +1,7 @@
 //! The export of the family's `data.yaml` formats, as Datumaro's `yolo_ultralytics_*` exporters
 //! write them.
 
-use crate::formats::kit::darknet::{image_name, item_id, subset_name, ItemFrames};
-use crate::formats::kit::images::save_images;
-use crate::formats::kit::paths::with_image_ext;
+use crate::formats::kit::darknet::{item_id, save_frame_images, subset_name, ItemFrames};
 use crate::formats::{
     ExportOptions, FormatError, FrameAnnotations, FrameSource, TaskDataset, ZipSink,
 };
@@ -33,20 +31,8 @@ impl crate::formats::Exporter for super::Ultralytics {
             .write_all(write_config(&names, subset, kpt).as_bytes())?;
 
         let images_dir = format!("images/{subset}");
-        let mut image_names: Vec<String> = ds.frames.iter().map(image_name).collect();
-        let image_share = if opts.save_images { 0.7 } else { 0.0 };
-        if opts.save_images {
-            save_images(
-                ds,
-                images,
-                zip,
-                |i, f, ext| {
-                    image_names[i] = with_image_ext(&f.name, ext);
-                    format!("{images_dir}/{}", image_names[i])
-                },
-                &|p| progress(image_share * p),
-            )?;
-        }
+        let (image_names, image_share) =
+            save_frame_images(ds, opts, images, zip, &images_dir, progress)?;
 
         let items = ItemFrames::new(ds);
         let by_frame = FrameAnnotations::new(ds, |f| f.keep_in_frame_export());

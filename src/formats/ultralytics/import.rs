@@ -4,8 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::annotations::{Annotations, LabelInfo, Shape, ShapeType, Track, TrackedShape};
-use crate::formats::kit::darknet::{localize, read_text, under};
-use crate::formats::kit::frames::{FrameAttr, FrameMatcher, Item, Root};
+use crate::formats::kit::darknet::{localize, read_text, under, ItemMatcher};
 use crate::formats::kit::paths::{basename, dirname, is_metadata_entry, parts, split_ext};
 use crate::formats::{FormatError, ImportInput, TaskDataset};
 
@@ -305,8 +304,7 @@ impl<'a> Import<'a> {
             .collect();
         let class_of = |id: i64| ids.get(&id).copied();
 
-        let matcher = FrameMatcher::new(&ds.frames, ds.is_video());
-        let hint = matcher.root_hint(items.iter().map(|i| i.id.as_str()));
+        let matcher = ItemMatcher::new(ds, items.iter().map(|i| i.id.as_str()));
         let last_frame = ds.frames.last().map_or(0, |f| f.rel);
         let mut out = Annotations::default();
         let mut tracks: Vec<(i64, Vec<TrackPart>)> = Vec::new();
@@ -314,20 +312,7 @@ impl<'a> Import<'a> {
         let mut values = Vec::new();
         let mut sniffed = false;
         for it in &items {
-            let item = Item {
-                id: &it.id,
-                image_ext: (!it.image_ext.is_empty()).then_some(it.image_ext.as_str()),
-                frame: FrameAttr::Absent,
-            };
-            let (rel, _) = matcher
-                .match_item(&item, Root::Hint(hint.as_deref()))
-                .ok_or_else(|| {
-                    FormatError::invalid(
-                        &it.file,
-                        it.location.clone(),
-                        format!("could not match item id '{}' with any task frame", it.id),
-                    )
-                })?;
+            let rel = matcher.frame(&it.id, &it.image_ext, &it.file, || it.location.clone())?;
             let frame = ds.frame_index(rel).map(|i| &ds.frames[i]).ok_or_else(|| {
                 FormatError::invalid(&it.file, it.location.clone(), "no such frame")
             })?;

@@ -3,11 +3,9 @@
 
 use crate::annotations::ShapeType;
 use crate::formats::kit::darknet::{
-    image_name, item_id, put_values, subset_name, yolo_box, ItemFrames,
+    item_id, put_values, save_frame_images, subset_name, yolo_box, ItemFrames,
 };
-use crate::formats::kit::images::save_images;
 use crate::formats::kit::labelmap::LabelMap;
-use crate::formats::kit::paths::with_image_ext;
 use crate::formats::{
     DatasetFrame, ExportOptions, FormatError, FrameAnnotations, FrameSource, TaskDataset, ZipSink,
 };
@@ -69,20 +67,7 @@ impl crate::formats::Exporter for super::Yolo {
         zip.stored_file("obj.data")?.write_all(data.as_bytes())?;
 
         // Images first (their extension comes from the frame source), then the annotations.
-        let mut image_names: Vec<String> = ds.frames.iter().map(image_name).collect();
-        let image_share = if opts.save_images { 0.7 } else { 0.0 };
-        if opts.save_images {
-            save_images(
-                ds,
-                images,
-                zip,
-                |i, f, ext| {
-                    image_names[i] = with_image_ext(&f.name, ext);
-                    format!("{dir}/{}", image_names[i])
-                },
-                &|p| progress(image_share * p),
-            )?;
-        }
+        let (image_names, image_share) = save_frame_images(ds, opts, images, zip, &dir, progress)?;
 
         // Frames with one item id (`a.jpg`, `a.png`) are one Datumaro item: the last one.
         let items = ItemFrames::new(ds);

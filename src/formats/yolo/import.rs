@@ -5,8 +5,7 @@
 use std::collections::HashSet;
 
 use crate::annotations::{Annotations, Shape, ShapeType};
-use crate::formats::kit::darknet::{class_id, localize, number, read_text, under};
-use crate::formats::kit::frames::{FrameAttr, FrameMatcher, Item, Root};
+use crate::formats::kit::darknet::{class_id, localize, number, read_text, under, ItemMatcher};
 use crate::formats::kit::paths::{basename, dirname, is_metadata_entry, parts, split_ext};
 use crate::formats::{FormatError, ImportInput, TaskDataset};
 
@@ -152,24 +151,12 @@ fn import(input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, Form
         }
     }
 
-    let matcher = FrameMatcher::new(&ds.frames, ds.is_video());
-    let hint = matcher.root_hint(items.iter().map(|i| i.id.as_str()));
+    let matcher = ItemMatcher::new(ds, items.iter().map(|i| i.id.as_str()));
     let mut out = Annotations::default();
     for it in &items {
-        let item = Item {
-            id: &it.id,
-            image_ext: (!it.image_ext.is_empty()).then_some(it.image_ext.as_str()),
-            frame: FrameAttr::Absent,
-        };
-        let (rel, _) = matcher
-            .match_item(&item, Root::Hint(hint.as_deref()))
-            .ok_or_else(|| {
-                FormatError::invalid(
-                    &it.list,
-                    format!("line {}", it.line),
-                    format!("could not match item id '{}' with any task frame", it.id),
-                )
-            })?;
+        let rel = matcher.frame(&it.id, &it.image_ext, &it.list, || {
+            format!("line {}", it.line)
+        })?;
         let frame = ds.frame_index(rel).map(|i| &ds.frames[i]).ok_or_else(|| {
             FormatError::invalid(&it.list, format!("line {}", it.line), "no such frame")
         })?;
