@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::annotations::{Shape, ShapeType};
+
 use crate::formats::{
     read_error, DatasetFrame, ExportOptions, FormatError, FrameSource, ImportInput, TaskDataset,
     ZipSink,
@@ -219,4 +221,48 @@ pub fn save_frame_images(
         )?;
     }
     Ok((image_names, image_share))
+}
+
+/// The subset list: `data/<dir>/<image>` per written frame (Datumaro's `data/` prefix).
+pub fn subset_list(image_names: &[String], items: &ItemFrames<'_>, dir: &str) -> String {
+    let mut list = String::new();
+    for (i, name) in image_names.iter().enumerate() {
+        if items.written(i) {
+            list.push_str("data/");
+            list.push_str(dir);
+            list.push('/');
+            list.push_str(name);
+            list.push('\n');
+        }
+    }
+    list
+}
+
+/// The archive's files an import looks at: no folders, no metadata entries.
+pub fn archive_files(input: &ImportInput) -> Vec<String> {
+    input
+        .names()
+        .into_iter()
+        .filter(|n| !super::paths::is_metadata_entry(n) && !n.ends_with('/'))
+        .collect()
+}
+
+/// A shape read from a file (source `file`, no attributes) of `kind` on task frame `frame`.
+pub fn file_shape(kind: ShapeType, frame: u64, label_id: i64, points: Vec<f64>) -> Shape {
+    Shape {
+        id: None,
+        kind,
+        frame,
+        label_id,
+        group: 0,
+        source: "file".into(),
+        occluded: false,
+        outside: false,
+        z_order: 0,
+        rotation: 0.0,
+        points,
+        attributes: vec![],
+        elements: vec![],
+        score: None,
+    }
 }

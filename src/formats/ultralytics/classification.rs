@@ -10,11 +10,11 @@ use std::path::Path;
 
 use crate::annotations::{Annotations, Tag};
 use crate::formats::kit::darknet::{
-    image_name, item_id, read_text, subset_name, ItemFrames, ItemMatcher,
+    archive_files, image_name, item_id, read_text, subset_name, ItemFrames, ItemMatcher,
 };
 use crate::formats::kit::images::save_images_as;
 use crate::formats::kit::json::write::put_str;
-use crate::formats::kit::paths::{basename, is_metadata_entry, parts, split_ext, with_image_ext};
+use crate::formats::kit::paths::{basename, parts, split_ext, with_image_ext};
 use crate::formats::{
     DatasetFrame, ExportOptions, FormatError, FrameAnnotations, FrameSource, ImportInput,
     TaskDataset, ZipSink,
@@ -171,11 +171,7 @@ impl crate::formats::Importer for super::Classification {
                 "an Ultralytics YOLO Classification dataset is a zip archive",
             ));
         }
-        let entries: Vec<String> = input
-            .names()
-            .into_iter()
-            .filter(|n| !is_metadata_entry(n) && !n.ends_with('/'))
-            .collect();
+        let entries = archive_files(input);
         if let Some(c) = entries
             .iter()
             .find(|n| !n.contains('/') && (n.ends_with(".yaml") || n.ends_with(".data")))

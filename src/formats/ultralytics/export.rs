@@ -1,7 +1,9 @@
 //! The export of the family's `data.yaml` formats, as Datumaro's `yolo_ultralytics_*` exporters
 //! write them.
 
-use crate::formats::kit::darknet::{item_id, save_frame_images, subset_name, ItemFrames};
+use crate::formats::kit::darknet::{
+    item_id, save_frame_images, subset_list, subset_name, ItemFrames,
+};
 use crate::formats::{
     ExportOptions, FormatError, FrameAnnotations, FrameSource, TaskDataset, ZipSink,
 };
@@ -62,16 +64,7 @@ impl crate::formats::Exporter for super::Ultralytics {
             }
         }
 
-        let mut list = String::new();
-        for (i, name) in image_names.iter().enumerate() {
-            if items.written(i) {
-                list.push_str("data/");
-                list.push_str(&images_dir);
-                list.push('/');
-                list.push_str(name);
-                list.push('\n');
-            }
-        }
+        let list = subset_list(&image_names, &items, &images_dir);
         zip.stored_file(&format!("{subset}.txt"))?
             .write_all(list.as_bytes())?;
         progress(1.0);

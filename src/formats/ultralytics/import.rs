@@ -4,8 +4,10 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::annotations::{Annotations, LabelInfo, Shape, ShapeType, Track, TrackedShape};
-use crate::formats::kit::darknet::{localize, read_text, under, ItemMatcher};
-use crate::formats::kit::paths::{basename, dirname, is_metadata_entry, parts, split_ext};
+use crate::formats::kit::darknet::{
+    archive_files, file_shape, localize, read_text, under, ItemMatcher,
+};
+use crate::formats::kit::paths::{basename, dirname, parts, split_ext};
 use crate::formats::{FormatError, ImportInput, TaskDataset};
 
 use super::config::{read_config, Config, Source, DATA_YAML};
@@ -61,11 +63,7 @@ impl<'a> Import<'a> {
                 "an Ultralytics YOLO dataset is a zip archive",
             ));
         }
-        let entries: Vec<String> = input
-            .names()
-            .into_iter()
-            .filter(|n| !is_metadata_entry(n) && !n.ends_with('/'))
-            .collect();
+        let entries = archive_files(input);
         // Datumaro looks for the config at the root or one folder down; `data.yaml` first.
         let yamls: Vec<&String> = entries
             .iter()
@@ -381,22 +379,7 @@ impl<'a> Import<'a> {
                         id
                     }
                 };
-                let mut shape = Shape {
-                    id: None,
-                    kind: ShapeType::Rectangle,
-                    frame: rel,
-                    label_id,
-                    group: 0,
-                    source: "file".into(),
-                    occluded: false,
-                    outside: false,
-                    z_order: 0,
-                    rotation: 0.0,
-                    points: Vec::new(),
-                    attributes: vec![],
-                    elements: vec![],
-                    score: None,
-                };
+                let mut shape = file_shape(ShapeType::Rectangle, rel, label_id, Vec::new());
                 match kind {
                     Kind::Detection => {
                         let [cx, cy, bw, bh] = [values[0], values[1], values[2], values[3]];

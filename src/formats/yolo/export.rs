@@ -3,7 +3,7 @@
 
 use crate::annotations::ShapeType;
 use crate::formats::kit::darknet::{
-    item_id, put_values, save_frame_images, subset_name, yolo_box, ItemFrames,
+    item_id, put_values, save_frame_images, subset_list, subset_name, yolo_box, ItemFrames,
 };
 use crate::formats::kit::labelmap::LabelMap;
 use crate::formats::{
@@ -86,14 +86,7 @@ impl crate::formats::Exporter for super::Yolo {
             progress(image_share + (1.0 - image_share) * (i + 1) as f64 / n);
         }
 
-        let mut list = String::new();
-        for (_, name) in image_names.iter().enumerate().filter(|(i, _)| written(*i)) {
-            list.push_str("data/");
-            list.push_str(&dir);
-            list.push('/');
-            list.push_str(name);
-            list.push('\n');
-        }
+        let list = subset_list(&image_names, &items, &dir);
         zip.stored_file(&format!("{subset}.txt"))?
             .write_all(list.as_bytes())?;
         progress(1.0);

@@ -4,9 +4,11 @@
 
 use std::collections::HashSet;
 
-use crate::annotations::{Annotations, Shape, ShapeType};
-use crate::formats::kit::darknet::{class_id, localize, number, read_text, under, ItemMatcher};
-use crate::formats::kit::paths::{basename, dirname, is_metadata_entry, parts, split_ext};
+use crate::annotations::{Annotations, ShapeType};
+use crate::formats::kit::darknet::{
+    archive_files, class_id, file_shape, localize, number, read_text, under, ItemMatcher,
+};
+use crate::formats::kit::paths::{basename, dirname, parts, split_ext};
 use crate::formats::{FormatError, ImportInput, TaskDataset};
 
 use super::export::RESERVED_KEYS;
@@ -70,11 +72,7 @@ fn import(input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, Form
     if !input.is_zip() {
         return Err(not_yolo("a YOLO dataset is a zip archive"));
     }
-    let entries: Vec<String> = input
-        .names()
-        .into_iter()
-        .filter(|n| !is_metadata_entry(n) && !n.ends_with('/'))
-        .collect();
+    let entries = archive_files(input);
     let data_file = entries
         .iter()
         .filter(|n| basename(n) == "obj.data")
@@ -180,22 +178,12 @@ fn import(input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, Form
                 )
             })?;
             let (x, y) = ((cx - bw * 0.5) * w, (cy - bh * 0.5) * h);
-            out.shapes.push(Shape {
-                id: None,
-                kind: ShapeType::Rectangle,
-                frame: rel,
-                label_id: label.id,
-                group: 0,
-                source: "file".into(),
-                occluded: false,
-                outside: false,
-                z_order: 0,
-                rotation: 0.0,
-                points: vec![x, y, x + bw * w, y + bh * h],
-                attributes: vec![],
-                elements: vec![],
-                score: None,
-            });
+            out.shapes.push(file_shape(
+                ShapeType::Rectangle,
+                rel,
+                label.id,
+                vec![x, y, x + bw * w, y + bh * h],
+            ));
         }
     }
     Ok(out)
