@@ -4,9 +4,16 @@
 
 use std::collections::HashMap;
 
-use crate::formats::{read_error, DatasetFrame, FormatError, ImportInput, TaskDataset};
+use crate::annotations::{Shape, ShapeType};
 
-use super::paths::split_ext;
+use crate::formats::{
+    read_error, DatasetFrame, ExportOptions, FormatError, FrameSource, ImportInput, TaskDataset,
+    ZipSink,
+};
+
+use super::frames::{FrameAttr, FrameMatcher, Item, Root};
+use super::images::save_images;
+use super::paths::{split_ext, with_image_ext};
 
 /// Darknet's box: centre and size, relative to the image (Datumaro's `_make_yolo_bbox`);
 /// `p` is `x1 y1 x2 y2` in pixels.
@@ -145,4 +152,117 @@ pub fn number(field: &str, what: &dyn std::fmt::Display) -> Result<f64, String> 
         .ok()
         .filter(|x| x.is_finite())
         .ok_or_else(|| format!("the {what} '{field}' is not a number"))
+}
+
+/// Matches imported items to task frames (spec §6, with the root hint of all the items): the
+/// task frame of item `id` (its image's extension `image_ext`, empty for none), or an error
+/// naming `file` and `location`, where the item was listed.
+pub struct ItemMatcher<'d> {
+    matcher: FrameMatcher<'d>,
+    hint: Option<String>,
+}
+
+impl<'d> ItemMatcher<'d> {
+    pub fn new<'s>(ds: &'d TaskDataset<'_>, ids: impl IntoIterator<Item = &'s str>) -> Self {
+        let matcher = FrameMatcher::new(&ds.frames, ds.is_video());
+        let hint = matcher.root_hint(ids);
+        ItemMatcher { matcher, hint }
+    }
+
+    /// The task-relative frame of an item.
+    pub fn frame(
+        &self,
+        id: &str,
+        image_ext: &str,
+        file: &str,
+        location: impl FnOnce() -> String,
+    ) -> Result<u64, FormatError> {
+        let item = Item {
+            id,
+            image_ext: (!image_ext.is_empty()).then_some(image_ext),
+            frame: FrameAttr::Absent,
+        };
+        self.matcher
+            .match_item(&item, Root::Hint(self.hint.as_deref()))
+            .map(|(rel, _)| rel)
+            .ok_or_else(|| {
+                FormatError::invalid(
+                    file,
+                    location(),
+                    format!("could not match item id '{id}' with any task frame"),
+                )
+            })
+    }
+}
+
+/// With "Save images", writes every frame's image as `<dir>/<name>` (the frame's name with the
+/// extension it was encoded with); returns the image names the subset list gives (the frames'
+/// names, `.jpg` for none, without images) and the share of the progress the images took.
+pub fn save_frame_images(
+    ds: &TaskDataset<'_>,
+    opts: &ExportOptions,
+    images: Option<&dyn FrameSource>,
+    zip: &mut ZipSink<std::fs::File>,
+    dir: &str,
+    progress: &dyn Fn(f64),
+) -> Result<(Vec<String>, f64), FormatError> {
+    let mut image_names: Vec<String> = ds.frames.iter().map(image_name).collect();
+    let image_share = if opts.save_images { 0.7 } else { 0.0 };
+    if opts.save_images {
+        save_images(
+            ds,
+            images,
+            zip,
+            |i, f, ext| {
+                image_names[i] = with_image_ext(&f.name, ext);
+                format!("{dir}/{}", image_names[i])
+            },
+            &|p| progress(image_share * p),
+        )?;
+    }
+    Ok((image_names, image_share))
+}
+
+/// The subset list: `data/<dir>/<image>` per written frame (Datumaro's `data/` prefix).
+pub fn subset_list(image_names: &[String], items: &ItemFrames<'_>, dir: &str) -> String {
+    let mut list = String::new();
+    for (i, name) in image_names.iter().enumerate() {
+        if items.written(i) {
+            list.push_str("data/");
+            list.push_str(dir);
+            list.push('/');
+            list.push_str(name);
+            list.push('\n');
+        }
+    }
+    list
+}
+
+/// The archive's files an import looks at: no folders, no metadata entries.
+pub fn archive_files(input: &ImportInput) -> Vec<String> {
+    input
+        .names()
+        .into_iter()
+        .filter(|n| !super::paths::is_metadata_entry(n) && !n.ends_with('/'))
+        .collect()
+}
+
+/// A shape read from a file (source `file`, no attributes) of `kind` on task frame `frame`.
+pub fn file_shape(kind: ShapeType, frame: u64, label_id: i64, points: Vec<f64>) -> Shape {
+    Shape {
+        id: None,
+        kind,
+        frame,
+        label_id,
+        group: 0,
+        source: "file".into(),
+        occluded: false,
+        outside: false,
+        z_order: 0,
+        rotation: 0.0,
+        points,
+        attributes: vec![],
+        elements: vec![],
+        score: None,
+    }
 }

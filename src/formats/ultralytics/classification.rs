@@ -9,11 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::annotations::{Annotations, Tag};
-use crate::formats::kit::darknet::{image_name, item_id, read_text, subset_name, ItemFrames};
-use crate::formats::kit::frames::{FrameAttr, FrameMatcher, Item, Root};
+use crate::formats::kit::darknet::{
+    archive_files, image_name, item_id, read_text, subset_name, ItemFrames, ItemMatcher,
+};
 use crate::formats::kit::images::save_images_as;
 use crate::formats::kit::json::write::put_str;
-use crate::formats::kit::paths::{basename, is_metadata_entry, parts, split_ext, with_image_ext};
+use crate::formats::kit::paths::{basename, parts, split_ext, with_image_ext};
 use crate::formats::{
     DatasetFrame, ExportOptions, FormatError, FrameAnnotations, FrameSource, ImportInput,
     TaskDataset, ZipSink,
@@ -170,11 +171,7 @@ impl crate::formats::Importer for super::Classification {
                 "an Ultralytics YOLO Classification dataset is a zip archive",
             ));
         }
-        let entries: Vec<String> = input
-            .names()
-            .into_iter()
-            .filter(|n| !is_metadata_entry(n) && !n.ends_with('/'))
-            .collect();
+        let entries = archive_files(input);
         if let Some(c) = entries
             .iter()
             .find(|n| !n.contains('/') && (n.ends_with(".yaml") || n.ends_with(".data")))
@@ -223,24 +220,10 @@ impl crate::formats::Importer for super::Classification {
             }
         }
 
-        let matcher = FrameMatcher::new(&ds.frames, ds.is_video());
-        let hint = matcher.root_hint(items.iter().map(|i| i.id.as_str()));
+        let matcher = ItemMatcher::new(ds, items.iter().map(|i| i.id.as_str()));
         let mut out = Annotations::default();
         for it in &items {
-            let item = Item {
-                id: &it.id,
-                image_ext: (!it.image_ext.is_empty()).then_some(it.image_ext.as_str()),
-                frame: FrameAttr::Absent,
-            };
-            let (rel, _) = matcher
-                .match_item(&item, Root::Hint(hint.as_deref()))
-                .ok_or_else(|| {
-                    FormatError::invalid(
-                        &it.file,
-                        it.location.clone(),
-                        format!("could not match item id '{}' with any task frame", it.id),
-                    )
-                })?;
+            let rel = matcher.frame(&it.id, &it.image_ext, &it.file, || it.location.clone())?;
             for name in it.labels.iter().filter(|l| *l != NO_LABEL) {
                 let label = ds.labels.by_name(name).ok_or_else(|| {
                     FormatError::invalid(

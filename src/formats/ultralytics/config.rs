@@ -144,7 +144,7 @@ fn resolves_to_other_type(s: &str) -> bool {
     if digits(t) {
         return true;
     }
-    if t.contains(':') && t.split(':').all(|p| digits(p)) {
+    if t.contains(':') && t.split(':').all(digits) {
         return true;
     }
     // float: [-+]?([0-9][0-9_]*)?\.[0-9_]*([eE][-+][0-9]+)?, .inf, .nan, sexagesimal floats.
@@ -162,7 +162,8 @@ fn resolves_to_other_type(s: &str) -> bool {
             e.strip_prefix(['-', '+'])
                 .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
         });
-        if int_ok && frac_ok && exp_ok && (int.is_empty() || !int.contains(':')) {
+        let has_digit = !int.is_empty() || frac.bytes().any(|c| c.is_ascii_digit());
+        if int_ok && frac_ok && exp_ok && has_digit {
             return true;
         }
     }

@@ -1,9 +1,9 @@
 //! The export of the family's `data.yaml` formats, as Datumaro's `yolo_ultralytics_*` exporters
 //! write them.
 
-use crate::formats::kit::darknet::{image_name, item_id, subset_name, ItemFrames};
-use crate::formats::kit::images::save_images;
-use crate::formats::kit::paths::with_image_ext;
+use crate::formats::kit::darknet::{
+    item_id, save_frame_images, subset_list, subset_name, ItemFrames,
+};
 use crate::formats::{
     ExportOptions, FormatError, FrameAnnotations, FrameSource, TaskDataset, ZipSink,
 };
@@ -33,20 +33,8 @@ impl crate::formats::Exporter for super::Ultralytics {
             .write_all(write_config(&names, subset, kpt).as_bytes())?;
 
         let images_dir = format!("images/{subset}");
-        let mut image_names: Vec<String> = ds.frames.iter().map(image_name).collect();
-        let image_share = if opts.save_images { 0.7 } else { 0.0 };
-        if opts.save_images {
-            save_images(
-                ds,
-                images,
-                zip,
-                |i, f, ext| {
-                    image_names[i] = with_image_ext(&f.name, ext);
-                    format!("{images_dir}/{}", image_names[i])
-                },
-                &|p| progress(image_share * p),
-            )?;
-        }
+        let (image_names, image_share) =
+            save_frame_images(ds, opts, images, zip, &images_dir, progress)?;
 
         let items = ItemFrames::new(ds);
         let by_frame = FrameAnnotations::new(ds, |f| f.keep_in_frame_export());
@@ -76,16 +64,7 @@ impl crate::formats::Exporter for super::Ultralytics {
             }
         }
 
-        let mut list = String::new();
-        for (i, name) in image_names.iter().enumerate() {
-            if items.written(i) {
-                list.push_str("data/");
-                list.push_str(&images_dir);
-                list.push('/');
-                list.push_str(name);
-                list.push('\n');
-            }
-        }
+        let list = subset_list(&image_names, &items, &images_dir);
         zip.stored_file(&format!("{subset}.txt"))?
             .write_all(list.as_bytes())?;
         progress(1.0);

@@ -4,9 +4,10 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::annotations::{Annotations, LabelInfo, Shape, ShapeType, Track, TrackedShape};
-use crate::formats::kit::darknet::{localize, read_text, under};
-use crate::formats::kit::frames::{FrameAttr, FrameMatcher, Item, Root};
-use crate::formats::kit::paths::{basename, dirname, is_metadata_entry, parts, split_ext};
+use crate::formats::kit::darknet::{
+    archive_files, file_shape, localize, read_text, under, ItemMatcher,
+};
+use crate::formats::kit::paths::{basename, dirname, parts, split_ext};
 use crate::formats::{FormatError, ImportInput, TaskDataset};
 
 use super::config::{read_config, Config, Source, DATA_YAML};
@@ -62,11 +63,7 @@ impl<'a> Import<'a> {
                 "an Ultralytics YOLO dataset is a zip archive",
             ));
         }
-        let entries: Vec<String> = input
-            .names()
-            .into_iter()
-            .filter(|n| !is_metadata_entry(n) && !n.ends_with('/'))
-            .collect();
+        let entries = archive_files(input);
         // Datumaro looks for the config at the root or one folder down; `data.yaml` first.
         let yamls: Vec<&String> = entries
             .iter()
@@ -202,12 +199,20 @@ impl<'a> Import<'a> {
                     if out.len() == before {
                         // No images (CVAT needs none: sizes come from the task): the label files
                         // of the folder's `labels` twin are the items.
-                        let listed = self.item(&format!("{}/_", localize(path)), &self.config_file, key.clone());
+                        let listed = self.item(
+                            &format!("{}/_", localize(path)),
+                            &self.config_file,
+                            key.clone(),
+                        );
                         let labels_dir = listed.ok().map(|l| dirname(&l.labels).to_owned());
                         if let Some(ld) = labels_dir {
                             let lprefix = format!("{ld}/");
                             let twin = &localize(path);
-                            for e in self.entries.iter().filter(|e| e.starts_with(&lprefix) && e.ends_with(".txt")) {
+                            for e in self
+                                .entries
+                                .iter()
+                                .filter(|e| e.starts_with(&lprefix) && e.ends_with(".txt"))
+                            {
                                 let image = format!("{twin}/{}", &e[lprefix.len()..]);
                                 let mut it = self.item(&image, &self.config_file, key.clone())?;
                                 it.image_ext.clear();
@@ -297,8 +302,7 @@ impl<'a> Import<'a> {
             .collect();
         let class_of = |id: i64| ids.get(&id).copied();
 
-        let matcher = FrameMatcher::new(&ds.frames, ds.is_video());
-        let hint = matcher.root_hint(items.iter().map(|i| i.id.as_str()));
+        let matcher = ItemMatcher::new(ds, items.iter().map(|i| i.id.as_str()));
         let last_frame = ds.frames.last().map_or(0, |f| f.rel);
         let mut out = Annotations::default();
         let mut tracks: Vec<(i64, Vec<TrackPart>)> = Vec::new();
@@ -306,20 +310,7 @@ impl<'a> Import<'a> {
         let mut values = Vec::new();
         let mut sniffed = false;
         for it in &items {
-            let item = Item {
-                id: &it.id,
-                image_ext: (!it.image_ext.is_empty()).then_some(it.image_ext.as_str()),
-                frame: FrameAttr::Absent,
-            };
-            let (rel, _) = matcher
-                .match_item(&item, Root::Hint(hint.as_deref()))
-                .ok_or_else(|| {
-                    FormatError::invalid(
-                        &it.file,
-                        it.location.clone(),
-                        format!("could not match item id '{}' with any task frame", it.id),
-                    )
-                })?;
+            let rel = matcher.frame(&it.id, &it.image_ext, &it.file, || it.location.clone())?;
             let frame = ds.frame_index(rel).map(|i| &ds.frames[i]).ok_or_else(|| {
                 FormatError::invalid(&it.file, it.location.clone(), "no such frame")
             })?;
@@ -388,22 +379,7 @@ impl<'a> Import<'a> {
                         id
                     }
                 };
-                let mut shape = Shape {
-                    id: None,
-                    kind: ShapeType::Rectangle,
-                    frame: rel,
-                    label_id,
-                    group: 0,
-                    source: "file".into(),
-                    occluded: false,
-                    outside: false,
-                    z_order: 0,
-                    rotation: 0.0,
-                    points: Vec::new(),
-                    attributes: vec![],
-                    elements: vec![],
-                    score: None,
-                };
+                let mut shape = file_shape(ShapeType::Rectangle, rel, label_id, Vec::new());
                 match kind {
                     Kind::Detection => {
                         let [cx, cy, bw, bh] = [values[0], values[1], values[2], values[3]];

@@ -191,8 +191,8 @@ pub(super) fn parse_line(
         return Ok(None);
     };
     values.clear();
-    let rest: Vec<&str> = fields.collect();
-    let n = rest.len() + 1;
+    // Counted first, then read: no allocation per line.
+    let n = fields.clone().count() + 1;
     let (count, what): (usize, &str) = match kind {
         Kind::Detection => {
             if n != 5 && n != 6 {
@@ -216,7 +216,7 @@ pub(super) fn parse_line(
                     "{n} values, expected a class id and at least 3 points (x y …), then an optional track id"
                 ));
             }
-            (rest.len() - rest.len() % 2, "polygon")
+            (n - 1 - (n - 1) % 2, "polygon")
         }
         Kind::Pose => {
             let want = 5 + kpt.0 * kpt.1;
@@ -236,16 +236,17 @@ pub(super) fn parse_line(
         .map_err(|_| format!("the class id '{first}' is not an integer"))?;
     let class =
         class_of(id).ok_or_else(|| format!("class id {id} is not in names ({names} names)"))?;
-    for (k, f) in rest[..count].iter().enumerate() {
+    for k in 0..count {
+        let f = fields.next().unwrap_or_default();
         let what = Coord { kind: what, k };
         values.push(number(f, &what)?);
     }
-    let track = match rest.get(count) {
+    let track = match fields.next() {
         None => None,
         Some(f) if kind == Kind::Segmentation => Some(track_id(f, what).map_err(|_| {
             format!(
                 "{} coordinates: an odd count (the last value '{f}' is not an integer track id)",
-                rest.len()
+                n - 1
             )
         })?),
         Some(f) => Some(track_id(f, what)?),

@@ -2,8 +2,9 @@
 //! frame, as Datumaro's `yolo` converter writes them.
 
 use crate::annotations::ShapeType;
-use crate::formats::kit::darknet::{item_id, put_values, subset_name, yolo_box, ItemFrames};
-use crate::formats::kit::images::image_names;
+use crate::formats::kit::darknet::{
+    item_id, put_values, save_frame_images, subset_list, subset_name, yolo_box, ItemFrames,
+};
 use crate::formats::kit::labelmap::LabelMap;
 use crate::formats::{
     DatasetFrame, ExportOptions, FormatError, FrameAnnotations, FrameSource, TaskDataset, ZipSink,
@@ -66,10 +67,7 @@ impl crate::formats::Exporter for super::Yolo {
         zip.stored_file("obj.data")?.write_all(data.as_bytes())?;
 
         // Images first (their extension comes from the frame source), then the annotations.
-        let image_share = if opts.save_images { 0.7 } else { 0.0 };
-        let image_names = image_names(ds, images, zip, opts.save_images, &dir, &|p| {
-            progress(image_share * p)
-        })?;
+        let (image_names, image_share) = save_frame_images(ds, opts, images, zip, &dir, progress)?;
 
         // Frames with one item id (`a.jpg`, `a.png`) are one Datumaro item: the last one.
         let items = ItemFrames::new(ds);
@@ -88,14 +86,7 @@ impl crate::formats::Exporter for super::Yolo {
             progress(image_share + (1.0 - image_share) * (i + 1) as f64 / n);
         }
 
-        let mut list = String::new();
-        for (_, name) in image_names.iter().enumerate().filter(|(i, _)| written(*i)) {
-            list.push_str("data/");
-            list.push_str(&dir);
-            list.push('/');
-            list.push_str(name);
-            list.push('\n');
-        }
+        let list = subset_list(&image_names, &items, &dir);
         zip.stored_file(&format!("{subset}.txt"))?
             .write_all(list.as_bytes())?;
         progress(1.0);

@@ -4,10 +4,11 @@
 
 use std::collections::HashSet;
 
-use crate::annotations::{Annotations, Shape, ShapeType};
-use crate::formats::kit::darknet::{class_id, localize, number, read_text, under};
-use crate::formats::kit::frames::{FrameAttr, FrameMatcher, Item, Root};
-use crate::formats::kit::paths::{basename, dirname, is_metadata_entry, parts, split_ext};
+use crate::annotations::{Annotations, ShapeType};
+use crate::formats::kit::darknet::{
+    archive_files, class_id, file_shape, localize, number, read_text, under, ItemMatcher,
+};
+use crate::formats::kit::paths::{basename, dirname, parts, split_ext};
 use crate::formats::{FormatError, ImportInput, TaskDataset};
 
 use super::export::RESERVED_KEYS;
@@ -71,11 +72,7 @@ fn import(input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, Form
     if !input.is_zip() {
         return Err(not_yolo("a YOLO dataset is a zip archive"));
     }
-    let entries: Vec<String> = input
-        .names()
-        .into_iter()
-        .filter(|n| !is_metadata_entry(n) && !n.ends_with('/'))
-        .collect();
+    let entries = archive_files(input);
     let data_file = entries
         .iter()
         .filter(|n| basename(n) == "obj.data")
@@ -152,18 +149,15 @@ fn import(input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, Form
         }
     }
 
-    let matcher = FrameMatcher::new(&ds.frames, ds.is_video());
-    let hint = matcher.root_hint(items.iter().map(|i| i.id.as_str()));
+    let matcher = ItemMatcher::new(ds, items.iter().map(|i| i.id.as_str()));
     let mut out = Annotations::default();
     for it in &items {
-        let item = Item {
-            id: &it.id,
-            image_ext: (!it.image_ext.is_empty()).then_some(it.image_ext.as_str()),
-            frame: FrameAttr::Absent,
-        };
-        let frame =
-            matcher.listed_frame(ds, &item, Root::Hint(hint.as_deref()), &it.list, it.line)?;
-        let rel = frame.rel;
+        let rel = matcher.frame(&it.id, &it.image_ext, &it.list, || {
+            format!("line {}", it.line)
+        })?;
+        let frame = ds.frame_index(rel).map(|i| &ds.frames[i]).ok_or_else(|| {
+            FormatError::invalid(&it.list, format!("line {}", it.line), "no such frame")
+        })?;
         if !present.contains(it.txt.as_str()) {
             continue;
         }
@@ -184,22 +178,12 @@ fn import(input: &ImportInput, ds: &TaskDataset<'_>) -> Result<Annotations, Form
                 )
             })?;
             let (x, y) = ((cx - bw * 0.5) * w, (cy - bh * 0.5) * h);
-            out.shapes.push(Shape {
-                id: None,
-                kind: ShapeType::Rectangle,
-                frame: rel,
-                label_id: label.id,
-                group: 0,
-                source: "file".into(),
-                occluded: false,
-                outside: false,
-                z_order: 0,
-                rotation: 0.0,
-                points: vec![x, y, x + bw * w, y + bh * h],
-                attributes: vec![],
-                elements: vec![],
-                score: None,
-            });
+            out.shapes.push(file_shape(
+                ShapeType::Rectangle,
+                rel,
+                label.id,
+                vec![x, y, x + bw * w, y + bh * h],
+            ));
         }
     }
     Ok(out)
