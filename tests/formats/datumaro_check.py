@@ -98,7 +98,7 @@ def main():
     srv = fd.Server(log_path=work / "server.log")
     try:
         env = Env(srv, fd.Http(srv), srv.client(), shared, work)
-        exporters, importers = registry(env.http, modules)
+        exporters, importers = registry(env.http, dmcheck.format_modules())
         print("\n== Part 1: exports of the synthetic image and video tasks, read by Datumaro 1.13", flush=True)
         tasks = []
         for kind, make in (("image", common.image_task), ("video", common.video_task)):
