@@ -16,7 +16,9 @@ use crate::formats::datumaro::parse::{
 };
 use crate::formats::datumaro::DEFAULT_READ_LIMIT;
 use crate::formats::kit::frames::{FrameAttr, FrameMatcher, Item as MatchItem, Root};
-use crate::formats::kit::json::read::{open_json, read_failed, JsonFile, Name, Numbers, Skip};
+use crate::formats::kit::json::read::{
+    open_json, read_failed, skip_containers, visit_scalars, JsonFile, Name, Numbers, Skip,
+};
 use crate::formats::kit::mask::coco_counts_to_string;
 use crate::formats::kit::paths::{basename, dirname, is_metadata_entry, split_ext};
 use crate::formats::{FormatError, ImportInput, TaskDataset};
@@ -347,6 +349,14 @@ impl<'de> Deserialize<'de> for Seg {
     }
 }
 
+/// An element of `annotations` that is not an object.
+fn not_object() -> RawAnn {
+    RawAnn {
+        not_object: true,
+        ..RawAnn::default()
+    }
+}
+
 impl<'de> Deserialize<'de> for RawAnn {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -388,34 +398,8 @@ impl<'de> Deserialize<'de> for RawAnn {
                 }
                 Ok(a)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawAnn, A::Error> {
-                Skip.visit_seq(seq)?;
-                Ok(RawAnn {
-                    not_object: true,
-                    ..RawAnn::default()
-                })
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<RawAnn, E> {
-                Ok(RawAnn {
-                    not_object: true,
-                    ..RawAnn::default()
-                })
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<RawAnn, E> {
-                self.visit_unit()
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<RawAnn, E> {
-                self.visit_unit()
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<RawAnn, E> {
-                self.visit_unit()
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<RawAnn, E> {
-                self.visit_unit()
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<RawAnn, E> {
-                self.visit_unit()
-            }
+            visit_scalars!(not_object(), not_object());
+            skip_containers!(seq: not_object());
         }
         d.deserialize_any(V)
     }
@@ -436,28 +420,8 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ListOf<T> {
         }
         Ok(Some(out))
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        Skip.visit_map(map)?;
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    visit_scalars!(None, None);
+    skip_containers!(map: None);
 }
 
 impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for ListOf<T> {
@@ -499,28 +463,8 @@ impl<'de> Visitor<'de> for Top {
         }
         Ok(Some(out))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Skip.visit_seq(seq)?;
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    visit_scalars!(None, None);
+    skip_containers!(seq: None);
 }
 
 impl<'de> DeserializeSeed<'de> for Top {
