@@ -45,6 +45,12 @@ fn import_bytes(
     coco.import(&ImportInput::open(&p).unwrap(), ds)
 }
 
+/// Exports `ds` and imports the zip back into it.
+fn round_trip(coco: Coco, ds: &TaskDataset<'_>) -> Annotations {
+    let (_dir, zip) = export_zip(&coco, ds, None);
+    coco.import(&ImportInput::open(&zip).unwrap(), ds).unwrap()
+}
+
 fn kinds(a: &Annotations) -> Vec<ShapeType> {
     a.shapes.iter().map(|s| s.kind).collect()
 }
@@ -171,10 +177,7 @@ fn masks_are_rle_crowds_and_come_back() {
     let ones: f64 = m[..m.len() - 4].iter().skip(1).step_by(2).sum();
     assert_eq!(ann["area"], ones);
     assert_eq!(ann["bbox"], json!([2.0, 3.0, 5.0, 4.0]));
-    let (_dir, zip) = export_zip(&Coco::INSTANCES, &ds, None);
-    let back = Coco::INSTANCES
-        .import(&ImportInput::open(&zip).unwrap(), &ds)
-        .unwrap();
+    let back = round_trip(Coco::INSTANCES, &ds);
     assert_eq!(back.shapes.len(), 1);
     assert_eq!(back.shapes[0].kind, Mask);
     assert_eq!(back.shapes[0].points, a.shapes[0].points);
@@ -233,10 +236,7 @@ fn ellipses_are_masks_and_rotated_boxes_keep_their_rotation() {
     assert_eq!(anns[0]["iscrowd"], 1);
     assert!(anns[0]["area"].as_f64().unwrap() > 50.0);
     assert_eq!(anns[1]["attributes"]["rotation"], 30.0);
-    let (_dir, zip) = export_zip(&Coco::INSTANCES, &ds, None);
-    let back = Coco::INSTANCES
-        .import(&ImportInput::open(&zip).unwrap(), &ds)
-        .unwrap();
+    let back = round_trip(Coco::INSTANCES, &ds);
     assert_eq!(kinds(&back), [Mask, Rectangle]);
     assert_eq!(back.shapes[1].rotation, 30.0);
 }
@@ -252,10 +252,7 @@ fn round_trip_keeps_box_coordinates() {
         &[1.25, 2.75, 13.5, 14.33],
     )]);
     let ds = dataset(&l, &a, one_frame(40, 30));
-    let (_dir, zip) = export_zip(&Coco::INSTANCES, &ds, None);
-    let back = Coco::INSTANCES
-        .import(&ImportInput::open(&zip).unwrap(), &ds)
-        .unwrap();
+    let back = round_trip(Coco::INSTANCES, &ds);
     let p = &back.shapes[0].points;
     for (x, y) in p.iter().zip([1.25, 2.75, 13.5, 14.33]) {
         assert!((x - y).abs() < 1e-9, "{p:?}");
@@ -407,10 +404,7 @@ fn tracks_come_back_from_track_id() {
         .filter(|a| a["attributes"].get("track_id").is_some())
         .collect();
     assert_eq!(with_track.len(), 3, "the car track on frames 0, 1, 2");
-    let (_dir, zip) = export_zip(&Coco::INSTANCES, &ds, None);
-    let back = Coco::INSTANCES
-        .import(&ImportInput::open(&zip).unwrap(), &ds)
-        .unwrap();
+    let back = round_trip(Coco::INSTANCES, &ds);
     assert_eq!(back.tracks.len(), 1);
     assert!(back.tracks[0].shapes.last().unwrap().outside);
 }
@@ -436,10 +430,7 @@ fn frame_step_tasks_name_their_frames_by_absolute_number() {
             "frame_000019.PNG"
         ]
     );
-    let (_dir, zip) = export_zip(&Coco::INSTANCES, &ds, None);
-    let back = Coco::INSTANCES
-        .import(&ImportInput::open(&zip).unwrap(), &ds)
-        .unwrap();
+    let back = round_trip(Coco::INSTANCES, &ds);
     let mut frames: Vec<u64> = back.shapes.iter().map(|s| s.frame).collect();
     frames.sort();
     frames.dedup();
@@ -471,10 +462,7 @@ fn keypoints_carry_visibility_and_the_skeleton_layout() {
     assert_eq!(anns[0]["num_keypoints"], 2);
     assert_eq!(anns[0]["bbox"], json!([1.0, 1.0, 1.0, 1.0]));
     assert_eq!(anns[0]["segmentation"], json!([]));
-    let (_dir, zip) = export_zip(&Coco::KEYPOINTS, &ds, None);
-    let back = Coco::KEYPOINTS
-        .import(&ImportInput::open(&zip).unwrap(), &ds)
-        .unwrap();
+    let back = round_trip(Coco::KEYPOINTS, &ds);
     assert_eq!(kinds(&back), [Skeleton]);
     let els = &back.shapes[0].elements;
     assert_eq!(els.len(), 3);
