@@ -127,9 +127,8 @@ print(f"file {size / 1e6:.1f} MB; RSS before {before / 1e6:.1f} MB; peak during 
       f"{peak / 1e6:.1f} MB{'' if reset else ' (VmHWM not reset: peak since start)'}; "
       f"(peak - before) / file = {ratio:.2f}x; {secs:.1f} s; {stored} shapes stored")
 if parse_s is not None and samples:
-    upload = max((t for t, _ in samples), default=t0)  # refined below
-    # The read ends parse_ms after it starts; it starts after the upload, so take the samples of
-    # the last parse_s + store seconds: the read's peak is the largest RSS before the store.
+    # The store takes the last (secs - parse_s) seconds of the request (plus polling); the
+    # samples before that are the upload and the read. Approximate: sampled every 20 ms.
     store_s = secs - parse_s
     t_read_end = t0 + secs - max(store_s, 0.0)
     read_peak = max((r for t, r in samples if t <= t_read_end), default=0)
