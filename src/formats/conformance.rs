@@ -454,6 +454,7 @@ fn same(a: &Obj, b: &Obj, precision: u32) -> bool {
 }
 
 /// Panics unless `got` (imported into `ds`) shows what `want` does, normalised under `caps`.
+#[allow(dead_code)] // for formats' own tests
 pub fn assert_same_annotations(
     what: &str,
     caps: &Capabilities,

@@ -584,8 +584,7 @@ impl<'a> Writer<'a> {
         by_frame: &FrameAnnotations<'_>,
         i: usize,
         f: &DatasetFrame,
-        first_id: u64,
-        image_id: u64,
+        (first_id, image_id): (u64, u64),
         count_only: bool,
     ) -> Result<u64, FormatError> {
         let objects = by_frame.shapes(i);
@@ -797,7 +796,7 @@ pub(super) fn export(
         use rayon::prelude::*;
         (0..n)
             .into_par_iter()
-            .map(|i| writer.frame(&mut Vec::new(), &by_frame, i, &ds.frames[i], 1, 0, true))
+            .map(|i| writer.frame(&mut Vec::new(), &by_frame, i, &ds.frames[i], (1, 0), true))
             .collect::<Result<_, _>>()?
     };
     let mut first_ids = Vec::with_capacity(n);
@@ -844,8 +843,7 @@ pub(super) fn export(
                     &by_frame,
                     i,
                     &ds.frames[i],
-                    first_ids[i],
-                    i as u64 + 1,
+                    (first_ids[i], i as u64 + 1),
                     false,
                 )
                 .map(|_| ())

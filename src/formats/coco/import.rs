@@ -16,7 +16,9 @@ use crate::formats::datumaro::parse::{
 };
 use crate::formats::datumaro::DEFAULT_READ_LIMIT;
 use crate::formats::kit::frames::{FrameAttr, FrameMatcher, Item as MatchItem, Root};
-use crate::formats::kit::json::read::{open_json, read_failed, JsonFile, Name, Numbers, Skip};
+use crate::formats::kit::json::read::{
+    read_failed, skip_containers, visit_scalars, Limited, Name, Numbers, Skip,
+};
 use crate::formats::kit::mask::coco_counts_to_string;
 use crate::formats::kit::paths::{basename, dirname, is_metadata_entry, split_ext};
 use crate::formats::{FormatError, ImportInput, TaskDataset};
@@ -306,7 +308,11 @@ impl<'de> Deserialize<'de> for Seg {
                 while let Some(e) = seq.next_element::<PolyElem>()? {
                     match e {
                         PolyElem::Num(x) => flat.push(x),
-                        PolyElem::List(Some(p)) => polygons.push(p),
+                        PolyElem::List(Some(mut p)) => {
+                            // Held until every image is known: no spare capacity.
+                            p.shrink_to_fit();
+                            polygons.push(p)
+                        }
                         PolyElem::List(None) | PolyElem::Other => bad = true,
                     }
                 }
@@ -320,6 +326,7 @@ impl<'de> Deserialize<'de> for Seg {
                     polygons.push(flat);
                 }
                 polygons.retain(|p| !p.is_empty());
+                polygons.shrink_to_fit();
                 Ok(if polygons.is_empty() {
                     Seg::Empty
                 } else {
@@ -344,6 +351,14 @@ impl<'de> Deserialize<'de> for Seg {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// An element of `annotations` that is not an object.
+fn not_object() -> RawAnn {
+    RawAnn {
+        not_object: true,
+        ..RawAnn::default()
     }
 }
 
@@ -388,34 +403,8 @@ impl<'de> Deserialize<'de> for RawAnn {
                 }
                 Ok(a)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawAnn, A::Error> {
-                Skip.visit_seq(seq)?;
-                Ok(RawAnn {
-                    not_object: true,
-                    ..RawAnn::default()
-                })
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<RawAnn, E> {
-                Ok(RawAnn {
-                    not_object: true,
-                    ..RawAnn::default()
-                })
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<RawAnn, E> {
-                self.visit_unit()
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<RawAnn, E> {
-                self.visit_unit()
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<RawAnn, E> {
-                self.visit_unit()
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<RawAnn, E> {
-                self.visit_unit()
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<RawAnn, E> {
-                self.visit_unit()
-            }
+            visit_scalars!(not_object(), not_object());
+            skip_containers!(seq: not_object());
         }
         d.deserialize_any(V)
     }
@@ -436,28 +425,8 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ListOf<T> {
         }
         Ok(Some(out))
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        Skip.visit_map(map)?;
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    visit_scalars!(None, None);
+    skip_containers!(map: None);
 }
 
 impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for ListOf<T> {
@@ -499,28 +468,8 @@ impl<'de> Visitor<'de> for Top {
         }
         Ok(Some(out))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Skip.visit_seq(seq)?;
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    visit_scalars!(None, None);
+    skip_containers!(seq: None);
 }
 
 impl<'de> DeserializeSeed<'de> for Top {
@@ -547,20 +496,18 @@ fn parse_with<'de, R: serde_json::de::Read<'de>>(
     })
 }
 
-/// Reads one COCO file (the bytes are dropped before the records are converted).
+/// Reads one COCO file, streamed: what is held is the records (a COCO file's bulk is its
+/// annotations, all kept until every image is known), never the file's bytes as well.
 fn parse_file(
     input: &ImportInput,
     name: &str,
     display: &str,
 ) -> Result<Option<RawFile>, FormatError> {
     let max_string = input.limits().max_value;
-    input.with_reader(name, |r, size| {
-        match open_json(r, size, display, DEFAULT_READ_LIMIT, max_string)? {
-            JsonFile::Whole(bytes) => {
-                parse_with(serde_json::Deserializer::from_slice(&bytes), display)
-            }
-            JsonFile::Stream(r) => parse_with(serde_json::Deserializer::from_reader(r), display),
-        }
+    input.with_reader(name, |r, _| {
+        let limited = Limited::new(r, DEFAULT_READ_LIMIT, max_string);
+        let r = std::io::BufReader::with_capacity(1 << 16, limited);
+        parse_with(serde_json::Deserializer::from_reader(r), display)
     })?
 }
 
@@ -850,56 +797,54 @@ pub(super) fn import(
             }
         }
 
-        // Annotations by image, in file order.
-        let mut per_image: Vec<Vec<(usize, RawAnn)>> =
-            (0..images.len()).map(|_| Vec::new()).collect();
-        for (k, a) in anns.into_iter().enumerate() {
-            let at = || {
-                let id = a.id.map_or(String::new(), |id| format!(" (id {id})"));
-                format!("annotations[{k}]{id}")
-            };
+        // Annotations by image, in file order: indices (the records stay where they are, taken
+        // out one by one as their image is converted).
+        let mut anns = anns;
+        let mut per_image: Vec<Vec<u32>> = (0..images.len()).map(|_| Vec::new()).collect();
+        let at = |k: usize, id: Option<f64>| {
+            let id = id.map_or(String::new(), |id| format!(" (id {id})"));
+            format!("annotations[{k}]{id}")
+        };
+        for (k, a) in anns.iter().enumerate() {
             if a.not_object {
                 return Err(FormatError::invalid(
                     file,
-                    at(),
+                    at(k, None),
                     "an annotation must be an object",
                 ));
             }
-            let image = a
-                .image_id
-                .filter(|v| v.fract() == 0.0)
-                .ok_or_else(|| FormatError::invalid(file, at(), "no integer \"image_id\""))?;
+            let image = a.image_id.filter(|v| v.fract() == 0.0).ok_or_else(|| {
+                FormatError::invalid(file, at(k, a.id), "no integer \"image_id\"")
+            })?;
             let Some(&img) = by_image.get(&(image as i64)) else {
                 return Err(FormatError::invalid(
                     file,
-                    at(),
+                    at(k, a.id),
                     format!("unknown image id {image}"),
                 ));
             };
-            per_image[img].push((k, a));
+            per_image[img].push(k as u32);
         }
 
-        for (i, anns) in per_image.into_iter().enumerate() {
+        for (i, ks) in per_image.into_iter().enumerate() {
             let img = &images[i];
             let mut buf = Buffers::default();
-            for (k, a) in anns {
+            for k in ks {
+                let k = k as usize;
+                let a = std::mem::take(&mut anns[k]);
                 let id = a.id;
-                let at = || {
-                    let id = id.map_or(String::new(), |id| format!(" (id {id})"));
-                    format!("annotations[{k}]{id}")
-                };
                 let label = match a.category_id {
                     None | Some(0.0) => None,
                     Some(c) => Some(*by_cat.get(&(c as i64)).ok_or_else(|| {
                         FormatError::invalid(
                             file,
-                            at(),
+                            at(k, id),
                             format!("category id {c} is not in \"categories\""),
                         )
                     })?),
                 };
                 convert(kind, a, label, img, &mut buf)
-                    .map_err(|why| FormatError::invalid(file, at(), why))?;
+                    .map_err(|why| FormatError::invalid(file, at(k, id), why))?;
             }
             let item = DmItem {
                 id: Some(crate::formats::kit::json::read::Json::Str(Cow::Owned(

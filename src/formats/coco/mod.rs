@@ -33,9 +33,10 @@
 //! `num_keypoints` counts those not outside.
 //!
 //! **Import** (`import.rs`) is CVAT's: `annotations/instances_*.json` (or
-//! `person_keypoints_*.json`) at any depth of a zip, or a bare `.json`; read streaming
-//! (`kit::json::read`), `licenses`, `info` and `iscrowd` optional (§11.1 item 1), `segmentation`
-//! as a list of polygons, a flat list (one polygon, §11.1 item 2), uncompressed or compressed RLE.
+//! `person_keypoints_*.json`) at any depth of a zip, or a bare `.json`; read with
+//! `kit::json::read`, streamed straight into compact records (the file's bytes are never held);
+//! `licenses`, `info` and `iscrowd` optional (§11.1 item 1), `segmentation` as a list of
+//! polygons, a flat list (one polygon, §11.1 item 2), uncompressed or compressed RLE.
 //! Each annotation becomes what Datumaro's COCO extractor makes of it (group = the annotation's
 //! id, attributes = its `attributes` + `is_crowd` (+ `score`)): polygons, or a mask, and a box
 //! **only when `segmentation` is empty** (the CVAT fork, §11.2); COCO Keypoints makes a skeleton

@@ -10,6 +10,13 @@ use crate::annotations::{Annotations, LabelIndex, ShapeType};
 use crate::formats::testkit::*;
 use crate::formats::{FormatError, ImportInput, Importer, TaskDataset};
 
+fn anns(shapes: Vec<crate::annotations::Shape>) -> Annotations {
+    Annotations {
+        shapes,
+        ..Annotations::default()
+    }
+}
+
 fn labels() -> LabelIndex {
     label_index()
 }
@@ -38,6 +45,12 @@ fn import_bytes(
     coco.import(&ImportInput::open(&p).unwrap(), ds)
 }
 
+/// Exports `ds` and imports the zip back into it.
+fn round_trip(coco: Coco, ds: &TaskDataset<'_>) -> Annotations {
+    let (_dir, zip) = export_zip(&coco, ds, None);
+    coco.import(&ImportInput::open(&zip).unwrap(), ds).unwrap()
+}
+
 fn kinds(a: &Annotations) -> Vec<ShapeType> {
     a.shapes.iter().map(|s| s.kind).collect()
 }
@@ -45,8 +58,12 @@ fn kinds(a: &Annotations) -> Vec<ShapeType> {
 #[test]
 fn the_file_is_written_as_datumaro_writes_it() {
     let l = labels();
-    let mut a = Annotations::default();
-    a.shapes = vec![shape(Rectangle, 0, label::SIGN, &[1.0, 2.0, 4.5, 6.0])];
+    let a = anns(vec![shape(
+        Rectangle,
+        0,
+        label::SIGN,
+        &[1.0, 2.0, 4.5, 6.0],
+    )]);
     let ds = dataset(&l, &a, one_frame(40, 30));
     let (_dir, zip) = export_zip(&Coco::INSTANCES, &ds, None);
     let text = zip_text(&zip, "annotations/instances_default.json");
@@ -91,7 +108,6 @@ fn categories_keep_label_order() {
 #[test]
 fn grouped_shapes_are_one_instance_led_by_the_largest() {
     let l = labels();
-    let mut a = Annotations::default();
     let mut b = shape(Rectangle, 0, label::CAR, &[0.0, 0.0, 4.0, 4.0]);
     b.group = 3;
     let mut p = shape(
@@ -101,11 +117,11 @@ fn grouped_shapes_are_one_instance_led_by_the_largest() {
         &[10.0, 10.0, 20.0, 10.0, 20.0, 20.0],
     );
     p.group = 3;
-    a.shapes = vec![
+    let a = anns(vec![
         b,
         p,
         shape(Polygon, 0, label::SIGN, &[1.0, 1.0, 3.0, 1.0, 3.0, 3.0]),
-    ];
+    ]);
     let ds = dataset(&l, &a, one_frame(40, 30));
     let v = export_json(Coco::INSTANCES, &ds);
     let anns = v["annotations"].as_array().unwrap();
@@ -129,13 +145,12 @@ fn grouped_shapes_are_one_instance_led_by_the_largest() {
 fn polygon_area_is_pycocotools() {
     // The coco_instances sample: [0,0,1,0,1,2,0,2] on a 5x10 image has area 2.0.
     let l = labels();
-    let mut a = Annotations::default();
-    a.shapes = vec![shape(
+    let a = anns(vec![shape(
         Polygon,
         0,
         label::CAR,
         &[0.0, 0.0, 1.0, 0.0, 1.0, 2.0, 0.0, 2.0],
-    )];
+    )]);
     let ds = dataset(&l, &a, vec![frame(0, 0, "b.jpg", 5, 10)]);
     let v = export_json(Coco::INSTANCES, &ds);
     assert_eq!(v["annotations"][0]["area"], 2.0);
@@ -145,8 +160,7 @@ fn polygon_area_is_pycocotools() {
 #[test]
 fn masks_are_rle_crowds_and_come_back() {
     let l = labels();
-    let mut a = Annotations::default();
-    a.shapes = vec![shape(Mask, 0, label::SIGN, &mask(2, 3, 5, 4))];
+    let a = anns(vec![shape(Mask, 0, label::SIGN, &mask(2, 3, 5, 4))]);
     let ds = dataset(&l, &a, one_frame(40, 30));
     let v = export_json(Coco::INSTANCES, &ds);
     let ann = &v["annotations"][0];
@@ -163,10 +177,7 @@ fn masks_are_rle_crowds_and_come_back() {
     let ones: f64 = m[..m.len() - 4].iter().skip(1).step_by(2).sum();
     assert_eq!(ann["area"], ones);
     assert_eq!(ann["bbox"], json!([2.0, 3.0, 5.0, 4.0]));
-    let (_dir, zip) = export_zip(&Coco::INSTANCES, &ds, None);
-    let back = Coco::INSTANCES
-        .import(&ImportInput::open(&zip).unwrap(), &ds)
-        .unwrap();
+    let back = round_trip(Coco::INSTANCES, &ds);
     assert_eq!(back.shapes.len(), 1);
     assert_eq!(back.shapes[0].kind, Mask);
     assert_eq!(back.shapes[0].points, a.shapes[0].points);
@@ -189,13 +200,12 @@ fn is_crowd_checkbox_or_number_makes_a_group_one_mask() {
             vec![(1, spec("is_crowd", input, values, "0", false))],
         );
         let l = LabelIndex::from_labels(vec![crowd]);
-        let mut a = Annotations::default();
         let mut p = shape(Polygon, 0, 1, &[1.0, 1.0, 9.0, 1.0, 9.0, 9.0, 1.0, 9.0]);
         p.attributes = vec![av(1, value)];
         p.group = 1;
         let mut q = shape(Polygon, 0, 1, &[20.0, 20.0, 22.0, 20.0, 22.0, 22.0]);
         q.group = 1;
-        a.shapes = vec![p, q];
+        let a = anns(vec![p, q]);
         let ds = dataset(&l, &a, one_frame(40, 30));
         let v = export_json(Coco::INSTANCES, &ds);
         let anns = v["annotations"].as_array().unwrap();
@@ -211,8 +221,12 @@ fn is_crowd_checkbox_or_number_makes_a_group_one_mask() {
 #[test]
 fn ellipses_are_masks_and_rotated_boxes_keep_their_rotation() {
     let l = labels();
-    let mut a = Annotations::default();
-    a.shapes = vec![shape(Ellipse, 0, label::SIGN, &[20.0, 15.0, 26.0, 11.0])];
+    let mut a = anns(vec![shape(
+        Ellipse,
+        0,
+        label::SIGN,
+        &[20.0, 15.0, 26.0, 11.0],
+    )]);
     let mut r = shape(Rectangle, 0, label::SIGN, &[2.0, 2.0, 10.0, 6.0]);
     r.rotation = 30.0;
     a.shapes.push(r);
@@ -222,10 +236,7 @@ fn ellipses_are_masks_and_rotated_boxes_keep_their_rotation() {
     assert_eq!(anns[0]["iscrowd"], 1);
     assert!(anns[0]["area"].as_f64().unwrap() > 50.0);
     assert_eq!(anns[1]["attributes"]["rotation"], 30.0);
-    let (_dir, zip) = export_zip(&Coco::INSTANCES, &ds, None);
-    let back = Coco::INSTANCES
-        .import(&ImportInput::open(&zip).unwrap(), &ds)
-        .unwrap();
+    let back = round_trip(Coco::INSTANCES, &ds);
     assert_eq!(kinds(&back), [Mask, Rectangle]);
     assert_eq!(back.shapes[1].rotation, 30.0);
 }
@@ -234,13 +245,14 @@ fn ellipses_are_masks_and_rotated_boxes_keep_their_rotation() {
 fn round_trip_keeps_box_coordinates() {
     // §11.1 item 3 (CVAT issue 10885).
     let l = labels();
-    let mut a = Annotations::default();
-    a.shapes = vec![shape(Rectangle, 0, label::SIGN, &[1.25, 2.75, 13.5, 14.33])];
+    let a = anns(vec![shape(
+        Rectangle,
+        0,
+        label::SIGN,
+        &[1.25, 2.75, 13.5, 14.33],
+    )]);
     let ds = dataset(&l, &a, one_frame(40, 30));
-    let (_dir, zip) = export_zip(&Coco::INSTANCES, &ds, None);
-    let back = Coco::INSTANCES
-        .import(&ImportInput::open(&zip).unwrap(), &ds)
-        .unwrap();
+    let back = round_trip(Coco::INSTANCES, &ds);
     let p = &back.shapes[0].points;
     for (x, y) in p.iter().zip([1.25, 2.75, 13.5, 14.33]) {
         assert!((x - y).abs() < 1e-9, "{p:?}");
@@ -392,10 +404,7 @@ fn tracks_come_back_from_track_id() {
         .filter(|a| a["attributes"].get("track_id").is_some())
         .collect();
     assert_eq!(with_track.len(), 3, "the car track on frames 0, 1, 2");
-    let (_dir, zip) = export_zip(&Coco::INSTANCES, &ds, None);
-    let back = Coco::INSTANCES
-        .import(&ImportInput::open(&zip).unwrap(), &ds)
-        .unwrap();
+    let back = round_trip(Coco::INSTANCES, &ds);
     assert_eq!(back.tracks.len(), 1);
     assert!(back.tracks[0].shapes.last().unwrap().outside);
 }
@@ -421,10 +430,7 @@ fn frame_step_tasks_name_their_frames_by_absolute_number() {
             "frame_000019.PNG"
         ]
     );
-    let (_dir, zip) = export_zip(&Coco::INSTANCES, &ds, None);
-    let back = Coco::INSTANCES
-        .import(&ImportInput::open(&zip).unwrap(), &ds)
-        .unwrap();
+    let back = round_trip(Coco::INSTANCES, &ds);
     let mut frames: Vec<u64> = back.shapes.iter().map(|s| s.frame).collect();
     frames.sort();
     frames.dedup();
@@ -456,10 +462,7 @@ fn keypoints_carry_visibility_and_the_skeleton_layout() {
     assert_eq!(anns[0]["num_keypoints"], 2);
     assert_eq!(anns[0]["bbox"], json!([1.0, 1.0, 1.0, 1.0]));
     assert_eq!(anns[0]["segmentation"], json!([]));
-    let (_dir, zip) = export_zip(&Coco::KEYPOINTS, &ds, None);
-    let back = Coco::KEYPOINTS
-        .import(&ImportInput::open(&zip).unwrap(), &ds)
-        .unwrap();
+    let back = round_trip(Coco::KEYPOINTS, &ds);
     assert_eq!(kinds(&back), [Skeleton]);
     let els = &back.shapes[0].elements;
     assert_eq!(els.len(), 3);
