@@ -15,8 +15,8 @@ pub mod cvat;
 pub mod datumaro;
 pub mod kit;
 pub mod testkit;
-pub mod voc;
 pub mod ultralytics;
+pub mod voc;
 pub mod yolo;
 
 pub use catalogue::{Dimension, FormatInfo, LookupError};

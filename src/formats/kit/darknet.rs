@@ -12,8 +12,8 @@ use crate::formats::{
 };
 
 use super::frames::{FrameAttr, FrameMatcher, Item, Root};
-use super::images::save_images;
-use super::paths::{split_ext, with_image_ext};
+use super::images::image_names;
+use super::paths::split_ext;
 
 /// Darknet's box: centre and size, relative to the image (Datumaro's `_make_yolo_bbox`);
 /// `p` is `x1 y1 x2 y2` in pixels.
@@ -57,16 +57,7 @@ pub fn item_id(f: &DatasetFrame) -> &str {
     split_ext(f.name.trim_start_matches('/')).0
 }
 
-/// The image name Datumaro writes for a frame without its image: the frame's own name, `.jpg`
-/// when it has no extension.
-pub fn image_name(f: &DatasetFrame) -> String {
-    let name = f.name.trim_start_matches('/');
-    if split_ext(name).1.is_empty() {
-        format!("{name}.jpg")
-    } else {
-        name.to_owned()
-    }
-}
+pub use super::images::image_name;
 
 /// Which frames are written: frames of one item id (`a.jpg`, `a.png`) are one Datumaro item, the
 /// last of them. `written(i)` says whether frame `i` is that one.
@@ -206,21 +197,11 @@ pub fn save_frame_images(
     dir: &str,
     progress: &dyn Fn(f64),
 ) -> Result<(Vec<String>, f64), FormatError> {
-    let mut image_names: Vec<String> = ds.frames.iter().map(image_name).collect();
     let image_share = if opts.save_images { 0.7 } else { 0.0 };
-    if opts.save_images {
-        save_images(
-            ds,
-            images,
-            zip,
-            |i, f, ext| {
-                image_names[i] = with_image_ext(&f.name, ext);
-                format!("{dir}/{}", image_names[i])
-            },
-            &|p| progress(image_share * p),
-        )?;
-    }
-    Ok((image_names, image_share))
+    let names = image_names(ds, images, zip, opts.save_images, dir, &|p| {
+        progress(image_share * p)
+    })?;
+    Ok((names, image_share))
 }
 
 /// The subset list: `data/<dir>/<image>` per written frame (Datumaro's `data/` prefix).

@@ -50,6 +50,17 @@ pub fn save_images_as(
     Ok(())
 }
 
+/// The image file name of a frame in an export without images: its own name (leading `/`
+/// dropped), `.jpg` when it has no extension (as Datumaro names an item's image).
+pub fn image_name(f: &DatasetFrame) -> String {
+    let name = f.name.trim_start_matches('/');
+    if super::paths::split_ext(name).1.is_empty() {
+        format!("{name}.jpg")
+    } else {
+        name.to_owned()
+    }
+}
+
 /// The image file name of every frame as the annotation files name it: the frame's own name
 /// (leading `/` dropped, `.jpg` when it has none), or with `save`, the name of the image saved
 /// under `dir/` with the extension the frame source encoded it with (YOLO's and VOC's
@@ -62,18 +73,7 @@ pub fn image_names(
     dir: &str,
     progress: &dyn Fn(f64),
 ) -> Result<Vec<String>, FormatError> {
-    let mut names: Vec<String> = ds
-        .frames
-        .iter()
-        .map(|f| {
-            let name = f.name.trim_start_matches('/');
-            if super::paths::split_ext(name).1.is_empty() {
-                format!("{name}.jpg")
-            } else {
-                name.to_owned()
-            }
-        })
-        .collect();
+    let mut names: Vec<String> = ds.frames.iter().map(image_name).collect();
     if save {
         save_images(
             ds,

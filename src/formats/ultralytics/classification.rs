@@ -178,6 +178,17 @@ impl crate::formats::Importer for super::Classification {
         {
             return Err(not_this(format!("{c}: a detection dataset's config")));
         }
+        // Only images and labels.json: annotation files (a VOC or Segmentation mask export's
+        // XML, lists and label map, whose mask PNGs would otherwise read as labelled images)
+        // belong to another format.
+        if let Some(other) = entries
+            .iter()
+            .find(|e| !is_image(e) && parts(e).last() != Some(&LABELS_FILE))
+        {
+            return Err(not_this(format!(
+                "{other}: a classification dataset holds only images and {LABELS_FILE} files"
+            )));
+        }
         // Subsets: top folders with a labels.json or images in label folders.
         let mut subsets: Vec<&str> = Vec::new();
         for e in &entries {
