@@ -381,7 +381,9 @@ def table(results: dict) -> str:
 
     for key, a in results.get("annotations", {}).items():
         what = f"{a['frames']:,} frames, {a['shapes']:,} shapes: {a['what']}"
-        exp_target, imp_target = 10, 5
+        # The targets: exports >= 10x, imports >= 5x; the raster formats on the
+        # mask-heavy task >= 5x both ways.
+        exp_target, imp_target = (5, 5) if key == "masks" else (10, 5)
         for name, fr in a["formats"].items():
             f = next(x for x in FORMATS if x.export == name)
             if "export" not in fr:

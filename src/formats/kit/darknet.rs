@@ -4,8 +4,6 @@
 
 use std::collections::HashMap;
 
-use crate::annotations::{Shape, ShapeType};
-
 use crate::formats::{
     read_error, DatasetFrame, ExportOptions, FormatError, FrameSource, ImportInput, TaskDataset,
     ZipSink,
@@ -226,24 +224,4 @@ pub fn archive_files(input: &ImportInput) -> Vec<String> {
         .into_iter()
         .filter(|n| !super::paths::is_metadata_entry(n) && !n.ends_with('/'))
         .collect()
-}
-
-/// A shape read from a file (source `file`, no attributes) of `kind` on task frame `frame`.
-pub fn file_shape(kind: ShapeType, frame: u64, label_id: i64, points: Vec<f64>) -> Shape {
-    Shape {
-        id: None,
-        kind,
-        frame,
-        label_id,
-        group: 0,
-        source: "file".into(),
-        occluded: false,
-        outside: false,
-        z_order: 0,
-        rotation: 0.0,
-        points,
-        attributes: vec![],
-        elements: vec![],
-        score: None,
-    }
 }

@@ -191,3 +191,29 @@ pub(crate) fn read_error(file: &str, e: std::io::Error) -> FormatError {
     }
     FormatError::io(format!("cannot read {file}"), e)
 }
+
+/// A shape read from a file (source `file`, no attributes) of `kind` on task frame `frame`.
+pub fn file_shape(
+    kind: crate::annotations::ShapeType,
+    frame: u64,
+    label_id: i64,
+    points: Vec<f64>,
+) -> crate::annotations::Shape {
+    use crate::annotations::Shape;
+    Shape {
+        id: None,
+        kind,
+        frame,
+        label_id,
+        group: 0,
+        source: "file".into(),
+        occluded: false,
+        outside: false,
+        z_order: 0,
+        rotation: 0.0,
+        points,
+        attributes: vec![],
+        elements: vec![],
+        score: None,
+    }
+}

@@ -4,9 +4,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::annotations::{Annotations, LabelInfo, Shape, ShapeType, Track, TrackedShape};
-use crate::formats::kit::darknet::{
-    archive_files, file_shape, localize, read_text, under, ItemMatcher,
-};
+use crate::formats::kit::darknet::{archive_files, localize, read_text, under, ItemMatcher};
+use crate::formats::kit::input::file_shape;
 use crate::formats::kit::paths::{basename, dirname, parts, split_ext};
 use crate::formats::{FormatError, ImportInput, TaskDataset};
 

@@ -11,6 +11,7 @@ use crate::annotations::{
     check_value, Annotations, AttributeVal, LabelInfo, Shape, ShapeType, Tag,
 };
 use crate::formats::kit::frames::{FrameAttr, FrameMatcher, Item, Root};
+use crate::formats::kit::input::file_shape;
 use crate::formats::kit::mask::datumaro_coord;
 use crate::formats::kit::paths::{basename, is_metadata_entry, split_ext};
 use crate::formats::{read_error, DatasetFrame, FormatError, ImportInput, TaskDataset};
@@ -86,25 +87,6 @@ struct Ctx<'a> {
     cats: Categories,
     class_inverse: HashMap<u32, usize>,
     inst_inverse: HashMap<u32, usize>,
-}
-
-fn new_shape(kind: ShapeType, frame: u64, label_id: i64, points: Vec<f64>) -> Shape {
-    Shape {
-        id: None,
-        kind,
-        frame,
-        label_id,
-        group: 0,
-        source: "file".into(),
-        occluded: false,
-        outside: false,
-        z_order: 0,
-        rotation: 0.0,
-        points,
-        attributes: vec![],
-        elements: vec![],
-        score: None,
-    }
 }
 
 impl Ctx<'_> {
@@ -288,7 +270,7 @@ impl Ctx<'_> {
                 let plabel = self.task_label(pidx, file, &format!("line {}", doc.line(part)))?;
                 out.push(Read {
                     group,
-                    shape: new_shape(ShapeType::Rectangle, frame.rel, plabel.id, pbox.to_vec()),
+                    shape: file_shape(ShapeType::Rectangle, frame.rel, plabel.id, pbox.to_vec()),
                 });
             }
             if let Some(ae) = doc.find(obj, "attributes") {
@@ -308,7 +290,7 @@ impl Ctx<'_> {
                 }
             }
             let label = self.task_label(index, file, &format!("line {}", doc.line(obj)))?;
-            let mut shape = new_shape(ShapeType::Rectangle, frame.rel, label.id, points.to_vec());
+            let mut shape = file_shape(ShapeType::Rectangle, frame.rel, label.id, points.to_vec());
             for (k, v) in &attrs {
                 match (k.as_str(), v) {
                     ("occluded", Val::Bool(b)) => shape.occluded = *b,
@@ -384,7 +366,7 @@ impl Ctx<'_> {
             for p in m.polygons {
                 out.push(Read {
                     group: m.group as i64,
-                    shape: new_shape(ShapeType::Polygon, frame.rel, label.id, p),
+                    shape: file_shape(ShapeType::Polygon, frame.rel, label.id, p),
                 });
             }
         }

@@ -6,8 +6,9 @@ use std::collections::HashSet;
 
 use crate::annotations::{Annotations, ShapeType};
 use crate::formats::kit::darknet::{
-    archive_files, class_id, file_shape, localize, number, read_text, under, ItemMatcher,
+    archive_files, class_id, localize, number, read_text, under, ItemMatcher,
 };
+use crate::formats::kit::input::file_shape;
 use crate::formats::kit::paths::{basename, dirname, parts, split_ext};
 use crate::formats::{FormatError, ImportInput, TaskDataset};
 
