@@ -127,15 +127,7 @@ def mask_rle(x0: int, y0: int, w: int, h: int, rnd) -> list:
     for y in range(h):
         for x in range(w):
             bits.append(1 if ((x - cx) / (cx + 0.5)) ** 2 + ((y - cy) / (cy + 0.5)) ** 2 <= wobble else 0)
-    rle, cur, n = [], 0, 0
-    for b in bits:
-        if b == cur:
-            n += 1
-        else:
-            rle.append(n)
-            cur, n = b, 1
-    rle.append(n)
-    return [float(v) for v in rle] + [float(x0), float(y0), float(x0 + w - 1), float(y0 + h - 1)]
+    return fd.cvat_mask(bits, x0, y0, w, h)
 
 
 def make_annotations(task: Task, frames: int) -> list:

@@ -318,3 +318,17 @@ def png_bytes(w: int, h: int, color=(40, 120, 200)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (w, h), color).save(buf, "PNG")
     return buf.getvalue()
+
+
+def cvat_mask(bits: list, x0: int, y0: int, w: int, h: int) -> list:
+    """CVAT's mask points from the row-major 0/1 `bits` of a w x h box at (x0, y0): run lengths
+    over the box, zeros first, then left, top, right, bottom."""
+    rle, cur, n = [], 0, 0
+    for b in bits:
+        if b == cur:
+            n += 1
+        else:
+            rle.append(n)
+            cur, n = b, 1
+    rle.append(n)
+    return [float(v) for v in rle] + [float(x0), float(y0), float(x0 + w - 1), float(y0 + h - 1)]

@@ -419,18 +419,8 @@ impl<'a> Writer<'a> {
         s: &ShapeView<'_>,
         f: &DatasetFrame,
     ) -> Result<(), FormatError> {
-        let (label, _, clash) = self.attrs.label(s.label_id, f)?;
         let mut a = Attrs::default();
-        self.attrs
-            .label_attrs(&mut a, label, clash, s.attributes, f)?;
-        a.add("occluded", Scalar::Bool(s.occluded));
-        if matches!(s.kind, ShapeType::Rectangle | ShapeType::Ellipse) {
-            a.add("rotation", Scalar::Num(s.rotation));
-        }
-        if let Some(track_id) = s.track {
-            a.add("track_id", Scalar::Int(track_id as u64));
-            a.add("keyframe", Scalar::Bool(s.keyframe));
-        }
+        self.attrs.shape_attrs(&mut a, s, f)?;
         if s.kind == ShapeType::Skeleton {
             // A skeleton is a keyframe where one of its points is (as the Datumaro export).
             let key = |v: &ShapeView<'_>| v.track.is_some() && v.keyframe;

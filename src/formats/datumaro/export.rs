@@ -254,6 +254,31 @@ impl<'a> Exporter<'a> {
         Ok(())
     }
 
+    /// Fills `attrs` for shape `s` as the Datumaro converter does: its label's attributes
+    /// ([`label_attrs`](Self::label_attrs)), then `occluded`, `rotation` (boxes, ellipses) and,
+    /// for tracked shapes, `track_id` and `keyframe`. Returns the label and its category index.
+    pub(crate) fn shape_attrs<'v>(
+        &self,
+        attrs: &mut Attrs<'v>,
+        s: &ShapeView<'v>,
+        f: &DatasetFrame,
+    ) -> Result<(&'a LabelInfo, usize), FormatError>
+    where
+        'a: 'v,
+    {
+        let (label, index, clash) = self.label(s.label_id, f)?;
+        self.label_attrs(attrs, label, clash, s.attributes, f)?;
+        attrs.add("occluded", Scalar::Bool(s.occluded));
+        if matches!(s.kind, ShapeType::Rectangle | ShapeType::Ellipse) {
+            attrs.add("rotation", Scalar::Num(s.rotation));
+        }
+        if let Some(track_id) = s.track {
+            attrs.add("track_id", Scalar::Int(track_id as u64));
+            attrs.add("keyframe", Scalar::Bool(s.keyframe));
+        }
+        Ok((label, index))
+    }
+
     /// `{"id":0,"type":…,"attributes":…,"group":…,"label_id":…` (the object is left open).
     fn head(out: &mut Vec<u8>, type_name: &str, attrs: &Attrs<'_>, group: u64, index: usize) {
         out.extend_from_slice(br#"{"id":0,"type":""#);
@@ -322,16 +347,7 @@ impl<'a> Exporter<'a> {
             ShapeType::Mask => need(5)?,
             _ => {}
         }
-        let (label, index, clash) = self.label(s.label_id, f)?;
-        self.label_attrs(attrs, label, clash, s.attributes, f)?;
-        attrs.add("occluded", Scalar::Bool(s.occluded));
-        if matches!(s.kind, ShapeType::Rectangle | ShapeType::Ellipse) {
-            attrs.add("rotation", Scalar::Num(s.rotation));
-        }
-        if let Some(track_id) = s.track {
-            attrs.add("track_id", Scalar::Int(track_id as u64));
-            attrs.add("keyframe", Scalar::Bool(s.keyframe));
-        }
+        let (label, index) = self.shape_attrs(attrs, s, f)?;
         if s.kind == ShapeType::Skeleton {
             let key = |v: &ShapeView<'_>| v.track.is_some() && v.keyframe;
             attrs.set(

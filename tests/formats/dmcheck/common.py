@@ -120,15 +120,7 @@ def disk_mask(x0: int, y0: int, d: int) -> list:
     """A tight CVAT mask: a disk of diameter d in the box (x0, y0)-(x0+d-1, y0+d-1)."""
     r = (d - 1) / 2
     bits = [1 if (x - r) ** 2 + (y - r) ** 2 <= r * r + 0.5 else 0 for y in range(d) for x in range(d)]
-    rle, cur, n = [], 0, 0
-    for b in bits:
-        if b == cur:
-            n += 1
-        else:
-            rle.append(n)
-            cur, n = b, 1
-    rle.append(n)
-    return [float(v) for v in rle] + [float(x0), float(y0), float(x0 + d - 1), float(y0 + d - 1)]
+    return fd.cvat_mask(bits, x0, y0, d, d)
 
 
 def synthetic_annotations(labels: dict, frames: list, empty_frame: int) -> dict:
